@@ -1,0 +1,114 @@
+package location_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/objstore/s3store"
+)
+
+func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
+
+func TestParse(t *testing.T) {
+	good := []struct {
+		raw  string
+		want location.Location
+	}{
+		{"file:///var/backups/db", location.Location{Scheme: "file", Path: "/var/backups/db"}},
+		{"file:///var/backups/db/", location.Location{Scheme: "file", Path: "/var/backups/db"}},
+		{"s3://my-bucket", location.Location{Scheme: "s3", Bucket: "my-bucket"}},
+		{"s3://my-bucket/a/b/", location.Location{Scheme: "s3", Bucket: "my-bucket", Prefix: "a/b"}},
+		{"s3://b.example/p?endpoint=http://127.0.0.1:9000&region=eu-west-1&profile=prod",
+			location.Location{Scheme: "s3", Bucket: "b.example", Prefix: "p", Endpoint: "http://127.0.0.1:9000", Region: "eu-west-1", Profile: "prod"}},
+	}
+	for _, g := range good {
+		got, err := location.Parse(g.raw)
+		if err != nil || got != g.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", g.raw, got, err, g.want)
+			continue
+		}
+		again, err := location.Parse(got.String())
+		if err != nil || again != got {
+			t.Errorf("Parse(%q).String() = %q does not parse back: %+v, %v", g.raw, got.String(), again, err)
+		}
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	bad := map[string]string{
+		"":                                   "empty",
+		"/var/backups":                       "no scheme",
+		"relative/path":                      "no scheme",
+		"ftp://host/x":                       "unknown scheme",
+		"gs://bucket":                        "unknown scheme",
+		"file://relative/path":               "empty host",
+		"file:relative":                      "absolute",
+		"file:///x?y=1":                      "no query",
+		"s3://":                              "no bucket",
+		"s3:///prefix":                       "no bucket",
+		"s3://UPPER/x":                       "valid bucket",
+		"s3://ab/x":                          "valid bucket",
+		"s3://b_c/x":                         "valid bucket",
+		"s3://bucket/a/../b":                 "prefix",
+		"s3://bucket/x?endpoint=ftp://h":     "endpoint",
+		"s3://bucket/x?endpoint=":            "endpoint",
+		"s3://bucket/x?secret=abc":           "unknown query parameter",
+		"s3://key:secret@bucket/x":           "credentials",
+		"s3://bucket/x?region=a&region=b":    "2 times",
+		"s3://bucket/x#frag":                 "fragment",
+		"s3://bucket/%zz":                    "invalid URL escape",
+		"s3://bucket/x?endpoint=http://%zz":  "invalid URL escape",
+		"s3://bucket/x?endpoint=not-a-url/x": "endpoint",
+	}
+	for raw, want := range bad {
+		_, err := location.Parse(raw)
+		if !errors.Is(err, location.ErrBadURL) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q): %v, want ErrBadURL saying %q", raw, err, want)
+		}
+	}
+}
+
+func TestOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := location.Open(context.Background(), "file://"+dir, location.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), "k", strings.NewReader("v"), 1, objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + "/k"); err != nil {
+		t.Fatalf("the object is not a file in the folder: %v", err)
+	}
+}
+
+func TestOpenS3(t *testing.T) {
+	srv := miniotest.Shared(t)
+	bucket := srv.NewBucket(t)
+	opts := location.Options{S3: s3store.Options{Credentials: srv.Credentials()}}
+	s, err := location.Open(context.Background(), "s3://"+bucket+"/pre?endpoint="+srv.Endpoint, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), "k", strings.NewReader("v"), 1, objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client(miniotest.AccessKey, miniotest.SecretKey).HeadObject(context.Background(), headInput(bucket, "pre/k")); err != nil {
+		t.Fatalf("the object is not at the prefix: %v", err)
+	}
+	// The endpoint from the environment, as the AWS tools take it.
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	if _, err := location.Open(context.Background(), "s3://"+bucket, opts); err != nil {
+		t.Fatalf("endpoint from AWS_ENDPOINT_URL_S3: %v", err)
+	}
+	_, err = location.Open(context.Background(), "s3://missing-bucket-xyz", opts)
+	if !errors.Is(err, objstore.ErrNoBucket) {
+		t.Fatalf("missing bucket: %v", err)
+	}
+}
