@@ -34,6 +34,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/rockstream/rockstream/objstore"
 )
@@ -95,6 +96,11 @@ func newStore(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, &objstore.Error{Op: "open", Location: "s3://" + opts.Bucket, Err: fmt.Errorf(
+			"%w: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance role (%v)",
+			objstore.ErrAccessDenied, err)}
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.Endpoint != "" {
@@ -160,6 +166,7 @@ func firstEnv(names ...string) string {
 func loadOptions(opts Options) []func(*config.LoadOptions) error {
 	lo := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return newRetryer(opts) }),
+		config.WithLogger(logging.Nop{}), // errors are returned, not logged
 		config.WithHTTPClient(awshttp.NewBuildableClient().
 			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
 			WithTransportOptions(func(t *http.Transport) {

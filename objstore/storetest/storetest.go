@@ -61,6 +61,7 @@ func Run(t *testing.T, cfg Config) {
 		{"RaceIfMatch", testRaceIfMatch},
 		{"Large", testLarge},
 		{"Download", testDownload},
+		{"Check", testCheck},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, cfg) })
@@ -586,4 +587,11 @@ func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
 	}
 	copy(w.buf[off:], p)
 	return len(p), nil
+}
+
+func testCheck(t *testing.T, cfg Config) {
+	s := cfg.New(t)
+	if steps, err := objstore.Check(ctx(t), s, "check/probe"); err != nil {
+		t.Fatalf("check after %d steps: %v", len(steps), err)
+	}
 }

@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`.
+.PHONY: all build setup demo test lint fuzz bench clean
+
+GO ?= go
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(GO) build -o bin/rockstream ./cmd/rockstream
+
+demo: build
+	bash scripts/demo.sh
+
+# The whole test suite, installing what it needs (Debian packages, MinIO).
+test:
+	bash scripts/test.sh
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+# Long fuzz runs (the seed corpora run in `make test`). FUZZTIME=10m by default.
+FUZZTIME ?= 10m
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./segments/
+	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./manifest/
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 -cpu=1 ./segments/ ./rocks/
+
+clean:
+	rm -rf bin

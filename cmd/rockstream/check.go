@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/location"
+)
+
+func locationFlag(name, usage string) *cli.StringFlag {
+	return &cli.StringFlag{
+		Name: name, Aliases: []string{"l"}, Usage: usage,
+		EnvVars: []string{"ROCKSTREAM_" + envName(name)},
+	}
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "prove that a location can hold an archive",
+		Description: "check writes, reads, lists and deletes a probe object (under probe/) at the\n" +
+			"location, and checks that the store refuses a second create-only put and a\n" +
+			"stale if-match put: rockstream fences a second writer with those conditional\n" +
+			"writes, and some S3-compatible servers ignore them. It changes nothing else.\n\n" +
+			exitCodesHelp,
+		Flags: []cli.Flag{
+			locationFlag("location", "the archive's `URL`: file:///PATH or s3://BUCKET/PREFIX[?endpoint=...]"),
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
+				Usage: "give up after this long"},
+		},
+		Action: runCheck,
+	}
+}
+
+func runCheck(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError{fmt.Errorf("check takes no arguments, got %q", c.Args().Slice())}
+	}
+	loc, err := requireString(c, "location")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	store, err := location.Open(ctx, loc, location.Options{})
+	if err != nil {
+		return err
+	}
+	steps, err := objstore.Check(ctx, store, manifest.NewProbeKey())
+	w := c.App.Writer
+	for _, st := range steps {
+		mark := "ok"
+		if st.Err != nil {
+			mark = "FAILED"
+		}
+		fmt.Fprintf(w, "  %-40s %-6s %v\n", st.Name, mark, st.Duration.Round(time.Millisecond))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s can hold a rockstream archive.\n", store)
+	return nil
+}
