@@ -1,0 +1,212 @@
+// Package archive is the primary side of rockstream: it reads a RocksDB
+// database's write batches as they are written, cuts them into segments,
+// uploads them, takes base copies of the database, and keeps the
+// manifest's writer record, so that a second writer is fenced.
+//
+// The database is reached through Source (package rocks provides one that
+// follows another process's database as a secondary instance, and one over
+// a *grocksdb.DB that the program owns); the bucket through objstore.Store.
+//
+// An Archiver holds no state of its own across restarts: at start it
+// reads the manifest and the segments of its timeline and continues exactly
+// after the last archived batch. See docs/DESIGN.md for the rules it keeps:
+// segments are created with if-none-match at the key of their first
+// sequence, a hole is recorded in the manifest before any segment after it
+// is uploaded, and the manifest is changed only as its recorded writer.
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// Errors of the archiver.
+var (
+	// ErrGap is a Source that cannot give the batch that the archive needs
+	// next: the WAL that held it is gone.
+	ErrGap = errors.New("the WAL needed next is gone")
+	// ErrOtherDatabase is an archive that belongs to another database.
+	ErrOtherDatabase = errors.New("the archive belongs to another database")
+	// ErrWriterActive is an archive whose timeline another archiver writes.
+	ErrWriterActive = errors.New("another archiver writes this archive")
+)
+
+// Source is the database being archived.
+type Source interface {
+	// Identity is the database's identity (its IDENTITY file).
+	Identity() (string, error)
+	// Refresh makes the newest writes visible (a secondary catches up).
+	Refresh() error
+	// Seek makes Next continue with the batch that starts at seq. The
+	// first batch that Next returns after Seek must start exactly at seq;
+	// when the WAL that holds it is gone, Next fails with an error that
+	// wraps ErrGap.
+	Seek(seq uint64) error
+	// Next returns the next batch; ok is false when there is none yet.
+	// The batch's Data stays valid until the next call.
+	Next() (b segments.Batch, ok bool, err error)
+	// Checkpoint writes a consistent copy of the database into dir, which
+	// must not exist, and returns the last sequence the copy contains.
+	Checkpoint(dir string) (uint64, error)
+}
+
+// Options tune an Archiver. The zero value of each field means its default.
+type Options struct {
+	// WriterID names this archiver in the manifest. A restart with the
+	// same ID continues the archive; another ID needs Takeover. Default:
+	// HOSTNAME:WORKDIR.
+	WriterID string
+	// Takeover lets this archiver replace another writer of the archive's
+	// newest timeline (a primary that moved to a new machine). It never
+	// takes over a timeline that a promotion ended.
+	Takeover bool
+	// AllowOtherDatabase archives into an archive of another database
+	// identity (after the database was rebuilt from a backup of another).
+	AllowOtherDatabase bool
+	// SegmentSize seals a segment once its batches reach this many bytes
+	// (default 16 MiB).
+	SegmentSize int
+	// SegmentAge seals a segment this long after its first batch (default
+	// 1s).
+	SegmentAge time.Duration
+	// Poll is the wait between two looks at the database when it has no
+	// new batch (default 50ms).
+	Poll time.Duration
+	// BaseInterval takes a base this long after the last (default 24h).
+	BaseInterval time.Duration
+	// BaseWALBytes takes a base after this many bytes of batches since the
+	// last (default 4 GiB).
+	BaseWALBytes int64
+	// FenceCheck is how often the manifest is checked for a new writer
+	// (default 10s).
+	FenceCheck time.Duration
+	// WorkDir holds the checkpoints of bases while they upload. Required.
+	WorkDir string
+	// Queue is the number of sealed segments that wait for upload before
+	// reading pauses (default 4).
+	Queue int
+	// Concurrency is the number of files a base uploads at once
+	// (default 4).
+	Concurrency int
+	// RetryMax bounds the wait between two tries of an upload (default 30s).
+	RetryMax time.Duration
+	// DrainTimeout bounds the upload of what was read after a stop
+	// (default 2m).
+	DrainTimeout time.Duration
+	// Progress, if set, is told of a base upload's bytes as they go.
+	Progress func(done, total int64)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() error {
+	if o.WorkDir == "" {
+		return errors.New("archive: no work folder given")
+	}
+	if o.WriterID == "" {
+		host, _ := os.Hostname()
+		o.WriterID = host + ":" + o.WorkDir
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.SegmentAge, time.Second)
+	def(&o.Poll, 50*time.Millisecond)
+	def(&o.BaseInterval, 24*time.Hour)
+	def(&o.FenceCheck, 10*time.Second)
+	def(&o.RetryMax, 30*time.Second)
+	def(&o.DrainTimeout, 2*time.Minute)
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = 16 << 20
+	}
+	if o.BaseWALBytes <= 0 {
+		o.BaseWALBytes = 4 << 30
+	}
+	if o.Queue <= 0 {
+		o.Queue = 4
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Archiver ships one database to one archive.
+type Archiver struct {
+	src   Source
+	store objstore.Store
+	opts  Options
+	log   *slog.Logger
+
+	writer   manifest.Writer // who we are in the manifest
+	m        *manifest.Manifest
+	etag     string
+	next     uint64 // the sequence the next batch must start at
+	mu       sync.Mutex
+	stats    Stats
+	lastBase time.Time
+	walBytes int64 // batch bytes since the last base
+}
+
+// Stats counts what an Archiver did.
+type Stats struct {
+	Segments     int64
+	Batches      int64
+	BatchBytes   int64 // uncompressed WAL bytes
+	UploadBytes  int64 // segment bytes uploaded
+	Puts         int64 // segment puts that succeeded
+	Retries      int64
+	Bases        int64
+	Holes        int64
+	// LastSequence is the last sequence that the archive holds or has
+	// queued: in a segment, or in a base.
+	LastSequence uint64
+	LastUpload   time.Time
+}
+
+// New returns an Archiver of src to store.
+func New(src Source, store objstore.Store, opts Options) (*Archiver, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	return &Archiver{src: src, store: store, opts: opts, log: opts.Logger}, nil
+}
+
+// Stats returns the counters so far; safe to call while Run runs.
+func (a *Archiver) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+func (a *Archiver) count(fn func(*Stats)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fn(&a.stats)
+}
+
+// Timeline is the timeline the archiver writes (after Run started).
+func (a *Archiver) Timeline() uint32 { return a.writer.Timeline }
+
+// fenced wraps manifest.ErrFenced with what happened.
+func fenced(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", manifest.ErrFenced, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,319 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+)
+
+// firstBase takes the base that an archive without one needs before its
+// first segment.
+func (a *Archiver) firstBase(ctx context.Context) error {
+	a.log.Info("taking a first base: the archive has none for this timeline")
+	b, err := a.takeBase(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if a.next == 0 || a.next <= b.Sequence {
+		a.next = b.Sequence + 1
+		a.count(func(s *Stats) { s.LastSequence = b.Sequence })
+	}
+	return nil
+}
+
+// maybeBase takes a base when one is due: BaseInterval after the last, or
+// after BaseWALBytes of batches. The checkpoint is taken here; it is fast
+// (hard links and a copy of the live WAL). A failed base is logged and
+// tried again at the next interval, unless the archiver was fenced.
+func (a *Archiver) maybeBase(ctx context.Context) error {
+	now := a.opts.Now()
+	if now.Sub(a.lastBase) < a.opts.BaseInterval && a.walBytes < a.opts.BaseWALBytes {
+		return nil
+	}
+	a.log.Info("taking a base", "since_last", now.Sub(a.lastBase).Round(1e9).String(), "wal_bytes_since_last", a.walBytes)
+	a.lastBase, a.walBytes = now, 0
+	if _, err := a.takeBase(ctx, nil); err != nil {
+		if errors.Is(err, manifest.ErrFenced) || ctx.Err() != nil {
+			return err
+		}
+		a.log.Error("the base failed; the next try is at the next base interval", "error", err)
+	}
+	return nil
+}
+
+// recoverGap handles a WAL that no longer holds the batch needed next:
+// it takes a base, records the hole in the manifest with it, and
+// continues after the base.
+func (a *Archiver) recoverGap(ctx context.Context, cause error) error {
+	from := a.next
+	a.log.Error("the WAL needed next is gone: batches are lost to point-in-time restore; taking a new base",
+		"missing_from", from, "cause", cause,
+		"fix", "keep more WAL on the writer (WAL_ttl_seconds / WAL_size_limit_MB) and keep the archiver running")
+	b, err := a.takeBase(ctx, func(m *manifest.Manifest, b manifest.Base) {
+		if b.Sequence < from {
+			return
+		}
+		for _, h := range m.Holes {
+			if h.Timeline == b.Timeline && h.From == from {
+				return // our own write, seen again after an ambiguous failure
+			}
+		}
+		m.Holes = append(m.Holes, manifest.Hole{Timeline: b.Timeline, From: from, To: b.Sequence,
+			Detected: a.opts.Now().UTC(), Reason: "the WAL was gone before the archiver read it: " + cause.Error()})
+	})
+	if err != nil {
+		return fmt.Errorf("recover from a WAL gap at %d: %w", from, err)
+	}
+	if b.Sequence+1 < from {
+		return fmt.Errorf("recover from a WAL gap at %d: the new base ends at %d, before it", from, b.Sequence)
+	}
+	a.count(func(s *Stats) { s.Holes++; s.LastSequence = b.Sequence })
+	a.next = b.Sequence + 1
+	if err := a.src.Seek(a.next); err != nil {
+		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
+	}
+	a.log.Warn("hole recorded; archiving again", "hole_from", from, "hole_to", b.Sequence, "next_sequence", a.next)
+	return nil
+}
+
+// takeBase checkpoints the database, uploads what the bucket lacks, writes
+// the file list and adds the base to the manifest (with extra, if set, in
+// the same commit).
+func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, manifest.Base)) (manifest.Base, error) {
+	dir, err := a.checkpointDir()
+	if err != nil {
+		return manifest.Base{}, err
+	}
+	defer os.RemoveAll(dir)
+	seq, err := a.src.Checkpoint(dir)
+	if err != nil {
+		return manifest.Base{}, fmt.Errorf("checkpoint into %s: %w", dir, err)
+	}
+	fl, err := a.uploadBase(ctx, dir, seq)
+	if err != nil {
+		return manifest.Base{}, err
+	}
+	b, err := manifest.PutFileList(ctx, a.store, fl)
+	if err != nil {
+		return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
+	}
+	m, etag, err := manifest.Update(ctx, a.store, &a.writer, func(m *manifest.Manifest) error {
+		if !hasBase(m, b) {
+			m.Bases = append(m.Bases, b)
+		}
+		if extra != nil {
+			extra(m, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return manifest.Base{}, fmt.Errorf("add the base at %d to the manifest: %w", seq, err)
+	}
+	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
+	a.count(func(s *Stats) { s.Bases++ })
+	a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
+	return b, nil
+}
+
+func hasBase(m *manifest.Manifest, b manifest.Base) bool {
+	for _, x := range m.Bases {
+		if x.Timeline == b.Timeline && x.Sequence == b.Sequence {
+			return true
+		}
+	}
+	return false
+}
+
+// checkpointDir returns a fresh path for a checkpoint, removing the
+// leftovers of earlier runs.
+func (a *Archiver) checkpointDir() (string, error) {
+	if err := os.MkdirAll(a.opts.WorkDir, 0o755); err != nil {
+		return "", fmt.Errorf("work folder: %w", err)
+	}
+	old, _ := filepath.Glob(filepath.Join(a.opts.WorkDir, "checkpoint-*"))
+	for _, o := range old {
+		os.RemoveAll(o)
+	}
+	return filepath.Join(a.opts.WorkDir, fmt.Sprintf("checkpoint-%d", a.opts.Now().UnixNano())), nil
+}
+
+// uploadBase uploads the files of the checkpoint in dir, in parallel,
+// skipping SST files that the bucket holds already.
+func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
+	}
+	have, err := a.storedSSTs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fl := &manifest.FileList{Format: manifest.Format, Identity: a.m.Identity, Timeline: a.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
+	var total int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			return nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
+		}
+		fl.Files = append(fl.Files, manifest.File{Name: e.Name(), Size: info.Size()})
+		total += info.Size()
+		if strings.HasPrefix(e.Name(), "OPTIONS-") && e.Name() > fl.Options {
+			fl.Options = e.Name()
+		}
+	}
+	up := baseUpload{a: a, dir: dir, seq: seq, have: have, total: total}
+	if err := up.all(ctx, fl.Files); err != nil {
+		return nil, err
+	}
+	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
+	a.log.Info("base files stored", "sequence", seq, "files", len(fl.Files), "bytes", total,
+		"uploaded_bytes", up.sent.Load(), "shared_files", up.shared.Load())
+	return fl, nil
+}
+
+// storedSSTs lists the SST files the bucket already holds.
+func (a *Archiver) storedSSTs(ctx context.Context) (map[string]bool, error) {
+	have := map[string]bool{}
+	for info, err := range a.store.List(ctx, manifest.SSTPrefix, "") {
+		if err != nil {
+			return nil, fmt.Errorf("list the stored SST files: %w", err)
+		}
+		have[info.Key] = true
+	}
+	return have, nil
+}
+
+// baseUpload is one base's file uploads.
+type baseUpload struct {
+	a                  *Archiver
+	dir                string
+	seq                uint64
+	have               map[string]bool
+	total              int64
+	done, sent, shared atomic.Int64
+}
+
+func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+		slots = make(chan struct{}, u.a.opts.Concurrency)
+	)
+	for i := range files {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if err := u.one(ctx, &files[i]); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// one hashes a file, names it, and uploads it unless the bucket has it.
+func (u *baseUpload) one(ctx context.Context, f *manifest.File) error {
+	path := filepath.Join(u.dir, f.Name)
+	sum, err := hashFile(path)
+	if err != nil {
+		return err
+	}
+	f.SHA256 = sum
+	if f.Key, err = manifest.FileKey(u.a.writer.Timeline, u.seq, f.Name, sum); err != nil {
+		return fmt.Errorf("base file %s: %w", f.Name, err)
+	}
+	if u.have[f.Key] {
+		u.shared.Add(1)
+		u.progress(f.Size)
+		return nil
+	}
+	if err := u.put(ctx, path, f); err != nil {
+		return err
+	}
+	u.sent.Add(f.Size)
+	u.progress(f.Size)
+	return nil
+}
+
+// put uploads a file create-only. A key that exists with the same bytes
+// is fine (content-addressed, or our own earlier try); other bytes are an
+// earlier try that did not finish, replaced while we are still the writer.
+func (u *baseUpload) put(ctx context.Context, path string, f *manifest.File) error {
+	err := u.putFile(ctx, path, f, objstore.PutOptions{IfNoneMatch: true})
+	if !objstore.IsPreconditionFailed(err) {
+		return err
+	}
+	if manifest.IsSST(f.Name) || u.sameBytes(ctx, f) {
+		return nil
+	}
+	if err := u.a.checkFence(ctx); err != nil {
+		return err
+	}
+	return u.putFile(ctx, path, f, objstore.PutOptions{})
+}
+
+func (u *baseUpload) putFile(ctx context.Context, path string, f *manifest.File, opts objstore.PutOptions) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("base file %s: %w", f.Name, err)
+	}
+	defer file.Close()
+	if _, err := u.a.store.Put(ctx, f.Key, file, f.Size, opts); err != nil {
+		return fmt.Errorf("upload base file %s to %s: %w", f.Name, f.Key, err)
+	}
+	return nil
+}
+
+func (u *baseUpload) sameBytes(ctx context.Context, f *manifest.File) bool {
+	rc, info, err := u.a.store.Get(ctx, f.Key, objstore.GetOptions{})
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if info.Size != f.Size {
+		return false
+	}
+	if _, err := io.Copy(h, rc); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == f.SHA256
+}
+
+func (u *baseUpload) progress(n int64) {
+	d := u.done.Add(n)
+	if u.a.opts.Progress != nil {
+		u.a.opts.Progress(d, u.total)
+	}
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,252 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// Run archives until ctx ends or a failure stops it. When ctx ends it
+// seals and uploads what it has read (within Options.DrainTimeout) and
+// returns nil. A failure that fences it wraps manifest.ErrFenced.
+func (a *Archiver) Run(ctx context.Context) error {
+	needBase, err := a.start(ctx)
+	if err != nil {
+		return err
+	}
+	if needBase {
+		if err := a.firstBase(ctx); err != nil {
+			return err
+		}
+	}
+	if err := a.src.Seek(a.next); err != nil {
+		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
+	}
+	for {
+		up := a.startUploader(ctx)
+		err = a.loop(ctx, up)
+		if ctx.Err() != nil && err == nil {
+			return a.drain(up)
+		}
+		up.abort()
+		if err = a.afterCollision(ctx, err); err != nil {
+			return err
+		}
+	}
+}
+
+// afterCollision decides a segment key that another archiver took first:
+// fenced if the manifest names another writer now, else (the other is a
+// stale writer of the same database, not yet fenced) start again from
+// what the bucket holds. Any other error is returned as it is.
+func (a *Archiver) afterCollision(ctx context.Context, err error) error {
+	var c *collision
+	if !errors.As(err, &c) {
+		return err
+	}
+	// Decide even when a stop came meanwhile: the next loop then drains.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
+	defer cancel()
+	a.etag = "" // read the manifest whole
+	if ferr := a.checkFence(ctx); ferr != nil {
+		return fmt.Errorf("%v: %w", c, ferr)
+	}
+	if a.m == nil || a.etag == "" {
+		return fmt.Errorf("%v, and the manifest cannot be read to tell who writes", c)
+	}
+	a.log.Warn("another archiver wrote the next segment; it is stale and will be fenced. Continuing from the bucket", "key", c.key)
+	if _, err := a.position(ctx); err != nil {
+		return err
+	}
+	if err := a.src.Seek(a.next); err != nil {
+		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
+	}
+	return nil
+}
+
+// building is the segment being filled.
+type building struct {
+	w       *segments.Writer
+	buf     bytes.Buffer
+	opened  time.Time
+	batches int
+	raw     int64
+}
+
+// loop reads batches until ctx ends (it then returns nil, having sealed the
+// open segment) or a failure.
+func (a *Archiver) loop(ctx context.Context, up *uploader) error {
+	var cur *building
+	lastFence, lastSummary := a.opts.Now(), a.opts.Now()
+	for {
+		if ctx.Err() != nil {
+			// Stopping: the last segment is queued with the drain's time.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
+			defer cancel()
+			return a.seal(dctx, cur, up, true)
+		}
+		if err := up.failed(); err != nil {
+			return err
+		}
+		now := a.opts.Now()
+		if now.Sub(lastFence) >= a.opts.FenceCheck {
+			if err := a.checkFence(ctx); err != nil {
+				return err
+			}
+			lastFence = now
+		}
+		if now.Sub(lastSummary) >= time.Minute {
+			a.summary()
+			lastSummary = now
+		}
+		if err := a.maybeBase(ctx); err != nil {
+			return err
+		}
+		b, ok, err := a.src.Next()
+		if err == nil && ok {
+			cur, err = a.add(cur, b)
+		}
+		switch {
+		case errors.Is(err, ErrGap):
+			if err := a.seal(ctx, cur, up, true); err != nil {
+				return err
+			}
+			cur = nil
+			if err := a.recoverGap(ctx, err); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("read the WAL at sequence %d: %w", a.next, err)
+		case ok:
+			if cur.raw >= int64(a.opts.SegmentSize) || now.Sub(cur.opened) >= a.opts.SegmentAge {
+				if err := a.seal(ctx, cur, up, false); err != nil {
+					return err
+				}
+				cur = nil
+			}
+		default:
+			if cur, err = a.idle(ctx, cur, up); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// idle seals a segment that is due, else waits for new batches.
+func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*building, error) {
+	wait := a.opts.Poll
+	if cur != nil {
+		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
+		if due <= 0 {
+			if err := a.seal(ctx, cur, up, false); err != nil {
+				return cur, err
+			}
+			return nil, nil
+		}
+		wait = min(wait, due)
+	}
+	select {
+	case <-ctx.Done():
+		return cur, nil
+	case <-time.After(wait):
+	}
+	if err := a.src.Refresh(); err != nil {
+		return cur, fmt.Errorf("catch up with the database: %w", err)
+	}
+	return cur, nil
+}
+
+// add appends b to the open segment, opening one if needed.
+func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
+	switch {
+	case b.Seq > a.next:
+		return cur, fmt.Errorf("the WAL gave the batch at sequence %d where %d was expected: %w", b.Seq, a.next, ErrGap)
+	case b.Seq < a.next:
+		return cur, fmt.Errorf("the WAL gave the batch at sequence %d again, after %d", b.Seq, a.next)
+	}
+	if cur == nil {
+		cur = &building{opened: a.opts.Now()}
+		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
+		w, err := segments.NewWriter(&cur.buf, h, segments.WriterOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("start a segment at %d: %w", a.next, err)
+		}
+		cur.w = w
+	}
+	b.Time = a.opts.Now()
+	if err := cur.w.Append(b); err != nil {
+		return cur, fmt.Errorf("add the batch at sequence %d to segment %s: %w", b.Seq, manifest.SegmentKey(a.writer.Timeline, cur.w.Header().FirstSeq), err)
+	}
+	a.next = cur.w.NextSeq()
+	cur.batches++
+	cur.raw += int64(len(b.Data))
+	a.walBytes += int64(len(b.Data))
+	a.count(func(s *Stats) { s.Batches++; s.BatchBytes += int64(len(b.Data)); s.LastSequence = a.next - 1 })
+	return cur, nil
+}
+
+// seal closes the open segment and queues it for upload. A segment whose
+// batches use no sequence number stays open (its key would be the next
+// segment's), unless final.
+func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final bool) error {
+	if cur == nil || cur.batches == 0 {
+		return nil
+	}
+	if cur.w.NextSeq() == cur.w.Header().FirstSeq && !final {
+		return nil
+	}
+	if cur.w.NextSeq() == cur.w.Header().FirstSeq {
+		a.log.Warn("dropping a segment of batches without operations", "sequence", cur.w.Header().FirstSeq)
+		return nil
+	}
+	if err := cur.w.Close(); err != nil {
+		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
+	}
+	first := cur.w.Header().FirstSeq
+	s := &sealed{
+		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
+		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),
+	}
+	return up.queue(ctx, s)
+}
+
+// summary logs the counters at info level.
+func (a *Archiver) summary() {
+	s := a.Stats()
+	a.log.Info("archive summary", "timeline", a.writer.Timeline, "last_sequence", s.LastSequence,
+		"segments", s.Segments, "batches", s.Batches, "wal_bytes", s.BatchBytes, "uploaded_bytes", s.UploadBytes,
+		"retries", s.Retries, "bases", s.Bases, "holes", s.Holes)
+}
+
+// checkFence reads the manifest (a conditional get, 304 when unchanged)
+// and fails when another writer took over.
+func (a *Archiver) checkFence(ctx context.Context) error {
+	m, etag, err := manifest.Reload(ctx, a.store, a.etag)
+	if err != nil {
+		if errors.Is(err, manifest.ErrNoArchive) {
+			return fenced("the manifest of %s is gone", a.store)
+		}
+		a.log.Warn("cannot check the manifest for a new writer; will try again", "error", err)
+		return nil
+	}
+	if m == nil {
+		return nil // unchanged
+	}
+	a.m, a.etag = m, etag
+	if w := m.Writer; w == nil || w.ID != a.writer.ID || w.Epoch != a.writer.Epoch || w.Timeline != a.writer.Timeline {
+		return fenced("the manifest of %s names another writer now (%s)", a.store, describeWriter(w))
+	}
+	return nil
+}
+
+func describeWriter(w *manifest.Writer) string {
+	if w == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s on %s, timeline %d, epoch %d, since %s", w.ID, w.Host, w.Timeline, w.Epoch, w.Since.Format(time.RFC3339))
+}

@@ -1,0 +1,155 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/manifest"
+)
+
+// start opens or creates the archive, claims its writer record and finds
+// the sequence to continue from. It returns true when a base must be taken
+// before reading (a new archive, or one with no base on this timeline's
+// history).
+func (a *Archiver) start(ctx context.Context) (needBase bool, err error) {
+	identity, err := a.src.Identity()
+	if err != nil {
+		return false, fmt.Errorf("read the database identity: %w", err)
+	}
+	if err := a.openManifest(ctx, identity); err != nil {
+		return false, err
+	}
+	if err := a.claim(ctx, identity); err != nil {
+		return false, err
+	}
+	return a.position(ctx)
+}
+
+// openManifest loads the manifest, creating a new archive when there is
+// none.
+func (a *Archiver) openManifest(ctx context.Context, identity string) error {
+	m, etag, err := manifest.Load(ctx, a.store)
+	if errors.Is(err, manifest.ErrNoArchive) {
+		m = manifest.New(identity, a.opts.Now())
+		etag, err = manifest.Create(ctx, a.store, m)
+		if errors.Is(err, manifest.ErrExists) {
+			m, etag, err = manifest.Load(ctx, a.store) // another archiver created it first
+		}
+		if err == nil {
+			a.log.Info("created a new archive", "location", a.store.String(), "identity", identity)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("open the archive at %s: %w", a.store, err)
+	}
+	a.m, a.etag = m, etag
+	return nil
+}
+
+// claim makes this archiver the manifest's writer, with a new epoch, on
+// the newest timeline.
+func (a *Archiver) claim(ctx context.Context, identity string) error {
+	host, _ := os.Hostname()
+	m, etag, err := manifest.Update(ctx, a.store, nil, func(m *manifest.Manifest) error {
+		if m.Identity != identity && !a.opts.AllowOtherDatabase {
+			return fmt.Errorf("%w: the archive at %s is of database %s, this one is %s; archive to another location, or pass --allow-other-database if this database replaced that one",
+				ErrOtherDatabase, a.store, m.Identity, identity)
+		}
+		tl, epoch, err := a.claimable(m)
+		if err != nil {
+			return err
+		}
+		m.Writer = &manifest.Writer{Timeline: tl, Epoch: epoch, ID: a.opts.WriterID, Host: host, Since: a.opts.Now().UTC()}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("claim the archive at %s: %w", a.store, err)
+	}
+	a.m, a.etag, a.writer = m, etag, *m.Writer
+	a.log.Info("writing the archive", "location", a.store.String(), "timeline", a.writer.Timeline,
+		"epoch", a.writer.Epoch, "writer", a.writer.ID)
+	return nil
+}
+
+// claimable returns the timeline and epoch this archiver may take.
+func (a *Archiver) claimable(m *manifest.Manifest) (uint32, uint64, error) {
+	newest := m.Timelines[0].ID
+	for _, t := range m.Timelines {
+		newest = max(newest, t.ID)
+	}
+	w := m.Writer
+	switch {
+	case w == nil:
+		return newest, 1, nil
+	case w.ID == a.opts.WriterID && w.Timeline == newest:
+		return newest, w.Epoch + 1, nil // a restart
+	case w.ID == a.opts.WriterID:
+		return 0, 0, fenced("this archiver wrote timeline %d, but timeline %d (writer %s on %s since %s) replaced it; this database is no longer the primary",
+			w.Timeline, newest, w.ID, w.Host, w.Since.Format("2006-01-02 15:04:05Z07:00"))
+	case a.opts.Takeover && w.Timeline == newest:
+		return newest, w.Epoch + 1, nil
+	}
+	return 0, 0, fmt.Errorf("%w: timeline %d is written by %s on %s since %s; stop that archiver, or if it is gone for good start this one with --takeover",
+		ErrWriterActive, w.Timeline, w.ID, w.Host, w.Since.Format("2006-01-02 15:04:05Z07:00"))
+}
+
+// position finds where the archive of this timeline ends.
+func (a *Archiver) position(ctx context.Context) (needBase bool, err error) {
+	tl := a.writer.Timeline
+	segs, err := catalog.Timeline(ctx, a.store, a.m, tl)
+	if err != nil {
+		return false, fmt.Errorf("read the segments of timeline %d: %w", tl, err)
+	}
+	if n := len(segs); n > 0 && segs[n-1].End {
+		return false, fenced("timeline %d was ended by a promotion at sequence %d", tl, segs[n-1].First-1)
+	}
+	base, hasBase := a.newestBase()
+	switch {
+	case len(segs) > 0:
+		a.next = segs[len(segs)-1].Next
+		if hasBase && base.Sequence+1 > a.next {
+			a.next = base.Sequence + 1 // a base after a hole, no segment yet
+		}
+	case hasBase:
+		a.next = base.Sequence + 1
+	default:
+		if t, _ := a.m.Timeline(tl); t.Parent != 0 {
+			a.next = t.Branch + 1 // a promoted timeline continues its parent
+		}
+	}
+	if hasBase {
+		a.lastBase = base.Time
+	}
+	if a.next > 0 {
+		a.count(func(s *Stats) { s.LastSequence = a.next - 1 })
+	}
+	a.log.Info("continuing the archive", "timeline", tl, "next_sequence", a.next, "segments", len(segs))
+	return !hasBase, nil
+}
+
+// newestBase is the newest base of the writer's timeline's history: its
+// own bases, and its ancestors' up to each branch point.
+func (a *Archiver) newestBase() (manifest.Base, bool) {
+	limit := map[uint32]uint64{} // timeline -> last sequence that belongs to us
+	upTo := uint64(manifest.MaxSequence)
+	for tl := a.writer.Timeline; tl != 0; {
+		t, ok := a.m.Timeline(tl)
+		if !ok {
+			break
+		}
+		limit[tl] = upTo
+		upTo, tl = t.Branch, t.Parent
+	}
+	var best manifest.Base
+	found := false
+	for _, b := range a.m.Bases {
+		l, ok := limit[b.Timeline]
+		if ok && b.Sequence <= l && (!found || b.Sequence > best.Sequence) {
+			best, found = b, true
+		}
+	}
+	return best, found
+}

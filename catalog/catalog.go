@@ -1,0 +1,165 @@
+// Package catalog reads what an archive holds: the manifest, and the chain
+// of segments of each timeline with the sequence range of each segment.
+//
+// A segment's key gives its first sequence; its end (the sequence after its
+// last batch) is the next segment's first sequence, unless a hole that the
+// manifest records starts in between, and for the last segment of a
+// timeline it is read from the segment's trailer with one ranged get. This
+// rests on a rule of the archiver (docs/FORMAT.md): it records a hole in
+// the manifest before it uploads any segment after the hole. Verify reads
+// every segment whole and so checks what this package takes on trust.
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// Catalog is a snapshot of an archive.
+type Catalog struct {
+	Manifest *manifest.Manifest
+	ETag     string
+	// Segments holds each timeline's segments in sequence order.
+	Segments map[uint32][]Segment
+}
+
+// Segment is one segment object.
+type Segment struct {
+	manifest.Segment        // First and Next: [First, Next)
+	Timeline         uint32 // its timeline
+	Key              string // its object key
+	Size             int64  // its size in bytes
+	// Last is the trailer of the timeline's last segment (read to learn
+	// its end); nil for the others.
+	Last *segments.Trailer
+	// End is set when the segment ends its timeline (segments.FlagEnd).
+	End bool
+}
+
+// Load reads the manifest and lists the segments of every timeline.
+func Load(ctx context.Context, s objstore.Store) (*Catalog, error) {
+	m, etag, err := manifest.Load(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	c := &Catalog{Manifest: m, ETag: etag, Segments: map[uint32][]Segment{}}
+	for _, t := range m.Timelines {
+		segs, err := Timeline(ctx, s, m, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		c.Segments[t.ID] = segs
+	}
+	return c, nil
+}
+
+// Timeline lists the segments of timeline tl and works out their ends.
+func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32) ([]Segment, error) {
+	var segs []Segment
+	for info, err := range s.List(ctx, manifest.SegmentPrefix(tl), "") {
+		if err != nil {
+			return nil, fmt.Errorf("list the segments of timeline %d: %w", tl, err)
+		}
+		t, first, err := manifest.ParseSegmentKey(info.Key)
+		if err != nil || t != tl {
+			return nil, fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
+		}
+		segs = append(segs, Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size})
+	}
+	if len(segs) == 0 {
+		return nil, nil
+	}
+	holes := holesOf(m, tl)
+	for i := range segs[:len(segs)-1] {
+		segs[i].Next = endBefore(segs[i].First, segs[i+1].First, holes)
+	}
+	last := &segs[len(segs)-1]
+	h, tr, err := ReadTrailer(ctx, s, last.Key, last.Size)
+	if err != nil {
+		return nil, err
+	}
+	if h.FirstSeq != last.First || h.Timeline != uint64(tl) {
+		return nil, fmt.Errorf("segment %s: its header says timeline %d from %d: %w", last.Key, h.Timeline, h.FirstSeq, segments.ErrCorrupt)
+	}
+	last.Next, last.Last, last.End = tr.NextSeq, &tr, h.Flags&segments.FlagEnd != 0
+	return segs, nil
+}
+
+func holesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
+	var hs []manifest.Hole
+	for _, h := range m.Holes {
+		if h.Timeline == tl {
+			hs = append(hs, h)
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].From < hs[j].From })
+	return hs
+}
+
+// endBefore is the end of a segment that starts at first and is followed by
+// one that starts at next: the start of the first recorded hole in
+// between, else next.
+func endBefore(first, next uint64, holes []manifest.Hole) uint64 {
+	for _, h := range holes {
+		if h.From > first && h.From < next {
+			return h.From
+		}
+	}
+	return next
+}
+
+// Manifest segments of the catalog, as manifest.Restorable takes them.
+func (c *Catalog) Ranges() map[uint32][]manifest.Segment {
+	out := map[uint32][]manifest.Segment{}
+	for tl, segs := range c.Segments {
+		for _, s := range segs {
+			if s.Next > s.First {
+				out[tl] = append(out[tl], s.Segment)
+			}
+		}
+	}
+	return out
+}
+
+// ReadTrailer reads the header and trailer of the segment key of size
+// bytes with one ranged get.
+func ReadTrailer(ctx context.Context, s objstore.Store, key string, size int64) (segments.Header, segments.Trailer, error) {
+	h, tr, err := segments.ReadTrailer(ReaderAt(ctx, s, key), size)
+	if err != nil {
+		return h, tr, fmt.Errorf("read the trailer of segment %s: %w", key, err)
+	}
+	return h, tr, nil
+}
+
+// ReaderAt reads key with ranged gets.
+func ReaderAt(ctx context.Context, s objstore.Store, key string) io.ReaderAt {
+	return readerAt{ctx: ctx, s: s, key: key}
+}
+
+type readerAt struct {
+	ctx context.Context
+	s   objstore.Store
+	key string
+}
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	rc, _, err := r.s.Get(r.ctx, r.key, objstore.GetOptions{Offset: off, Length: int64(len(p))})
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}

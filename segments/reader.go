@@ -1,0 +1,374 @@
+package segments
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+)
+
+// ReaderOptions tunes a Reader. The zero value is the default.
+type ReaderOptions struct {
+	// MaxBlockSize bounds the uncompressed size of a block, and so the
+	// Reader's memory: a block that declares more is reported as corrupt
+	// before anything is allocated for it. 0 means DefaultMaxBlockSize.
+	MaxBlockSize int
+}
+
+// Reader states: what comes next in the stream.
+const (
+	stateSection = iota // a block header or the trailer
+	stateBody           // the stored bytes of the block whose header was read
+	stateRecords        // batch records of the loaded block
+	stateDone           // nothing: the trailer was read and checked
+)
+
+// Reader reads one segment, checking everything it reads. It holds at most
+// one block in memory, with its compressed form. It is not safe for
+// concurrent use.
+type Reader struct {
+	r     io.Reader
+	limit int // MaxBlockSize
+	h     Header
+	t     Trailer // the trailer once read; before, the counts so far
+	off   int64   // bytes read from r
+	state int
+	err   error // the first error, returned from then on
+
+	block    blockHeader
+	blockOff int64  // offset of the block header
+	bodyOff  int64  // offset of the stored bytes
+	raw      []byte // the block's records, uncompressed
+	stored   []byte // the block's stored bytes, when compressed
+	pos      int    // offset in raw of the next record
+	left     uint32 // records left in the block
+
+	next                  uint64 // the sequence that the next batch must have
+	firstTime, lastTime   int64  // archive times of the first and last batch read
+	firstKnown, lastKnown bool   // whether those batches were read, not skipped
+	scratch               [trailerSize]byte
+}
+
+// NewReader reads and checks the header of the segment that r holds. It
+// fails with ErrCorrupt when r is not a segment or its header is damaged,
+// and with ErrUnsupported when the header names a version, codec or flag
+// that this package does not know.
+func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
+	limit := opts.MaxBlockSize
+	if limit == 0 {
+		limit = DefaultMaxBlockSize
+	}
+	if limit < minRecordSize || limit > maxMaxBlockSize {
+		return nil, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", limit, minRecordSize, maxMaxBlockSize)
+	}
+	sr := &Reader{r: r, limit: limit}
+	b := sr.scratch[:headerSize]
+	if err := sr.readFull(b[:10], "the header"); err != nil {
+		return nil, err
+	}
+	if err := parsePrefix(b); err != nil {
+		return nil, err
+	}
+	if err := sr.readFull(b[10:], "the header"); err != nil {
+		return nil, err
+	}
+	h, err := parseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	sr.h, sr.next, sr.t.NextSeq = h, h.FirstSeq, h.FirstSeq
+	return sr, nil
+}
+
+// Header returns the segment's header.
+func (r *Reader) Header() Header { return r.h }
+
+// Trailer returns the segment's trailer once Next has returned io.EOF.
+// Before, it returns the zero Trailer.
+func (r *Reader) Trailer() Trailer {
+	if r.state != stateDone {
+		return Trailer{}
+	}
+	return r.t
+}
+
+// Next returns the next batch. Its Data points into the Reader's buffer and
+// stays valid only until the next call of Next or SkipTo. After the last
+// batch, Next reads and checks the trailer and that nothing follows it, and
+// only then returns io.EOF. Any other error is returned by every later call:
+// ErrCorrupt for a segment that breaks the format, as a *CorruptError, or
+// the error of the underlying reader.
+func (r *Reader) Next() (Batch, error) {
+	for r.err == nil {
+		switch r.state {
+		case stateSection:
+			r.err = r.readSection()
+		case stateBody:
+			r.err = r.loadBody()
+		case stateRecords:
+			b, n, err := r.parseRecord()
+			if err == nil {
+				err = r.consume(b, n)
+			}
+			if err != nil {
+				r.err = err
+				return Batch{}, err
+			}
+			return b, nil
+		case stateDone:
+			return Batch{}, io.EOF
+		}
+	}
+	return Batch{}, r.err
+}
+
+// SkipTo moves the Reader past every batch that holds no operation at or
+// after seq: the batches whose Seq+Count is at most seq. A block whose
+// batches all end by seq is passed over by its header alone, without
+// reading it into memory or checking its stored bytes. SkipTo past the end
+// of the segment reads and checks the trailer; Next then returns io.EOF.
+func (r *Reader) SkipTo(seq uint64) error {
+	for r.err == nil {
+		switch r.state {
+		case stateSection:
+			r.err = r.readSection()
+		case stateBody:
+			if r.block.nextSeq > seq {
+				r.err = r.loadBody()
+			} else {
+				r.err = r.skipBody()
+			}
+		case stateRecords:
+			b, n, err := r.parseRecord()
+			if err != nil {
+				r.err = err
+			} else if b.Seq+uint64(b.Count) > seq {
+				return nil
+			} else {
+				r.err = r.consume(b, n)
+			}
+		case stateDone:
+			return nil
+		}
+	}
+	return r.err
+}
+
+// readFull fills b from r; an early end is a truncated segment.
+func (r *Reader) readFull(b []byte, what string) error {
+	n, err := io.ReadFull(r.r, b)
+	r.off += int64(n)
+	return r.readErr(err, what)
+}
+
+func (r *Reader) readErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return corruptf(r.off, "truncated: the segment ends inside %s", what)
+	}
+	return fmt.Errorf("segments: read %s at byte %d: %w", what, r.off, err)
+}
+
+// readSection reads the next block header, or the trailer.
+func (r *Reader) readSection() error {
+	start := r.off
+	tag := r.scratch[:4]
+	if err := r.readFull(tag, "a block or trailer tag"); err != nil {
+		if r.off == start && errors.Is(err, ErrCorrupt) {
+			return corruptf(start, "truncated: the trailer is missing after %d blocks", r.t.BlockCount)
+		}
+		return err
+	}
+	switch [4]byte(tag) {
+	case blockTag:
+		return r.readBlockHeader(start)
+	case trailerTag:
+		return r.readTrailer(start)
+	}
+	return corruptf(start, "expected a block or the trailer, found tag %x", tag)
+}
+
+func (r *Reader) readBlockHeader(start int64) error {
+	b := r.scratch[:blockHeaderSize]
+	if err := r.readFull(b[4:], "a block header"); err != nil {
+		return err
+	}
+	bh, err := parseBlockHeader(b, start)
+	if err != nil {
+		return err
+	}
+	if err := r.checkBlockHeader(bh, start); err != nil {
+		return err
+	}
+	r.block, r.blockOff, r.bodyOff = bh, start, r.off
+	r.state = stateBody
+	return nil
+}
+
+func (r *Reader) checkBlockHeader(bh blockHeader, off int64) error {
+	switch {
+	case bh.index != r.t.BlockCount:
+		return corruptf(off, "block %d where block %d belongs: a block is missing, repeated or moved", bh.index, r.t.BlockCount)
+	case bh.firstSeq != r.next:
+		return corruptf(off, "block %d starts at sequence %d, expected %d", bh.index, bh.firstSeq, r.next)
+	case bh.nextSeq < bh.firstSeq:
+		return corruptf(off, "block %d ends at sequence %d, before its start %d", bh.index, bh.nextSeq, bh.firstSeq)
+	case bh.batches == 0 || uint64(bh.batches)*minRecordSize > uint64(bh.rawLen):
+		return corruptf(off, "block %d holds %d batches in %d bytes", bh.index, bh.batches, bh.rawLen)
+	case int64(bh.rawLen) > int64(r.limit):
+		return corruptf(off, "block %d declares %d uncompressed bytes, above MaxBlockSize %d", bh.index, bh.rawLen, r.limit)
+	case uint64(bh.storedLen) > maxStoredLen(r.h.Codec, bh.rawLen), bh.storedLen == 0,
+		r.h.Codec == CodecNone && bh.storedLen != bh.rawLen:
+		return corruptf(off, "block %d stores %d bytes for %d uncompressed bytes", bh.index, bh.storedLen, bh.rawLen)
+	}
+	return nil
+}
+
+// loadBody reads the current block's stored bytes, checks them and
+// decompresses them into r.raw.
+func (r *Reader) loadBody() error {
+	n := int(r.block.storedLen)
+	dst := &r.raw
+	if r.h.Codec == CodecZstd {
+		dst = &r.stored
+	}
+	if err := r.readGrowing(dst, n, fmt.Sprintf("block %d", r.block.index)); err != nil {
+		return err
+	}
+	if got := checksum(*dst); got != r.block.bodyCRC {
+		return corruptf(r.bodyOff, "block %d checksum %#08x, header says %#08x", r.block.index, got, r.block.bodyCRC)
+	}
+	if r.h.Codec == CodecZstd {
+		if err := r.decompress(); err != nil {
+			return err
+		}
+	}
+	r.pos, r.left = 0, r.block.batches
+	r.t.BlockCount++
+	r.t.RawBytes += uint64(r.block.rawLen)
+	r.state = stateRecords
+	return nil
+}
+
+// readGrowing reads n bytes into *buf. It grows the buffer as the bytes
+// arrive, so a damaged length in a short segment costs no large allocation.
+func (r *Reader) readGrowing(buf *[]byte, n int, what string) error {
+	b := (*buf)[:0]
+	for len(b) < n {
+		step := n - len(b)
+		if cap(b) < n {
+			step = min(step, max(len(b), 64<<10))
+			b = slices.Grow(b, step)
+		}
+		m, err := io.ReadFull(r.r, b[len(b):len(b)+step])
+		b = b[:len(b)+m]
+		r.off += int64(m)
+		if err != nil {
+			*buf = b
+			return r.readErr(err, what)
+		}
+	}
+	*buf = b
+	return nil
+}
+
+func (r *Reader) decompress() error {
+	want := int(r.block.rawLen)
+	if cap(r.raw) < want {
+		r.raw = make([]byte, 0, want)
+	}
+	out, err := decompress(r.raw[:0:want], r.stored)
+	if err != nil {
+		return corruptf(r.blockOff, "block %d: zstd: %v", r.block.index, err)
+	}
+	if len(out) != want {
+		return corruptf(r.blockOff, "block %d decompressed to %d bytes, header says %d", r.block.index, len(out), want)
+	}
+	r.raw = r.raw[:want]
+	if &out[0] != &r.raw[0] {
+		copy(r.raw, out) // the decoder grew its own buffer
+	}
+	return nil
+}
+
+// skipBody passes over the current block's stored bytes, trusting its
+// header for the batch count and sequences.
+func (r *Reader) skipBody() error {
+	n, err := io.CopyN(io.Discard, r.r, int64(r.block.storedLen))
+	r.off += n
+	if err := r.readErr(err, fmt.Sprintf("block %d", r.block.index)); err != nil {
+		return err
+	}
+	r.t.BlockCount++
+	r.t.RawBytes += uint64(r.block.rawLen)
+	r.t.BatchCount += uint64(r.block.batches)
+	r.next = r.block.nextSeq
+	r.lastKnown = false
+	r.state = stateSection
+	return nil
+}
+
+// recordOffset returns the offset in the segment of the record at pos in
+// r.raw, or the block's offset when the block is compressed.
+func (r *Reader) recordOffset(pos int) int64 {
+	if r.h.Codec == CodecNone {
+		return r.bodyOff + int64(pos)
+	}
+	return r.blockOff
+}
+
+// parseRecord decodes and checks the record at r.pos, without moving past
+// it. It returns the batch and the size of the record.
+func (r *Reader) parseRecord() (Batch, int, error) {
+	b := r.raw[r.pos:]
+	off := r.recordOffset(r.pos)
+	if len(b) < minRecordSize {
+		return Batch{}, 0, corruptf(off, "block %d ends %d bytes into a batch record", r.block.index, len(b))
+	}
+	n := le.Uint32(b)
+	if n < batchHeaderSize || uint64(n) > uint64(len(b)-recordOverhead) {
+		return Batch{}, 0, corruptf(off, "block %d: batch record declares %d data bytes, %d remain in the block", r.block.index, n, len(b)-recordOverhead)
+	}
+	size := recordOverhead + int(n)
+	if got, want := le.Uint32(b[size-4:]), checksum(b[:size-4]); got != want {
+		return Batch{}, 0, corruptf(off, "block %d: batch record checksum %#08x, computed %#08x (at %d in the block)", r.block.index, got, want, r.pos)
+	}
+	data := b[12 : 12+n]
+	batch := Batch{Seq: le.Uint64(data), Count: le.Uint32(data[8:]), Data: data}
+	if batch.Seq != r.next {
+		return Batch{}, 0, corruptf(off, "batch at sequence %d where %d belongs", batch.Seq, r.next)
+	}
+	if batch.Seq > math.MaxUint64-uint64(batch.Count) {
+		return Batch{}, 0, corruptf(off, "batch at sequence %d count %d overflows the sequence numbers", batch.Seq, batch.Count)
+	}
+	batch.Time = decodeTime(int64(le.Uint64(b[4:])))
+	return batch, size, nil
+}
+
+// consume moves past the record of b, of size bytes, and checks the end of
+// the block when b was its last batch.
+func (r *Reader) consume(b Batch, size int) error {
+	r.pos += size
+	r.left--
+	r.next = b.Seq + uint64(b.Count)
+	t := encodeTime(b.Time)
+	if r.t.BatchCount == 0 {
+		r.firstTime, r.firstKnown = t, true
+	}
+	r.lastTime, r.lastKnown = t, true
+	r.t.BatchCount++
+	if r.left > 0 {
+		return nil
+	}
+	r.state = stateSection
+	if rest := len(r.raw) - r.pos; rest != 0 {
+		return corruptf(r.recordOffset(r.pos), "block %d has %d bytes after its last batch", r.block.index, rest)
+	}
+	if r.next != r.block.nextSeq {
+		return corruptf(r.blockOff, "block %d ends at sequence %d, its header says %d", r.block.index, r.next, r.block.nextSeq)
+	}
+	return nil
+}
