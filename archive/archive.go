@@ -168,14 +168,14 @@ type Archiver struct {
 
 // Stats counts what an Archiver did.
 type Stats struct {
-	Segments     int64
-	Batches      int64
-	BatchBytes   int64 // uncompressed WAL bytes
-	UploadBytes  int64 // segment bytes uploaded
-	Puts         int64 // segment puts that succeeded
-	Retries      int64
-	Bases        int64
-	Holes        int64
+	Segments    int64
+	Batches     int64
+	BatchBytes  int64 // uncompressed WAL bytes
+	UploadBytes int64 // segment bytes uploaded
+	Puts        int64 // segment puts that succeeded
+	Retries     int64
+	Bases       int64
+	Holes       int64
 	// LastSequence is the last sequence that the archive holds or has
 	// queued: in a segment, or in a base.
 	LastSequence uint64

@@ -299,7 +299,9 @@ func TestSecondArchiverFencesFirst(t *testing.T) {
 }
 
 // newMirror is a second reader of the same fake database.
-func newMirror(m *memSource) *mirror { return &mirror{memSource: &memSource{identity: m.identity}, of: m} }
+func newMirror(m *memSource) *mirror {
+	return &mirror{memSource: &memSource{identity: m.identity}, of: m}
+}
 
 type mirror struct {
 	*memSource

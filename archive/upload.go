@@ -27,12 +27,12 @@ type sealed struct {
 // uploader uploads sealed segments in order, one at a time, retrying
 // transient failures with backoff for as long as it takes.
 type uploader struct {
-	a      *Archiver
-	ctx    context.Context // not ended by Run's context: a stop drains
-	cancel context.CancelFunc
-	ch     chan *sealed
-	done   chan struct{}
-	mu     sync.Mutex
+	a        *Archiver
+	ctx      context.Context // not ended by Run's context: a stop drains
+	cancel   context.CancelFunc
+	ch       chan *sealed
+	done     chan struct{}
+	mu       sync.Mutex
 	err      error
 	left     int  // segments queued and not yet uploaded
 	dropping bool // a segment was not queued: drop every later one too
