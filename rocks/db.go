@@ -1,0 +1,219 @@
+package rocks
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// Options are the options of OpenWritable.
+type Options struct {
+	// CreateIfMissing creates the database when dir holds none.
+	CreateIfMissing bool
+	// ColumnFamilies are created when the database lacks them. RocksDB gives
+	// a new column family the next free id; batches refer to column families
+	// by id, so create them in the order the source did (check with
+	// ColumnFamilies).
+	ColumnFamilies []string
+	// DisableWAL makes Apply write without the WAL, for a bulk replay: what
+	// is not flushed is lost on a crash. Flush and Close flush every column
+	// family; atomic flush is on, so that a crash leaves the column families
+	// at one sequence.
+	DisableWAL bool
+}
+
+// DB is a local database that batches are applied to (restore, standby),
+// or one opened read-only. A DB is safe for concurrent use.
+type DB struct {
+	mu    sync.Mutex
+	h     *handle                // nil once closed
+	wo    *grocksdb.WriteOptions // nil when read-only
+	flush bool                   // flush on Close (the WAL is disabled)
+	err   error                  // sticky: a write failed half-way
+}
+
+// OpenWritable opens (or creates) the database in dir with all its column
+// families, plus opts.ColumnFamilies.
+func OpenWritable(dir string, opts Options) (*DB, error) {
+	names, err := writableColumnFamilies(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	o := newOptions()
+	o.SetCreateIfMissing(opts.CreateIfMissing)
+	o.SetCreateIfMissingColumnFamilies(true)
+	o.SetAtomicFlush(opts.DisableWAL)
+	h, err := openHandle(dir, names, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbColumnFamilies(o, dir, n, co)
+	})
+	if err != nil {
+		return nil, err
+	}
+	wo := grocksdb.NewDefaultWriteOptions()
+	wo.DisableWAL(opts.DisableWAL)
+	return &DB{h: h, wo: wo, flush: opts.DisableWAL}, nil
+}
+
+// writableColumnFamilies lists the column families that dir has, plus the
+// missing ones of opts; "default" when dir is to be created.
+func writableColumnFamilies(dir string, opts Options) ([]string, error) {
+	names := []string{"default"}
+	if err := checkDatabase(dir); err == nil {
+		if names, err = listColumnFamilies(dir); err != nil {
+			return nil, err
+		}
+	} else if !opts.CreateIfMissing {
+		return nil, err
+	}
+	for _, n := range opts.ColumnFamilies {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
+// OpenReadOnly opens the database in dir read-only, with all its column
+// families. RocksDB replays its WAL in memory and changes no file. Apply
+// fails on it.
+func OpenReadOnly(dir string) (*DB, error) {
+	names, err := listColumnFamilies(dir)
+	if err != nil {
+		return nil, err
+	}
+	h, err := openHandle(dir, names, newOptions(), func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbForReadOnlyColumnFamilies(o, dir, n, co, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{h: h}, nil
+}
+
+// Apply writes one batch read from the WAL (Batch.Data): its header holds
+// the sequence it had in the source, which must be LatestSequence()+1, or
+// Apply returns a *GapError (ErrGap) and writes nothing. RocksDB then gives
+// the batch the same sequence numbers as in the source: afterwards
+// LatestSequence() is Seq+Count-1. The batch is decoded first; a malformed
+// batch (ErrCorrupt) or one that cannot be replayed here (ErrUnsupported) is
+// refused, since RocksDB would log it before finding it bad, and a database
+// with a bad batch in its WAL does not open again.
+func (d *DB) Apply(data []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.writable(); err != nil {
+		return err
+	}
+	seq, count, err := checkBatch(data, d.h.hasCF)
+	if err != nil {
+		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
+	}
+	latest := d.h.latestSequence()
+	if seq != latest+1 {
+		return &GapError{Dir: d.h.dir, Expected: latest + 1, Got: seq, Latest: latest}
+	}
+	return d.write(data, seq+uint64(count)-1)
+}
+
+// write writes data and checks that the database then ends at last.
+func (d *DB) write(data []byte, last uint64) error {
+	wb := grocksdb.WriteBatchFrom(data)
+	defer wb.Destroy()
+	if err := d.h.db.Write(d.wo, wb); err != nil {
+		d.err = fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
+		return d.err
+	}
+	if got := d.h.latestSequence(); got != last {
+		d.err = fmt.Errorf("rocks: apply to %s: latest seq %d after the batch, want %d", d.h.dir, got, last)
+		return d.err
+	}
+	return nil
+}
+
+func (d *DB) writable() error {
+	switch {
+	case d.h == nil:
+		return fmt.Errorf("rocks: apply: %w", ErrClosed)
+	case d.err != nil:
+		return d.err
+	case d.wo == nil:
+		return fmt.Errorf("rocks: apply to %s: opened read-only", d.h.dir)
+	}
+	return nil
+}
+
+// Flush writes the memtables of every column family to SST files and waits.
+func (d *DB) Flush() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return fmt.Errorf("rocks: flush: %w", ErrClosed)
+	}
+	return d.flushLocked()
+}
+
+func (d *DB) flushLocked() error {
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	for _, cf := range d.h.cfs {
+		if err := d.h.db.FlushCF(cf, fo); err != nil {
+			return fmt.Errorf("rocks: flush %s column family %q: %w", d.h.dir, cf.Name(), err)
+		}
+	}
+	return nil
+}
+
+// LatestSequence is the database's last sequence number; 0 once closed.
+func (d *DB) LatestSequence() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return 0
+	}
+	return d.h.latestSequence()
+}
+
+// ColumnFamilies lists the database's column families.
+func (d *DB) ColumnFamilies() []ColumnFamily {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return nil
+	}
+	return d.h.columnFamilies()
+}
+
+// Digest digests the database.
+func (d *DB) Digest() (Digest, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return nil, fmt.Errorf("rocks: digest: %w", ErrClosed)
+	}
+	return d.h.digest()
+}
+
+// Close flushes first when the WAL is disabled, then closes the database.
+// The database is closed even when the flush fails.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return nil
+	}
+	var err error
+	if d.flush && d.err == nil {
+		err = d.flushLocked()
+	}
+	if d.wo != nil {
+		d.wo.Destroy()
+	}
+	d.h.close()
+	d.h, d.wo = nil, nil
+	return err
+}

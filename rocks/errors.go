@@ -1,0 +1,46 @@
+package rocks
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of this package, checked with errors.Is.
+var (
+	// ErrNotDatabase: a directory is missing or holds no RocksDB database
+	// (no CURRENT file).
+	ErrNotDatabase = errors.New("rocks: not a rocksdb database")
+	// ErrGap: the WAL does not continue where it must. Returned as a *GapError.
+	ErrGap = errors.New("rocks: sequence gap")
+	// ErrCorrupt: a write batch is malformed.
+	ErrCorrupt = errors.New("rocks: corrupt write batch")
+	// ErrUnsupported: a write batch holds a record that Apply cannot replay
+	// (merge, blob index, transaction markers, timestamps, or a column family
+	// that the database does not have).
+	ErrUnsupported = errors.New("rocks: unsupported write batch")
+	// ErrReplaced: the followed database was deleted, or replaced by another.
+	ErrReplaced = errors.New("rocks: database replaced")
+	// ErrClosed: the Follower, DB or Updates was closed.
+	ErrClosed = errors.New("rocks: closed")
+)
+
+// GapError says which sequence number was expected and which was found.
+// It matches ErrGap.
+type GapError struct {
+	Dir      string // database directory
+	Expected uint64 // the sequence the next batch must start at (or cover)
+	Got      uint64 // the first sequence of the batch found; 0: none found
+	Latest   uint64 // the database's latest sequence when it was found
+}
+
+func (e *GapError) Error() string {
+	if e.Got == 0 {
+		return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, wal has none (latest seq %d)",
+			e.Dir, e.Expected, e.Latest)
+	}
+	return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, got seq %d (latest seq %d)",
+		e.Dir, e.Expected, e.Got, e.Latest)
+}
+
+// Unwrap makes errors.Is(err, ErrGap) true.
+func (e *GapError) Unwrap() error { return ErrGap }
