@@ -157,6 +157,7 @@ type Archiver struct {
 	log   *slog.Logger
 
 	writer   manifest.Writer // who we are in the manifest
+	claimed  bool            // writer is ours (Run); false for TakeBase
 	m        *manifest.Manifest
 	etag     string
 	next     uint64 // the sequence the next batch must start at

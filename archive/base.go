@@ -109,7 +109,11 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
 	}
-	m, etag, err := manifest.Update(ctx, a.store, &a.writer, func(m *manifest.Manifest) error {
+	var as *manifest.Writer
+	if a.claimed {
+		as = &a.writer
+	}
+	m, etag, err := manifest.Update(ctx, a.store, as, func(m *manifest.Manifest) error {
 		if !hasBase(m, b) {
 			m.Bases = append(m.Bases, b)
 		}
@@ -264,8 +268,10 @@ func (u *baseUpload) put(ctx context.Context, path string, f *manifest.File) err
 	if manifest.IsSST(f.Name) || u.sameBytes(ctx, f) {
 		return nil
 	}
-	if err := u.a.checkFence(ctx); err != nil {
-		return err
+	if u.a.claimed {
+		if err := u.a.checkFence(ctx); err != nil {
+			return err
+		}
 	}
 	return u.putFile(ctx, path, f, objstore.PutOptions{})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
 )
 
 // start opens or creates the archive, claims its writer record and finds
@@ -68,7 +69,7 @@ func (a *Archiver) claim(ctx context.Context, identity string) error {
 	if err != nil {
 		return fmt.Errorf("claim the archive at %s: %w", a.store, err)
 	}
-	a.m, a.etag, a.writer = m, etag, *m.Writer
+	a.m, a.etag, a.writer, a.claimed = m, etag, *m.Writer, true
 	a.log.Info("writing the archive", "location", a.store.String(), "timeline", a.writer.Timeline,
 		"epoch", a.writer.Epoch, "writer", a.writer.ID)
 	return nil
@@ -76,10 +77,7 @@ func (a *Archiver) claim(ctx context.Context, identity string) error {
 
 // claimable returns the timeline and epoch this archiver may take.
 func (a *Archiver) claimable(m *manifest.Manifest) (uint32, uint64, error) {
-	newest := m.Timelines[0].ID
-	for _, t := range m.Timelines {
-		newest = max(newest, t.ID)
-	}
+	newest := newestTimeline(m)
 	w := m.Writer
 	switch {
 	case w == nil:
@@ -152,4 +150,39 @@ func (a *Archiver) newestBase() (manifest.Base, bool) {
 		}
 	}
 	return best, found
+}
+
+// TakeBase takes one base of src now, for `rockstream base`, without
+// becoming the archive's writer: a running archiver goes on undisturbed.
+// It creates the archive if there is none. The base goes on the writer's
+// timeline (the newest one when there is no writer).
+func TakeBase(ctx context.Context, src Source, store objstore.Store, opts Options) (manifest.Base, error) {
+	a, err := New(src, store, opts)
+	if err != nil {
+		return manifest.Base{}, err
+	}
+	identity, err := src.Identity()
+	if err != nil {
+		return manifest.Base{}, fmt.Errorf("read the database identity: %w", err)
+	}
+	if err := a.openManifest(ctx, identity); err != nil {
+		return manifest.Base{}, err
+	}
+	if a.m.Identity != identity && !opts.AllowOtherDatabase {
+		return manifest.Base{}, fmt.Errorf("%w: the archive at %s is of database %s, this one is %s",
+			ErrOtherDatabase, store, a.m.Identity, identity)
+	}
+	a.writer = manifest.Writer{Timeline: newestTimeline(a.m)}
+	if w := a.m.Writer; w != nil {
+		a.writer.Timeline = w.Timeline
+	}
+	return a.takeBase(ctx, nil)
+}
+
+func newestTimeline(m *manifest.Manifest) uint32 {
+	newest := m.Timelines[0].ID
+	for _, t := range m.Timelines {
+		newest = max(newest, t.ID)
+	}
+	return newest
 }

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
 )
 
 // Exit codes: part of the command line's contract, listed in --help.
@@ -14,13 +18,17 @@ const (
 	exitFailure     = 1 // any other failure
 	exitUsage       = 2 // bad flags, arguments or location URL
 	exitUnreachable = 3 // store unreachable, access denied or no such bucket
+	exitFenced      = 4 // another writer took over the archive
+	exitCorrupt     = 5 // corrupt or inconsistent archive content
 )
 
 const exitCodesHelp = `EXIT CODES:
    0  success
    1  failure not listed below
    2  bad usage: a missing or malformed flag, argument or location URL
-   3  the store cannot be used: unreachable, access denied, or no such bucket`
+   3  the store cannot be used: unreachable, access denied, or no such bucket
+   4  fenced: another writer took over the archive (a promotion, or a second archiver)
+   5  the archive's content is corrupt or inconsistent (a checksum, a gap, a hostile manifest)`
 
 // usageError marks an error as bad usage.
 type usageError struct{ err error }
@@ -33,8 +41,14 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &u), errors.Is(err, location.ErrBadURL), strings.HasPrefix(err.Error(), "No help topic"):
 		return exitUsage
+	case errors.Is(err, manifest.ErrFenced), errors.Is(err, archive.ErrWriterActive):
+		return exitFenced
+	case errors.Is(err, segments.ErrCorrupt), errors.Is(err, manifest.ErrInvalid), errors.Is(err, segments.ErrUnsupported):
+		return exitCorrupt
 	case errors.Is(err, objstore.ErrUnreachable), errors.Is(err, objstore.ErrAccessDenied), errors.Is(err, objstore.ErrNoBucket):
 		return exitUnreachable
+	case errors.Is(err, archive.ErrOtherDatabase), errors.Is(err, rocks.ErrNotDatabase):
+		return exitUsage
 	}
 	return exitFailure
 }

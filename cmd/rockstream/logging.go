@@ -24,17 +24,28 @@ func globalFlags() []cli.Flag {
 // setupLogging installs the default slog logger on standard error.
 func setupLogging(c *cli.Context) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+	if err := level.UnmarshalText([]byte(flagValue(c, "log-level"))); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", flagValue(c, "log-level"))}
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	switch c.String("log-format") {
+	switch format := flagValue(c, "log-format"); format {
 	case "text":
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
 	case "json":
 		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
 	default:
-		return usageError{fmt.Errorf("--log-format %q: want text or json", c.String("log-format"))}
+		return usageError{fmt.Errorf("--log-format %q: want text or json", format)}
 	}
 	return nil
+}
+
+// flagValue is the value of a flag that both the app and a command define:
+// the innermost one that was set, else the default.
+func flagValue(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx.String(name)
+		}
+	}
+	return c.String(name)
 }

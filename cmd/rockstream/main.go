@@ -61,9 +61,12 @@ func newApp() *cli.App {
 }
 
 func commands() []*cli.Command {
-	cmds := []*cli.Command{checkCommand(), statusCommand()}
+	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+		// The logging flags work after the command name too.
+		c.Flags = append(c.Flags, globalFlags()...)
+		c.Before = setupLogging
 	}
 	return cmds
 }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/rocks"
+)
+
+func dbFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "db", Aliases: []string{"d"}, EnvVars: []string{"ROCKSTREAM_DB"},
+		Usage: "the RocksDB `DIR` that another program writes"}
+}
+
+func toFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "to", Aliases: []string{"t"}, EnvVars: []string{"ROCKSTREAM_TO"},
+		Usage: "the archive's `URL`: file:///PATH or s3://BUCKET/PREFIX[?endpoint=...]"}
+}
+
+func sourceFlags() []cli.Flag {
+	return []cli.Flag{
+		dbFlag(), toFlag(),
+		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},
+			Usage: "`DIR` for the secondary instance's files and base checkpoints; on the database's file system so checkpoints hard-link (default: .DBNAME.rockstream beside DIR)"},
+		&cli.BoolFlag{Name: "allow-other-database", EnvVars: []string{"ROCKSTREAM_ALLOW_OTHER_DATABASE"},
+			Usage: "archive into an archive of another database identity (after the database was replaced)"},
+	}
+}
+
+func archiveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "archive",
+		Usage: "ship a live RocksDB to the archive, next to the program that writes it",
+		Description: "archive follows the database in --db as a RocksDB secondary instance (the program\n" +
+			"that writes it needs no change), reads every write batch from its WAL, and uploads\n" +
+			"them in sealed, compressed, checksummed segments to --to, with base copies of the\n" +
+			"database. It runs until SIGTERM or SIGINT, then uploads what it has read and exits 0.\n\n" +
+			"The writer must keep its WAL for a while after each flush: set WAL_ttl_seconds\n" +
+			"(e.g. 3600) or WAL_size_limit_MB in its options, or batches can be lost to the archive\n" +
+			"(recorded as holes). A restart continues exactly where the archive ends.\n\n" +
+			exitCodesHelp,
+		Flags: append(sourceFlags(),
+			&cli.StringFlag{Name: "segment-size", Value: "16MiB", EnvVars: []string{"ROCKSTREAM_SEGMENT_SIZE"},
+				Usage: "seal a segment once its batches reach this `SIZE`"},
+			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
+				Usage: "seal a segment this long after its first batch: the most a standby lags"},
+			&cli.DurationFlag{Name: "poll", Value: 50 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
+				Usage: "how often to look for new writes"},
+			&cli.DurationFlag{Name: "base-interval", Value: 24 * time.Hour, EnvVars: []string{"ROCKSTREAM_BASE_INTERVAL"},
+				Usage: "take a base this long after the last"},
+			&cli.StringFlag{Name: "base-wal-bytes", Value: "4GiB", EnvVars: []string{"ROCKSTREAM_BASE_WAL_BYTES"},
+				Usage: "take a base after this `SIZE` of WAL archived since the last"},
+			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
+				Usage: "how often to check the manifest for a new writer (a promotion)"},
+			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
+				Usage: "this archiver's `ID` in the manifest; a restart with the same ID continues (default HOSTNAME:DIR)"},
+			&cli.BoolFlag{Name: "takeover", EnvVars: []string{"ROCKSTREAM_TAKEOVER"},
+				Usage: "replace another writer of the archive (a primary moved to a new machine)"},
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"ROCKSTREAM_LISTEN"},
+				Usage: "serve /metrics (Prometheus) and /status (JSON) on this `ADDR`, e.g. 127.0.0.1:9464"},
+		),
+		Action: runArchive,
+	}
+}
+
+// opened is a database and an archive location, checked.
+type opened struct {
+	db, workDir string
+	store       objstore.Store
+	src         *rocks.FollowerSource
+}
+
+func openSource(c *cli.Context) (*opened, error) {
+	if c.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("%s takes no arguments, got %q", c.Command.Name, c.Args().Slice())}
+	}
+	db, err := requireString(c, "db")
+	if err != nil {
+		return nil, err
+	}
+	to, err := requireString(c, "to")
+	if err != nil {
+		return nil, err
+	}
+	if db, err = filepath.Abs(db); err != nil {
+		return nil, usageError{err}
+	}
+	if _, err := rocks.ReadIdentity(db); err != nil {
+		return nil, usageError{fmt.Errorf("--db %s: %w", db, err)}
+	}
+	if _, err := location.Parse(to); err != nil {
+		return nil, err
+	}
+	warnWALRetention(db)
+	store, err := location.Open(c.Context, to, location.Options{})
+	if err != nil {
+		return nil, err
+	}
+	o := &opened{db: db, store: store, workDir: c.String("work-dir")}
+	if o.workDir == "" {
+		o.workDir = filepath.Join(filepath.Dir(db), "."+filepath.Base(db)+".rockstream")
+	}
+	if o.src, err = rocks.NewFollowerSource(db, filepath.Join(o.workDir, "secondary")); err != nil {
+		return nil, fmt.Errorf("follow %s: %w", db, err)
+	}
+	return o, nil
+}
+
+// warnWALRetention warns when the writer deletes its WAL at each flush.
+func warnWALRetention(db string) {
+	ttl, sizeMB, file, err := rocks.ReadWALRetention(db)
+	if err != nil {
+		slog.Warn("cannot read the database's options to check WAL retention", "db", db, "error", err)
+		return
+	}
+	if ttl == 0 && sizeMB == 0 {
+		slog.Warn("the writer keeps no WAL history: RocksDB deletes each WAL file at the next flush, and batches the archiver has not read by then are lost to point-in-time restore",
+			"options_file", file, "fix", "set WAL_ttl_seconds (e.g. 3600) or WAL_size_limit_MB in the writer's DBOptions")
+	}
+}
+
+func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
+	size, err := parseBytes("segment-size", c.String("segment-size"))
+	if err != nil {
+		return archive.Options{}, err
+	}
+	baseBytes, err := parseBytes("base-wal-bytes", c.String("base-wal-bytes"))
+	if err != nil {
+		return archive.Options{}, err
+	}
+	for _, d := range []string{"segment-age", "poll", "base-interval", "fence-check"} {
+		if c.Duration(d) <= 0 {
+			return archive.Options{}, usageError{fmt.Errorf("--%s %v: must be above zero", d, c.Duration(d))}
+		}
+	}
+	writer := c.String("writer-id")
+	if writer == "" {
+		host, _ := os.Hostname()
+		writer = host + ":" + o.db
+	}
+	return archive.Options{
+		WriterID: writer, Takeover: c.Bool("takeover"), AllowOtherDatabase: c.Bool("allow-other-database"),
+		SegmentSize: int(size), SegmentAge: c.Duration("segment-age"), Poll: c.Duration("poll"),
+		BaseInterval: c.Duration("base-interval"), BaseWALBytes: baseBytes, FenceCheck: c.Duration("fence-check"),
+		WorkDir: o.workDir, Progress: newProgress(c, "base upload"),
+	}, nil
+}
+
+func runArchive(c *cli.Context) error {
+	o, err := openSource(c)
+	if err != nil {
+		return err
+	}
+	defer o.src.Close()
+	opts, err := archiveOptions(c, o)
+	if err != nil {
+		return err
+	}
+	a, err := archive.New(o.src, o.store, opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if addr := c.String("listen"); addr != "" {
+		if err := serveArchiveMetrics(ctx, addr, a); err != nil {
+			return err
+		}
+	}
+	slog.Info("archiving", "db", o.db, "to", o.store.String(), "work_dir", o.workDir)
+	return a.Run(ctx)
+}
+
+func baseCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "base",
+		Usage: "take a base copy of the database now",
+		Description: "base checkpoints the database in --db and uploads the files that the archive lacks\n" +
+			"(SST files are shared between bases), then adds the base to the manifest. A running\n" +
+			"archiver is not disturbed. On an empty location it starts the archive.\n\n" +
+			exitCodesHelp,
+		Flags:  sourceFlags(),
+		Action: runBase,
+	}
+}
+
+func runBase(c *cli.Context) error {
+	o, err := openSource(c)
+	if err != nil {
+		return err
+	}
+	defer o.src.Close()
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	b, err := archive.TakeBase(ctx, o.src, o.store, archive.Options{
+		WorkDir: o.workDir, AllowOtherDatabase: c.Bool("allow-other-database"), Progress: newProgress(c, "base upload"),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "base taken: timeline %d, sequence %d, %d files, %s\n", b.Timeline, b.Sequence, b.FileCount, bytesText(b.Size))
+	return nil
+}

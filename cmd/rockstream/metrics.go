@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rockstream/rockstream/archive"
+)
+
+// serveArchiveMetrics serves /metrics and /status for a running archiver
+// until ctx ends.
+func serveArchiveMetrics(ctx context.Context, addr string, a *archive.Archiver) error {
+	reg := prometheus.NewRegistry()
+	counter := func(name, help string, f func(archive.Stats) float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_archive_" + name, Help: help},
+			func() float64 { return f(a.Stats()) }))
+	}
+	gauge := func(name, help string, f func(archive.Stats) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_archive_" + name, Help: help},
+			func() float64 { return f(a.Stats()) }))
+	}
+	counter("segments_total", "Segments uploaded.", func(s archive.Stats) float64 { return float64(s.Segments) })
+	counter("batches_total", "Write batches read from the WAL.", func(s archive.Stats) float64 { return float64(s.Batches) })
+	counter("wal_bytes_total", "Bytes of write batches read.", func(s archive.Stats) float64 { return float64(s.BatchBytes) })
+	counter("uploaded_bytes_total", "Segment bytes uploaded.", func(s archive.Stats) float64 { return float64(s.UploadBytes) })
+	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
+	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
+	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
+	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
+	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
+		if s.LastUpload.IsZero() {
+			return 0
+		}
+		return float64(s.LastUpload.UnixNano()) / 1e9
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(struct {
+			Timeline uint32        `json:"timeline"`
+			Stats    archive.Stats `json:"stats"`
+		}{a.Timeline(), a.Stats()})
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usageError{fmt.Errorf("--listen %s: %w", addr, err)}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	slog.Info("serving metrics", "addr", l.Addr().String())
+	return nil
+}
