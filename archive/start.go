@@ -90,6 +90,10 @@ func (a *Archiver) claimable(m *manifest.Manifest) (uint32, uint64, error) {
 	case a.opts.Takeover && w.Timeline == newest:
 		return newest, w.Epoch + 1, nil
 	}
+	if t, _ := m.Timeline(newest); t.Parent != 0 {
+		return 0, 0, fmt.Errorf("%w: %w: timeline %d (promoted from timeline %d after sequence %d) is written by %s on %s since %s. If this database is the old primary, it is fenced: restore it from the archive to rejoin. Only if it is the promoted database, moved to another machine, start with --takeover",
+			ErrWriterActive, manifest.ErrFenced, newest, t.Parent, t.Branch, w.ID, w.Host, w.Since.Format("2006-01-02 15:04:05Z07:00"))
+	}
 	return 0, 0, fmt.Errorf("%w: timeline %d is written by %s on %s since %s; stop that archiver, or if it is gone for good start this one with --takeover",
 		ErrWriterActive, w.Timeline, w.ID, w.Host, w.Since.Format("2006-01-02 15:04:05Z07:00"))
 }

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/internal/testenv"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/objstore/s3store"
+	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// The test binary doubles as the rockstream binary: with
+// ROCKSTREAM_TEST_MAIN=1 its TestMain runs the command line instead of the
+// tests, so end-to-end tests start real processes (and kill -9 them)
+// without building anything.
+func init() {
+	if os.Getenv("ROCKSTREAM_TEST_MAIN") == "1" {
+		os.Exit(run(append([]string{"rockstream"}, os.Args[1:]...), os.Stdout, os.Stderr))
+	}
+}
+
+// proc is a rockstream process.
+type proc struct {
+	cmd *exec.Cmd
+	out *bytes.Buffer
+	err chan error
+}
+
+func startCLI(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "ROCKSTREAM_TEST_MAIN=1"), env...)
+	p := &proc{cmd: cmd, out: new(bytes.Buffer), err: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return p
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait(t, time.Minute)
+}
+
+func (p *proc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.err:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("rockstream %q still runs after %v:\n%s", p.cmd.Args[1:], d, p.out)
+		return -1
+	}
+}
+
+// dbBench runs db_bench on dir with args and fails the test if it fails.
+func dbBench(t *testing.T, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	bench := testenv.RequireTool(t, "db_bench")
+	cmd := exec.Command(bench, append([]string{"--db=" + dir, "--wal_ttl_seconds=3600", "--value_size=100",
+		"--compression_type=none", "--write_buffer_size=1048576", "--seed=42"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd
+}
+
+func waitCmd(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v: %s", cmd.Args[0], err, cmd.Stdout)
+	}
+}
+
+// newDB makes a RocksDB database with db_bench, with WAL retention.
+func newDB(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "db")
+	waitCmd(t, dbBench(t, dir, "--benchmarks=fillrandom", "--num=5000"))
+	return dir
+}
+
+// checkArchive checks that the archive holds every batch of the database
+// in dir after the first base, byte for byte, with no gap and no
+// duplicate, and ends at the database's latest sequence.
+func checkArchive(t *testing.T, s objstore.Store, dir string) (batches int) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := catalog.Load(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Manifest.Holes) > 0 {
+		t.Fatalf("the archive has holes: %+v", c.Manifest.Holes)
+	}
+	base := c.Manifest.Bases[0]
+	for _, b := range c.Manifest.Bases {
+		base = minBase(base, b)
+	}
+	f, err := rocks.OpenFollower(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wal, err := f.Updates(base.Sequence + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := base.Sequence + 1
+	for _, sg := range c.Segments[1] {
+		if sg.First != next {
+			t.Fatalf("segment %s starts at %d, the archive needs %d", sg.Key, sg.First, next)
+		}
+		for _, b := range readSegment(t, s, sg.Key) {
+			w, ok, err := wal.Next()
+			if err != nil || !ok {
+				t.Fatalf("the WAL has no batch at %d (archive has one): %v", b.Seq, err)
+			}
+			if w.Seq != b.Seq || w.Count != b.Count || !bytes.Equal(w.Data, b.Data) {
+				t.Fatalf("segment %s: batch at %d differs from the WAL's batch at %d", sg.Key, b.Seq, w.Seq)
+			}
+			next = b.Seq + uint64(b.Count)
+			batches++
+		}
+	}
+	if latest := f.LatestSequence(); next != latest+1 {
+		t.Fatalf("the archive ends at %d, the database at %d", next-1, latest)
+	}
+	return batches
+}
+
+func minBase(a, b manifest.Base) manifest.Base {
+	if b.Sequence < a.Sequence {
+		return b
+	}
+	return a
+}
+
+func readSegment(t *testing.T, s objstore.Store, key string) []segments.Batch {
+	t.Helper()
+	rc, _, err := s.Get(context.Background(), key, objstore.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	r, err := segments.NewReader(rc, segments.ReaderOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	var out []segments.Batch
+	for {
+		b, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		b.Data = bytes.Clone(b.Data)
+		out = append(out, b)
+	}
+}
+
+func openLocation(t *testing.T, url string) objstore.Store {
+	t.Helper()
+	s, err := location.Open(context.Background(), url, location.Options{S3: s3store.Options{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestArchiveKill9 archives a database that db_bench writes, killing the
+// archiver with SIGKILL at random points and starting it again: the
+// archive ends up holding every batch exactly once.
+func TestArchiveKill9(t *testing.T) {
+	dir := newDB(t)
+	bucket := "file://" + t.TempDir()
+	args := []string{"archive", "--db", dir, "--to", bucket, "--segment-age", "50ms", "--segment-size", "256KiB"}
+	writer := dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", "--num=100000", "--batch_size=4", "--benchmark_write_rate_limit=2000000")
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	kills := 0
+	done := make(chan struct{})
+	go func() { writer.Wait(); close(done) }()
+	for running := true; running; {
+		p := startCLI(t, nil, args...)
+		select {
+		case <-done:
+			running = false
+			time.Sleep(300 * time.Millisecond)
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("archive after SIGTERM: exit %d\n%s", code, p.out)
+			}
+		case <-time.After(time.Duration(100+rng.Intn(700)) * time.Millisecond):
+			p.cmd.Process.Kill()
+			p.wait(t, 10*time.Second)
+			kills++
+		}
+	}
+	// One more run to make sure that everything is in after the last kill.
+	p := startCLI(t, nil, args...)
+	time.Sleep(time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("archive: exit %d\n%s", code, p.out)
+	}
+	n := checkArchive(t, openLocation(t, bucket), dir)
+	t.Logf("%d kill -9 during the writes; %d batches archived exactly once", kills, n)
+	if kills < 3 {
+		t.Fatalf("only %d kills: the writer finished too soon for the test to mean anything", kills)
+	}
+}
+
+// TestArchiveMinIOOutage archives to a real MinIO that is stopped for a few
+// seconds in the middle of the writes: the archiver retries, nothing is
+// lost, and the backlog drains when MinIO is back.
+func TestArchiveMinIOOutage(t *testing.T) {
+	miniotest.Shared(t) // fails under CI=true when MinIO is missing
+	srv, err := miniotest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	bucket := srv.NewBucket(t)
+	url := "s3://" + bucket + "/db?endpoint=" + srv.Endpoint
+	env := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey}
+	dir := newDB(t)
+	p := startCLI(t, env, "archive", "--db", dir, "--to", url, "--segment-age", "100ms", "--listen", "127.0.0.1:0")
+	writer := dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", "--num=150000", "--batch_size=4", "--benchmark_write_rate_limit=2000000")
+	writing := make(chan struct{})
+	go func() { writer.Wait(); close(writing) }()
+	time.Sleep(time.Second)
+	srv.Stop()
+	time.Sleep(3 * time.Second)
+	select {
+	case <-writing:
+		t.Fatal("the writer finished during the outage: the test shows nothing")
+	default:
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	<-writing
+	time.Sleep(2 * time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("archive: exit %d\n%s", code, p.out)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
+	n := checkArchive(t, openLocation(t, url), dir)
+	t.Logf("%d batches archived through a 3 s MinIO outage", n)
+}
+
+// TestArchiveGap: the writer keeps no WAL history and flushes while the
+// archiver is down, so the WAL it needs is gone. The archiver says so,
+// records a hole, takes a new base, and status reports the hole.
+func TestArchiveGap(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	noRetention := []string{"--wal_ttl_seconds=0", "--write_buffer_size=65536"}
+	waitCmd(t, dbBench(t, dir, append(noRetention, "--benchmarks=fillrandom", "--num=2000")...))
+	bucket := "file://" + t.TempDir()
+	args := []string{"archive", "--db", dir, "--to", bucket, "--segment-age", "50ms"}
+	p := startCLI(t, nil, args...)
+	time.Sleep(time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("archive: exit %d\n%s", code, p.out)
+	}
+	if !strings.Contains(p.out.String(), "WAL_ttl_seconds") {
+		t.Fatalf("no warning about the writer's WAL retention:\n%s", p.out)
+	}
+	waitCmd(t, dbBench(t, dir, append(noRetention, "--benchmarks=overwrite", "--use_existing_db=1", "--num=20000")...))
+	p = startCLI(t, nil, args...)
+	time.Sleep(2 * time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("archive after the gap: exit %d\n%s", code, p.out)
+	}
+	if !strings.Contains(p.out.String(), "WAL needed next is gone") {
+		t.Fatalf("the gap was not reported:\n%s", p.out)
+	}
+	code, out, _ := runCLI(t, "status", "--from", bucket)
+	if code != 0 || !strings.Contains(out, "HOLE: sequences 2001..") {
+		t.Fatalf("status: exit %d, want a hole from 2001:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "status", "--from", bucket, "--json")
+	if code != 0 || !strings.Contains(out, `"holes"`) {
+		t.Fatalf("status --json: exit %d\n%s", code, out)
+	}
+}
+
+// TestArchiveFenced: another writer takes the archive over (as a promotion
+// does: a new timeline and writer in the manifest). The running archiver
+// stops at its next manifest check, says "fenced" and exits 4; started
+// again it refuses to write.
+func TestArchiveFenced(t *testing.T) {
+	dir := newDB(t)
+	root := t.TempDir()
+	bucket := "file://" + root
+	args := []string{"archive", "--db", dir, "--to", bucket, "--fence-check", "100ms"}
+	p := startCLI(t, nil, args...)
+	store := openLocation(t, bucket)
+	waitManifest(t, store)
+	time.Sleep(300 * time.Millisecond)
+	_, _, err := manifest.Update(context.Background(), store, nil, func(m *manifest.Manifest) error {
+		tl, err := m.AddTimeline(m.Writer.Timeline, 5000, time.Now())
+		if err != nil {
+			return err
+		}
+		m.Writer = &manifest.Writer{Timeline: tl.ID, Epoch: m.Writer.Epoch + 1, ID: "standby", Host: "elsewhere", Since: time.Now()}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != exitFenced || !strings.Contains(p.out.String(), "fenced") {
+		t.Fatalf("the fenced archiver: exit %d, want %d saying fenced\n%s", code, exitFenced, p.out)
+	}
+	again := startCLI(t, nil, args...)
+	if code := again.wait(t, 30*time.Second); code != exitFenced || !strings.Contains(again.out.String(), "fenced") {
+		t.Fatalf("the old primary's archiver started again: exit %d\n%s", code, again.out)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(root, "segments", "00000002", "*")); len(segs) != 0 {
+		t.Fatalf("the fenced archiver wrote into the new timeline: %q", segs)
+	}
+}
+
+func waitManifest(t *testing.T, s objstore.Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, _, err := manifest.Load(context.Background(), s)
+		if err == nil && len(m.Bases) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no archive with a base: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestArchiveBadInput(t *testing.T) {
+	dir := newDB(t)
+	notDB := t.TempDir()
+	os.WriteFile(filepath.Join(notDB, "hello.txt"), []byte("not a database"), 0o644)
+	empty := t.TempDir()
+	bucketDir := t.TempDir()
+	bucket := "file://" + bucketDir
+	srv := miniotest.Shared(t)
+	s3url := "s3://" + srv.NewBucket(t) + "/x?endpoint=" + srv.Endpoint
+	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
+	cases := []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"archive", "--to", bucket}, exitUsage, "--db is required (or set ROCKSTREAM_DB)"},
+		{[]string{"archive", "--db", dir}, exitUsage, "--to is required (or set ROCKSTREAM_TO)"},
+		{[]string{"archive", "--db", notDB, "--to", bucket}, exitUsage, "not a rocksdb database"},
+		{[]string{"archive", "--db", filepath.Join(empty, "missing"), "--to", bucket}, exitUsage, "missing"},
+		{[]string{"archive", "--db", dir, "--to", "s3:/bad"}, exitUsage, "bad location URL"},
+		{[]string{"archive", "--db", dir, "--to", bucket, "--segment-size", "0"}, exitUsage, "--segment-size"},
+		{[]string{"archive", "--db", dir, "--to", bucket, "--segment-size", "lots"}, exitUsage, "--segment-size"},
+		{[]string{"archive", "--db", dir, "--to", bucket, "--segment-age", "-1s"}, exitUsage, "--segment-age"},
+		{[]string{"archive", "--db", dir, "--to", bucket, "extra"}, exitUsage, "no arguments"},
+		{[]string{"archive", "--db", dir, "--to", "s3://no-such-bucket-e2e?endpoint=" + srv.Endpoint}, exitUnreachable, "bucket does not exist"},
+		{[]string{"base", "--db", notDB, "--to", bucket}, exitUsage, "not a rocksdb database"},
+		{[]string{"status", "--from", bucket}, exitFailure, "holds no rockstream archive"},
+		{[]string{"status"}, exitUsage, "--from is required"},
+	}
+	cases = append(cases, struct {
+		args []string
+		code int
+		says string
+	}{[]string{"archive", "--db", dir, "--to", s3url}, exitUnreachable, "access denied"})
+	for i, c := range cases {
+		if i == len(cases)-1 {
+			t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+		}
+		code, out, errOut := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.says) {
+			t.Errorf("rockstream %q: exit %d, want %d saying %q\n%s%s", c.args, code, c.code, c.says, out, errOut)
+		}
+		if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "wrong-secret") {
+			t.Errorf("rockstream %q printed a stack trace or a secret:\n%s", c.args, errOut)
+		}
+	}
+	if left, _ := os.ReadDir(bucketDir); len(left) > 1 { // the file store's own .objstore folder
+		t.Errorf("bad input wrote into the archive: %v", left)
+	}
+}
