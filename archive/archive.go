@@ -91,7 +91,8 @@ type Options struct {
 	// WorkDir holds the checkpoints of bases while they upload. Required.
 	WorkDir string
 	// Queue is the number of sealed segments that wait for upload before
-	// reading pauses (default 4).
+	// reading pauses (default 2). Each holds up to SegmentSize compressed
+	// bytes in memory.
 	Queue int
 	// Concurrency is the number of files a base uploads at once
 	// (default 4).
@@ -135,7 +136,7 @@ func (o *Options) defaults() error {
 		o.BaseWALBytes = 4 << 30
 	}
 	if o.Queue <= 0 {
-		o.Queue = 4
+		o.Queue = 2
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -156,7 +157,15 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 	}, nil
 }
 
+// memoryLimit is the archiver's soft limit for the Go heap, unless
+// GOMEMLIMIT says otherwise: the garbage collector works harder near it, so
+// the sidecar stays small next to the database it serves.
+const memoryLimit = 96 << 20
+
 func runArchive(c *cli.Context) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	o, err := openSource(c)
 	if err != nil {
 		return err
