@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: all build setup demo test lint fuzz bench clean
+.PHONY: all build setup demo test lint fuzz bench bench-archive clean
 
 GO ?= go
 
@@ -30,6 +30,9 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 -cpu=1 ./segments/ ./rocks/
+
+bench-archive: setup
+	bash scripts/bench-archive.sh 3
 
 clean:
 	rm -rf bin
