@@ -9,6 +9,10 @@
 //     writer's progress. Updates reads its WAL batch by batch, with
 //     continuity checked (a *GapError instead of RocksDB's silent skip).
 //     Checkpoint writes a checkpoint and returns its exact last sequence.
+//   - Primary: the archiver's Source (archive.Source) over a database that
+//     the program owns and has opened read-write itself (library mode). It
+//     reads the WAL of the program's handle with the same Updates and
+//     continuity checks, takes checkpoints of it, and never closes it.
 //   - DB: a local database opened writable (restore, standby) or read-only;
 //     Apply replays a batch read from the WAL with the sequence numbers it
 //     had in the source.
@@ -55,16 +59,57 @@
 //     makes the database reopen at an older last sequence
 //     [TestSequenceAfterFlushAndReopen]. Apply reports both as a gap instead
 //     of writing at shifted sequences.
+//   - On a primary (the program's own handle) an empty range deletion is
+//     counted, so reading its batch is safe, but a checkpoint taken while it
+//     is the last batch ends one sequence short, inside that batch; the
+//     Primary then refuses to continue from there
+//     [TestPrimaryEmptyDeleteRange].
+//   - A checkpoint of a primary without a flush leaves out the writes made
+//     without the WAL, and opens at the database's sequence all the same
+//     when logged writes follow them [TestPrimaryCheckpointUnloggedWrites].
+//     A checkpoint with a flush that dropped the newest entries (a Put and
+//     its SingleDelete) opens at an older sequence, possibly inside a batch
+//     [TestPrimaryCheckpointDroppedEntries]. Primary.Checkpoint flushes only
+//     when the first applies. No checkpoint holds an IDENTITY file;
+//     Primary.Checkpoint copies it.
 //   - RocksDB logs a batch before it decodes it: a malformed batch, a merge
 //     without a merge operator, an unknown column family or a range deletion
 //     that ends before it begins fails after it is in the WAL (and a bad
 //     batch in the WAL stops the database from opening). Apply decodes the
 //     batch first and refuses those (ErrCorrupt, ErrUnsupported).
 //
+// # Library mode
+//
+// A program that opens its database with grocksdb itself archives it in
+// the same process with the sidecar's behaviour:
+//
+//	opts.SetWALTtlSeconds(3600)           // keep flushed WAL for the archiver
+//	db, err := grocksdb.OpenDb(opts, dir) // the program's own handle
+//	...
+//	src, err := rocks.NewPrimary(db, dir) // dir: where db was opened
+//	a, err := archive.New(src, store, archive.Options{WorkDir: work})
+//	done := make(chan error, 1)
+//	go func() { done <- a.Run(ctx) }()    // next to the program's writes
+//	...
+//	cancel()                              // Run uploads what it read, returns
+//	err = <-done
+//	src.Close()                           // after Run returned
+//	db.Close()                            // last: the program's, as before
+//
+// Without WAL_ttl_seconds or WAL_size_limit_MB (ReadWALRetention reads
+// them), RocksDB deletes a WAL file at its flush, possibly before the
+// archiver read it: the archive then records a hole and takes a new base.
+// Writes made with WriteOptions.DisableWAL are a hole too; the Primary's
+// Checkpoint notices when they are missing from a checkpoint and takes it
+// again with a flush. The archive package's Example_libraryMode runs this
+// whole.
+//
 // # Resources
 //
 // Every grocksdb object is released by the type that created it: close a
-// Follower, DB or Updates when done. Closing a Follower closes its Updates.
+// Follower, DB, Primary or Updates when done. Closing a Follower or a
+// Primary closes its Updates; closing a Primary leaves the program's
+// database open, and must come before the program closes it.
 // RocksDB asserts that no column family handle outlives its database; this
 // package destroys them in order.
 //
