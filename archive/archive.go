@@ -170,6 +170,7 @@ type Archiver struct {
 
 // Stats counts what an Archiver did.
 type Stats struct {
+	Timeline    uint32
 	Segments    int64
 	Batches     int64
 	BatchBytes  int64 // uncompressed WAL bytes
@@ -205,8 +206,13 @@ func (a *Archiver) count(fn func(*Stats)) {
 	fn(&a.stats)
 }
 
-// Timeline is the timeline the archiver writes (after Run started).
-func (a *Archiver) Timeline() uint32 { return a.writer.Timeline }
+// Timeline is the timeline the archiver writes (after Run started); safe
+// to call while Run runs.
+func (a *Archiver) Timeline() uint32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats.Timeline
+}
 
 // fenced wraps manifest.ErrFenced with what happened.
 func fenced(format string, args ...any) error {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
@@ -45,7 +46,10 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 	a.log.Info("taking a base", "since_last", now.Sub(a.lastBase).Round(1e9).String(), "wal_bytes_since_last", a.walBytes)
 	a.lastBase, a.walBytes = now, 0
 	if _, err := a.takeBase(ctx, nil); err != nil {
-		if errors.Is(err, manifest.ErrFenced) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil // stopping: the loop drains what it read
+		}
+		if errors.Is(err, manifest.ErrFenced) {
 			return err
 		}
 		a.log.Error("the base failed; the next try is at the next base interval", "error", err)
@@ -101,13 +105,18 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
-	fl, err := a.uploadBase(ctx, dir, seq)
+	b, done, err := a.existingBase(ctx, seq)
 	if err != nil {
 		return manifest.Base{}, err
 	}
-	b, err := manifest.PutFileList(ctx, a.store, fl)
-	if err != nil {
-		return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
+	if !done {
+		fl, err := a.uploadBase(ctx, dir, seq)
+		if err != nil {
+			return manifest.Base{}, err
+		}
+		if b, err = manifest.PutFileList(ctx, a.store, fl); err != nil {
+			return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
+		}
 	}
 	var as *manifest.Writer
 	if a.claimed {
@@ -131,6 +140,38 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	return b, nil
 }
 
+// existingBase finds a base of this timeline at seq that is stored
+// already: in the manifest (no write since the last base), or only as a
+// complete file list (an earlier try that stopped before the manifest).
+// Its files are never uploaded again: they would overwrite that base's.
+func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base, bool, error) {
+	tl := a.writer.Timeline
+	for _, b := range a.m.Bases {
+		if b.Timeline == tl && b.Sequence == seq {
+			a.log.Info("no write since the last base; it stands", "timeline", tl, "sequence", seq)
+			return b, true, nil
+		}
+	}
+	rc, _, err := a.store.Get(ctx, manifest.FileListKey(tl, seq), objstore.GetOptions{})
+	if objstore.IsNotFound(err) {
+		return manifest.Base{}, false, nil
+	}
+	if err != nil {
+		return manifest.Base{}, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
+	if err != nil {
+		return manifest.Base{}, false, fmt.Errorf("read %s: %w", manifest.FileListKey(tl, seq), err)
+	}
+	fl, err := manifest.ParseFileList(data)
+	if err != nil {
+		return manifest.Base{}, false, fmt.Errorf("the stored base at %d: %w", seq, err)
+	}
+	a.log.Info("a complete base at this sequence is stored already; adding it to the manifest", "timeline", tl, "sequence", seq)
+	return fl.Base(), true, nil
+}
+
 func hasBase(m *manifest.Manifest, b manifest.Base) bool {
 	for _, x := range m.Bases {
 		if x.Timeline == b.Timeline && x.Sequence == b.Sequence {
@@ -140,17 +181,30 @@ func hasBase(m *manifest.Manifest, b manifest.Base) bool {
 	return false
 }
 
-// checkpointDir returns a fresh path for a checkpoint, removing the
-// leftovers of earlier runs.
+// checkpointDir returns a fresh path for a checkpoint of this process,
+// removing the leftovers of processes that are gone (a running archiver and
+// a `rockstream base` may share the work folder).
 func (a *Archiver) checkpointDir() (string, error) {
 	if err := os.MkdirAll(a.opts.WorkDir, 0o755); err != nil {
 		return "", fmt.Errorf("work folder: %w", err)
 	}
 	old, _ := filepath.Glob(filepath.Join(a.opts.WorkDir, "checkpoint-*"))
 	for _, o := range old {
-		os.RemoveAll(o)
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(o), "checkpoint-%d-", &pid); err == nil && !alive(pid) {
+			os.RemoveAll(o)
+		}
 	}
-	return filepath.Join(a.opts.WorkDir, fmt.Sprintf("checkpoint-%d", a.opts.Now().UnixNano())), nil
+	return filepath.Join(a.opts.WorkDir, fmt.Sprintf("checkpoint-%d-%d", os.Getpid(), a.opts.Now().UnixNano())), nil
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // uploadBase uploads the files of the checkpoint in dir, in parallel,
@@ -207,6 +261,7 @@ type baseUpload struct {
 	have               map[string]bool
 	total              int64
 	done, sent, shared atomic.Int64
+	fenceMu            sync.Mutex // checkFence writes the archiver's manifest
 }
 
 func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
@@ -269,7 +324,10 @@ func (u *baseUpload) put(ctx context.Context, path string, f *manifest.File) err
 		return nil
 	}
 	if u.a.claimed {
-		if err := u.a.checkFence(ctx); err != nil {
+		u.fenceMu.Lock()
+		err := u.a.checkFence(ctx)
+		u.fenceMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -138,6 +138,13 @@ func (m *memSource) Checkpoint(dir string) (uint64, error) {
 	return seq, nil
 }
 
+// checkpoints returns how many checkpoints were taken.
+func (m *memSource) checkpoints() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ckpts
+}
+
 // since returns the batches after sequence seq.
 func (m *memSource) since(seq uint64) []segments.Batch {
 	m.mu.Lock()

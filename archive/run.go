@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/segments"
 )
 
@@ -230,6 +231,9 @@ func (a *Archiver) checkFence(ctx context.Context) error {
 	if err != nil {
 		if errors.Is(err, manifest.ErrNoArchive) {
 			return fenced("the manifest of %s is gone", a.store)
+		}
+		if errors.Is(err, manifest.ErrInvalid) || errors.Is(err, objstore.ErrAccessDenied) || errors.Is(err, objstore.ErrNoBucket) {
+			return fmt.Errorf("cannot check the manifest for a new writer, so cannot go on safely: %w", err)
 		}
 		a.log.Warn("cannot check the manifest for a new writer; will try again", "error", err)
 		return nil

@@ -20,6 +20,9 @@ func (a *Archiver) start(ctx context.Context) (needBase bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read the database identity: %w", err)
 	}
+	if _, err := objstore.Check(ctx, a.store, manifest.NewProbeKey()); err != nil {
+		return false, fmt.Errorf("the store cannot hold an archive safely: %w", err)
+	}
 	if err := a.openManifest(ctx, identity); err != nil {
 		return false, err
 	}
@@ -70,6 +73,7 @@ func (a *Archiver) claim(ctx context.Context, identity string) error {
 		return fmt.Errorf("claim the archive at %s: %w", a.store, err)
 	}
 	a.m, a.etag, a.writer, a.claimed = m, etag, *m.Writer, true
+	a.count(func(s *Stats) { s.Timeline = m.Writer.Timeline })
 	a.log.Info("writing the archive", "location", a.store.String(), "timeline", a.writer.Timeline,
 		"epoch", a.writer.Epoch, "writer", a.writer.ID)
 	return nil
@@ -98,29 +102,40 @@ func (a *Archiver) claimable(m *manifest.Manifest) (uint32, uint64, error) {
 		ErrWriterActive, w.Timeline, w.ID, w.Host, w.Since.Format("2006-01-02 15:04:05Z07:00"))
 }
 
-// position finds where the archive of this timeline ends.
+// position finds where the archive of this timeline ends: after its last
+// segment. It jumps past a newer base only when a hole recorded in the
+// manifest starts exactly where the segments end (a gap recovery that
+// stopped before its first segment); a base taken while segments were
+// still queued does not move the position, so those batches are read
+// again from the WAL, or recorded as a hole if the WAL lost them.
 func (a *Archiver) position(ctx context.Context) (needBase bool, err error) {
 	tl := a.writer.Timeline
-	segs, err := catalog.Timeline(ctx, a.store, a.m, tl)
+	base, hasBase := a.newestBase()
+	var after uint64
+	if hasBase && base.Timeline == tl {
+		after = base.Sequence
+	}
+	last, n, err := catalog.LastSegment(ctx, a.store, a.m, tl, after)
 	if err != nil {
 		return false, fmt.Errorf("read the segments of timeline %d: %w", tl, err)
 	}
-	if n := len(segs); n > 0 && segs[n-1].End {
-		return false, fenced("timeline %d was ended by a promotion at sequence %d", tl, segs[n-1].First-1)
+	if last != nil && last.End {
+		return false, fenced("timeline %d was ended by a promotion at sequence %d", tl, last.First-1)
 	}
-	base, hasBase := a.newestBase()
+	t, _ := a.m.Timeline(tl)
+	oldest, hasOwn := a.oldestBase(tl)
 	switch {
-	case len(segs) > 0:
-		a.next = segs[len(segs)-1].Next
-		if hasBase && base.Sequence+1 > a.next {
-			a.next = base.Sequence + 1 // a base after a hole, no segment yet
-		}
+	case last != nil:
+		a.next = last.Next
+	case hasOwn: // no segment yet: the chain starts at the timeline's first base
+		a.next = max(oldest.Sequence, t.Branch) + 1
 	case hasBase:
-		a.next = base.Sequence + 1
-	default:
-		if t, _ := a.m.Timeline(tl); t.Parent != 0 {
-			a.next = t.Branch + 1 // a promoted timeline continues its parent
-		}
+		a.next = max(base.Sequence, t.Branch) + 1
+	case t.Parent != 0:
+		a.next = t.Branch + 1 // a promoted timeline continues its parent
+	}
+	for h, ok := a.holeAt(tl, a.next); ok; h, ok = a.holeAt(tl, a.next) {
+		a.next = h.To + 1 // the base that ends the hole holds h.To
 	}
 	if hasBase {
 		a.lastBase = base.Time
@@ -128,8 +143,30 @@ func (a *Archiver) position(ctx context.Context) (needBase bool, err error) {
 	if a.next > 0 {
 		a.count(func(s *Stats) { s.LastSequence = a.next - 1 })
 	}
-	a.log.Info("continuing the archive", "timeline", tl, "next_sequence", a.next, "segments", len(segs))
+	a.log.Info("continuing the archive", "timeline", tl, "next_sequence", a.next, "segments_listed", n)
 	return !hasBase, nil
+}
+
+// oldestBase is the first base of timeline tl itself.
+func (a *Archiver) oldestBase(tl uint32) (manifest.Base, bool) {
+	var first manifest.Base
+	found := false
+	for _, b := range a.m.Bases {
+		if b.Timeline == tl && (!found || b.Sequence < first.Sequence) {
+			first, found = b, true
+		}
+	}
+	return first, found
+}
+
+// holeAt returns the recorded hole of timeline tl that starts at seq.
+func (a *Archiver) holeAt(tl uint32, seq uint64) (manifest.Hole, bool) {
+	for _, h := range a.m.Holes {
+		if h.Timeline == tl && h.From == seq {
+			return h, true
+		}
+	}
+	return manifest.Hole{}, false
 }
 
 // newestBase is the newest base of the writer's timeline's history: its

@@ -12,6 +12,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/segments"
 )
 
 // sealed is a segment waiting for upload.
@@ -147,7 +148,43 @@ func (u *uploader) ours(s *sealed) error {
 	if bytes.Equal(got, s.data) {
 		return nil
 	}
+	if seq, differ, err := diverge(got, s.data); err != nil || differ {
+		if err != nil {
+			return fmt.Errorf("segment %s, written by another archiver, cannot be read: %w", s.key, err)
+		}
+		return fenced("split brain: segment %s holds a batch at sequence %d that differs from this database's: another database writes timeline %d; stop one of them",
+			s.key, seq, u.a.writer.Timeline)
+	}
 	return &collision{key: s.key}
+}
+
+// diverge compares the batches of two segments where both have them, and
+// returns the first sequence at which they differ.
+func diverge(theirs, ours []byte) (uint64, bool, error) {
+	a, err := segments.NewReader(bytes.NewReader(theirs), segments.ReaderOptions{})
+	if err != nil {
+		return 0, false, err
+	}
+	b, err := segments.NewReader(bytes.NewReader(ours), segments.ReaderOptions{})
+	if err != nil {
+		return 0, false, err
+	}
+	for {
+		x, errA := a.Next()
+		y, errB := b.Next()
+		if errA == io.EOF || errB == io.EOF {
+			return 0, false, nil
+		}
+		if errA != nil {
+			return 0, false, errA
+		}
+		if errB != nil {
+			return 0, false, errB
+		}
+		if x.Seq != y.Seq || x.Count != y.Count || !bytes.Equal(x.Data, y.Data) {
+			return min(x.Seq, y.Seq), true, nil
+		}
+	}
 }
 
 // collision is a segment key that another archiver of the same timeline
@@ -227,6 +264,6 @@ func (a *Archiver) coveredDespite(err error) bool {
 	if a.checkFence(ctx) != nil || a.m == nil {
 		return false
 	}
-	segs, lerr := catalog.Timeline(ctx, a.store, a.m, a.writer.Timeline)
-	return lerr == nil && len(segs) > 0 && segs[len(segs)-1].Next >= a.next
+	last, _, lerr := catalog.LastSegment(ctx, a.store, a.m, a.writer.Timeline, 0)
+	return lerr == nil && last != nil && last.Next >= a.next
 }

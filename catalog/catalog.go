@@ -163,3 +163,48 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// LastSegment returns the last segment of timeline tl, with its end read
+// from its trailer, and the number of keys listed. It lists only the keys
+// after the segment key of sequence after (the newest base's, so that a
+// start does not list years of segments), and the whole timeline when
+// nothing follows that key. It returns nil when the timeline has none.
+func LastSegment(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, after uint64) (*Segment, int, error) {
+	startAfter := ""
+	if after > 0 {
+		startAfter = manifest.SegmentKey(tl, after)
+	}
+	last, n, err := lastKey(ctx, s, tl, startAfter)
+	if err == nil && last == nil && startAfter != "" {
+		last, n, err = lastKey(ctx, s, tl, "")
+	}
+	if err != nil || last == nil {
+		return nil, n, err
+	}
+	h, tr, err := ReadTrailer(ctx, s, last.Key, last.Size)
+	if err != nil {
+		return nil, n, fmt.Errorf("%w; run 'rockstream verify' to see the damage", err)
+	}
+	if h.FirstSeq != last.First || h.Timeline != uint64(tl) {
+		return nil, n, fmt.Errorf("segment %s: its header says timeline %d from %d: %w", last.Key, h.Timeline, h.FirstSeq, segments.ErrCorrupt)
+	}
+	last.Next, last.Last, last.End = tr.NextSeq, &tr, h.Flags&segments.FlagEnd != 0
+	return last, n, nil
+}
+
+func lastKey(ctx context.Context, s objstore.Store, tl uint32, startAfter string) (*Segment, int, error) {
+	var last *Segment
+	n := 0
+	for info, err := range s.List(ctx, manifest.SegmentPrefix(tl), startAfter) {
+		if err != nil {
+			return nil, n, fmt.Errorf("list the segments of timeline %d: %w", tl, err)
+		}
+		t, first, err := manifest.ParseSegmentKey(info.Key)
+		if err != nil || t != tl {
+			return nil, n, fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
+		}
+		n++
+		last = &Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size}
+	}
+	return last, n, nil
+}

@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -70,7 +71,23 @@ func New(root string) (*Store, error) {
 			return nil, fmt.Errorf("file store %s: %w", root, err)
 		}
 	}
+	removeStaleTemp(filepath.Join(root, internalDir, "tmp"))
 	return &Store{root: root}, nil
+}
+
+// staleTemp is the age after which a temporary file is taken as the
+// leftover of a put that crashed: no put takes that long to write.
+const staleTemp = time.Hour
+
+// removeStaleTemp removes the temporary files of crashed puts.
+func removeStaleTemp(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil && strings.HasPrefix(e.Name(), "put-") && time.Since(info.ModTime()) > staleTemp {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Root is the folder of the store.

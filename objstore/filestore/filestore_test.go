@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/filestore"
@@ -102,5 +103,29 @@ func TestRacer(t *testing.T) {
 		case !objstore.IsPreconditionFailed(err):
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStaleTempRemoved: a put that crashed between writing its temporary
+// file and the rename leaves the file; the next New removes it once old.
+func TestStaleTempRemoved(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := filestore.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	tmp := dir + "/.objstore/tmp"
+	old, fresh := tmp+"/put-crashed", tmp+"/put-running"
+	os.WriteFile(old, []byte("x"), 0o644)
+	os.WriteFile(fresh, []byte("x"), 0o644)
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(old, past, past)
+	if _, err := filestore.New(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatalf("the stale temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a fresh temporary file (a put in progress) was removed: %v", err)
 	}
 }

@@ -1,0 +1,179 @@
+package archive_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// TestBaseAheadOfQueuedSegments: a base is committed while segments still
+// wait for upload, and the archiver stops before they are uploaded. The
+// restart must read those batches again, not jump to the base.
+func TestBaseAheadOfQueuedSegments(t *testing.T) {
+	fs := faultstore.New(newStore(t))
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(11))
+	src.write(rng, 50)
+	opts := testOptions(t, "w")
+	opts.DrainTimeout = 300 * time.Millisecond
+	opts.Queue = 100 // reading goes on while uploads fail
+	r := start(t, src, fs, opts)
+	waitFor(t, "the first base", func() bool { return r.a.Stats().Bases == 1 })
+	fs.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: "segments/", Err: errors.New("injected 503")})
+	src.write(rng, 200)
+	waitFor(t, "the batches to be read", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	if _, err := archive.TakeBase(context.Background(), src, fs, archive.Options{WorkDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stop(t); err == nil {
+		t.Fatal("the stop reported everything archived while segment uploads failed")
+	}
+	fs.Reset()
+	r = start(t, src, fs, opts)
+	waitFor(t, "the restart to catch up", func() bool { return bucketEnd(t, fs, 1) == src.lastSeq()+1 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	sameBatches(t, archived(t, fs, 1), src.since(firstBase(t, fs, 1).Sequence))
+	m, _, _ := manifest.Load(context.Background(), fs)
+	if len(m.Holes) != 0 {
+		t.Fatalf("holes %+v: the WAL still had every batch", m.Holes)
+	}
+}
+
+// TestBaseAgainAtSameSequence: an idle database gets a base every interval
+// at the same sequence; the stored base must stay intact.
+func TestBaseAgainAtSameSequence(t *testing.T) {
+	s := newStore(t)
+	src := newMemSource("db-1")
+	src.write(rand.New(rand.NewSource(12)), 120)
+	opts := testOptions(t, "w")
+	opts.BaseInterval = 30 * time.Millisecond
+	r := start(t, src, s, opts)
+	waitFor(t, "several base intervals", func() bool { return src.checkpoints() >= 4 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ := manifest.Load(context.Background(), s)
+	if len(m.Bases) != 1 {
+		t.Fatalf("%d bases of one idle database, want 1", len(m.Bases))
+	}
+	fl, err := manifest.LoadFileList(context.Background(), s, m, m.Bases[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fl.Files {
+		rc, _, err := s.Get(context.Background(), f.Key, objstore.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		io.Copy(h, rc)
+		rc.Close()
+		if hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+			t.Fatalf("base file %s (%s) no longer matches its files.json", f.Name, f.Key)
+		}
+	}
+}
+
+// TestChildTimelineStartsAfterBranch: a promoted timeline with no base of
+// its own continues right after its branch point, not after the parent's
+// base.
+func TestChildTimelineStartsAfterBranch(t *testing.T) {
+	s := newStore(t)
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(13))
+	src.write(rng, 30)
+	r := start(t, src, s, testOptions(t, "old-primary"))
+	waitFor(t, "the first base", func() bool { return r.a.Stats().Bases == 1 })
+	src.write(rng, 100)
+	waitFor(t, "the archive", func() bool { return bucketEnd(t, s, 1) == src.lastSeq()+1 })
+	r.stop(t)
+	branch := src.lastSeq()
+	_, _, err := manifest.Update(context.Background(), s, nil, func(m *manifest.Manifest) error {
+		tl, err := m.AddTimeline(1, branch, time.Now())
+		m.Writer = &manifest.Writer{Timeline: tl.ID, Epoch: m.Writer.Epoch + 1, ID: "standby", Host: "h", Since: time.Now().UTC()}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.write(rng, 50)
+	r = start(t, src, s, testOptions(t, "standby"))
+	waitFor(t, "the child timeline", func() bool { return bucketEnd(t, s, 2) == src.lastSeq()+1 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Load(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := c.Segments[2][0].First; first != branch+1 {
+		t.Fatalf("timeline 2 starts at %d, want %d (after the branch)", first, branch+1)
+	}
+	if _, err := manifest.Restorable(c.Manifest, c.Ranges()); err != nil {
+		t.Fatalf("the archive no longer reads: %v", err)
+	}
+}
+
+// TestSplitBrainCollision: another database's segment takes the key that
+// this archiver needs next. Its batches differ from ours: that is a split
+// brain, never adopted.
+func TestSplitBrainCollision(t *testing.T) {
+	s := newStore(t)
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(14))
+	src.write(rng, 30)
+	opts := testOptions(t, "w")
+	r := start(t, src, s, opts)
+	waitFor(t, "the first base", func() bool { return r.a.Stats().Bases == 1 })
+	r.stop(t)
+	next := bucketEnd(t, s, 1)
+	if next == 0 {
+		next = firstBase(t, s, 1).Sequence + 1
+	}
+	opts.SegmentAge = 2 * time.Second
+	opts.SegmentSize = 1 << 20
+	r = start(t, src, s, opts)
+	src.write(rng, 20)
+	waitFor(t, "the batches to be read", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	other := newMemSource("db-1")
+	other.batches = append(other.batches, segments.Batch{Seq: next, Count: 1, Data: batchData(next, 1, []byte("another history"))})
+	putForeignSegment(t, s, 1, other.batches)
+	err := r.wait(t)
+	if !errors.Is(err, manifest.ErrFenced) || !strings.Contains(err.Error(), "split brain") {
+		t.Fatalf("a divergent segment at our key: %v, want a split-brain stop", err)
+	}
+}
+
+func putForeignSegment(t *testing.T, s objstore.Store, tl uint32, bs []segments.Batch) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := segments.NewWriter(&buf, segments.Header{Codec: segments.CodecZstd, Timeline: uint64(tl), FirstSeq: bs[0].Seq}, segments.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if _, err := s.Put(context.Background(), manifest.SegmentKey(tl, bs[0].Seq), &buf, int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatal(err)
+	}
+}
