@@ -8,6 +8,7 @@ import (
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/segments"
 )
@@ -43,11 +44,13 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, manifest.ErrFenced), errors.Is(err, archive.ErrWriterActive):
 		return exitFenced
-	case errors.Is(err, segments.ErrCorrupt), errors.Is(err, manifest.ErrInvalid), errors.Is(err, segments.ErrUnsupported):
+	case errors.Is(err, segments.ErrCorrupt), errors.Is(err, manifest.ErrInvalid), errors.Is(err, segments.ErrUnsupported),
+		errors.Is(err, restore.ErrCorrupt):
 		return exitCorrupt
 	case errors.Is(err, objstore.ErrUnreachable), errors.Is(err, objstore.ErrAccessDenied), errors.Is(err, objstore.ErrNoBucket):
 		return exitUnreachable
-	case errors.Is(err, archive.ErrOtherDatabase), errors.Is(err, rocks.ErrNotDatabase):
+	case errors.Is(err, archive.ErrOtherDatabase), errors.Is(err, rocks.ErrNotDatabase),
+		errors.Is(err, manifest.ErrNotRestorable), errors.Is(err, restore.ErrNotEmpty):
 		return exitUsage
 	}
 	return exitFailure

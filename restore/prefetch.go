@@ -1,0 +1,250 @@
+package restore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/rockstream/rockstream/objstore"
+)
+
+// Read-ahead of segments: each object is read in chunks of chunkSize, at
+// most perObject chunks ahead of its reader.
+const (
+	chunkSize = 256 << 10
+	perObject = 8
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// prefetch reads the segments of a restore ahead of the replay, in order:
+// up to `objects` objects at once, each at most perObject chunks ahead of
+// its reader. Network transfers and GET latency overlap with applying
+// batches, and memory stays at objects × (perObject+2) chunks whatever
+// the size of the archive.
+type prefetch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	objs   []*fetched
+	next   int
+	slots  chan struct{}
+	wg     sync.WaitGroup
+}
+
+// fetched is one object being read ahead.
+type fetched struct {
+	key      string
+	ch       chan chunk // closed after the chunk that carries io.EOF or an error
+	ctx      context.Context
+	cancel   context.CancelFunc
+	released chan struct{} // closed when its reader is closed
+}
+
+// chunk is a part of an object, or its end (err io.EOF), or a failure.
+type chunk struct {
+	buf *[]byte
+	n   int
+	err error
+}
+
+func startPrefetch(ctx context.Context, s objstore.Store, keys []string, objects int) *prefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetch{ctx: ctx, cancel: cancel, slots: make(chan struct{}, max(objects, 1))}
+	for _, k := range keys {
+		octx, ocancel := context.WithCancel(ctx)
+		p.objs = append(p.objs, &fetched{key: k, ch: make(chan chunk, perObject), ctx: octx, cancel: ocancel, released: make(chan struct{})})
+	}
+	p.wg.Add(1)
+	go p.run(s)
+	return p
+}
+
+// run starts the fetch of each object in order, once a slot is free; the
+// slot is freed when the object's reader is closed.
+func (p *prefetch) run(s objstore.Store) {
+	defer p.wg.Done()
+	for _, o := range p.objs {
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.ctx.Done():
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			o.fetch(s)
+			select {
+			case <-o.released:
+			case <-p.ctx.Done():
+			}
+			<-p.slots
+		}()
+	}
+}
+
+// fetch reads the object into its channel. A transfer that breaks off
+// (a connection reset, or a body shorter than the object) is resumed with
+// a ranged get from where it stopped, up to resumeAttempts times: a
+// reader ahead of a slow replay may sit idle long enough for a server to
+// drop its connection.
+func (o *fetched) fetch(s objstore.Store) {
+	defer close(o.ch)
+	var st stream
+	for attempt := 1; ; attempt++ {
+		err := o.stream(s, &st)
+		if err == nil || o.ctx.Err() != nil {
+			return
+		}
+		var broken *brokenTransfer
+		if attempt == resumeAttempts || !errors.As(err, &broken) {
+			o.send(chunk{err: err})
+			return
+		}
+	}
+}
+
+const resumeAttempts = 3
+
+// stream is the progress of one object's transfer.
+type stream struct {
+	off  int64  // bytes sent on
+	size int64  // the object's size, from the first get
+	etag string // its ETag, from the first get
+}
+
+// brokenTransfer is a transfer that stopped before the object's end.
+type brokenTransfer struct{ err error }
+
+func (b *brokenTransfer) Error() string { return b.err.Error() }
+func (b *brokenTransfer) Unwrap() error { return b.err }
+
+// stream gets the object from st.off and sends its chunks; it returns nil
+// once the end was sent (or the reader is gone), a *brokenTransfer when
+// the transfer stopped early, or the get's error.
+func (o *fetched) stream(s objstore.Store, st *stream) error {
+	rc, info, err := s.Get(o.ctx, o.key, objstore.GetOptions{Offset: st.off})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if st.etag == "" {
+		st.size, st.etag = info.Size, info.ETag
+	} else if info.ETag != st.etag || info.Size != st.size {
+		return fmt.Errorf("the object changed while it was read (etag %s, then %s)", st.etag, info.ETag)
+	}
+	for {
+		b := chunkPool.Get().(*[]byte)
+		n, err := io.ReadFull(rc, *b)
+		st.off += int64(n)
+		end := st.off >= st.size
+		if err != nil && !end {
+			if n > 0 && !o.send(chunk{buf: b, n: n}) {
+				return nil
+			}
+			// %v: an early end of the transfer is not a truncated segment.
+			return &brokenTransfer{fmt.Errorf("the transfer stopped at byte %d of %d: %v", st.off, st.size, err)}
+		}
+		c := chunk{buf: b, n: n}
+		if end {
+			c.err = io.EOF
+		}
+		if !o.send(c) || end {
+			return nil
+		}
+	}
+}
+
+func (o *fetched) send(c chunk) bool {
+	select {
+	case o.ch <- c:
+		return true
+	case <-o.ctx.Done():
+		if c.buf != nil {
+			chunkPool.Put(c.buf)
+		}
+		return false
+	}
+}
+
+// open returns the reader of the next object, which must be key. Close it
+// when done, read to the end or not, to free its slot.
+func (p *prefetch) open(key string) (*objReader, error) {
+	if p.next >= len(p.objs) || p.objs[p.next].key != key {
+		return nil, fmt.Errorf("segment %s: read out of the planned order", key)
+	}
+	o := p.objs[p.next]
+	p.next++
+	return &objReader{o: o}, nil
+}
+
+// close stops every fetch and waits for them.
+func (p *prefetch) close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// objReader reads one prefetched object.
+type objReader struct {
+	o      *fetched
+	buf    *[]byte
+	n, off int
+	err    error
+	closed bool
+}
+
+func (r *objReader) Read(b []byte) (int, error) {
+	for r.off == r.n {
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.putBuf()
+		select {
+		case c, ok := <-r.o.ch:
+			if !ok {
+				r.err = cmp.Or(r.o.ctx.Err(), io.ErrUnexpectedEOF)
+				continue
+			}
+			r.buf, r.n, r.off, r.err = c.buf, c.n, 0, c.err
+		case <-r.o.ctx.Done():
+			r.err = r.o.ctx.Err()
+		}
+	}
+	n := copy(b, (*r.buf)[r.off:r.n])
+	r.off += n
+	return n, nil
+}
+
+func (r *objReader) putBuf() {
+	if r.buf != nil {
+		chunkPool.Put(r.buf)
+		r.buf, r.n, r.off = nil, 0, 0
+	}
+}
+
+// Close stops the object's fetch, drops what it read ahead and frees its
+// slot for the next object.
+func (r *objReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.o.cancel()
+	close(r.o.released)
+	r.putBuf()
+	for {
+		select {
+		case c, ok := <-r.o.ch:
+			if !ok {
+				return nil
+			}
+			if c.buf != nil {
+				chunkPool.Put(c.buf)
+			}
+		default:
+			return nil
+		}
+	}
+}

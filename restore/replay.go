@@ -1,0 +1,245 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// readBuffer is the buffer between a segment's object and its Reader.
+const readBuffer = 1 << 20
+
+// replay opens the checkpoint in dir with the WAL disabled, applies the
+// plan's segments, flushes and closes it.
+func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, conc int, res *Result, progress func(int64)) error {
+	db, err := rocks.OpenWritable(dir, rocks.Options{DisableWAL: true})
+	if err != nil {
+		return fmt.Errorf("open the base %s: %w", plan.Base.FileList, err)
+	}
+	if got := db.LatestSequence(); got != plan.Base.Sequence {
+		db.Close()
+		return fmt.Errorf("base %s: %w: the checkpoint opens at sequence %d, the manifest says %d",
+			plan.Base.FileList, ErrCorrupt, got, plan.Base.Sequence)
+	}
+	err = applySteps(ctx, db, s, plan.Steps, plan.Target, conc, res, progress)
+	if err == nil {
+		if err = db.Flush(); err != nil {
+			err = fmt.Errorf("flush %s: %w", dir, err)
+		}
+	}
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", dir, cerr)
+	}
+	return err
+}
+
+// applySteps applies the segments of steps to db, up to target, reading
+// up to conc segments ahead.
+func applySteps(ctx context.Context, db *rocks.DB, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64)) error {
+	keys := make([]string, len(steps))
+	for i, st := range steps {
+		keys[i] = st.Key
+	}
+	p := startPrefetch(ctx, s, keys, conc)
+	defer p.close()
+	r := &replayer{db: db, p: p, res: res, progress: progress, target: target}
+	for _, st := range steps {
+		if err := r.step(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replayer applies segments to a database.
+type replayer struct {
+	db       *rocks.DB
+	p        *prefetch
+	res      *Result
+	progress func(int64)
+	target   uint64
+}
+
+// step applies the batches of one segment that end after st.After and at
+// or before st.StopAt.
+func (r *replayer) step(ctx context.Context, st manifest.Step) error {
+	rc, err := r.p.open(st.Key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sr, err := segments.NewReader(&counted{r: rc, n: &r.res.SegmentBytes, progress: r.progress}, segments.ReaderOptions{})
+	if err != nil {
+		return segmentError(st.Key, err)
+	}
+	if err := checkHeader(sr.Header(), st); err != nil {
+		return err
+	}
+	if err := sr.SkipTo(st.After + 1); err != nil {
+		return segmentError(st.Key, err)
+	}
+	r.res.Segments++
+	crossed, err := r.batches(ctx, sr, st)
+	if err != nil {
+		return err
+	}
+	return r.reached(st, crossed)
+}
+
+// batches applies the segment's batches up to st.StopAt; it stops at the
+// end of the segment, or before the first batch that ends after StopAt
+// (crossed is then true).
+func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest.Step) (crossed bool, err error) {
+	for i := 0; ; i++ {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		b, err := sr.Next()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, segmentError(st.Key, err)
+		}
+		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > st.StopAt {
+			return true, nil
+		}
+		if err := r.db.Apply(b.Data); err != nil {
+			return false, applyError(st.Key, b.Seq, err)
+		}
+		r.res.Batches++
+		r.res.BatchBytes += int64(len(b.Data))
+		r.res.Time = b.Time
+	}
+}
+
+// reached checks where a step left the database: at its StopAt, or, when
+// the step ends at the target inside a batch, right before that batch (a
+// batch is never split, so the restore rounds down).
+func (r *replayer) reached(st manifest.Step, crossed bool) error {
+	got := r.db.LatestSequence()
+	r.res.Sequence = got
+	if got == st.StopAt || crossed && st.StopAt == r.target && got >= st.After {
+		return nil
+	}
+	return fmt.Errorf("segment %s: %w: its batches end at sequence %d, the restore needs them up to %d",
+		st.Key, ErrCorrupt, got, st.StopAt)
+}
+
+func checkHeader(h segments.Header, st manifest.Step) error {
+	tl, first, err := manifest.ParseSegmentKey(st.Key)
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", st.Key, err)
+	}
+	if h.Timeline != uint64(tl) || h.FirstSeq != first {
+		return fmt.Errorf("segment %s: %w: its header says timeline %d from sequence %d", st.Key, ErrCorrupt, h.Timeline, h.FirstSeq)
+	}
+	return nil
+}
+
+// segmentError names the segment; a missing object is a corrupt archive.
+func segmentError(key string, err error) error {
+	if objstore.IsNotFound(err) {
+		return fmt.Errorf("segment %s: %w: the object is missing: %w", key, ErrCorrupt, err)
+	}
+	return fmt.Errorf("segment %s: %w", key, err)
+}
+
+// applyError names the segment and the batch; a gap or a malformed batch
+// is a corrupt archive.
+func applyError(key string, seq uint64, err error) error {
+	if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) {
+		return fmt.Errorf("segment %s: %w: the batch at sequence %d: %w", key, ErrCorrupt, seq, err)
+	}
+	return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", key, seq, err)
+}
+
+// finish checks that the restored database in dir reopens at
+// res.Sequence.
+//
+// RocksDB 7.8.3 reopens a database at the newest sequence that survived
+// its last flush: when the flush drops the newest entries (a Put and its
+// SingleDelete cancel out), a database replayed without its WAL comes back
+// behind (rocks' TestSequenceAfterFlushAndReopen). finish then applies the
+// batches after the sequence it came back at once more, with the WAL on
+// and no flush, so that the WAL carries them. That changes no key: the
+// value of a key after a run of batches is set by the last operation on it
+// in the run (merges are refused), so applying the end of the run twice
+// gives what applying it once gave.
+func finish(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, res *Result, log *slog.Logger) error {
+	got, err := reopenSequence(dir)
+	if err != nil || got == res.Sequence {
+		return err
+	}
+	if got > res.Sequence || got < plan.Base.Sequence {
+		return reopenError(dir, got, res.Sequence)
+	}
+	log.Warn("the restored database came back behind after its flush (a put and its single delete cancelled out); applying the last batches again with the WAL on",
+		"reopened_at", got, "restored", res.Sequence)
+	db, err := rocks.OpenWritable(dir, rocks.Options{})
+	if err != nil {
+		return fmt.Errorf("open the restored database %s again: %w", dir, err)
+	}
+	var tail Result
+	err = applySteps(ctx, db, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", dir, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if got, err = reopenSequence(dir); err == nil && got != res.Sequence {
+		err = reopenError(dir, got, res.Sequence)
+	}
+	return err
+}
+
+// tailSteps are the parts of steps after sequence seq.
+func tailSteps(steps []manifest.Step, seq uint64) []manifest.Step {
+	var out []manifest.Step
+	for _, st := range steps {
+		if st.StopAt > seq {
+			st.After = max(st.After, seq)
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// reopenSequence opens the database in dir read-only and returns its last
+// sequence.
+func reopenSequence(dir string) (uint64, error) {
+	db, err := rocks.OpenReadOnly(dir)
+	if err != nil {
+		return 0, fmt.Errorf("reopen the restored database %s: %w", dir, err)
+	}
+	defer db.Close()
+	return db.LatestSequence(), nil
+}
+
+func reopenError(dir string, got, want uint64) error {
+	return fmt.Errorf("the restored database %s reopens at sequence %d, not at %d", dir, got, want)
+}
+
+// counted counts the bytes read through it.
+type counted struct {
+	r        io.Reader
+	n        *int64
+	progress func(int64)
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(int64(n))
+	}
+	return n, err
+}
