@@ -32,20 +32,34 @@ const checkpointAttempts = 5
 // which RocksDB does not notice: the checkpoint would open at the writer's
 // sequence with a hole. checkWALCoverage finds the latter.
 func (f *Follower) Checkpoint(dir string) (seq uint64, err error) {
+	if err := f.checkpointFiles(dir); err != nil {
+		return 0, err
+	}
+	return checkpointSequence(dir)
+}
+
+// checkpointFiles is Checkpoint without reading the sequence: it writes
+// the checkpoint into dir, catching up and trying again as Checkpoint says.
+func (f *Follower) checkpointFiles(dir string) (err error) {
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("rocks: checkpoint into %s: %w", dir, cmp.Or(err, fs.ErrExist))
+		return fmt.Errorf("rocks: checkpoint into %s: %w", dir, cmp.Or(err, fs.ErrExist))
 	}
 	for attempt := 1; ; attempt++ {
 		if err = f.tryCheckpoint(dir); err == nil {
-			break
+			return nil
 		}
 		if attempt == checkpointAttempts || errors.Is(err, ErrClosed) || errors.Is(err, ErrUnsupported) {
-			return 0, fmt.Errorf("%w (attempt %d)", err, attempt)
+			return fmt.Errorf("%w (attempt %d)", err, attempt)
 		}
 		if err := f.CatchUp(); err != nil {
-			return 0, err
+			return err
 		}
 	}
+}
+
+// checkpointSequence returns the last sequence of the checkpoint in dir,
+// opened read-only as a restore would recover it (its WAL replayed).
+func checkpointSequence(dir string) (uint64, error) {
 	db, err := OpenReadOnly(dir)
 	if err != nil {
 		return 0, fmt.Errorf("rocks: checkpoint %s: %w", dir, err)

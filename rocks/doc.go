@@ -9,6 +9,15 @@
 //     writer's progress. Updates reads its WAL batch by batch, with
 //     continuity checked (a *GapError instead of RocksDB's silent skip).
 //     Checkpoint writes a checkpoint and returns its exact last sequence.
+//   - WALTail: the batches of a database's WAL read from its files
+//     (<dir>/<n>.log and <dir>/archive/<n>.log) in plain Go, while the
+//     writer appends to them, with the same continuity checks and no RocksDB
+//     instance: no replay into memtables, no memory but a read buffer and
+//     the batch at hand.
+//   - FollowerSource: the sidecar archiver's Source (archive.Source) over a
+//     database that another process writes: it reads the batches with a
+//     WALTail and opens a secondary instance (a Follower) only to take a
+//     checkpoint, closing it after.
 //   - Primary: the archiver's Source (archive.Source) over a database that
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and
@@ -54,7 +63,8 @@
 //     is the last one. With Debian's RocksDB, built with assertions, reading
 //     that batch with the WAL iterator while it is the follower's last batch
 //     aborts the process (transaction_log_impl.cc: current_last_seq_ <=
-//     LastSequence()) [TestEmptyDeleteRange].
+//     LastSequence()) [TestEmptyDeleteRange]. WALTail, which the sidecar
+//     reads with, has no such limit [TestWALTailEmptyDeleteRange].
 //   - A flush that drops the newest entries (a Put and its SingleDelete)
 //     makes the database reopen at an older last sequence
 //     [TestSequenceAfterFlushAndReopen]. Apply reports both as a gap instead
@@ -107,7 +117,7 @@
 // # Resources
 //
 // Every grocksdb object is released by the type that created it: close a
-// Follower, DB, Primary or Updates when done. Closing a Follower or a
+// Follower, DB, Primary, Updates, WALTail or FollowerSource when done. Closing a Follower or a
 // Primary closes its Updates; closing a Primary leaves the program's
 // database open, and must come before the program closes it.
 // RocksDB asserts that no column family handle outlives its database; this

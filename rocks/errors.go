@@ -30,16 +30,24 @@ type GapError struct {
 	Dir      string // database directory
 	Expected uint64 // the sequence the next batch must start at (or cover)
 	Got      uint64 // the first sequence of the batch found; 0: none found
-	Latest   uint64 // the database's latest sequence when it was found
+	Latest   uint64 // the database's latest sequence when it was found; 0: not known (WALTail)
+	File     string // the WAL file where the batch found is (WALTail); "": not known
 }
 
 func (e *GapError) Error() string {
-	if e.Got == 0 {
-		return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, wal has none (latest seq %d)",
-			e.Dir, e.Expected, e.Latest)
+	var where, latest string
+	if e.File != "" {
+		where = " in " + e.File
 	}
-	return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, got seq %d (latest seq %d)",
-		e.Dir, e.Expected, e.Got, e.Latest)
+	if e.Latest != 0 {
+		latest = fmt.Sprintf(" (latest seq %d)", e.Latest)
+	}
+	if e.Got == 0 {
+		return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, wal has none%s",
+			e.Dir, e.Expected, latest)
+	}
+	return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, got seq %d%s%s",
+		e.Dir, e.Expected, e.Got, where, latest)
 }
 
 // Unwrap makes errors.Is(err, ErrGap) true.

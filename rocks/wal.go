@@ -1,11 +1,8 @@
 package rocks
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,11 +10,14 @@ import (
 	"strings"
 )
 
-// The WAL file format (RocksDB db/log_format.h), as far as this package
-// reads it: 32 KiB blocks of records; a record has a header (masked crc32c
-// of the type byte, the recyclable log number if any, and the payload;
-// payload length, 2 bytes little-endian; type, 1 byte) then its payload. A
-// batch larger than a block is split into First, Middle and Last records.
+// The WAL file format (RocksDB 7.8 db/log_format.h, db/log_writer.cc,
+// db/log_reader.cc): 32 KiB blocks of physical records; a block's tail
+// too short for a header is zero padding. A record has a header (masked
+// crc32c of the type byte, the log number if recyclable, and the payload,
+// 4 bytes little-endian; payload length, 2 bytes little-endian; type, 1
+// byte; for the recyclable types the low 32 bits of the file's number, 4
+// bytes little-endian) then its payload. A batch larger than what is left
+// of a block is split into First, Middle and Last records.
 const (
 	walBlockSize            = 32 << 10
 	walHeaderSize           = 7
@@ -25,8 +25,13 @@ const (
 	walZeroType             = 0 // preallocated space, nothing written yet
 	walFullType             = 1
 	walFirstType            = 2
-	walRecyclableFullType   = 5
+	walMiddleType           = 3
+	walLastType             = 4
+	walRecyclableFullType   = 5 // the recyclable types: a log file that RocksDB reuses
 	walRecyclableFirstType  = 6
+	walRecyclableMiddleType = 7
+	walRecyclableLastType   = 8
+	walSetCompressionType   = 9 // WAL compression: the records after it are compressed
 	walCRCMaskDelta         = 0xa282ead8
 )
 
@@ -41,57 +46,13 @@ func walFirstSequence(path string) (seq uint64, ok bool, err error) {
 		return 0, false, fmt.Errorf("rocks: read wal: %w", err)
 	}
 	defer f.Close()
-	buf := make([]byte, walBlockSize)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return 0, false, fmt.Errorf("rocks: read wal: %w", err)
-	}
-	payload, err := firstRecord(buf[:n])
-	if err != nil || payload == nil {
-		return 0, false, wrapPath(err, path)
-	}
-	if len(payload) < headerSize {
-		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(payload))
-	}
-	return binary.LittleEndian.Uint64(payload), true, nil
-}
-
-// firstRecord returns the payload of the first record of a WAL's first
-// block; nil when it is not (yet) complete and intact.
-func firstRecord(block []byte) ([]byte, error) {
-	if len(block) < walHeaderSize {
-		return nil, nil
-	}
-	hdr := walHeaderSize
-	switch typ := block[6]; typ {
-	case walFullType, walFirstType:
-	case walRecyclableFullType, walRecyclableFirstType:
-		hdr = walRecyclableHeaderSize
-	case walZeroType:
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("%w: first wal record of type %d (wal compression?)", ErrUnsupported, typ)
-	}
-	end := hdr + int(binary.LittleEndian.Uint16(block[4:6]))
-	if len(block) < end {
-		return nil, nil
-	}
-	if crc32.Checksum(block[6:end], castagnoli) != unmaskCRC(binary.LittleEndian.Uint32(block)) {
-		return nil, nil
-	}
-	return block[hdr:end], nil
+	num, _ := walNumber(filepath.Base(path))
+	return readFirstSequence(f, path, num)
 }
 
 func unmaskCRC(masked uint32) uint32 {
 	rot := masked - walCRCMaskDelta
 	return rot>>17 | rot<<15
-}
-
-func wrapPath(err error, path string) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("rocks: read wal %s: %w", path, err)
 }
 
 // walFiles returns the WAL files (<number>.log) of dir, by number.

@@ -1,0 +1,666 @@
+package rocks
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// WALTail reads the batches of a database's write-ahead log by reading its
+// WAL files directly, in plain Go: <dir>/<number>.log and, once RocksDB has
+// moved them there (WAL_ttl_seconds, WAL_size_limit_MB), <dir>/archive/<number>.log.
+// It needs no RocksDB instance, so following a database costs no memtable
+// and no replay: only the reads of the files.
+//
+// Seek positions it on the batch that starts at a sequence; Next returns
+// the batches from there, each one starting exactly where the one before
+// ended (Batch.Next), across WAL files too. A batch that does not is a
+// *GapError (ErrGap): a WAL file that was deleted before it was read,
+// writes made with disableWAL. Nothing is ever skipped silently.
+//
+// The newest WAL file is read as it is written: a record that the writer
+// is still appending is not an error; Next returns ok=false and reads it
+// again from the same offset at the next call. A file is finished once a
+// WAL file with a higher number has data (or two higher files exist) and
+// it was read to its end: its torn or zero-filled tail then ends it, and
+// reading moves on to the next file. Damage before the tail of a finished
+// file is ErrCorrupt, naming the file and the offset.
+//
+// The file being read is kept open: on Linux an open file survives its
+// move to archive/ and its deletion. Memory is bounded by a read buffer
+// and the largest batch; files are never read whole.
+//
+// What it cannot see: the database's latest sequence. A Seek to a sequence
+// that the writer flushed while no WAL file that is left holds any batch
+// (an idle database without WAL retention) is reported as a gap only once
+// the next batch is written; until then Next says ok=false.
+//
+// Supported: RocksDB's log format as of 7.x, legacy and recyclable records;
+// WAL compression (a SetCompressionType record) and record types newer
+// than 7.8 are ErrUnsupported. A WALTail is used by one goroutine at a time.
+type WALTail struct {
+	dir     string
+	archive string
+	target  uint64 // the sequence that Seek asked for
+	seeking bool   // no batch returned since Seek
+	next    uint64 // the sequence the next batch must start at
+	sought  bool   // Seek was called
+	cur     *walFile
+	buf     []byte // read buffer, shared by the files read in turn
+	err     error  // sticky until Seek
+	closed  bool
+
+	// for tests: where the last batch came from, and counters
+	lastPath string
+	lastOff  int64
+	listings int // directory listings at the live end
+	opened   int // WAL files opened for reading (not counting first-record probes)
+}
+
+// Limits of a WALTail.
+const (
+	// walReadChunk is how much a WALTail reads at once: whole blocks.
+	walReadChunk = 8 * walBlockSize
+	// walMaxRecord bounds the size of a batch that a WALTail assembles (a
+	// segment cannot hold a larger one anyway).
+	walMaxRecord = 1 << 30
+)
+
+// NewWALTail returns a WALTail over the WAL files in dir (a database
+// directory, or its wal_dir). Call Seek before Next.
+func NewWALTail(dir string) (*WALTail, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rocks: read wal of %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("rocks: read wal of %s: not a directory", dir)
+	}
+	return &WALTail{dir: dir, archive: filepath.Join(dir, "archive")}, nil
+}
+
+// Seek makes Next continue with the batch that starts at seq (0 is taken
+// as 1): the first batch that Next returns starts exactly there. A seq that
+// is inside a multi-operation batch is an error (not a gap); a seq that no
+// WAL file left holds is a *GapError from Next; a seq beyond what was
+// written is waited for (ok=false). Seek clears the error of an earlier
+// Next. The files are looked at by Next.
+func (t *WALTail) Seek(seq uint64) error {
+	if t.closed {
+		return fmt.Errorf("rocks: read wal of %s: %w", t.dir, ErrClosed)
+	}
+	t.closeFile()
+	t.target, t.next, t.seeking, t.sought, t.err = max(seq, 1), max(seq, 1), true, true, nil
+	return nil
+}
+
+// Next returns the next batch, with a Data of its own; ok is false when no
+// complete batch is there yet. An error is final until the next Seek.
+func (t *WALTail) Next() (b Batch, ok bool, err error) {
+	switch {
+	case t.closed:
+		return Batch{}, false, fmt.Errorf("rocks: read wal of %s: %w", t.dir, ErrClosed)
+	case !t.sought:
+		return Batch{}, false, fmt.Errorf("rocks: read wal of %s: Next before Seek", t.dir)
+	case t.err != nil:
+		return Batch{}, false, t.err
+	}
+	b, ok, err = t.read()
+	if err != nil {
+		t.err = err
+		t.closeFile()
+		return Batch{}, false, err
+	}
+	return b, ok, nil
+}
+
+// Close closes the file being read. Closing twice is harmless.
+func (t *WALTail) Close() error {
+	t.closeFile()
+	t.closed, t.buf = true, nil
+	return nil
+}
+
+func (t *WALTail) closeFile() {
+	if t.cur != nil {
+		t.cur.f.Close()
+		t.cur = nil
+	}
+}
+
+// read is Next without the bookkeeping of errors.
+func (t *WALTail) read() (Batch, bool, error) {
+	for {
+		if t.cur == nil {
+			if ok, err := t.locate(); err != nil || !ok {
+				return Batch{}, false, err
+			}
+		}
+		payload, owned, res, err := t.cur.read()
+		if err != nil {
+			return Batch{}, false, err
+		}
+		switch res {
+		case readWait:
+			finished, err := t.finished(t.cur.num)
+			if err != nil || !finished {
+				return Batch{}, false, err
+			}
+			t.cur.finished = true // read it again to its end, for good
+		case readEnd:
+			moved, err := t.advance()
+			if err != nil || !moved {
+				return Batch{}, false, err
+			}
+		case readRecord:
+			b, keep, err := t.batch(payload)
+			if err != nil || !keep {
+				if err != nil {
+					return Batch{}, false, err
+				}
+				continue
+			}
+			if !owned {
+				b.Data = slices.Clone(payload)
+			}
+			t.lastPath, t.lastOff = t.cur.path, t.cur.recOff
+			return b, true, nil
+		}
+	}
+}
+
+// batch checks a logical record against the sequence expected: keep is
+// false for a batch that ends before the sequence sought.
+func (t *WALTail) batch(payload []byte) (b Batch, keep bool, err error) {
+	if len(payload) < headerSize {
+		return Batch{}, false, fmt.Errorf("rocks: read wal %s at offset %d: %w: a record of %d bytes, shorter than a write batch header",
+			t.cur.path, t.cur.recOff, ErrCorrupt, len(payload))
+	}
+	b = Batch{Seq: binary.LittleEndian.Uint64(payload), Count: binary.LittleEndian.Uint32(payload[8:]), Data: payload}
+	if t.seeking {
+		switch {
+		case b.Seq < t.target && b.Next() <= t.target:
+			return Batch{}, false, nil // before the sequence sought
+		case b.Seq < t.target:
+			return Batch{}, false, fmt.Errorf("rocks: read wal of %s from seq %d: it is inside the batch at seq %d (count %d) in %s, not at a batch boundary",
+				t.dir, t.target, b.Seq, b.Count, t.cur.path)
+		}
+	}
+	if b.Seq != t.next {
+		return Batch{}, false, &GapError{Dir: t.dir, Expected: t.next, Got: b.Seq, File: t.cur.path}
+	}
+	t.seeking, t.next = false, b.Next()
+	return b, true, nil
+}
+
+// locate opens the WAL file that holds the sequence sought: the newest one
+// whose first batch starts at or before it (or the oldest one, where a
+// batch after it means that it is gone). ok is false when there is no WAL
+// file.
+func (t *WALTail) locate() (ok bool, err error) {
+	for range 3 { // a file that vanishes between the listing and its open: list again
+		logs, err := t.list()
+		if err != nil || len(logs) == 0 {
+			return false, err
+		}
+		start := 0
+		for i := len(logs) - 1; i >= 0; i-- {
+			seq, found, err := t.firstSequence(logs[i])
+			if err != nil {
+				return false, err
+			}
+			if found && seq <= t.target {
+				start = i
+				break
+			}
+		}
+		f, err := t.open(logs[start])
+		if err != nil || f != nil {
+			t.cur = f
+			return f != nil, err
+		}
+	}
+	return false, nil
+}
+
+// advance moves from the finished current file to the next one. moved is
+// false when that file vanished meanwhile and no other came (the database
+// was deleted?): the next call tries again.
+func (t *WALTail) advance() (moved bool, err error) {
+	logs, err := t.list()
+	if err != nil {
+		return false, err
+	}
+	for _, l := range logs {
+		if l.num <= t.cur.num {
+			continue
+		}
+		f, err := t.open(l)
+		if err != nil {
+			return false, err
+		}
+		if f != nil {
+			t.closeFile()
+			t.cur = f
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// finished says whether the writer has moved on from WAL file num: a file
+// with a higher number holds data, or two of them exist. (RocksDB writes
+// out the last buffered records of a file right after it has created the
+// next one, before it writes into that one.) The newest file is always in
+// dir, never in archive/, so archive/ is not listed.
+func (t *WALTail) finished(num uint64) (bool, error) {
+	t.listings++
+	d, err := os.Open(t.dir)
+	if err != nil {
+		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+	}
+	var newer []string
+	for _, name := range names {
+		if n, ok := walNumber(name); ok && n > num {
+			newer = append(newer, name)
+		}
+	}
+	switch len(newer) {
+	case 0:
+		return false, nil
+	case 1:
+		fi, err := os.Stat(filepath.Join(t.dir, newer[0]))
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil // moved to archive/: the writer is past it too
+		}
+		if err != nil {
+			return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+		}
+		return fi.Size() > 0, nil
+	}
+	return true, nil
+}
+
+// walLog is a WAL file found by a listing.
+type walLog struct {
+	num  uint64
+	name string
+}
+
+// walNumber returns the number of a WAL file's name, <number>.log.
+func walNumber(name string) (uint64, bool) {
+	num, ok := strings.CutSuffix(name, ".log")
+	if !ok || num == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	return n, err == nil
+}
+
+// list returns the WAL files of dir and archive/, by number. dir is listed
+// first: RocksDB only moves files from dir to archive/, so a file that
+// moves meanwhile is seen at least once.
+func (t *WALTail) list() ([]walLog, error) {
+	var logs []walLog
+	for _, d := range []string{t.dir, t.archive} {
+		entries, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) && d == t.archive {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+		}
+		for _, e := range entries {
+			if n, ok := walNumber(e.Name()); ok && !e.IsDir() {
+				logs = append(logs, walLog{n, e.Name()})
+			}
+		}
+	}
+	slices.SortFunc(logs, func(a, b walLog) int { return cmpUint(a.num, b.num) })
+	return slices.CompactFunc(logs, func(a, b walLog) bool { return a.num == b.num }), nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// openLog opens a WAL file where it is now: dir, else archive/. f is nil
+// when it is in neither.
+func (t *WALTail) openLog(l walLog) (f *os.File, path string, err error) {
+	for _, d := range []string{t.dir, t.archive} {
+		path = filepath.Join(d, l.name)
+		f, err = os.Open(path)
+		if err == nil {
+			return f, path, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("rocks: read wal: %w", err)
+		}
+	}
+	return nil, "", nil
+}
+
+// open opens a WAL file for reading from its start; nil when it is gone.
+func (t *WALTail) open(l walLog) (*walFile, error) {
+	f, path, err := t.openLog(l)
+	if err != nil || f == nil {
+		return nil, err
+	}
+	if t.buf == nil {
+		t.buf = make([]byte, walReadChunk)
+	}
+	t.opened++
+	return &walFile{num: l.num, path: path, f: f, buf: t.buf[:0]}, nil
+}
+
+// firstSequence reads the sequence of the first batch of a WAL file from
+// its first physical record (a First fragment holds the batch's header
+// too); found is false when the file is gone or has no intact first record
+// yet.
+func (t *WALTail) firstSequence(l walLog) (seq uint64, found bool, err error) {
+	f, path, err := t.openLog(l)
+	if err != nil || f == nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	return readFirstSequence(f, path, l.num)
+}
+
+// readFirstSequence reads the sequence of the first batch of the WAL file
+// f, whose number is num; found is false when it has no intact first record
+// yet.
+func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, found bool, err error) {
+	var block [walBlockSize]byte
+	n, err := f.ReadAt(block[:], 0)
+	if err != nil && err != io.EOF {
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w", path, err)
+	}
+	p, st, _ := parsePhysical(block[:n], walBlockSize, num)
+	if st != physOK {
+		return 0, false, nil
+	}
+	switch p.typ {
+	case walFullType, walFirstType, walRecyclableFullType, walRecyclableFirstType:
+	case walSetCompressionType:
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: %s", path, ErrUnsupported, compressionMessage(p.payload))
+	default:
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: its first record has type %d", path, ErrUnsupported, p.typ)
+	}
+	if len(p.payload) < headerSize {
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(p.payload))
+	}
+	return binary.LittleEndian.Uint64(p.payload), true, nil
+}
+
+func compressionMessage(payload []byte) string {
+	if len(payload) == 0 {
+		return "the WAL is compressed (wal_compression); rockstream reads uncompressed WAL only"
+	}
+	return fmt.Sprintf("the WAL is compressed (wal_compression, compression type %d); rockstream reads uncompressed WAL only", payload[0])
+}
+
+// physical is a physical record: a header and a payload within a block.
+type physical struct {
+	typ     byte
+	payload []byte
+	size    int // header and payload; for a physBad, 0 when the length is not plausible
+}
+
+// physStatus is what parsePhysical found at a record's offset.
+type physStatus int
+
+const (
+	physOK      physStatus = iota
+	physPadding            // the zeroes that fill a block's tail too short for a header
+	physZero               // zeroes where a header fits: space not written (yet)
+	physShort              // the file ends inside the record: being written, or torn
+	physBad                // a checksum mismatch or an impossible length
+	physOld                // a recycled file's record from its previous life
+)
+
+// parsePhysical parses the physical record at the start of b, which holds
+// the file's bytes from the record's offset to the end of its block, or
+// fewer when the file ends sooner; left is the number of bytes to the end
+// of the block, at least walHeaderSize. num is the file's number, which
+// recyclable records repeat. why says what is wrong with a physBad record.
+func parsePhysical(b []byte, left int, num uint64) (p physical, st physStatus, why string) {
+	if len(b) < walHeaderSize {
+		return p, physShort, ""
+	}
+	length := int(binary.LittleEndian.Uint16(b[4:6]))
+	p.typ = b[6]
+	hdr := walHeaderSize
+	recyclable := p.typ >= walRecyclableFullType && p.typ <= walRecyclableLastType
+	if recyclable {
+		hdr = walRecyclableHeaderSize
+	}
+	switch {
+	case p.typ == walZeroType && length == 0 && left < walRecyclableHeaderSize:
+		return p, physPadding, "" // a recyclable log pads up to 10 bytes
+	case p.typ == walZeroType && length == 0:
+		return p, physZero, ""
+	case hdr+length > left:
+		return p, physBad, fmt.Sprintf("record length %d (type %d) runs past the end of its block", length, p.typ)
+	case hdr+length > len(b):
+		return p, physShort, ""
+	}
+	p.size = hdr + length
+	if crc32.Checksum(b[6:p.size], castagnoli) != unmaskCRC(binary.LittleEndian.Uint32(b)) {
+		return p, physBad, fmt.Sprintf("checksum mismatch (record type %d, length %d)", p.typ, length)
+	}
+	if recyclable && binary.LittleEndian.Uint32(b[7:11]) != uint32(num) {
+		return p, physOld, ""
+	}
+	p.payload = b[hdr:p.size]
+	return p, physOK, ""
+}
+
+// walFile is a WAL file being read.
+type walFile struct {
+	num      uint64
+	path     string // where it was opened; it may have moved since
+	f        *os.File
+	off      int64  // offset of the next physical record to read
+	recOff   int64  // offset of the logical record being read
+	frag     []byte // the fragments read so far of a fragmented record
+	inFrag   bool
+	buf      []byte // the file's bytes from bufOff on, whole blocks but at its end
+	bufOff   int64
+	finished bool // the writer has moved on: what the file holds is all it will hold
+	recycled bool // the file's records are of the recyclable types
+}
+
+// readResult is what walFile.read found.
+type readResult int
+
+const (
+	readRecord readResult = iota // a logical record
+	readWait                     // nothing complete yet; the writer may add to the file
+	readEnd                      // the end of a finished file
+)
+
+// read returns the next logical record. owned says whether the payload is
+// the caller's; otherwise it is valid until the next read. A file that is
+// not finished stops, with readWait, at the first record that is not
+// complete and intact, and reads it again at the next call; a finished
+// file ends there when what follows is zeroes or nothing (a torn tail), and
+// is corrupt otherwise.
+func (w *walFile) read() (payload []byte, owned bool, res readResult, err error) {
+	for {
+		off := w.off
+		left := walBlockSize - int(off%walBlockSize)
+		if left < walHeaderSize { // the writer's zero padding
+			w.off += int64(left)
+			continue
+		}
+		b, err := w.blockAt(off, left)
+		if err != nil {
+			return nil, false, 0, err
+		}
+		p, st, why := parsePhysical(b, left, w.num)
+		switch st {
+		case physPadding:
+			w.off += int64(left)
+			continue
+		case physOK:
+		case physShort, physOld:
+			if !w.finished {
+				return w.wait()
+			}
+			return nil, false, readEnd, nil
+		case physZero, physBad:
+			if !w.finished {
+				return w.wait()
+			}
+			if w.recycled {
+				// What follows the last record written into a reused file
+				// is its old content, cut anywhere: the end, as for RocksDB.
+				return nil, false, readEnd, nil
+			}
+			from := off + int64(max(p.size, walHeaderSize))
+			if st == physZero {
+				from = off
+			}
+			tail, err := w.zeroesFrom(from)
+			switch {
+			case err != nil:
+				return nil, false, 0, err
+			case tail:
+				return nil, false, readEnd, nil
+			case st == physZero && !w.inFrag:
+				// RocksDB skips a zeroed block (mmap-written files).
+				w.off += int64(left)
+				continue
+			case st == physZero:
+				why = "zeroes inside a fragmented record"
+			}
+			return nil, false, 0, w.corrupt(off, why)
+		}
+		w.off = off + int64(p.size)
+		if off == 0 {
+			w.recycled = p.typ >= walRecyclableFullType && p.typ <= walRecyclableLastType
+		}
+		switch p.typ {
+		case walFullType, walRecyclableFullType:
+			if w.inFrag && len(w.frag) > 0 {
+				return nil, false, 0, w.corrupt(off, "a full record inside a fragmented one")
+			}
+			// An empty First fragment right before is an old writer's bug
+			// that RocksDB's reader forgives.
+			w.inFrag, w.frag, w.recOff = false, nil, off
+			return p.payload, false, readRecord, nil
+		case walFirstType, walRecyclableFirstType:
+			if w.inFrag && len(w.frag) > 0 {
+				return nil, false, 0, w.corrupt(off, "a first fragment inside a fragmented record")
+			}
+			w.inFrag, w.frag, w.recOff = true, append([]byte(nil), p.payload...), off
+		case walMiddleType, walRecyclableMiddleType:
+			if !w.inFrag {
+				return nil, false, 0, w.corrupt(off, "a middle fragment without a first one")
+			}
+			if err := w.checkSize(len(p.payload)); err != nil {
+				return nil, false, 0, err
+			}
+			w.frag = append(w.frag, p.payload...)
+		case walLastType, walRecyclableLastType:
+			if !w.inFrag {
+				return nil, false, 0, w.corrupt(off, "a last fragment without a first one")
+			}
+			if err := w.checkSize(len(p.payload)); err != nil {
+				return nil, false, 0, err
+			}
+			rec := append(w.frag, p.payload...)
+			w.inFrag, w.frag = false, nil
+			return rec, true, readRecord, nil
+		case walSetCompressionType:
+			return nil, false, 0, fmt.Errorf("rocks: read wal %s at offset %d: %w: %s", w.path, off, ErrUnsupported, compressionMessage(p.payload))
+		case walZeroType:
+			return nil, false, 0, w.corrupt(off, fmt.Sprintf("a record of type 0 with %d bytes", len(p.payload)))
+		default:
+			return nil, false, 0, fmt.Errorf("rocks: read wal %s at offset %d: %w: record type %d, unknown to RocksDB 7.8's log format (a newer RocksDB's WAL?)",
+				w.path, off, ErrUnsupported, p.typ)
+		}
+	}
+}
+
+// checkSize refuses to grow a fragmented record past walMaxRecord.
+func (w *walFile) checkSize(more int) error {
+	if len(w.frag)+more > walMaxRecord {
+		return fmt.Errorf("rocks: read wal %s at offset %d: %w: a batch of more than %d bytes",
+			w.path, w.recOff, ErrUnsupported, walMaxRecord)
+	}
+	return nil
+}
+
+// wait stops at a record that is not complete and intact yet. The bytes
+// read are dropped, so that the next read reads the file again: in a
+// recycled file the block can be whole already, with old records that the
+// writer has yet to overwrite.
+func (w *walFile) wait() ([]byte, bool, readResult, error) {
+	w.buf, w.bufOff = w.buf[:0], 0
+	return nil, false, readWait, nil
+}
+
+func (w *walFile) corrupt(off int64, why string) error {
+	return fmt.Errorf("rocks: read wal %s at offset %d: %w: %s", w.path, off, ErrCorrupt, why)
+}
+
+// blockAt returns the file's bytes from off to the end of its block (left
+// bytes on), fewer at the end of the file. It reads whole blocks, a chunk
+// at a time; at the end of the file it reads again, for what the writer
+// appended since.
+func (w *walFile) blockAt(off int64, left int) ([]byte, error) {
+	end := off + int64(left)
+	if off >= w.bufOff && end <= w.bufOff+int64(len(w.buf)) {
+		return w.buf[off-w.bufOff : end-w.bufOff], nil
+	}
+	start := off - off%walBlockSize
+	n, err := w.f.ReadAt(w.buf[:cap(w.buf)], start)
+	if err != nil && err != io.EOF {
+		w.buf, w.bufOff = w.buf[:0], 0
+		return nil, fmt.Errorf("rocks: read wal %s at offset %d: %w", w.path, start, err)
+	}
+	w.buf, w.bufOff = w.buf[:n], start
+	lo, hi := min(off-start, int64(n)), min(end-start, int64(n))
+	return w.buf[lo:hi], nil
+}
+
+// zeroesFrom says whether the file holds only zero bytes from off to its
+// end (or nothing).
+func (w *walFile) zeroesFrom(off int64) (bool, error) {
+	var chunk [4096]byte
+	for {
+		n, err := w.f.ReadAt(chunk[:], off)
+		for _, c := range chunk[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		if err == io.EOF || n == 0 {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("rocks: read wal %s at offset %d: %w", w.path, off, err)
+		}
+		off += int64(n)
+	}
+}

@@ -1,0 +1,636 @@
+package rocks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+	"github.com/rockstream/rockstream/archive"
+)
+
+// writeKeep writes one batch built by fill and returns its representation
+// as RocksDB logged it (Write stamps the sequence into the batch).
+func (w *writer) writeKeep(fill func(wb *grocksdb.WriteBatch)) []byte {
+	w.t.Helper()
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	fill(wb)
+	if err := w.db.Write(w.wo, wb); err != nil {
+		w.t.Fatalf("write: %v", err)
+	}
+	return bytes.Clone(wb.Data())
+}
+
+// writeRandomKeep is writeRandom, keeping the batches.
+func (w *writer) writeRandomKeep(rng *rand.Rand, n int) [][]byte {
+	w.t.Helper()
+	var out [][]byte
+	for range n {
+		out = append(out, w.writeKeep(func(wb *grocksdb.WriteBatch) {
+			for range 1 + rng.IntN(4) {
+				addRandomOp(wb, rng, w.list[rng.IntN(len(w.list))])
+			}
+		}))
+	}
+	return out
+}
+
+// writeLarge writes a batch of about size bytes of puts, over column
+// family cf.
+func (w *writer) writeLarge(rng *rand.Rand, cf string, size int) []byte {
+	return w.writeKeep(func(wb *grocksdb.WriteBatch) {
+		for i := 0; size > 0; i++ {
+			v := make([]byte, min(size, 100_000+rng.IntN(200_000)))
+			for j := range v {
+				v[j] = byte(rng.Uint32())
+			}
+			wb.PutCF(w.cfs[cf], fmt.Appendf(nil, "large%06d-%d", rng.IntN(1_000_000), i), v)
+			size -= len(v)
+		}
+	})
+}
+
+// TestWALTailMatchesRocksDB writes every kind of batch with RocksDB
+// (multi-operation, deletes, single and range deletes, two column families,
+// batches of log data only, batches over 32 KiB and over 1 MiB, many small
+// ones), with flushes that switch WAL files and move the old ones to
+// archive/. The tail reads them byte for byte as written, the same as
+// RocksDB's own WAL iterator on a secondary, and at the offsets that ldb
+// dump_wal reports.
+func TestWALTailMatchesRocksDB(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	w := newWriter(t, filepath.Join(t.TempDir(), "src"), 3600, "a")
+	var written [][]byte
+	written = append(written, w.writeRandomKeep(rng, 300)...)
+	written = append(written, w.writeKeep(func(wb *grocksdb.WriteBatch) { wb.PutLogData([]byte("log data only: no sequence")) }))
+	written = append(written, w.writeLarge(rng, "a", 40_000), w.writeLarge(rng, "default", 1_500_000))
+	w.flush()
+	written = append(written, w.writeRandomKeep(rng, 1000)...)
+	written = append(written, w.writeLarge(rng, "a", 3_000_000))
+	written = append(written, w.writeKeep(func(wb *grocksdb.WriteBatch) {
+		wb.DeleteRangeCF(w.cfs["a"], []byte("key0100"), []byte("key0200"))
+		wb.DeleteCF(w.cfs["default"], []byte("key0001"))
+		wb.SingleDeleteCF(w.cfs["a"], []byte("never-written"))
+	}))
+	w.flush()
+	for i := range 200 {
+		if i%50 == 0 {
+			written = append(written, w.writeLarge(rng, "a", 33_000+rng.IntN(100_000)))
+		}
+		written = append(written, w.writeRandomKeep(rng, 1)...)
+	}
+
+	tail := newTail(t, w.dir, 1)
+	got := drainTail(t, tail, nil)
+	sameData(t, got, written)
+	if last := got[len(got)-1].Next() - 1; last != w.latest() {
+		t.Fatalf("tail ends at seq %d, the database at %d", last, w.latest())
+	}
+	files, archived := map[string]bool{}, 0
+	for _, b := range got {
+		files[b.path] = true
+		if strings.Contains(b.path, "/archive/") {
+			archived++
+		}
+	}
+	if len(files) != 3 || archived == 0 {
+		t.Fatalf("batches from %d files (%d from archive/): %v; want 3 files, 2 of them archived", len(files), archived, files)
+	}
+
+	// RocksDB's WAL iterator on a secondary.
+	f := follow(t, w.dir)
+	u, err := f.Updates(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	want := drain(t, u, nil)
+	if len(want) != len(got) {
+		t.Fatalf("GetUpdatesSince gives %d batches, the tail %d", len(want), len(got))
+	}
+	for i := range want {
+		if want[i].Seq != got[i].Seq || want[i].Count != got[i].Count || !bytes.Equal(want[i].Data, got[i].Data) {
+			t.Fatalf("batch %d: GetUpdatesSince (seq %d, count %d, %d bytes), tail (seq %d, count %d, %d bytes)",
+				i, want[i].Seq, want[i].Count, len(want[i].Data), got[i].Seq, got[i].Count, len(got[i].Data))
+		}
+	}
+	compareWithDumpWAL(t, got)
+
+	// Seek anywhere.
+	for range 20 {
+		i := rng.IntN(len(written))
+		from := newTail(t, w.dir, got[i].Seq)
+		if got[i].Count == 0 { // a batch of log data only shares its sequence with the next
+			i = firstAt(got, got[i].Seq)
+		}
+		sameData(t, drainTail(t, from, nil), written[i:])
+	}
+	end := newTail(t, w.dir, w.latest()+1)
+	if rest := drainTail(t, end, nil); len(rest) != 0 {
+		t.Fatalf("seek past the last batch: %d batches", len(rest))
+	}
+	more := w.writeRandomKeep(rng, 3)
+	sameData(t, drainTail(t, end, nil), more)
+	t.Logf("%d batches in %d files, %d from archive/; %d files opened, %d listings at the live end",
+		len(got), len(files), archived, tail.opened, tail.listings)
+}
+
+func firstAt(bs []tailBatch, seq uint64) int {
+	for i, b := range bs {
+		if b.Seq == seq {
+			return i
+		}
+	}
+	return -1
+}
+
+// compareWithDumpWAL checks the batches against `ldb dump_wal` of each WAL
+// file: sequence, count, size and the offset of the record.
+func compareWithDumpWAL(t *testing.T, got []tailBatch) {
+	t.Helper()
+	ldb := requireTool(t, "ldb")
+	byFile := map[string][]tailBatch{}
+	var order []string
+	for _, b := range got {
+		if _, ok := byFile[b.path]; !ok {
+			order = append(order, b.path)
+		}
+		byFile[b.path] = append(byFile[b.path], b)
+	}
+	for _, path := range order {
+		out, err := exec.Command(ldb, "dump_wal", "--walfile="+path).Output()
+		if err != nil {
+			t.Fatalf("ldb dump_wal %s: %v", path, err)
+		}
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+		mine := byFile[path]
+		if len(lines) != len(mine) {
+			t.Fatalf("%s: ldb dump_wal lists %d batches, the tail read %d", path, len(lines), len(mine))
+		}
+		for i, l := range lines {
+			f := strings.SplitN(l, ",", 5)
+			if len(f) < 4 {
+				t.Fatalf("ldb dump_wal: %q", l)
+			}
+			want := fmt.Sprintf("%d,%d,%d,%d", mine[i].Seq, mine[i].Count, len(mine[i].Data), mine[i].off)
+			if strings.Join(f[:4], ",") != want {
+				t.Fatalf("%s batch %d: ldb says seq,count,size,offset %s; the tail %s", path, i, strings.Join(f[:4], ","), want)
+			}
+		}
+	}
+	t.Logf("ldb dump_wal agrees on %d batches in %d files", len(got), len(order))
+}
+
+// TestWALTailWhileWriting reads while a writer writes 20,000 batches
+// (some over 1 MiB, with flushes that switch files): every batch exactly
+// once, in order, as written.
+func TestWALTailWhileWriting(t *testing.T) {
+	const total = 20_000
+	w := newWriter(t, filepath.Join(t.TempDir(), "src"), 3600, "a")
+	writtenc := make(chan []byte, total)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(writtenc)
+		rng := rand.New(rand.NewPCG(43, 44))
+		for i := range total {
+			switch {
+			case i%4000 == 1999:
+				writtenc <- w.writeLarge(rng, "a", 1_200_000)
+			case i%500 == 250:
+				writtenc <- w.writeLarge(rng, "default", 40_000+rng.IntN(100_000))
+			default:
+				writtenc <- w.writeRandomKeep(rng, 1)[0]
+			}
+			if i%3000 == 2999 {
+				w.flush()
+			}
+		}
+	}()
+	tail := newTail(t, w.dir, 1)
+	var got []tailBatch
+	waits, writerDone := 0, false
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(got) < total {
+		before := len(got)
+		got = drainTail(t, tail, got)
+		if len(got) > before {
+			continue
+		}
+		select {
+		case <-done:
+			if writerDone {
+				t.Fatalf("the writer is done and the tail read %d batches of %d", len(got), total)
+			}
+			writerDone = true // one more look, then fail
+		case <-time.After(200 * time.Microsecond):
+			if !writerDone {
+				waits++
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d batches of %d in 3 minutes", len(got), total)
+		}
+	}
+	<-done
+	var written [][]byte
+	for b := range writtenc {
+		written = append(written, b)
+	}
+	sameData(t, got, written)
+	if extra := drainTail(t, tail, nil); len(extra) != 0 {
+		t.Fatalf("%d batches after the last one written", len(extra))
+	}
+	files := map[string]bool{}
+	for _, b := range got {
+		files[filepath.Base(b.path)] = true
+	}
+	t.Logf("%d batches from %d files while writing; the tail caught up with the writer %d times (%d listings)",
+		len(got), len(files), waits, tail.listings)
+	if waits == 0 || len(files) < 5 {
+		t.Fatalf("the tail never waited for the writer (%d) or read few files (%d): the test did not tail a live WAL", waits, len(files))
+	}
+}
+
+// TestWALTailGapDeletedFile: a WAL file that is gone before the tail read
+// it is a gap at the next file, never skipped.
+func TestWALTailGapDeletedFile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	w := newWriter(t, filepath.Join(t.TempDir(), "src"), 3600, "a")
+	w.writeRandom(rng, 50)
+	w.flush()
+	missingFrom := w.latest() + 1
+	w.writeRandom(rng, 50)
+	w.flush()
+	resumeAt := w.latest() + 1
+	w.writeRandom(rng, 50)
+	tail := newTail(t, w.dir, 1)
+	for range 10 {
+		if _, ok, err := tail.Next(); !ok || err != nil {
+			t.Fatalf("next: %v %v", ok, err)
+		}
+	}
+	archived, err := walFiles(filepath.Join(w.dir, "archive"))
+	if err != nil || len(archived) != 2 {
+		t.Fatalf("archived wal files %v, %v; want 2", archived, err)
+	}
+	if err := os.Remove(archived[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := drainTailErr(tail, nil)
+	var gap *GapError
+	if !errors.As(err, &gap) || gap.Expected != missingFrom || gap.Got != resumeAt || len(got) != 40 {
+		t.Fatalf("after deleting %s: %d batches, %v; want 40 and a gap from %d to %d", archived[1], len(got), err, missingFrom, resumeAt)
+	}
+	t.Log(err)
+
+	// A writer without WAL retention deletes the WAL at its flush.
+	w = newWriter(t, filepath.Join(t.TempDir(), "src"), 0, "a")
+	w.writeRandom(rng, 10)
+	w.flush()
+	gone := w.latest()
+	w.writeRandom(rng, 10)
+	_, err = drainTailErr(newTail(t, w.dir, 1), nil)
+	if !errors.As(err, &gap) || gap.Expected != 1 || gap.Got != gone+1 {
+		t.Fatalf("no retention: %v, want a gap from 1 to %d", err, gone+1)
+	}
+}
+
+// TestWALTailGapDisableWAL: batches written with disableWAL are a gap.
+func TestWALTailGapDisableWAL(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 48))
+	w := newWriter(t, filepath.Join(t.TempDir(), "src"), 3600)
+	w.writeRandom(rng, 5)
+	before := w.latest()
+	w.wo.DisableWAL(true)
+	w.writeRandom(rng, 5)
+	w.wo.DisableWAL(false)
+	after := w.latest()
+	w.writeRandom(rng, 5)
+	got, err := drainTailErr(newTail(t, w.dir, 1), nil)
+	var gap *GapError
+	if !errors.As(err, &gap) || gap.Expected != before+1 || gap.Got != after+1 || len(got) != 5 {
+		t.Fatalf("%d batches, %v; want 5 and a gap from %d to %d", len(got), err, before+1, after+1)
+	}
+	t.Log(err)
+}
+
+// TestWALTailEmptyDeleteRange reads a batch with an empty range deletion
+// as the last one, which RocksDB's WAL iterator on a secondary aborts on
+// (see TestEmptyDeleteRange): its header counts the deletion.
+func TestWALTailEmptyDeleteRange(t *testing.T) {
+	w := newWriter(t, filepath.Join(t.TempDir(), "src"), 3600)
+	first := w.writeKeep(func(wb *grocksdb.WriteBatch) { wb.Put([]byte("a"), []byte("1")) })
+	last := w.writeKeep(func(wb *grocksdb.WriteBatch) {
+		wb.Put([]byte("b"), []byte("1"))
+		wb.DeleteRange([]byte("k"), []byte("k"))
+	})
+	got := drainTail(t, newTail(t, w.dir, 1), nil)
+	sameData(t, got, [][]byte{first, last})
+	if got[1].Count != 2 || got[1].Next() != w.latest()+1 {
+		t.Fatalf("last batch seq %d count %d, writer at %d", got[1].Seq, got[1].Count, w.latest())
+	}
+}
+
+// TestWALTailCompressedRocksDB: RocksDB's WAL compression is refused.
+func TestWALTailCompressedRocksDB(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "src")
+	o := grocksdb.NewDefaultOptions()
+	defer o.Destroy()
+	o.SetCreateIfMissing(true)
+	o.SetWALCompression(grocksdb.ZSTDCompression)
+	db, err := grocksdb.OpenDb(o, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	if err := db.Put(wo, []byte("a"), []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, _, err = newTail(t, dir, 1).Next()
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "compressed") {
+		t.Fatalf("compressed WAL: %v, want ErrUnsupported", err)
+	}
+	t.Log(err)
+}
+
+// TestWALTailRecycledRocksDB reads RocksDB's recyclable records: a writer
+// with recycle_log_file_num reuses its old WAL files, whose old records
+// follow the new ones.
+func TestWALTailRecycledRocksDB(t *testing.T) {
+	rng := rand.New(rand.NewPCG(49, 50))
+	dir := filepath.Join(t.TempDir(), "src")
+	o := grocksdb.NewDefaultOptions()
+	defer o.Destroy()
+	o.SetCreateIfMissing(true)
+	o.SetRecycleLogFileNum(2)
+	o.SetWALRecoveryMode(grocksdb.SkipAnyCorruptedRecordsRecovery) // else RocksDB does not recycle
+	db, err := grocksdb.OpenDb(o, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	tail := newTail(t, dir, 1)
+	var got []tailBatch
+	var written [][]byte
+	recycled, stale := 0, 0
+	for round := range 8 {
+		for range 4 { // the tail reaches the writer in the middle of the file
+			for range 5 + rng.IntN(50) {
+				wb := grocksdb.NewWriteBatch()
+				wb.Put(fmt.Appendf(nil, "k%d", rng.IntN(100)), make([]byte, 10+rng.IntN(500)))
+				if err := db.Write(wo, wb); err != nil {
+					t.Fatal(err)
+				}
+				written = append(written, bytes.Clone(wb.Data()))
+				wb.Destroy()
+			}
+			got = drainTail(t, tail, got) // before the file can be reused
+		}
+		if live, _ := walFiles(dir); len(live) > 0 {
+			data, err := os.ReadFile(live[len(live)-1])
+			if err == nil && len(data) > walHeaderSize && data[6] >= walRecyclableFullType && data[6] <= walRecyclableLastType {
+				recycled++
+			}
+			if tail.cur != nil && tail.cur.off < int64(len(data)) {
+				stale++ // the tail stopped before old records
+			}
+			t.Logf("round %d: %d bytes in %s, the tail at offset %d", round, len(data), filepath.Base(live[len(live)-1]), tail.cur.off)
+		}
+		if err := db.Flush(fo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameData(t, got, written)
+	if recycled == 0 || stale == 0 {
+		t.Fatalf("RocksDB wrote recyclable records in %d rounds, left old records after them in %d: the test shows nothing", recycled, stale)
+	}
+}
+
+// TestWALTailDBBench tails a database that db_bench overwrites in another
+// process (the sidecar's case): every batch once, in order, the same as
+// RocksDB's WAL iterator gives.
+func TestWALTailDBBench(t *testing.T) {
+	bench := requireTool(t, "db_bench")
+	dir := filepath.Join(t.TempDir(), "bench")
+	common := []string{"--db=" + dir, "--wal_ttl_seconds=3600", "--value_size=100", "--compression_type=none",
+		"--write_buffer_size=262144", "--seed=3", "--threads=1"}
+	create := exec.Command(bench, append([]string{"--benchmarks=fillrandom", "--num=2000"}, common...)...)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("db_bench fillrandom: %v: %s", err, out)
+	}
+	tail := newTail(t, dir, 1)
+	got := drainTail(t, tail, nil)
+	if len(got) != 2000 {
+		t.Fatalf("read %d batches of fillrandom, want 2000", len(got))
+	}
+
+	const num, perBatch = 80_000, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bench, append([]string{"--benchmarks=overwrite", "--use_existing_db=1",
+		"--num=" + strconv.Itoa(num), "--batch_size=" + strconv.Itoa(perBatch), "--benchmark_write_rate_limit=3000000"}, common...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waits := 0
+	for running := true; running; {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("db_bench: %v: %s", err, stderr.String())
+			}
+			running = false
+		case <-time.After(5 * time.Millisecond):
+		}
+		before := len(got)
+		if got = drainTail(t, tail, got); len(got) == before {
+			waits++
+		}
+	}
+	got = drainTail(t, tail, got)
+	if want := 2000 + num/perBatch; len(got) != want {
+		t.Fatalf("read %d batches, want %d", len(got), want)
+	}
+	f := follow(t, dir)
+	if last := got[len(got)-1].Next() - 1; last != f.LatestSequence() {
+		t.Fatalf("the tail ends at seq %d, the database at %d", last, f.LatestSequence())
+	}
+	u, err := f.Updates(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	want := drain(t, u, nil)
+	if len(want) != len(got) {
+		t.Fatalf("GetUpdatesSince gives %d batches, the tail %d", len(want), len(got))
+	}
+	for i := range want {
+		if want[i].Seq != got[i].Seq || want[i].Count != got[i].Count || !bytes.Equal(want[i].Data, got[i].Data) {
+			t.Fatalf("batch %d differs from GetUpdatesSince's (seq %d / %d)", i, got[i].Seq, want[i].Seq)
+		}
+	}
+	files := map[string]bool{}
+	for _, b := range got {
+		files[filepath.Base(b.path)] = true
+	}
+	t.Logf("%d batches from %d WAL files of db_bench, read while it wrote (%d reads found nothing new); equal to GetUpdatesSince",
+		len(got), len(files), waits)
+	if len(files) < 5 || waits < 10 {
+		t.Fatalf("%d files, %d waits: db_bench did not switch files or the tail did not follow it live", len(files), waits)
+	}
+}
+
+// TestFollowerSource: the sidecar's Source reads with the tail, opens a
+// secondary only for a checkpoint and closes it after, and notices a
+// replaced database.
+func TestFollowerSource(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	dir := filepath.Join(t.TempDir(), "src")
+	w := newWriter(t, dir, 3600, "a")
+	written := w.writeRandomKeep(rng, 100)
+	src, err := NewFollowerSource(dir, filepath.Join(t.TempDir(), "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if id, _ := src.Identity(); id == "" {
+		t.Fatal("no identity")
+	}
+	next := func() []segmentBatch {
+		var out []segmentBatch
+		for {
+			if err := src.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			b, ok, err := src.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return out
+			}
+			out = append(out, segmentBatch{b.Seq, b.Count, b.Data})
+		}
+	}
+	if err := src.Seek(1); err != nil {
+		t.Fatal(err)
+	}
+	got := next()
+	written = append(written, w.writeRandomKeep(rng, 50)...)
+	w.flush()
+	written = append(written, w.writeRandomKeep(rng, 50)...)
+	got = append(got, next()...)
+	if len(got) != len(written) {
+		t.Fatalf("read %d batches, wrote %d", len(got), len(written))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].data, written[i]) {
+			t.Fatalf("batch %d differs", i)
+		}
+	}
+
+	cp := filepath.Join(t.TempDir(), "cp")
+	seq, err := src.Checkpoint(cp)
+	if err != nil || seq != w.latest() {
+		t.Fatalf("checkpoint at %d, %v; want %d", seq, err, w.latest())
+	}
+	if src.f != nil {
+		t.Fatal("the checkpoint's secondary was kept open")
+	}
+	if _, err := os.Stat(filepath.Join(cp, "IDENTITY")); err != nil {
+		t.Fatalf("checkpoint without IDENTITY: %v", err)
+	}
+
+	// Seek inside a batch of several operations: an error, not a gap.
+	inside := uint64(0)
+	for _, b := range got {
+		if b.count > 1 {
+			inside = b.seq + 1
+			break
+		}
+	}
+	if err := src.Seek(inside); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := src.Next(); err == nil || errors.Is(err, archive.ErrGap) {
+		t.Fatalf("seek inside a batch: %v, want an error that is not a gap", err)
+	}
+
+	// A kept Follower is caught up by a checkpoint.
+	if f := src.Follower(); f == nil || src.Follower() != f {
+		t.Fatal("Follower: nil or not kept")
+	}
+	w.writeRandom(rng, 20)
+	if seq, err := src.Checkpoint(filepath.Join(t.TempDir(), "cp2")); err != nil || seq != w.latest() {
+		t.Fatalf("checkpoint with the kept follower at %d, %v; want %d", seq, err, w.latest())
+	}
+
+	// A gap matches archive.ErrGap.
+	w.wo.DisableWAL(true)
+	w.writeRandom(rng, 2)
+	w.wo.DisableWAL(false)
+	w.writeRandom(rng, 2)
+	if err := src.Seek(got[len(got)-1].seq + uint64(got[len(got)-1].count)); err != nil {
+		t.Fatal(err)
+	}
+	var gapErr error
+	for gapErr == nil {
+		_, ok, err := src.Next()
+		if !ok && err == nil {
+			t.Fatal("no gap at the unlogged writes")
+		}
+		gapErr = err
+	}
+	if !errors.Is(gapErr, archive.ErrGap) || !errors.Is(gapErr, ErrGap) {
+		t.Fatalf("unlogged writes: %v, want archive.ErrGap", gapErr)
+	}
+
+	// The database deleted and created again: Refresh says so (at most a
+	// second later), and so does Checkpoint.
+	w.close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	w = newWriter(t, dir, 3600)
+	w.writeRandom(rng, 5)
+	src.checked = time.Time{}
+	if err := src.Refresh(); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("refresh after the database was replaced: %v, want ErrReplaced", err)
+	}
+	if _, err := src.Checkpoint(filepath.Join(t.TempDir(), "cp3")); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("checkpoint after the database was replaced: %v, want ErrReplaced", err)
+	}
+}
+
+type segmentBatch struct {
+	seq   uint64
+	count uint32
+	data  []byte
+}
