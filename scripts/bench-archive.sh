@@ -2,8 +2,9 @@
 # bench-archive.sh measures the archiver against db_bench on this machine:
 #   - archive throughput: MB/s of WAL read, sealed and uploaded (file:// store),
 #     catching up on a backlog of WAL written while it was stopped;
-#   - writer slowdown: db_bench overwrite ops/s with the archiver running,
-#     divided by ops/s without it, alternating runs (ratios, same run);
+#   - writer slowdown: db_bench overwrite ops/s with the archiver running
+#     (at its default --nice 10), divided by ops/s without it, alternating
+#     runs (ratios, same run);
 #   - PUTs per GB of WAL, PUTs while idle, and the archiver's peak RSS.
 # Usage: scripts/bench-archive.sh [RUNS]  (default 3). Needs db_bench (scripts/setup.sh).
 set -euo pipefail
@@ -20,12 +21,22 @@ db_bench --benchmarks=fillrandom --num=10000 "${common[@]}" >/dev/null
 status() { curl -fsS "http://$1/status" 2>/dev/null || echo '{}'; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d.get('stats',{}).get('$1',0))"; }
 
-start_archiver() { # $1 bucket dir; prints the pid
-	"$bin" archive --db "$db" --to "file://$1" --listen 127.0.0.1:19464 --log-level warn \
-		--work-dir "$work/archiver" >>"$work/archiver.log" 2>&1 &
-	echo $!
-	for _ in $(seq 100); do curl -fsS http://127.0.0.1:19464/status >/dev/null 2>&1 && return; sleep 0.1; done
+# start_archiver BUCKET [FLAGS...]: starts the archiver in the background,
+# sets $apid, and waits until it serves /status and holds a base.
+start_archiver() {
+	local bucket="$1"
+	shift
+	"$bin" archive --db "$db" --to "file://$bucket" --listen 127.0.0.1:19464 --log-level warn \
+		--work-dir "$work/archiver" "$@" >>"$work/archiver.log" 2>&1 &
+	apid=$!
+	for _ in $(seq 600); do
+		[ "$(status 127.0.0.1:19464 | field LastSequence)" -ge 1 ] 2>/dev/null && return
+		sleep 0.1
+	done
+	echo "the archiver did not take its first base in 60 s" >&2
+	exit 1
 }
+stop_archiver() { kill -TERM "$apid"; wait "$apid" || true; }
 
 ops() { db_bench --benchmarks=overwrite --use_existing_db=1 --num="$1" "${common[@]}" 2>&1 | awk '/^overwrite/ {print $5}'; }
 
@@ -33,20 +44,21 @@ echo "== writer slowdown: db_bench overwrite ops/s, without / with the archiver"
 ratios=()
 for r in $(seq "$runs"); do
 	without=$(ops 400000)
-	pid=$(start_archiver "$work/bucket-slow")
+	start_archiver "$work/bucket-slow"
 	with=$(ops 400000)
-	kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+	stop_archiver
 	ratio=$(python3 -c "print(round($with/$without, 3))")
 	ratios+=("$ratio")
 	echo "run $r: without $without ops/s, with $with ops/s, ratio $ratio"
 done
 
 echo "== archive throughput: catching up on a backlog of WAL"
-pid=$(start_archiver "$work/bucket-tp")
-sleep 1; kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+start_archiver "$work/bucket-tp"
+stop_archiver
 ops 1500000 >/dev/null # about 650 MB of WAL written while the archiver is stopped
 t0=$(date +%s.%N)
-pid=$(start_archiver "$work/bucket-tp")
+start_archiver "$work/bucket-tp"
+pid=$apid
 last=-1; same=0
 while [ "$same" -lt 10 ]; do
 	sleep 0.1
@@ -63,5 +75,5 @@ echo "== idle: 10 s with no writes"
 before=$(status 127.0.0.1:19464 | field Puts); sleep 10; after=$(status 127.0.0.1:19464 | field Puts)
 echo "PUTs while idle for 10 s: $((after - before))"
 echo "archiver peak RSS: $((rss / 1024)) MiB"
-kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+stop_archiver
 echo "== summary: slowdown ratios ${ratios[*]}"

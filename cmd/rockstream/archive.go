@@ -67,6 +67,8 @@ func archiveCommand() *cli.Command {
 				Usage: "this archiver's `ID` in the manifest; a restart with the same ID continues (default HOSTNAME:DIR)"},
 			&cli.BoolFlag{Name: "takeover", EnvVars: []string{"ROCKSTREAM_TAKEOVER"},
 				Usage: "replace another writer of the archive (a primary moved to a new machine)"},
+			&cli.IntFlag{Name: "nice", Value: 10, EnvVars: []string{"ROCKSTREAM_NICE"},
+				Usage: "CPU priority of the archiver (0 to 19; 0 keeps the normal priority): at 10 it takes only the CPU that the writer leaves, and lags instead of slowing the writer"},
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"ROCKSTREAM_LISTEN"},
 				Usage: "serve /metrics (Prometheus) and /status (JSON) on this `ADDR`, e.g. 127.0.0.1:9464"},
 		),
@@ -165,6 +167,11 @@ const memoryLimit = 96 << 20
 func runArchive(c *cli.Context) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
+	}
+	if n := c.Int("nice"); n < 0 || n > 19 {
+		return usageError{fmt.Errorf("--nice %d: want 0 to 19", n)}
+	} else if err := renice(n); err != nil {
+		slog.Warn("cannot lower the archiver's CPU priority", "error", err)
 	}
 	o, err := openSource(c)
 	if err != nil {
