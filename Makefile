@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: all build setup demo test lint fuzz bench bench-archive clean
+.PHONY: all build setup demo test lint fuzz bench bench-archive bench-restore clean
 
 GO ?= go
 
@@ -33,6 +33,9 @@ bench:
 
 bench-archive: setup
 	bash scripts/bench-archive.sh 3
+
+bench-restore: setup
+	bash scripts/bench-restore.sh 1024
 
 clean:
 	rm -rf bin

@@ -134,12 +134,21 @@ func (r *replayer) reached(st manifest.Step, crossed bool) error {
 }
 
 func checkHeader(h segments.Header, st manifest.Step) error {
-	tl, first, err := manifest.ParseSegmentKey(st.Key)
+	return CheckSegmentHeader(h, st.Key)
+}
+
+// CheckSegmentHeader checks that the header of the segment stored at key
+// agrees with the key: the same timeline and first sequence. A segment
+// that disagrees is ErrCorrupt, and the error names the key. A follower
+// that reads segments by key (a standby) checks each with it, as a restore
+// does.
+func CheckSegmentHeader(h segments.Header, key string) error {
+	tl, first, err := manifest.ParseSegmentKey(key)
 	if err != nil {
-		return fmt.Errorf("segment %s: %w", st.Key, err)
+		return fmt.Errorf("segment %s: %w", key, err)
 	}
 	if h.Timeline != uint64(tl) || h.FirstSeq != first {
-		return fmt.Errorf("segment %s: %w: its header says timeline %d from sequence %d", st.Key, ErrCorrupt, h.Timeline, h.FirstSeq)
+		return fmt.Errorf("segment %s: %w: its header says timeline %d from sequence %d", key, ErrCorrupt, h.Timeline, h.FirstSeq)
 	}
 	return nil
 }

@@ -1,0 +1,66 @@
+package standby
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves the standby's admin endpoint:
+//
+//	GET  /status    the Status, as JSON
+//	GET  /metrics   Prometheus metrics (rockstream_standby_*), from a
+//	                registry of the standby's own
+//	POST /promote   501: promotion is not built yet
+//
+// With a token, every request must carry "Authorization: Bearer TOKEN";
+// others get 401.
+func (s *Standby) Handler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.Status())
+	})
+	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "promotion is not built yet", http.StatusNotImplemented)
+	})
+	if token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// registry holds the standby's metrics, read from Status at each scrape.
+func (s *Standby) registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string, f func(Status) float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_" + name, Help: help},
+			func() float64 { return f(s.Status()) }))
+	}
+	counter := func(name, help string, f func(Status) float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_standby_" + name, Help: help},
+			func() float64 { return f(s.Status()) }))
+	}
+	gauge("applied_sequence", "Latest sequence of the standby's database.", func(st Status) float64 { return float64(st.Applied) })
+	gauge("archive_head_sequence", "Last archived sequence known, from the newest segment read.", func(st Status) float64 { return float64(st.Head) })
+	gauge("lag_sequences", "Archive head minus applied sequence.", func(st Status) float64 { return float64(st.LagSequences) })
+	gauge("lag_seconds", "0 when caught up with the segments found, else seconds since the archive time of the last applied batch.",
+		func(st Status) float64 { return st.LagSeconds })
+	gauge("timeline", "Timeline followed.", func(st Status) float64 { return float64(st.Timeline) })
+	counter("batches_applied_total", "Write batches applied.", func(st Status) float64 { return float64(st.Batches) })
+	counter("segments_applied_total", "Segments applied.", func(st Status) float64 { return float64(st.Segments) })
+	counter("errors_total", "Errors met, retried or not.", func(st Status) float64 { return float64(st.Errors) })
+	return reg
+}

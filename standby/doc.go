@@ -1,0 +1,70 @@
+// Package standby keeps a warm copy of an archived RocksDB database: it
+// builds the database from the archive once, then applies every new write
+// batch as the archiver uploads it, so that the copy is a few hundred
+// milliseconds behind the primary.
+//
+// # Bootstrap
+//
+// When the folder is missing or empty, Run restores the latest archived state
+// of the archive's current timeline (the writer's, else the newest) with
+// restore.Run: the newest base at or below it plus the segments after it,
+// built beside the folder and renamed into place. When the folder holds a
+// database of this archive (its IDENTITY equals the manifest's), Run continues
+// from the database's latest sequence. A folder that holds anything else, or
+// another archive's database, is refused (ErrNotStandby, ErrOtherArchive).
+//
+// The timeline being followed is kept in the file STANDBY-TIMELINE in the
+// folder (RocksDB leaves files it does not know alone); it is written before
+// the first batch of a new timeline is applied.
+//
+// # Follow
+//
+// The database stays open with its WAL on, so every applied batch is durable
+// and atomic: after a crash (even kill -9) the database's latest sequence is
+// exactly the last batch applied, and Run resumes right after it. Each batch
+// is applied only when it starts at the database's latest sequence + 1
+// (rocks.DB.Apply), so no batch is applied twice or skipped.
+//
+// With S applied, the next segment is at manifest.SegmentKey(tl, S+1): the
+// segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key
+// with one GET every Options.Poll; a 404 means nothing new. While the archive
+// is idle the interval grows to at most Options.MaxPoll, and falls back to
+// Poll as soon as a segment arrives. Only at start, when S+1 is inside a
+// segment (after a restart, or a base taken inside a segment), is the
+// timeline listed once (catalog.Timeline) to find the segment that holds it.
+//
+// Every Options.ManifestCheck the manifest is read again with a conditional
+// GET (manifest.Reload). When the current timeline has moved on to a child of
+// the followed one (a promotion elsewhere), Run applies the parent's batches
+// up to the child's branch point and then follows the child; a segment with
+// segments.FlagEnd also sends it to the child. When the standby has already
+// applied batches past the branch point, they are not in the new history: Run
+// stops with ErrRebuild.
+//
+// A damaged segment, a segment of another timeline, a batch that does not
+// continue the database, a hole that the manifest records at S+1, or a
+// manifest that cannot be trusted stop Run with an error that names the key;
+// damage matches restore.ErrCorrupt (or segments.ErrCorrupt,
+// manifest.ErrInvalid). What was applied stays applied. Store errors (the
+// store unreachable for a while) are logged, counted and retried.
+//
+// # Reading from the standby
+//
+// Another process reads the folder as a RocksDB secondary instance, which
+// never changes the standby's files: grocksdb.OpenDbAsSecondary (or
+// OpenDbAsSecondaryColumnFamilies for several column families) with a scratch
+// folder of its own, then TryCatchUpWithPrimary every so often to see the
+// batches applied since. rocks' Example_secondaryReader (rocks/example_test.go)
+// shows it whole; rocks.OpenFollower does the same for Go code of this module.
+//
+// # Status and lag
+//
+// Status reports the applied sequence, the archive head (the last sequence of
+// the newest segment read, from its trailer), and the lag: in sequences, head
+// minus applied; in seconds, 0 once every batch of every segment found is
+// applied, else the time since the archive time of the last applied batch (or,
+// before any, of the first batch of the segment at hand). Neither counts the
+// time the archiver holds a batch before its upload (--segment-age) or the
+// poll interval: the commit-to-visible lag is that plus the lag reported.
+// Handler serves it as JSON (/status) and as Prometheus metrics (/metrics).
+package standby

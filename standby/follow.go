@@ -1,0 +1,250 @@
+package standby
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/restore"
+	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// maxSegment bounds the bytes of one segment read into memory.
+const maxSegment = 1 << 30
+
+// follower is the state of one follow loop.
+type follower struct {
+	tl      uint32
+	resume  bool      // S+1 may be inside a segment: list once on a 404
+	ended   bool      // the timeline's end marker was read
+	lastNew time.Time // when a segment last arrived
+}
+
+// follow applies the archive's segments until ctx ends or an error stops
+// it.
+func (s *Standby) follow(ctx context.Context, tl uint32) error {
+	f := &follower{tl: tl, resume: true, lastNew: time.Now()}
+	s.update(func(st *Status) {
+		st.State, st.Timeline, st.Applied = Following, tl, s.db.LatestSequence()
+		st.Head = max(st.Head, st.Applied)
+	})
+	s.log.Info("following", "from", s.store.String(), "timeline", tl, "applied", s.db.LatestSequence())
+	for ctx.Err() == nil {
+		progressed, err := s.step(ctx, f)
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		if progressed {
+			f.lastNew = time.Now()
+			continue
+		}
+		s.sleep(ctx, f)
+	}
+	return nil
+}
+
+// step does one round: a manifest check when due, a timeline switch when
+// the standby reached a branch point, the GET of the next segment. It
+// reports whether it applied anything.
+func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
+	if err := s.checkManifest(ctx, f.ended); err != nil {
+		return false, err
+	}
+	applied := s.db.LatestSequence()
+	child, ok, err := s.branch(f.tl, applied)
+	if err != nil {
+		return false, err
+	}
+	if ok && applied == child.Branch {
+		return true, s.switchTo(f, child)
+	}
+	if f.ended {
+		return false, nil // waiting for the manifest to name the child
+	}
+	if err := s.checkHole(f.tl, applied); err != nil {
+		return false, err
+	}
+	limit := uint64(math.MaxUint64)
+	if ok {
+		limit = child.Branch
+	}
+	key := manifest.SegmentKey(f.tl, applied+1)
+	data, err := s.get(ctx, key)
+	if data == nil && err == nil && f.resume {
+		key, data, err = s.findContaining(ctx, f.tl, applied+1)
+	}
+	f.resume = false
+	if data == nil || err != nil {
+		return false, err
+	}
+	return true, s.applySegment(ctx, f, key, data, limit)
+}
+
+// switchTo follows the child timeline from its branch point, where the
+// standby is.
+func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
+	if err := writeTimeline(s.opts.Dir, child.ID); err != nil {
+		return err
+	}
+	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
+	f.tl, f.ended, f.resume = child.ID, false, false
+	s.update(func(st *Status) { st.Timeline = child.ID })
+	return nil
+}
+
+// get reads the object key whole; nil without error when it does not exist
+// or the store failed (counted and retried at the next poll).
+func (s *Standby) get(ctx context.Context, key string) ([]byte, error) {
+	rc, info, err := s.store.Get(ctx, key, objstore.GetOptions{})
+	if objstore.IsNotFound(err) || ctx.Err() != nil {
+		return nil, nil
+	}
+	if err == nil {
+		defer rc.Close()
+		if info.Size > maxSegment {
+			return nil, fmt.Errorf("segment %s: %w: %d bytes, more than %d", key, restore.ErrCorrupt, info.Size, maxSegment)
+		}
+		var data []byte
+		data, err = io.ReadAll(io.LimitReader(rc, maxSegment+1))
+		if err == nil {
+			return data, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	s.retried("get "+key, err)
+	return nil, nil
+}
+
+// findContaining lists timeline tl once and reads the segment that holds
+// seq, if any.
+func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (string, []byte, error) {
+	segs, err := catalog.Timeline(ctx, s.store, s.m, tl)
+	if err != nil {
+		if ctx.Err() != nil || isStoreError(err) {
+			s.retried("list timeline", err)
+			return "", nil, nil
+		}
+		return "", nil, fmt.Errorf("standby: list the segments of timeline %d: %w", tl, err)
+	}
+	for _, sg := range segs {
+		if sg.First <= seq && seq < sg.Next {
+			s.log.Info("resuming inside a segment", "key", sg.Key, "sequence", seq)
+			data, err := s.get(ctx, sg.Key)
+			return sg.Key, data, err
+		}
+	}
+	return "", nil, nil
+}
+
+// applySegment applies the batches of the segment after the database's
+// latest sequence and up to limit.
+func (s *Standby) applySegment(ctx context.Context, f *follower, key string, data []byte, limit uint64) error {
+	h, tr, err := segments.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", key, err)
+	}
+	if err := restore.CheckSegmentHeader(h, key); err != nil {
+		return err
+	}
+	r, err := segments.NewReader(bytes.NewReader(data), segments.ReaderOptions{})
+	if err != nil {
+		return fmt.Errorf("segment %s: %w", key, err)
+	}
+	applied := s.db.LatestSequence()
+	s.update(func(st *Status) { st.Head = max(st.Head, tr.NextSeq-1) })
+	s.setBehind(tr.FirstTime)
+	if err := r.SkipTo(applied + 1); err != nil {
+		return fmt.Errorf("segment %s: %w", key, err)
+	}
+	for ctx.Err() == nil {
+		b, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", key, err)
+		}
+		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
+			return nil // the rest is past the branch point
+		}
+		if err := s.apply(key, b); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	s.update(func(st *Status) { st.Segments++ })
+	if h.Flags&segments.FlagEnd != 0 {
+		s.log.Info("the timeline ended", "key", key, "timeline", f.tl)
+		f.ended = true
+	}
+	return nil
+}
+
+// apply applies one batch; a batch that does not continue the database or
+// is malformed is a corrupt archive.
+func (s *Standby) apply(key string, b segments.Batch) error {
+	if err := s.db.Apply(b.Data); err != nil {
+		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) {
+			return fmt.Errorf("segment %s: %w: the batch at sequence %d: %w", key, restore.ErrCorrupt, b.Seq, err)
+		}
+		return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", key, b.Seq, err)
+	}
+	seq := s.db.LatestSequence()
+	s.mu.Lock()
+	s.st.Applied, s.st.AppliedTime = seq, b.Time
+	s.st.Batches++
+	if seq >= s.st.Head {
+		s.behind = time.Time{}
+	} else {
+		s.behind = b.Time
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// setBehind starts the lag clock at t when nothing was applied since the
+// standby was caught up.
+func (s *Standby) setBehind(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.Head > s.st.Applied && s.behind.IsZero() {
+		s.behind = t
+	}
+}
+
+// sleep waits for the next poll: Poll while segments keep coming, growing
+// to MaxPoll after a quarter of that idle time.
+func (s *Standby) sleep(ctx context.Context, f *follower) {
+	d := min(max(time.Since(f.lastNew)/4, s.opts.Poll), s.opts.MaxPoll)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// retried counts and logs an error that the next poll retries.
+func (s *Standby) retried(what string, err error) {
+	s.update(func(st *Status) { st.Errors++ })
+	s.log.Warn("standby: will retry", "what", what, "error", err)
+}
+
+// isStoreError reports an error of the store itself (unreachable, denied),
+// which may go away, rather than of what it holds.
+func isStoreError(err error) bool {
+	var se *objstore.Error
+	return errors.As(err, &se) && !objstore.IsNotFound(err)
+}

@@ -1,0 +1,305 @@
+package standby
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/restore"
+	"github.com/rockstream/rockstream/rocks"
+)
+
+// Errors of the package, for errors.Is.
+var (
+	// ErrNotStandby: the folder is not empty and holds no RocksDB database.
+	ErrNotStandby = errors.New("the folder is not empty and holds no RocksDB database")
+	// ErrOtherArchive: the folder holds the database of another archive.
+	ErrOtherArchive = errors.New("the folder holds another archive's database")
+	// ErrRebuild: the standby holds batches that the archive's current
+	// history does not; it must be rebuilt from an empty folder.
+	ErrRebuild = errors.New("the standby must be rebuilt")
+)
+
+// timelineFile holds the followed timeline, in the database's folder.
+const timelineFile = "STANDBY-TIMELINE"
+
+// Options tune a Standby.
+type Options struct {
+	// Dir is the database's folder.
+	Dir string
+	// Poll is the interval between GETs of the next segment (default
+	// 100 ms); MaxPoll the longest it grows to while the archive is idle
+	// (default 2 s).
+	Poll, MaxPoll time.Duration
+	// ManifestCheck is the interval between conditional GETs of the
+	// manifest (default 5 s).
+	ManifestCheck time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Dir == "" {
+		return errors.New("standby: no folder given")
+	}
+	if o.Poll <= 0 {
+		o.Poll = 100 * time.Millisecond
+	}
+	if o.MaxPoll < o.Poll {
+		o.MaxPoll = max(2*time.Second, o.Poll)
+	}
+	if o.ManifestCheck <= 0 {
+		o.ManifestCheck = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// State is what a Standby is doing.
+type State string
+
+// The states, in Status.State.
+const (
+	Bootstrapping State = "bootstrapping"
+	Following     State = "following"
+	Stopped       State = "stopped"
+	Failed        State = "failed"
+)
+
+// Status is a snapshot of a Standby (see the package documentation for the
+// lag).
+type Status struct {
+	State    State  `json:"state"`
+	Timeline uint32 `json:"timeline"`
+	// Applied is the database's latest sequence; AppliedTime the archive
+	// time of the last batch applied (zero when none was, by this run).
+	Applied     uint64    `json:"applied_sequence"`
+	AppliedTime time.Time `json:"applied_time"`
+	// Head is the last archived sequence known: from the trailer of the
+	// newest segment read, or the bootstrap's.
+	Head         uint64  `json:"archive_head"`
+	LagSequences uint64  `json:"lag_sequences"`
+	LagSeconds   float64 `json:"lag_seconds"`
+	// Batches and Segments count what this run applied; Errors the
+	// errors met (retried or not).
+	Batches  int64 `json:"batches_applied"`
+	Segments int64 `json:"segments_applied"`
+	Errors   int64 `json:"errors"`
+	// Error is the error that stopped it, when State is Failed.
+	Error string `json:"error,omitempty"`
+}
+
+// Standby follows an archive into a local database. Its methods are safe
+// for concurrent use; Run is called once.
+type Standby struct {
+	store objstore.Store
+	opts  Options
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	st     Status
+	behind time.Time // archive time the lag counts from, when behind
+
+	// Owned by Run.
+	db   *rocks.DB
+	m    *manifest.Manifest
+	etag string
+	read time.Time // when the manifest was last read
+}
+
+// New returns a Standby that follows the archive in store into opts.Dir.
+func New(store objstore.Store, opts Options) (*Standby, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Standby{store: store, opts: opts, log: opts.Logger}
+	s.st.State = Bootstrapping
+	return s, nil
+}
+
+// Status returns the standby's state now.
+func (s *Standby) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	if st.Head > st.Applied {
+		st.LagSequences = st.Head - st.Applied
+		if !s.behind.IsZero() {
+			st.LagSeconds = max(0, time.Since(s.behind).Seconds())
+		}
+	}
+	return st
+}
+
+func (s *Standby) update(fn func(st *Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(&s.st)
+}
+
+// Run bootstraps the database if needed and follows the archive until ctx
+// ends (it then finishes the batch at hand, closes the database and returns
+// nil) or an error stops it. What was applied stays applied.
+func (s *Standby) Run(ctx context.Context) (err error) {
+	defer func() {
+		s.update(func(st *Status) {
+			st.State = Stopped
+			if err != nil {
+				st.State, st.Error = Failed, err.Error()
+				st.Errors++
+			}
+		})
+	}()
+	m, etag, err := manifest.Load(ctx, s.store)
+	if err != nil {
+		return fmt.Errorf("standby from %s: %w", s.store, err)
+	}
+	s.m, s.etag, s.read = m, etag, time.Now()
+	tl, err := s.prepare(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil // stopped during the bootstrap, which left nothing behind
+	}
+	if err != nil {
+		return err
+	}
+	if s.db, err = rocks.OpenWritable(s.opts.Dir, rocks.Options{}); err != nil {
+		return fmt.Errorf("open the standby database %s: %w", s.opts.Dir, err)
+	}
+	err = s.follow(ctx, tl)
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", s.opts.Dir, cerr)
+	}
+	if ctx.Err() != nil && err == nil {
+		s.log.Info("standby stopped", "applied", s.Status().Applied)
+	}
+	return err
+}
+
+// prepare bootstraps an empty folder, or checks that it holds this
+// archive's database, and returns the timeline to follow.
+func (s *Standby) prepare(ctx context.Context) (uint32, error) {
+	dir := s.opts.Dir
+	empty, err := isEmpty(dir)
+	if err != nil {
+		return 0, err
+	}
+	if empty {
+		return s.bootstrap(ctx)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
+		return 0, fmt.Errorf("standby into %s: %w", dir, ErrNotStandby)
+	}
+	id, err := rocks.ReadIdentity(dir)
+	if err != nil {
+		return 0, fmt.Errorf("standby into %s: %w", dir, err)
+	}
+	if id != s.m.Identity {
+		return 0, fmt.Errorf("standby into %s: %w: its identity is %q, the archive %s is of %q",
+			dir, ErrOtherArchive, id, s.store, s.m.Identity)
+	}
+	return readTimeline(dir, s.m)
+}
+
+// bootstrap restores the latest state of the current timeline into the
+// folder.
+func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
+	s.log.Info("bootstrapping the standby", "from", s.store.String(), "into", s.opts.Dir)
+	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log})
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap the standby: %w", err)
+	}
+	if err := writeTimeline(s.opts.Dir, res.Timeline); err != nil {
+		return 0, err
+	}
+	s.update(func(st *Status) { st.Head = res.Sequence })
+	return res.Timeline, nil
+}
+
+func isEmpty(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("standby into %s: %w", dir, err)
+	}
+	return len(ents) == 0, nil
+}
+
+type timelineDoc struct {
+	Timeline uint32 `json:"timeline"`
+}
+
+// writeTimeline records the followed timeline: temporary file, sync,
+// rename, sync of the folder.
+func writeTimeline(dir string, tl uint32) error {
+	data, _ := json.Marshal(timelineDoc{tl})
+	tmp := filepath.Join(dir, timelineFile+".tmp")
+	err := writeSync(tmp, data)
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, timelineFile))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("record the standby's timeline in %s: %w", dir, err)
+	}
+	return nil
+}
+
+func writeSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readTimeline reads the recorded timeline; without a record (a crash right
+// after the bootstrap's rename) it is the current timeline of m.
+func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
+	data, err := os.ReadFile(filepath.Join(dir, timelineFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return currentTimeline(m), nil
+	}
+	var doc timelineDoc
+	if err == nil {
+		err = json.Unmarshal(data, &doc)
+	}
+	if err == nil {
+		if _, ok := m.Timeline(doc.Timeline); !ok {
+			err = fmt.Errorf("timeline %d is not in the archive's manifest: %w", doc.Timeline, ErrRebuild)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", filepath.Join(dir, timelineFile), err)
+	}
+	return doc.Timeline, nil
+}
