@@ -3,12 +3,12 @@ package rocks
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
+
+	"github.com/rockstream/rockstream/internal/testenv"
 )
 
 // writer is a primary database that a test writes to, in this process.
@@ -152,17 +152,6 @@ func drain(t testing.TB, u *Updates, got []Batch) []Batch {
 	}
 }
 
-// requireTool returns the path of a rocksdb-tools program. Missing, it fails
-// the test under CI=true and skips it otherwise.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not on PATH (CI=true): apt-get install rocksdb-tools", name)
-	}
-	t.Skipf("SKIP (not a pass): %s not on PATH; apt-get install rocksdb-tools (under CI=true this fails)", name)
-	return ""
-}
+// requireTool is testenv.RequireTool: a missing tool fails the test under
+// CI=true and skips it (not a pass) otherwise.
+func requireTool(t testing.TB, name string) string { return testenv.RequireTool(t, name) }
