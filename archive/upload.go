@@ -211,7 +211,7 @@ func (u *uploader) done1(s *sealed) {
 // transient reports an upload error that may pass by itself.
 func transient(err error) bool {
 	for _, permanent := range []error{manifest.ErrFenced, objstore.ErrAccessDenied, objstore.ErrNoBucket,
-		objstore.ErrInvalidKey, context.Canceled} {
+		objstore.ErrInvalidKey, objstore.ErrRejected, context.Canceled} {
 		if errors.Is(err, permanent) {
 			return false
 		}

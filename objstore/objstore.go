@@ -116,6 +116,9 @@ var (
 	ErrNoBucket           = errors.New("bucket does not exist")
 	ErrUnreachable        = errors.New("store unreachable")
 	ErrInvalidKey         = errors.New("invalid key")
+	// ErrRejected is a request that the store refuses for good (an HTTP
+	// 4xx other than 408, 409 and 429, or 501): trying again cannot help.
+	ErrRejected = errors.New("the store rejected the request")
 )
 
 // Error is a failed store operation: what was done, to which key, and why.

@@ -47,6 +47,11 @@ func classify(err error) error {
 		return objstore.ErrInvalidRange
 	case http.StatusForbidden, http.StatusUnauthorized:
 		return objstore.ErrAccessDenied
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return nil // transient: the SDK retries them
+	}
+	if st := httpStatus(err); (st >= 400 && st < 500) || st == http.StatusNotImplemented {
+		return objstore.ErrRejected
 	}
 	var netErr net.Error
 	var opErr *net.OpError

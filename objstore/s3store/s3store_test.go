@@ -178,3 +178,30 @@ func TestRetries(t *testing.T) {
 		t.Fatalf("second create-only put through retries: %v", err)
 	}
 }
+
+// TestRejected: a store that refuses a request for good (here 400 and 501
+// from a proxy) gives ErrRejected at once, so that callers stop retrying.
+func TestRejected(t *testing.T) {
+	srv := miniotest.Shared(t)
+	target, _ := url.Parse(srv.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var status atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := int(status.Load()); st != 0 && r.Method == http.MethodPut {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(st)
+			w.Write([]byte("<Error><Code>InvalidArgument</Code><Message>injected</Message></Error>"))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	s := open(t, s3store.Options{Bucket: srv.NewBucket(t), Endpoint: front.URL, Credentials: srv.Credentials(), MaxBackoff: 10 * time.Millisecond})
+	for _, st := range []int{http.StatusBadRequest, http.StatusNotImplemented} {
+		status.Store(int64(st))
+		_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, objstore.PutOptions{})
+		if !errors.Is(err, objstore.ErrRejected) {
+			t.Fatalf("a %d answer: %v, want ErrRejected", st, err)
+		}
+	}
+}
