@@ -3,10 +3,14 @@ package standby
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/promote"
 )
 
 // Handler serves the standby's admin endpoint:
@@ -14,7 +18,11 @@ import (
 //	GET  /status    the Status, as JSON
 //	GET  /metrics   Prometheus metrics (rockstream_standby_*), from a
 //	                registry of the standby's own
-//	POST /promote   501: promotion is not built yet
+//	POST /promote   promote the standby (Standby.Promote): 200 with the
+//	                promote.Result as JSON; 409 when the archive refuses it
+//	                (another promotion won, or the old primary keeps
+//	                uploading), 503 when the standby does not follow,
+//	                500 otherwise, with {"error": "..."}
 //
 // With a token, every request must carry "Authorization: Bearer TOKEN";
 // others get 401.
@@ -25,8 +33,22 @@ func (s *Standby) Handler(token string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(s.Status())
 	})
-	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "promotion is not built yet", http.StatusNotImplemented)
+	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		res, err := s.Promote(r.Context())
+		if err != nil {
+			code := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, ErrNotFollowing):
+				code = http.StatusServiceUnavailable
+			case errors.Is(err, manifest.ErrFenced), errors.Is(err, manifest.ErrConflict), errors.Is(err, promote.ErrMoreToApply):
+				code = http.StatusConflict
+			}
+			w.WriteHeader(code)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(res)
 	})
 	if token == "" {
 		return mux

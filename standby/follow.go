@@ -38,6 +38,14 @@ func (s *Standby) follow(ctx context.Context, tl uint32) error {
 	})
 	s.log.Info("following", "from", s.store.String(), "timeline", tl, "applied", s.db.LatestSequence())
 	for ctx.Err() == nil {
+		select {
+		case req := <-s.promoteReq:
+			if err := s.handlePromote(ctx, f, req); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
 		progressed, err := s.step(ctx, f)
 		if err != nil || ctx.Err() != nil {
 			return err
@@ -46,7 +54,11 @@ func (s *Standby) follow(ctx context.Context, tl uint32) error {
 			f.lastNew = time.Now()
 			continue
 		}
-		s.sleep(ctx, f)
+		if req := s.sleep(ctx, f); req != nil {
+			if err := s.handlePromote(ctx, f, req); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -226,14 +238,18 @@ func (s *Standby) setBehind(t time.Time) {
 
 // sleep waits for the next poll: Poll while segments keep coming, growing
 // to MaxPoll after a quarter of that idle time.
-func (s *Standby) sleep(ctx context.Context, f *follower) {
+// A promotion request that comes meanwhile ends the wait and is returned.
+func (s *Standby) sleep(ctx context.Context, f *follower) *promoteRequest {
 	d := min(max(time.Since(f.lastNew)/4, s.opts.Poll), s.opts.MaxPoll)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	case req := <-s.promoteReq:
+		return req
 	}
+	return nil
 }
 
 // retried counts and logs an error that the next poll retries.

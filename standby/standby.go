@@ -13,6 +13,7 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// ManifestCheck is the interval between conditional GETs of the
 	// manifest (default 5 s).
 	ManifestCheck time.Duration
+	// WriterID is the writer ID of the new primary's archiver after a
+	// promotion (default DefaultWriterID(Dir)).
+	WriterID string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -61,6 +65,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.WriterID == "" {
+		o.WriterID = DefaultWriterID(o.Dir)
 	}
 	return nil
 }
@@ -115,6 +122,11 @@ type Standby struct {
 	m    *manifest.Manifest
 	etag string
 	read time.Time // when the manifest was last read
+
+	promoteReq chan *promoteRequest
+	done       chan struct{}   // closed when Run returns
+	promoted   *promote.Result // under mu
+	pending    *promoteRequest // answered once the database is closed
 }
 
 // New returns a Standby that follows the archive in store into opts.Dir.
@@ -122,7 +134,8 @@ func New(store objstore.Store, opts Options) (*Standby, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Standby{store: store, opts: opts, log: opts.Logger}
+	s := &Standby{store: store, opts: opts, log: opts.Logger,
+		promoteReq: make(chan *promoteRequest), done: make(chan struct{})}
 	s.st.State = Bootstrapping
 	return s, nil
 }
@@ -151,9 +164,12 @@ func (s *Standby) update(fn func(st *Status)) {
 // ends (it then finishes the batch at hand, closes the database and returns
 // nil) or an error stops it. What was applied stays applied.
 func (s *Standby) Run(ctx context.Context) (err error) {
+	defer close(s.done)
 	defer func() {
 		s.update(func(st *Status) {
-			st.State = Stopped
+			if st.State != Promoted {
+				st.State = Stopped
+			}
 			if err != nil {
 				st.State, st.Error = Failed, err.Error()
 				st.Errors++
@@ -176,8 +192,20 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open the standby database %s: %w", s.opts.Dir, err)
 	}
 	err = s.follow(ctx, tl)
+	promoted := errors.Is(err, errPromoted)
+	if promoted {
+		err = nil
+	}
 	if cerr := s.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.opts.Dir, cerr)
+	}
+	if promoted {
+		res, _ := s.Promoted()
+		if err != nil {
+			err = fmt.Errorf("promoted to timeline %d, but: %w", res.Timeline, err)
+		}
+		s.pending.reply <- promoteReply{res: res, err: err}
+		return err
 	}
 	if ctx.Err() != nil && err == nil {
 		s.log.Info("standby stopped", "applied", s.Status().Applied)

@@ -151,8 +151,8 @@ func TestAdmin(t *testing.T) {
 			t.Fatalf("/metrics lacks %s: %d %s", want, code, body)
 		}
 	}
-	if code, _ := get("POST", "/promote", "secret"); code != http.StatusNotImplemented {
-		t.Fatalf("/promote: %d", code)
+	if code, _ := get("POST", "/promote", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/promote without a token: %d", code)
 	}
 }
 

@@ -8,12 +8,17 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/promote"
+	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/standby"
 )
 
@@ -29,6 +34,10 @@ func standbyCommand() *cli.Command {
 			"--listen serves GET /status (JSON) and GET /metrics (Prometheus); a non-loopback\n" +
 			"address needs --token, which every request must then send as 'Authorization: Bearer'.\n" +
 			"SIGTERM or SIGINT finish the batch at hand, close the database and exit 0.\n\n" +
+			"POST /promote (or 'rockstream promote --standby http://ADDR') promotes it: it applies\n" +
+			"what the archive holds, fences the old primary, starts a new timeline and closes DIR\n" +
+			"for the application to open read-write; the process then goes on as the archiver\n" +
+			"of DIR (as 'rockstream archive --db DIR --writer-id ID' would) until SIGTERM.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
 			fromFlag(),
@@ -38,6 +47,14 @@ func standbyCommand() *cli.Command {
 				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint"},
 			&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
 				Usage: "look for the next segment every `D` (up to 2s while the archive is idle)"},
+			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
+				Usage: "after a promotion, the archiver's `ID` in the manifest (default HOSTNAME:DIR, as 'archive' takes)"},
+			&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},
+				Usage: "after a promotion, the archiver's work `DIR` (default: .DBNAME.rockstream beside DIR)"},
+			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
+				Usage: "after a promotion, seal a segment this long after its first batch"},
+			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
+				Usage: "after a promotion, how often to check the manifest for a new writer"},
 		},
 		Action: runStandby,
 	}
@@ -62,7 +79,20 @@ func runStandby(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	sb, err := standby.New(store, standby.Options{Dir: c.Args().First(), Poll: c.Duration("poll")})
+	dir, err := filepath.Abs(c.Args().First())
+	if err != nil {
+		return usageError{err}
+	}
+	for _, d := range []string{"segment-age", "fence-check"} {
+		if c.Duration(d) <= 0 {
+			return usageError{fmt.Errorf("--%s %v: must be above zero", d, c.Duration(d))}
+		}
+	}
+	writer := c.String("writer-id")
+	if writer == "" {
+		writer = standby.DefaultWriterID(dir)
+	}
+	sb, err := standby.New(store, standby.Options{Dir: dir, Poll: c.Duration("poll"), WriterID: writer})
 	if err != nil {
 		return usageError{err}
 	}
@@ -76,7 +106,32 @@ func runStandby(c *cli.Context) error {
 	if err := sb.Run(ctx); err != nil {
 		return standbyError(noArchive(err, store, from))
 	}
-	return nil
+	res, ok := sb.Promoted()
+	if !ok || ctx.Err() != nil {
+		return nil
+	}
+	return archivePromoted(ctx, c, store, dir, writer, res)
+}
+
+// archivePromoted archives DIR on the promoted timeline until ctx ends: the
+// standby process becomes the new primary's sidecar archiver.
+func archivePromoted(ctx context.Context, c *cli.Context, store objstore.Store, dir, writer string, res promote.Result) error {
+	work := c.String("work-dir")
+	if work == "" {
+		work = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
+	}
+	src, err := rocks.NewFollowerSource(dir, filepath.Join(work, "secondary"))
+	if err != nil {
+		return fmt.Errorf("archive the promoted database %s: %w", dir, err)
+	}
+	defer src.Close()
+	a, err := archive.New(src, store, archive.Options{WriterID: writer, WorkDir: work,
+		SegmentAge: c.Duration("segment-age"), FenceCheck: c.Duration("fence-check")})
+	if err != nil {
+		return err
+	}
+	slog.Info("promoted: archiving the new primary", "db", dir, "timeline", res.Timeline, "writer", writer, "work_dir", work)
+	return a.Run(ctx)
 }
 
 // standbyError marks the refusals of DIR as bad usage.

@@ -1,0 +1,265 @@
+// Package promote turns a standby into the primary: it fences the old
+// primary's segment chain with an end-of-timeline marker and commits a new
+// timeline, with a new writer, to the manifest (docs/DESIGN.md, "Key
+// decisions").
+//
+// A standby whose database is at sequence S on timeline K is promoted in
+// two steps:
+//
+//  1. Fence: the end marker (a segment with segments.FlagEnd and no batch)
+//     is created, if-none-match, at manifest.SegmentKey(K, S+1), the key of
+//     the old primary's next segment. From then its next upload fails. When
+//     the key is taken by a segment with batches, the old primary uploaded
+//     more than the standby applied: the standby must apply it first
+//     (Options.Drain), and the marker goes after it.
+//  2. Commit: one manifest.Update adds timeline K+1 branching at S and
+//     names the new writer (Options.WriterID) with the next epoch. Only one
+//     promotion of K can commit: the update refuses a K that already has a
+//     child. The old primary's archiver is fenced at its next manifest
+//     check, or at its next upload by the marker.
+package promote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/segments"
+)
+
+// ErrMoreToApply means that the old primary uploaded batches after the
+// standby's sequence: the marker's key holds a segment with batches. Apply
+// them (run the standby until it is caught up) and promote again.
+var ErrMoreToApply = errors.New("the archive holds batches the standby has not applied")
+
+// DefaultMaxDrains bounds the rounds of Drain then fence again.
+const DefaultMaxDrains = 20
+
+// Options say what to promote, and to whom.
+type Options struct {
+	// Timeline is K, the timeline the standby follows.
+	Timeline uint32
+	// Applied is S, the standby's latest sequence.
+	Applied uint64
+	// WriterID is the ID of the new primary's archiver (required); Host
+	// defaults to os.Hostname.
+	WriterID, Host string
+	// Drain, when set, applies what the archive holds after Applied and
+	// returns the new latest sequence. Promote calls it when the marker's
+	// key is taken by the old primary's segment; without it Promote fails
+	// with ErrMoreToApply.
+	Drain func(ctx context.Context) (uint64, error)
+	// MaxDrains bounds the calls of Drain (DefaultMaxDrains when 0).
+	MaxDrains int
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Timings are the durations of the steps, for the recovery time.
+type Timings struct {
+	Drain, Fence, Commit, Total time.Duration
+}
+
+type timingsJSON struct {
+	Drain  float64 `json:"drain_ms"`
+	Fence  float64 `json:"fence_ms"`
+	Commit float64 `json:"commit_ms"`
+	Total  float64 `json:"total_ms"`
+}
+
+func ms(d time.Duration) float64     { return float64(d.Microseconds()) / 1000 }
+func fromMS(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+func (t Timings) MarshalJSON() ([]byte, error) { // in milliseconds
+	return json.Marshal(timingsJSON{ms(t.Drain), ms(t.Fence), ms(t.Commit), ms(t.Total)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (t *Timings) UnmarshalJSON(b []byte) error {
+	var j timingsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*t = Timings{fromMS(j.Drain), fromMS(j.Fence), fromMS(j.Commit), fromMS(j.Total)}
+	return nil
+}
+
+// Result is a committed promotion.
+type Result struct {
+	// Timeline is the new timeline, K+1 (the next free ID); Parent is K.
+	Timeline uint32 `json:"timeline"`
+	Parent   uint32 `json:"parent"`
+	// Branch is S: the last sequence of K that the new timeline holds.
+	Branch uint64 `json:"branch"`
+	// Epoch is the new writer's epoch; WriterID its ID.
+	Epoch    uint64 `json:"epoch"`
+	WriterID string `json:"writer_id"`
+	// Marker is the key of the end marker.
+	Marker  string  `json:"marker"`
+	Timings Timings `json:"timings"`
+}
+
+// Promote fences timeline opts.Timeline at opts.Applied+1 and commits its
+// child timeline with the new writer. A promotion of the same timeline that
+// committed first makes it fail with manifest.ErrFenced.
+func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, error) {
+	start := time.Now()
+	if opts.WriterID == "" {
+		return Result{}, errors.New("promote: no writer ID for the new primary's archiver")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
+	}
+	if opts.MaxDrains <= 0 {
+		opts.MaxDrains = DefaultMaxDrains
+	}
+	k := opts.Timeline
+	m, _, err := manifest.Load(ctx, store)
+	if err != nil {
+		return Result{}, fmt.Errorf("promote: %w", err)
+	}
+	if err := promotable(m, k, opts.Applied); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	s := opts.Applied
+	for drains := 0; ; drains++ {
+		t0 := time.Now()
+		err := fence(ctx, store, k, s, opts.Now())
+		res.Timings.Fence += time.Since(t0)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrMoreToApply) || opts.Drain == nil {
+			return Result{}, err
+		}
+		if drains == opts.MaxDrains {
+			return Result{}, fmt.Errorf("%w (after %d rounds of applying: the old primary still writes?)", err, drains)
+		}
+		t0 = time.Now()
+		next, derr := opts.Drain(ctx)
+		res.Timings.Drain += time.Since(t0)
+		if derr != nil {
+			return Result{}, fmt.Errorf("promote: apply what the archive holds after %d: %w", s, derr)
+		}
+		if next <= s {
+			return Result{}, fmt.Errorf("%w, but applying it left the standby at %d: %s holds batches it did not apply", ErrMoreToApply, next, manifest.SegmentKey(k, s+1))
+		}
+		s = next
+	}
+	res.Branch, res.Parent = s, k
+	t0 := time.Now()
+	m, _, err = manifest.Update(ctx, store, nil, func(m *manifest.Manifest) error {
+		if err := promotable(m, k, s); err != nil {
+			return err
+		}
+		tl, err := m.AddTimeline(k, s, opts.Now())
+		if err != nil {
+			return fmt.Errorf("promote: %w", err)
+		}
+		var epoch uint64 = 1
+		if m.Writer != nil {
+			epoch = m.Writer.Epoch + 1
+		}
+		m.Writer = &manifest.Writer{Timeline: tl.ID, Epoch: epoch, ID: opts.WriterID, Host: opts.Host, Since: opts.Now().UTC()}
+		return nil
+	})
+	res.Timings.Commit = time.Since(t0)
+	if err != nil {
+		return Result{}, fmt.Errorf("promote: the old timeline %d is fenced at %d, but the new timeline is not committed: %w", k, s+1, err)
+	}
+	res.Marker = manifest.SegmentKey(k, s+1)
+	res.Timeline, res.Epoch, res.WriterID = m.Writer.Timeline, m.Writer.Epoch, m.Writer.ID
+	res.Timings.Total = time.Since(start)
+	return res, nil
+}
+
+// promotable checks that timeline k of m may be promoted at s: it exists,
+// no timeline branched from it yet, and s is not before its own branch.
+func promotable(m *manifest.Manifest, k uint32, s uint64) error {
+	t, ok := m.Timeline(k)
+	if !ok {
+		return fmt.Errorf("promote: %w: the archive has no timeline %d", manifest.ErrInvalid, k)
+	}
+	for _, c := range m.Timelines {
+		if c.Parent == k {
+			return fmt.Errorf("promote: %w: timeline %d was already promoted: timeline %d branched from it at %d (writer %s)",
+				manifest.ErrFenced, k, c.ID, c.Branch, writerText(m.Writer))
+		}
+	}
+	if t.Parent != 0 && s < t.Branch {
+		return fmt.Errorf("promote: sequence %d is before timeline %d's branch point %d", s, k, t.Branch)
+	}
+	return nil
+}
+
+func writerText(w *manifest.Writer) string {
+	if w == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s on %s, epoch %d", w.ID, w.Host, w.Epoch)
+}
+
+// Marker returns the bytes of the end marker of timeline k after sequence
+// s: a segment with FlagEnd and no batch, first sequence s+1.
+func Marker(k uint32, s uint64, now time.Time) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := segments.NewWriter(&buf, segments.Header{Timeline: uint64(k), FirstSeq: s + 1, Flags: segments.FlagEnd, Created: now.UTC()}, segments.WriterOptions{})
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("promote: build the end marker: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// fence creates the end marker of k at s+1. A marker already there (an
+// earlier attempt, or another promotion at the same point, which the
+// commit then decides) is fine; a segment with batches is ErrMoreToApply.
+func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now time.Time) error {
+	key := manifest.SegmentKey(k, s+1)
+	data, err := Marker(k, s, now)
+	if err != nil {
+		return err
+	}
+	_, err = store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfNoneMatch: true})
+	if err == nil {
+		return nil
+	}
+	if !objstore.IsPreconditionFailed(err) {
+		return fmt.Errorf("promote: write the end marker %s: %w", key, err)
+	}
+	h, tr, err := readTaken(ctx, store, key)
+	if err != nil {
+		return fmt.Errorf("promote: the end marker's key %s is taken, and cannot be read: %w", key, err)
+	}
+	if h.Flags&segments.FlagEnd != 0 && tr.BatchCount == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the old primary uploaded %s (sequences %d to %d of timeline %d) after the standby's %d; apply it and promote again",
+		ErrMoreToApply, key, h.FirstSeq, tr.NextSeq-1, k, s)
+}
+
+// readTaken reads the header and trailer of the segment at key.
+func readTaken(ctx context.Context, store objstore.Store, key string) (segments.Header, segments.Trailer, error) {
+	rc, _, err := store.Get(ctx, key, objstore.GetOptions{})
+	if err != nil {
+		return segments.Header{}, segments.Trailer{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	if err != nil {
+		return segments.Header{}, segments.Trailer{}, err
+	}
+	return segments.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+}

@@ -1,0 +1,302 @@
+package promote
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/filestore"
+	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
+)
+
+var ctx = context.Background()
+
+// fakeChain is an archive of timeline 1 written by "old" at epoch 3, with
+// segments of one batch each up to sequence last.
+func fakeChain(t *testing.T, last uint64) objstore.Store {
+	t.Helper()
+	s, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manifest.New("db-identity", time.Now())
+	m.Writer = &manifest.Writer{Timeline: 1, Epoch: 3, ID: "old", Host: "primary", Since: time.Now()}
+	if _, err := manifest.Create(ctx, s, m); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= last; seq++ {
+		putSegment(t, s, 1, seq)
+	}
+	return s
+}
+
+// putSegment creates the segment of timeline tl with one batch at seq.
+func putSegment(t *testing.T, s objstore.Store, tl uint32, seq uint64) error {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := segments.NewWriter(&buf, segments.Header{Timeline: uint64(tl), FirstSeq: seq}, segments.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 12, 20)
+	binary.LittleEndian.PutUint64(data, seq)
+	binary.LittleEndian.PutUint32(data[8:], 1)
+	if err := w.Append(segments.Batch{Seq: seq, Count: 1, Time: time.Now(), Data: append(data, "payload!"...)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Put(ctx, manifest.SegmentKey(tl, seq), bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
+	return err
+}
+
+func TestPromote(t *testing.T) {
+	s := fakeChain(t, 10)
+	res, err := Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "new", Host: "standby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Timeline != 2 || res.Parent != 1 || res.Branch != 10 || res.Epoch != 4 || res.Marker != manifest.SegmentKey(1, 11) {
+		t.Fatalf("result %+v", res)
+	}
+	if res.Timings.Total <= 0 || res.Timings.Fence <= 0 || res.Timings.Commit <= 0 || res.Timings.Drain != 0 {
+		t.Fatalf("timings %+v", res.Timings)
+	}
+	m, _, err := manifest.Load(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, ok := m.Timeline(2)
+	if !ok || tl.Parent != 1 || tl.Branch != 10 {
+		t.Fatalf("timelines %+v", m.Timelines)
+	}
+	if w := m.Writer; w.Timeline != 2 || w.Epoch != 4 || w.ID != "new" || w.Host != "standby" {
+		t.Fatalf("writer %+v", w)
+	}
+	last, _, err := catalog.LastSegment(ctx, s, m, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !last.End || last.First != 11 || last.Next != 11 || last.Last.BatchCount != 0 {
+		t.Fatalf("last segment of timeline 1: %+v", last)
+	}
+	// The old primary's next segment is refused.
+	if err := putSegment(t, s, 1, 11); !objstore.IsPreconditionFailed(err) {
+		t.Fatalf("the old primary's next upload: %v", err)
+	}
+	// The result's JSON carries the timings in milliseconds.
+	b, _ := json.Marshal(res)
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Timeline != 2 || !strings.Contains(string(b), `"commit_ms"`) ||
+		back.Timings.Total.Round(time.Millisecond) != res.Timings.Total.Round(time.Millisecond) {
+		t.Fatalf("json %s -> %+v, %v", b, back, err)
+	}
+	// Promoting timeline 1 again is refused.
+	if _, err := Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "other"}); !errors.Is(err, manifest.ErrFenced) {
+		t.Fatalf("second promotion: %v", err)
+	}
+}
+
+func TestPromoteRace(t *testing.T) {
+	for round := range 10 {
+		s := fakeChain(t, 5)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				_, errs[i] = Promote(ctx, s, Options{Timeline: 1, Applied: 5, WriterID: fmt.Sprint("new-", i)})
+			})
+		}
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && won >= 0:
+				t.Fatalf("round %d: promotions %d and %d both won", round, won, i)
+			case err == nil:
+				won = i
+			case !errors.Is(err, manifest.ErrFenced) && !errors.Is(err, manifest.ErrConflict):
+				t.Fatalf("round %d: the loser %d: %v", round, i, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no promotion won: %v", round, errs)
+		}
+		m, _, _ := manifest.Load(ctx, s)
+		if len(m.Timelines) != 2 || m.Writer.ID != fmt.Sprint("new-", won) || m.Writer.Epoch != 4 {
+			t.Fatalf("round %d: %+v, writer %+v", round, m.Timelines, m.Writer)
+		}
+	}
+}
+
+// A second standby, behind the first, races it: the marker key is taken
+// by a data segment for it, and Promote(Drain) then reaches the first's
+// marker, and loses at the commit.
+func TestPromoteBehindLoses(t *testing.T) {
+	s := fakeChain(t, 8)
+	if _, err := Promote(ctx, s, Options{Timeline: 1, Applied: 8, WriterID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	applied := uint64(6)
+	_, err := Promote(ctx, s, Options{Timeline: 1, Applied: 6, WriterID: "second", Drain: func(context.Context) (uint64, error) {
+		applied++
+		return applied, nil
+	}})
+	if !errors.Is(err, manifest.ErrFenced) {
+		t.Fatalf("applied %d: %v", applied, err)
+	}
+	m, _, _ := manifest.Load(ctx, s)
+	if len(m.Timelines) != 2 || m.Writer.ID != "first" {
+		t.Fatalf("%+v %+v", m.Timelines, m.Writer)
+	}
+}
+
+// A promotion that wrote its marker and stopped before the commit is
+// finished by the next one, which drains up to the marker.
+func TestPromoteAfterCrash(t *testing.T) {
+	s := fakeChain(t, 8)
+	if err := fence(ctx, s, 1, 8, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	applied := uint64(6)
+	res, err := Promote(ctx, s, Options{Timeline: 1, Applied: 6, WriterID: "second", Drain: func(context.Context) (uint64, error) {
+		applied++
+		return applied, nil
+	}})
+	if err != nil || res.Branch != 8 || res.Timeline != 2 || res.Marker != manifest.SegmentKey(1, 9) {
+		t.Fatalf("%+v: %v", res, err)
+	}
+}
+
+func TestPromoteMarkerTaken(t *testing.T) {
+	s := fakeChain(t, 12)
+	m0, tag0, _ := manifest.Load(ctx, s)
+	_, err := Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "new"})
+	if !errors.Is(err, ErrMoreToApply) || !strings.Contains(err.Error(), manifest.SegmentKey(1, 11)) {
+		t.Fatalf("marker key taken: %v", err)
+	}
+	m, tag, _ := manifest.Load(ctx, s)
+	if tag != tag0 || len(m.Timelines) != 1 || m.Writer.ID != m0.Writer.ID {
+		t.Fatalf("something was committed: %+v %+v", m.Timelines, m.Writer)
+	}
+	if _, err := s.Head(ctx, manifest.SegmentKey(1, 13)); !objstore.IsNotFound(err) {
+		t.Fatalf("a marker was written after the taken key: %v", err)
+	}
+	// With Drain: applied goes 10 -> 12 in two rounds, then the marker goes
+	// at 13.
+	applied := uint64(10)
+	res, err := Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "new", Drain: func(context.Context) (uint64, error) {
+		applied++
+		time.Sleep(time.Millisecond)
+		return applied, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Branch != 12 || res.Marker != manifest.SegmentKey(1, 13) || res.Timings.Drain <= 0 {
+		t.Fatalf("%+v", res)
+	}
+	// A drain that does not move is an error, not a loop.
+	s = fakeChain(t, 12)
+	_, err = Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "new", Drain: func(context.Context) (uint64, error) { return 10, nil }})
+	if !errors.Is(err, ErrMoreToApply) {
+		t.Fatalf("stuck drain: %v", err)
+	}
+}
+
+// TestPromoteFencesArchiver archives a real database, promotes at its last
+// archived sequence, and checks that the running archiver stops fenced:
+// once by its next upload (the marker), once by its manifest check.
+func TestPromoteFencesArchiver(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		fenceCheck time.Duration
+	}{{"by the marker", time.Hour}, {"by the manifest", 50 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			opts := grocksdb.NewDefaultOptions()
+			opts.SetCreateIfMissing(true)
+			opts.SetWALTtlSeconds(3600)
+			db, err := grocksdb.OpenDb(opts, filepath.Join(root, "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			wo := grocksdb.NewDefaultWriteOptions()
+			write := func(n int) {
+				for i := range n {
+					if err := db.Put(wo, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(10)
+			store, err := filestore.New(filepath.Join(root, "bucket"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := rocks.NewFollowerSource(filepath.Join(root, "db"), filepath.Join(root, "secondary"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			a, err := archive.New(src, store, archive.Options{WriterID: "old", WorkDir: filepath.Join(root, "work"),
+				SegmentAge: 10 * time.Millisecond, Poll: 5 * time.Millisecond, FenceCheck: tc.fenceCheck,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			write(5)
+			want := db.GetLatestSequenceNumber()
+			for deadline := time.Now().Add(20 * time.Second); a.Stats().LastSequence != want; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the archiver is at %d, the database at %d", a.Stats().LastSequence, want)
+				}
+			}
+			res, err := Promote(ctx, store, Options{Timeline: 1, Applied: want, WriterID: "new"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("promoted: %+v", res)
+			write(5) // the old primary goes on
+			select {
+			case err := <-done:
+				if !errors.Is(err, manifest.ErrFenced) || !strings.Contains(err.Error(), "fenced") {
+					t.Fatalf("the archiver stopped with %v, want fenced", err)
+				}
+				t.Logf("archiver: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("the old archiver still runs")
+			}
+			c, err := catalog.Load(ctx, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sg := range c.Segments[1] {
+				if sg.First > want+1 {
+					t.Fatalf("the fenced archiver wrote %s after the marker", sg.Key)
+				}
+			}
+		})
+	}
+}

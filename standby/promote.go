@@ -1,0 +1,137 @@
+package standby
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/promote"
+)
+
+// Promoted is the State of a standby that was promoted: its database is
+// closed, for the application to open read-write.
+const Promoted State = "promoted"
+
+// ErrNotFollowing: Promote was called while the standby does not follow
+// (bootstrapping, stopped or failed).
+var ErrNotFollowing = errors.New("the standby is not following the archive")
+
+// errPromoted ends the follow loop after a promotion.
+var errPromoted = errors.New("promoted")
+
+type promoteReply struct {
+	res promote.Result
+	err error
+}
+
+type promoteRequest struct {
+	reply chan promoteReply // buffered
+}
+
+// RecordedTimeline is the timeline that the standby in dir follows: from its
+// STANDBY-TIMELINE file, else the current timeline of m.
+func RecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
+	return readTimeline(dir, m)
+}
+
+// DefaultWriterID is the writer ID that `rockstream archive --db DIR` takes
+// by default: HOSTNAME:absolute DIR. A promoted standby uses it unless
+// Options.WriterID says otherwise, so that the archiver that follows it
+// continues the new timeline.
+func DefaultWriterID(dir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return host + ":" + dir
+}
+
+// Promote asks the running standby to become the primary: it applies what
+// the archive holds, stops following, promotes its database's sequence
+// (promote.Promote, with Options.WriterID as the new writer), and closes the
+// database. Run then returns nil, and Promoted returns the result. On an
+// error the standby goes on following.
+func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
+	req := &promoteRequest{reply: make(chan promoteReply, 1)}
+	if st := s.Status().State; st != Following {
+		return promote.Result{}, fmt.Errorf("%w: it is %s", ErrNotFollowing, st)
+	}
+	select {
+	case s.promoteReq <- req:
+	case <-s.done:
+		return promote.Result{}, fmt.Errorf("%w: it stopped", ErrNotFollowing)
+	case <-ctx.Done():
+		return promote.Result{}, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		return promote.Result{}, ctx.Err()
+	}
+}
+
+// Promoted returns the promotion's result once Run returned after one.
+func (s *Standby) Promoted() (promote.Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.promoted == nil {
+		return promote.Result{}, false
+	}
+	return *s.promoted, true
+}
+
+// handlePromote runs a promotion inside the follow loop. It returns
+// errPromoted after a success (the reply waits for the database's close),
+// nil after a failure that was answered, or an error that stops Run.
+func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRequest) error {
+	start := time.Now()
+	if err := s.drainAll(ctx, f); err != nil {
+		req.reply <- promoteReply{err: err}
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	drained := time.Since(start)
+	applied := s.db.LatestSequence()
+	s.log.Info("promoting", "timeline", f.tl, "applied", applied, "writer", s.opts.WriterID)
+	res, err := promote.Promote(ctx, s.store, promote.Options{
+		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID,
+		Drain: func(ctx context.Context) (uint64, error) {
+			err := s.drainAll(ctx, f)
+			return s.db.LatestSequence(), err
+		},
+	})
+	if err != nil {
+		s.retried("promote", err)
+		req.reply <- promoteReply{err: err}
+		return nil
+	}
+	res.Timings.Drain += drained
+	res.Timings.Total += drained
+	s.mu.Lock()
+	s.promoted, s.pending = &res, req
+	s.st.State, s.st.Timeline, s.st.Applied = Promoted, res.Timeline, res.Branch
+	s.mu.Unlock()
+	s.log.Info("promoted", "timeline", res.Timeline, "branch", res.Branch, "epoch", res.Epoch, "marker", res.Marker)
+	return errPromoted
+}
+
+// drainAll applies segments until a round finds nothing new.
+func (s *Standby) drainAll(ctx context.Context, f *follower) error {
+	for ctx.Err() == nil {
+		progressed, err := s.step(ctx, f)
+		if err != nil {
+			return err
+		}
+		if !progressed {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
