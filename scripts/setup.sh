@@ -40,7 +40,7 @@ fi
 
 # Debian packages. librocksdb-dev is RocksDB 7.8.3 on bookworm, which is what
 # grocksdb v1.7.15 (pinned in go.mod) builds against.
-pkgs=(librocksdb-dev rocksdb-tools)
+pkgs=(librocksdb-dev rocksdb-tools curl)
 if [ "$want_test" = 1 ]; then
 	pkgs+=(docker-compose)
 fi
