@@ -78,7 +78,8 @@ type Options struct {
 	// 1s).
 	SegmentAge time.Duration
 	// Poll is the wait between two looks at the database when it has no
-	// new batch (default 50ms).
+	// new batch (default 10ms: a look is one read of the WAL file, about
+	// 0.8% of a core while idle).
 	Poll time.Duration
 	// BaseInterval takes a base this long after the last (default 24h).
 	BaseInterval time.Duration
@@ -124,7 +125,7 @@ func (o *Options) defaults() error {
 		}
 	}
 	def(&o.SegmentAge, time.Second)
-	def(&o.Poll, 50*time.Millisecond)
+	def(&o.Poll, 10*time.Millisecond)
 	def(&o.BaseInterval, 24*time.Hour)
 	def(&o.FenceCheck, 10*time.Second)
 	def(&o.RetryMax, 30*time.Second)

@@ -55,7 +55,7 @@ func archiveCommand() *cli.Command {
 				Usage: "seal a segment once its batches reach this `SIZE`"},
 			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
 				Usage: "seal a segment this long after its first batch: the most a standby lags"},
-			&cli.DurationFlag{Name: "poll", Value: 50 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
+			&cli.DurationFlag{Name: "poll", Value: 10 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
 				Usage: "how often to look for new writes"},
 			&cli.DurationFlag{Name: "base-interval", Value: 24 * time.Hour, EnvVars: []string{"ROCKSTREAM_BASE_INTERVAL"},
 				Usage: "take a base this long after the last"},
