@@ -29,6 +29,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/segments"
@@ -227,6 +228,9 @@ func Marker(k uint32, s uint64, now time.Time) ([]byte, error) {
 // earlier attempt, or another promotion at the same point, which the
 // commit then decides) is fine; a segment with batches is ErrMoreToApply.
 func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now time.Time) error {
+	if err := archivedAfter(ctx, store, k, s); err != nil {
+		return err
+	}
 	key := manifest.SegmentKey(k, s+1)
 	data, err := Marker(k, s, now)
 	if err != nil {
@@ -248,6 +252,22 @@ func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now ti
 	}
 	return fmt.Errorf("%w: the old primary uploaded %s (sequences %d to %d of timeline %d) after the standby's %d; apply it and promote again",
 		ErrMoreToApply, key, h.FirstSeq, tr.NextSeq-1, k, s)
+}
+
+// archivedAfter fails with ErrMoreToApply when timeline k's archive holds
+// a batch after s: a standby stopped inside a segment, or the old primary
+// uploaded more. An end marker at s+1 would then cut those batches out of
+// the new timeline while the old primary's next key stayed free.
+func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64) error {
+	last, _, err := catalog.LastSegment(ctx, store, nil, k, s)
+	if err != nil {
+		return fmt.Errorf("promote: read the segments of timeline %d: %w", k, err)
+	}
+	if last != nil && !last.End && last.Next > s+1 {
+		return fmt.Errorf("%w: segment %s holds batches of timeline %d up to sequence %d, after the standby's %d; apply them and promote again",
+			ErrMoreToApply, last.Key, k, last.Next-1, s)
+	}
+	return nil
 }
 
 // readTaken reads the header and trailer of the segment at key.
