@@ -91,12 +91,17 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	key := manifest.SegmentKey(f.tl, applied+1)
 	data, err := s.get(ctx, key)
 	if data == nil && err == nil && f.resume {
-		key, data, err = s.findContaining(ctx, f.tl, applied+1)
+		// After a restart the next batch may sit inside a segment whose key
+		// is lower. Keep looking until a listing answers for sure: a store
+		// failure must not leave the standby polling a key that never comes.
+		var sure bool
+		key, data, sure, err = s.findContaining(ctx, f.tl, applied+1)
+		f.resume = !sure
 	}
-	f.resume = false
 	if data == nil || err != nil {
 		return false, err
 	}
+	f.resume = false
 	return true, s.applySegment(ctx, f, key, data, limit)
 }
 
@@ -139,23 +144,25 @@ func (s *Standby) get(ctx context.Context, key string) ([]byte, error) {
 
 // findContaining lists timeline tl once and reads the segment that holds
 // seq, if any.
-func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (string, []byte, error) {
+// It reports sure when the answer is final: the listing worked, and either
+// no segment holds seq or the one that does was read.
+func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (string, []byte, bool, error) {
 	segs, err := catalog.Timeline(ctx, s.store, s.m, tl)
 	if err != nil {
 		if ctx.Err() != nil || isStoreError(err) {
 			s.retried("list timeline", err)
-			return "", nil, nil
+			return "", nil, false, nil
 		}
-		return "", nil, fmt.Errorf("standby: list the segments of timeline %d: %w", tl, err)
+		return "", nil, false, fmt.Errorf("standby: list the segments of timeline %d: %w", tl, err)
 	}
 	for _, sg := range segs {
 		if sg.First <= seq && seq < sg.Next {
 			s.log.Info("resuming inside a segment", "key", sg.Key, "sequence", seq)
 			data, err := s.get(ctx, sg.Key)
-			return sg.Key, data, err
+			return sg.Key, data, data != nil, err
 		}
 	}
-	return "", nil, nil
+	return "", nil, true, nil
 }
 
 // applySegment applies the batches of the segment after the database's
