@@ -13,6 +13,9 @@ import (
 	"github.com/rockstream/rockstream/promote"
 )
 
+// PromoteHeader must be "yes" on a POST /promote.
+const PromoteHeader = "X-Rockstream-Promote"
+
 // Handler serves the standby's admin endpoint:
 //
 //	GET  /status    the Status, as JSON
@@ -24,6 +27,8 @@ import (
 //	                uploading), 503 when the standby does not follow,
 //	                500 otherwise, with {"error": "..."}
 //
+// POST /promote also needs the header PromoteHeader: yes (403 otherwise),
+// so that no web page can trigger a failover through the loopback address.
 // With a token, every request must carry "Authorization: Bearer TOKEN";
 // others get 401.
 func (s *Standby) Handler(token string) http.Handler {
@@ -35,6 +40,13 @@ func (s *Standby) Handler(token string) http.Handler {
 	})
 	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get(PromoteHeader) != "yes" {
+			// A web page can send a plain cross-origin POST to a loopback
+			// address, but not one with a custom header: a failover needs it.
+			w.WriteHeader(http.StatusForbidden)
+			json.NewEncoder(w).Encode(map[string]string{"error": "a promotion needs the header " + PromoteHeader + ": yes"})
+			return
+		}
 		res, err := s.Promote(r.Context())
 		if err != nil {
 			code := http.StatusInternalServerError

@@ -32,7 +32,15 @@ func TestPromote(t *testing.T) {
 	}
 	srv := httptest.NewServer(sb.Handler(""))
 	defer srv.Close()
-	post := func() (*http.Response, error) { return http.Post(srv.URL+"/promote", "", nil) }
+	post := func() (*http.Response, error) {
+		req, _ := http.NewRequest("POST", srv.URL+"/promote", nil)
+		req.Header.Set(PromoteHeader, "yes")
+		return http.DefaultClient.Do(req)
+	}
+	// A plain POST, as a web page can send cross-origin, is refused.
+	if resp, err := http.Post(srv.URL+"/promote", "text/plain", nil); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a POST /promote without %s: %v %v, want 403", PromoteHeader, resp, err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- sb.Run(t.Context()) }()
 	waitFor(t, "the standby", func() bool { return sb.Status().State == Following })

@@ -112,6 +112,7 @@ func promoteRunning(c *cli.Context, url string) (promote.Result, error) {
 	if err != nil {
 		return promote.Result{}, usageError{fmt.Errorf("--standby %s: %w", url, err)}
 	}
+	req.Header.Set(standby.PromoteHeader, "yes")
 	if tok := c.String("token"); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
