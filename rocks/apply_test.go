@@ -278,3 +278,19 @@ func TestSequenceAfterFlushAndReopen(t *testing.T) {
 		t.Fatalf("after flush and reopen: latest %d, apply: %v; want latest 1 and a gap", db.LatestSequence(), err)
 	}
 }
+
+// TestSyncWAL: SyncWAL works on an open database and fails cleanly once it
+// is closed.
+func TestSyncWAL(t *testing.T) {
+	db, err := OpenWritable(t.TempDir(), Options{CreateIfMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncWAL(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := db.SyncWAL(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SyncWAL after Close: %v", err)
+	}
+}

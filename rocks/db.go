@@ -156,6 +156,20 @@ func (d *DB) Flush() error {
 	return d.flushLocked()
 }
 
+// SyncWAL makes every batch applied so far durable on disk (an fsync of the
+// WAL), for a caller that records its position next to the database.
+func (d *DB) SyncWAL() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h == nil {
+		return fmt.Errorf("rocks: sync WAL: %w", ErrClosed)
+	}
+	if err := d.h.db.FlushWAL(true); err != nil {
+		return fmt.Errorf("rocks: sync the WAL of %s: %w", d.h.dir, err)
+	}
+	return nil
+}
+
 func (d *DB) flushLocked() error {
 	fo := grocksdb.NewDefaultFlushOptions()
 	defer fo.Destroy()

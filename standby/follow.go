@@ -108,6 +108,12 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 // switchTo follows the child timeline from its branch point, where the
 // standby is.
 func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
+	// The batches up to the branch must be on disk before the file that
+	// says the standby follows the child: after a power loss the database
+	// must not come back below the branch of the timeline it names.
+	if err := s.db.SyncWAL(); err != nil {
+		return err
+	}
 	if err := writeTimeline(s.opts.Dir, child.ID); err != nil {
 		return err
 	}
