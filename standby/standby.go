@@ -249,6 +249,13 @@ func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
 	if err := writeTimeline(s.opts.Dir, res.Timeline); err != nil {
 		return 0, err
 	}
+	// The restore read the manifest again: follow the one it restored from,
+	// not the one loaded before (a promotion may have come in between).
+	m, etag, err := manifest.Load(ctx, s.store)
+	if err != nil {
+		return 0, fmt.Errorf("standby from %s: %w", s.store, err)
+	}
+	s.m, s.etag, s.read = m, etag, time.Now()
 	s.update(func(st *Status) { st.Head = res.Sequence })
 	return res.Timeline, nil
 }
