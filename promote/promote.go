@@ -176,12 +176,31 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	})
 	res.Timings.Commit = time.Since(t0)
 	if err != nil {
+		// The commit may have landed though its answer was lost: if the
+		// manifest now holds this very promotion, it succeeded.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if cur, _, lerr := manifest.Load(rctx, store); lerr == nil && ours(cur, k, s, opts.WriterID) {
+			m, err = cur, nil
+		}
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("promote: the old timeline %d is fenced at %d, but the new timeline is not committed: %w", k, s+1, err)
 	}
 	res.Marker = manifest.SegmentKey(k, s+1)
 	res.Timeline, res.Epoch, res.WriterID = m.Writer.Timeline, m.Writer.Epoch, m.Writer.ID
 	res.Timings.Total = time.Since(start)
 	return res, nil
+}
+
+// ours reports whether m records this promotion: the writer is writerID on
+// a child of k that branches at s.
+func ours(m *manifest.Manifest, k uint32, s uint64, writerID string) bool {
+	if m.Writer == nil || m.Writer.ID != writerID {
+		return false
+	}
+	t, ok := m.Timeline(m.Writer.Timeline)
+	return ok && t.Parent == k && t.Branch == s
 }
 
 // promotable checks that timeline k of m may be promoted at s: it exists,

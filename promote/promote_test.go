@@ -21,6 +21,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
 	"github.com/rockstream/rockstream/objstore/filestore"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/segments"
@@ -298,5 +299,17 @@ func TestPromoteFencesArchiver(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPromoteLostAnswer: the manifest commit lands but its answer is lost
+// (the put fails after it was made): the promotion still succeeds.
+func TestPromoteLostAnswer(t *testing.T) {
+	s := fakeChain(t, 12)
+	fs := faultstore.New(s)
+	fs.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: manifest.ManifestKey, Err: errors.New("connection reset"), AfterPut: true})
+	res, err := Promote(ctx, fs, Options{Timeline: 1, Applied: 12, WriterID: "new"})
+	if err != nil || res.Timeline != 2 || res.Branch != 12 {
+		t.Fatalf("a promotion whose commit answer was lost: %+v, %v", res, err)
 	}
 }
