@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore/location"
@@ -168,6 +170,9 @@ func promoteStopped(c *cli.Context, from, dir string) (promote.Result, error) {
 	if err != nil {
 		return promote.Result{}, err
 	}
+	if err := notInUse(dir); err != nil {
+		return promote.Result{}, err
+	}
 	db, err := rocks.OpenReadOnly(dir)
 	if err != nil {
 		return promote.Result{}, fmt.Errorf("promote %s (is the standby still running? stop it first, or use --standby): %w", dir, err)
@@ -185,4 +190,26 @@ func promoteStopped(c *cli.Context, from, dir string) (promote.Result, error) {
 		return res, fmt.Errorf("%w (to apply more, start 'rockstream standby --from %s %s' until it is caught up, stop it, and promote again)", err, from, dir)
 	}
 	return res, err
+}
+
+// notInUse fails when another process has the database in dir open for
+// writing (a standby that still runs): RocksDB holds a POSIX lock on its
+// LOCK file, which a read-only open does not test.
+func notInUse(dir string) error {
+	f, err := os.Open(filepath.Join(dir, "LOCK"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", dir, err)
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil {
+		return fmt.Errorf("promote %s: test its lock: %w", dir, err)
+	}
+	if lk.Type != unix.F_UNLCK {
+		return usageError{fmt.Errorf("promote %s: the database is open in process %d (a standby that still runs?): stop it first, or promote it with --standby URL", dir, lk.Pid)}
+	}
+	return nil
 }

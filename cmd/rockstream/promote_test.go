@@ -178,6 +178,9 @@ func TestPromoteStopped(t *testing.T) {
 	addr := freeAddr(t)
 	sb := startCLI(t, nil, "standby", "--from", bucket, "--listen", addr, "--poll", "10ms", sbDir)
 	waitUntilT(t, "the standby to catch up", func() bool { a, _ := standbyApplied(addr); return a == want })
+	if code, _, errOut := runCLI(t, "promote", "--from", bucket, sbDir); code != exitUsage || !strings.Contains(errOut, "open in process") {
+		t.Fatalf("promote --from while the standby runs: exit %d, want %d saying it is open\n%s", code, exitUsage, errOut)
+	}
 	if code := sb.stop(t); code != exitOK {
 		t.Fatalf("standby: exit %d\n%s", code, sb.out)
 	}
