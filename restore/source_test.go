@@ -25,10 +25,9 @@ const (
 
 // op is one operation of a batch, as the model sees it.
 type op struct {
-	cf        string
-	kind      int
-	key, val  string // val is the end of a range deletion
-	sequences uint32 // sequence numbers it uses (1)
+	cf       string
+	kind     int
+	key, val string // val is the end of a range deletion
 }
 
 // modelBatch is one write batch: its sequence, count and operations.

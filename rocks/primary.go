@@ -137,17 +137,14 @@ func (p *Primary) Next() (segments.Batch, bool, error) {
 		return segments.Batch{}, false, fmt.Errorf("rocks: read wal of %s: Next before Seek", p.dir)
 	}
 	b, ok, err := p.cur.Next()
-	switch {
-	case errors.Is(err, ErrGap):
-		return segments.Batch{}, false, fmt.Errorf("%w: %w", archive.ErrGap, err)
-	case err != nil || !ok:
-		return segments.Batch{}, false, err
-	case p.first && b.Seq != p.from:
+	if err == nil && ok && p.first && b.Seq != p.from {
 		return segments.Batch{}, false, fmt.Errorf("rocks: read wal of %s from seq %d: it is inside the batch at seq %d (count %d), not at a batch boundary",
 			p.dir, p.from, b.Seq, b.Count)
 	}
-	p.first = false
-	return segments.Batch{Seq: b.Seq, Count: b.Count, Data: b.Data}, true, nil
+	if err == nil && ok {
+		p.first = false
+	}
+	return forArchive(b, ok, err)
 }
 
 // Checkpoint writes a checkpoint of the database into dir, which must not

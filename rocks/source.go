@@ -3,11 +3,7 @@ package rocks
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/rockstream/rockstream/archive"
@@ -123,12 +119,17 @@ func (s *FollowerSource) Seek(seq uint64) error { return s.tail.Seek(seq) }
 // Next returns the next batch. A WAL gap matches archive.ErrGap as well as
 // ErrGap; a seq given to Seek that is inside a batch is an error, not a gap.
 func (s *FollowerSource) Next() (segments.Batch, bool, error) {
-	b, ok, err := s.tail.Next()
+	return forArchive(s.tail.Next())
+}
+
+// forArchive turns a WAL reader's answer into an archive.Source's: a gap
+// matches archive.ErrGap too, so that the archiver records a hole.
+func forArchive(b Batch, ok bool, err error) (segments.Batch, bool, error) {
 	if errors.Is(err, ErrGap) {
 		return segments.Batch{}, false, fmt.Errorf("%w: %w", archive.ErrGap, err)
 	}
 	if err != nil || !ok {
-		return segments.Batch{}, ok, err
+		return segments.Batch{}, false, err
 	}
 	return segments.Batch{Seq: b.Seq, Count: b.Count, Data: b.Data}, true, nil
 }
@@ -158,7 +159,7 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := copyMeta(s.dir, dir); err != nil {
+	if err := copyDBMeta(s.dir, dir); err != nil {
 		return 0, err
 	}
 	return seq, nil
@@ -177,48 +178,4 @@ func (s *FollowerSource) checkpointFiles(dir string) error {
 		return fmt.Errorf("%w: %s: identity %s when the archiver started, %s now", ErrReplaced, s.dir, s.identity, f.Identity())
 	}
 	return f.checkpointFiles(dir)
-}
-
-// copyMeta copies IDENTITY and the newest OPTIONS-* file of the database in
-// dbDir into the checkpoint in dir, where missing.
-func copyMeta(dbDir, dir string) error {
-	names := []string{"IDENTITY"}
-	opts, _ := filepath.Glob(filepath.Join(dbDir, "OPTIONS-*"))
-	sort.Slice(opts, func(i, j int) bool { return optionsNumber(opts[i]) < optionsNumber(opts[j]) })
-	if n := len(opts); n > 0 && !strings.HasSuffix(opts[n-1], ".dbtmp") {
-		names = append(names, filepath.Base(opts[n-1]))
-	}
-	for _, name := range names {
-		dst := filepath.Join(dir, name)
-		if _, err := os.Stat(dst); err == nil {
-			continue
-		}
-		if err := copyFile(filepath.Join(dbDir, name), dst); err != nil {
-			return fmt.Errorf("rocks: checkpoint %s: copy %s: %w", dir, name, err)
-		}
-	}
-	return nil
-}
-
-func optionsNumber(path string) int64 {
-	var n int64
-	fmt.Sscanf(strings.TrimPrefix(filepath.Base(path), "OPTIONS-"), "%d", &n)
-	return n
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
