@@ -62,15 +62,9 @@ func Load(ctx context.Context, s objstore.Store) (*Catalog, error) {
 // Timeline lists the segments of timeline tl and works out their ends.
 func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32) ([]Segment, error) {
 	var segs []Segment
-	for info, err := range s.List(ctx, manifest.SegmentPrefix(tl), "") {
-		if err != nil {
-			return nil, fmt.Errorf("list the segments of timeline %d: %w", tl, err)
-		}
-		t, first, err := manifest.ParseSegmentKey(info.Key)
-		if err != nil || t != tl {
-			return nil, fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
-		}
-		segs = append(segs, Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size})
+	err := listSegments(ctx, s, tl, "", func(sg Segment) { segs = append(segs, sg) })
+	if err != nil {
+		return nil, err
 	}
 	if len(segs) == 0 {
 		return nil, nil
@@ -79,16 +73,24 @@ func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl ui
 	for i := range segs[:len(segs)-1] {
 		segs[i].Next = endBefore(segs[i].First, segs[i+1].First, holes)
 	}
-	last := &segs[len(segs)-1]
-	h, tr, err := ReadTrailer(ctx, s, last.Key, last.Size)
-	if err != nil {
+	if err := readEnd(ctx, s, &segs[len(segs)-1]); err != nil {
 		return nil, err
 	}
-	if h.FirstSeq != last.First || h.Timeline != uint64(tl) {
-		return nil, fmt.Errorf("segment %s: its header says timeline %d from %d: %w", last.Key, h.Timeline, h.FirstSeq, segments.ErrCorrupt)
-	}
-	last.Next, last.Last, last.End = tr.NextSeq, &tr, h.Flags&segments.FlagEnd != 0
 	return segs, nil
+}
+
+// readEnd reads the trailer of a timeline's last segment sg, checks its
+// header against its key, and fills in its end.
+func readEnd(ctx context.Context, s objstore.Store, sg *Segment) error {
+	h, tr, err := ReadTrailer(ctx, s, sg.Key, sg.Size)
+	if err != nil {
+		return fmt.Errorf("%w; run 'rockstream verify' to see the damage", err)
+	}
+	if h.FirstSeq != sg.First || h.Timeline != uint64(sg.Timeline) {
+		return fmt.Errorf("segment %s: its header says timeline %d from %d: %w", sg.Key, h.Timeline, h.FirstSeq, segments.ErrCorrupt)
+	}
+	sg.Next, sg.Last, sg.End = tr.NextSeq, &tr, h.Flags&segments.FlagEnd != 0
+	return nil
 }
 
 func holesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
@@ -181,30 +183,35 @@ func LastSegment(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl
 	if err != nil || last == nil {
 		return nil, n, err
 	}
-	h, tr, err := ReadTrailer(ctx, s, last.Key, last.Size)
-	if err != nil {
-		return nil, n, fmt.Errorf("%w; run 'rockstream verify' to see the damage", err)
+	if err := readEnd(ctx, s, last); err != nil {
+		return nil, n, err
 	}
-	if h.FirstSeq != last.First || h.Timeline != uint64(tl) {
-		return nil, n, fmt.Errorf("segment %s: its header says timeline %d from %d: %w", last.Key, h.Timeline, h.FirstSeq, segments.ErrCorrupt)
-	}
-	last.Next, last.Last, last.End = tr.NextSeq, &tr, h.Flags&segments.FlagEnd != 0
 	return last, n, nil
 }
 
 func lastKey(ctx context.Context, s objstore.Store, tl uint32, startAfter string) (*Segment, int, error) {
 	var last *Segment
 	n := 0
+	err := listSegments(ctx, s, tl, startAfter, func(sg Segment) { n++; last = &sg })
+	if err != nil {
+		return nil, n, err
+	}
+	return last, n, nil
+}
+
+// listSegments calls fn with each segment key of timeline tl after
+// startAfter, in order; an object there that is not a segment key of tl is
+// an error.
+func listSegments(ctx context.Context, s objstore.Store, tl uint32, startAfter string, fn func(Segment)) error {
 	for info, err := range s.List(ctx, manifest.SegmentPrefix(tl), startAfter) {
 		if err != nil {
-			return nil, n, fmt.Errorf("list the segments of timeline %d: %w", tl, err)
+			return fmt.Errorf("list the segments of timeline %d: %w", tl, err)
 		}
 		t, first, err := manifest.ParseSegmentKey(info.Key)
 		if err != nil || t != tl {
-			return nil, n, fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
+			return fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
 		}
-		n++
-		last = &Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size}
+		fn(Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size})
 	}
-	return last, n, nil
+	return nil
 }
