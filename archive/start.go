@@ -172,22 +172,13 @@ func (a *Archiver) holeAt(tl uint32, seq uint64) (manifest.Hole, bool) {
 // newestBase is the newest base of the writer's timeline's history: its
 // own bases, and its ancestors' up to each branch point.
 func (a *Archiver) newestBase() (manifest.Base, bool) {
-	limit := map[uint32]uint64{} // timeline -> last sequence that belongs to us
-	upTo := uint64(manifest.MaxSequence)
-	for tl := a.writer.Timeline; tl != 0; {
-		t, ok := a.m.Timeline(tl)
-		if !ok {
-			break
-		}
-		limit[tl] = upTo
-		upTo, tl = t.Branch, t.Parent
-	}
 	var best manifest.Base
 	found := false
-	for _, b := range a.m.Bases {
-		l, ok := limit[b.Timeline]
-		if ok && b.Sequence <= l && (!found || b.Sequence > best.Sequence) {
-			best, found = b, true
+	for _, p := range a.m.Lineage(a.writer.Timeline) {
+		for _, b := range a.m.Bases {
+			if b.Timeline == p.Timeline && b.Sequence <= p.To && (!found || b.Sequence > best.Sequence) {
+				best, found = b, true
+			}
 		}
 	}
 	return best, found

@@ -69,9 +69,9 @@ func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl ui
 	if len(segs) == 0 {
 		return nil, nil
 	}
-	holes := holesOf(m, tl)
+	holes := HolesOf(m, tl)
 	for i := range segs[:len(segs)-1] {
-		segs[i].Next = endBefore(segs[i].First, segs[i+1].First, holes)
+		segs[i].Next = EndBefore(segs[i].First, segs[i+1].First, holes)
 	}
 	if err := readEnd(ctx, s, &segs[len(segs)-1]); err != nil {
 		return nil, err
@@ -93,7 +93,8 @@ func readEnd(ctx context.Context, s objstore.Store, sg *Segment) error {
 	return nil
 }
 
-func holesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
+// HolesOf returns the holes that m records on timeline tl, in order.
+func HolesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
 	var hs []manifest.Hole
 	for _, h := range m.Holes {
 		if h.Timeline == tl {
@@ -104,10 +105,11 @@ func holesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
 	return hs
 }
 
-// endBefore is the end of a segment that starts at first and is followed by
+// EndBefore is the end of a segment that starts at first and is followed by
 // one that starts at next: the start of the first recorded hole in
-// between, else next.
-func endBefore(first, next uint64, holes []manifest.Hole) uint64 {
+// between, else next. It is the rule that readers take on trust and that
+// verify checks against the segments' trailers.
+func EndBefore(first, next uint64, holes []manifest.Hole) uint64 {
 	for _, h := range holes {
 		if h.From > first && h.From < next {
 			return h.From

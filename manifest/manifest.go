@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -271,4 +273,37 @@ func newRevision() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])
+}
+
+// Piece is a stretch of a timeline's history: the sequences From to To
+// (inclusive) of timeline Timeline.
+type Piece struct {
+	Timeline uint32
+	From, To uint64
+}
+
+// Lineage returns the history of timeline tl, oldest first: each ancestor
+// from its own start up to the branch point of the next, then tl's own
+// sequences (To is the largest uint64). A missing ancestor ends the walk.
+func (m *Manifest) Lineage(tl uint32) []Piece {
+	return lineageOf(m.Timeline, tl)
+}
+
+func lineageOf(timeline func(uint32) (Timeline, bool), tl uint32) []Piece {
+	var line []Piece
+	hi := uint64(math.MaxUint64)
+	for id := tl; id != 0; {
+		t, ok := timeline(id)
+		if !ok {
+			break
+		}
+		lo := uint64(0)
+		if t.Parent != 0 {
+			lo = t.Branch + 1
+		}
+		line = append(line, Piece{Timeline: id, From: lo, To: hi})
+		hi, id = t.Branch, t.Parent
+	}
+	slices.Reverse(line)
+	return line
 }

@@ -3,7 +3,6 @@ package manifest
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 )
@@ -169,17 +168,9 @@ func (h *history) ids() []uint32 {
 // lineage returns the pieces of the history of timeline tl, oldest first.
 func (h *history) lineage(tl uint32) []piece {
 	var line []piece
-	hi := uint64(math.MaxUint64)
-	for id := tl; id != 0; {
-		t := h.timelines[id]
-		lo := uint64(0)
-		if t.Parent != 0 {
-			lo = t.Branch + 1
-		}
-		line = append(line, piece{tl: id, lo: lo, hi: hi})
-		hi, id = t.Branch, t.Parent
+	for _, p := range lineageOf(func(id uint32) (Timeline, bool) { t, ok := h.timelines[id]; return t, ok }, tl) {
+		line = append(line, piece{tl: p.Timeline, lo: p.From, hi: p.To})
 	}
-	slices.Reverse(line)
 	return line
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -192,36 +191,15 @@ func lastArchived(c *catalog.Catalog, tl uint32) uint64 {
 }
 
 // piece is the part [lo, hi] of timeline tl that belongs to a history.
-type piece struct {
-	tl     uint32
-	lo, hi uint64
-}
+type piece = manifest.Piece
 
-// lineage returns the pieces of timeline tl's history, oldest first: its
-// ancestors up to each branch point, then its own sequences.
-func lineage(m *manifest.Manifest, tl uint32) []piece {
-	var line []piece
-	hi := uint64(math.MaxUint64)
-	for id := tl; id != 0; {
-		t, ok := m.Timeline(id)
-		if !ok {
-			break
-		}
-		lo := uint64(0)
-		if t.Parent != 0 {
-			lo = t.Branch + 1
-		}
-		line = append(line, piece{tl: id, lo: lo, hi: hi})
-		hi, id = t.Branch, t.Parent
-	}
-	slices.Reverse(line)
-	return line
-}
+// lineage returns the pieces of timeline tl's history, oldest first.
+func lineage(m *manifest.Manifest, tl uint32) []piece { return m.Lineage(tl) }
 
 // onLine reports whether base b belongs to the history line.
 func onLine(line []piece, b manifest.Base) bool {
 	for _, p := range line {
-		if b.Timeline == p.tl && b.Sequence <= p.hi {
+		if b.Timeline == p.Timeline && b.Sequence <= p.To {
 			return true
 		}
 	}

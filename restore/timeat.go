@@ -27,11 +27,11 @@ type histSeg struct {
 func historySegments(c *catalog.Catalog, line []piece) []histSeg {
 	var out []histSeg
 	for _, p := range line {
-		for _, s := range c.Segments[p.tl] {
-			if s.Next <= s.First || s.First > p.hi || s.Next-1 < p.lo {
+		for _, s := range c.Segments[p.Timeline] {
+			if s.Next <= s.First || s.First > p.To || s.Next-1 < p.From {
 				continue
 			}
-			out = append(out, histSeg{seg: s, hi: min(s.Next-1, p.hi)})
+			out = append(out, histSeg{seg: s, hi: min(s.Next-1, p.To)})
 		}
 	}
 	return out

@@ -2,12 +2,11 @@ package restore
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"slices"
 
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/segments"
@@ -130,7 +129,7 @@ func (v *verifier) objectProblem(ctx context.Context, key string, err error) err
 // hole recorded in between begins (docs/FORMAT.md, rules 2 and 3 of the
 // writer), and only the last one ends the timeline.
 func (v *verifier) checkChain(t manifest.Timeline, segs []*segCheck) {
-	holes := holesOf(v.m, t.ID)
+	holes := catalog.HolesOf(v.m, t.ID)
 	for i, sg := range segs {
 		if !sg.ok {
 			continue
@@ -145,7 +144,7 @@ func (v *verifier) checkChain(t manifest.Timeline, segs []*segCheck) {
 		if sg.end {
 			v.rep.add(sg.key, "ends timeline %d (end flag), but segment %s follows it", t.ID, next.key)
 		}
-		if want := endBefore(sg.first, next.first, holes); sg.next != want {
+		if want := catalog.EndBefore(sg.first, next.first, holes); sg.next != want {
 			v.rep.add(sg.key, "%s", chainProblem(sg, next, want))
 		}
 	}
@@ -160,30 +159,6 @@ func chainProblem(sg, next *segCheck, want uint64) string {
 	}
 	return fmt.Sprintf("its batches end at sequence %d, but the next segment %s starts at %d and no hole is recorded in between: sequences %d to %d are missing",
 		sg.next-1, next.key, next.first, sg.next, next.first-1)
-}
-
-// holesOf returns the holes of timeline tl, in order.
-func holesOf(m *manifest.Manifest, tl uint32) []manifest.Hole {
-	var hs []manifest.Hole
-	for _, h := range m.Holes {
-		if h.Timeline == tl {
-			hs = append(hs, h)
-		}
-	}
-	slices.SortFunc(hs, func(a, b manifest.Hole) int { return cmp.Compare(a.From, b.From) })
-	return hs
-}
-
-// endBefore is where a segment from first must end when the next one
-// starts at next: at the first recorded hole that begins in between, else
-// at next (the rule the catalog relies on).
-func endBefore(first, next uint64, holes []manifest.Hole) uint64 {
-	for _, h := range holes {
-		if h.From > first && h.From < next {
-			return h.From
-		}
-	}
-	return next
 }
 
 // trueSegments are the segments as their trailers give them, for
