@@ -42,8 +42,9 @@ func archiveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "archive",
 		Usage: "ship a live RocksDB to the archive, next to the program that writes it",
-		Description: "archive follows the database in --db as a RocksDB secondary instance (the program\n" +
-			"that writes it needs no change), reads every write batch from its WAL, and uploads\n" +
+		Description: "archive reads every write batch of the database in --db from its WAL files as\n" +
+			"they are written (the program that writes it needs no change; a RocksDB secondary\n" +
+			"instance is opened only to checkpoint a base), and uploads\n" +
 			"them in sealed, compressed, checksummed segments to --to, with base copies of the\n" +
 			"database. It runs until SIGTERM or SIGINT, then uploads what it has read and exits 0.\n\n" +
 			"The writer must keep its WAL for a while after each flush: set WAL_ttl_seconds\n" +
