@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -233,13 +234,7 @@ func TestPromoteFencesArchiver(t *testing.T) {
 	}{{"by the marker", time.Hour}, {"by the manifest", 50 * time.Millisecond}} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
-			opts := grocksdb.NewDefaultOptions()
-			opts.SetCreateIfMissing(true)
-			opts.SetWALTtlSeconds(3600)
-			db, err := grocksdb.OpenDb(opts, filepath.Join(root, "db"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := testdb.Open(t, filepath.Join(root, "db"))
 			defer db.Close()
 			wo := grocksdb.NewDefaultWriteOptions()
 			write := func(n int) {

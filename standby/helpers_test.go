@@ -118,21 +118,6 @@ func secondaryDigest(t testing.TB, dir string) rocks.Digest {
 	return d
 }
 
-// dbDigest opens dir read-only and digests it.
-func dbDigest(t testing.TB, dir string) (rocks.Digest, uint64) {
-	t.Helper()
-	db, err := rocks.OpenReadOnly(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := db.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, db.LatestSequence()
-}
-
 // runningArchiver is the real archiver over a FollowerSource.
 type runningArchiver struct {
 	a      *archive.Archiver

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -58,7 +59,7 @@ func followOnce(t *testing.T, store objstore.Store) (src *source, dir string) {
 // latest sequence and content.
 func checkDB(t *testing.T, dir string, src *source) {
 	t.Helper()
-	got, seq := dbDigest(t, dir)
+	got, seq := testdb.Digest(t, dir)
 	if seq != src.latest() {
 		t.Fatalf("the standby reopens at %d, the source is at %d", seq, src.latest())
 	}
@@ -170,7 +171,7 @@ func TestCorruptSegment(t *testing.T) {
 	if err := sb.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	_, at := dbDigest(t, dir)
+	_, at := testdb.Digest(t, dir)
 	for range 4 {
 		src.write(t, 30)
 		time.Sleep(60 * time.Millisecond) // a segment each
@@ -214,7 +215,7 @@ func TestCorruptSegment(t *testing.T) {
 	if st := sb.sb.Status(); st.State != Failed || st.Applied != bad.First-1 {
 		t.Fatalf("status %+v, want failed at %d", st, bad.First-1)
 	}
-	if _, seq := dbDigest(t, dir); seq != bad.First-1 {
+	if _, seq := testdb.Digest(t, dir); seq != bad.First-1 {
 		t.Fatalf("the standby kept %d, want %d (the segment before the damaged one)", seq, bad.First-1)
 	}
 	t.Logf("stopped with: %v", runErr)

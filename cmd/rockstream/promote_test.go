@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,21 +16,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
-	"github.com/rockstream/rockstream/rocks"
 )
-
-// rwDB opens dir read-write with WAL retention, as an application would.
-func rwDB(t *testing.T, dir string) *grocksdb.DB {
-	t.Helper()
-	opts := grocksdb.NewDefaultOptions()
-	opts.SetCreateIfMissing(true)
-	opts.SetWALTtlSeconds(3600)
-	db, err := grocksdb.OpenDb(opts, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
 
 func putN(t *testing.T, db *grocksdb.DB, prefix string, n int) {
 	t.Helper()
@@ -69,20 +56,6 @@ func standbyApplied(addr string) (uint64, uint32) {
 	return st.Applied, st.Timeline
 }
 
-func readOnlyDigest(t *testing.T, dir string) (rocks.Digest, uint64) {
-	t.Helper()
-	db, err := rocks.OpenReadOnly(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := db.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, db.LatestSequence()
-}
-
 // TestPromoteStandby: a primary archived by 'rockstream archive', a
 // 'rockstream standby' following it, 'rockstream promote --standby'. The old
 // archiver exits 4 (fenced) while the old primary keeps writing; the
@@ -94,7 +67,7 @@ func TestPromoteStandby(t *testing.T) {
 	srcDir, sbDir := filepath.Join(root, "primary"), filepath.Join(root, "standby")
 	bucket := "file://" + filepath.Join(root, "bucket")
 	store := openLocation(t, bucket)
-	primary := rwDB(t, srcDir)
+	primary := testdb.Open(t, srcDir)
 	defer primary.Close()
 	putN(t, primary, "a", 200)
 	old := startCLI(t, nil, "archive", "--db", srcDir, "--to", bucket, "--segment-age", "50ms",
@@ -120,7 +93,7 @@ func TestPromoteStandby(t *testing.T) {
 	}
 
 	// The application opens the promoted database and writes.
-	promoted := rwDB(t, sbDir)
+	promoted := testdb.Open(t, sbDir)
 	putN(t, promoted, "new", 150)
 	newSeq := promoted.GetLatestSequenceNumber()
 	waitUntilT(t, "timeline 2 to be archived", func() bool { return archivedTo(t, store, 2) == newSeq })
@@ -137,8 +110,8 @@ func TestPromoteStandby(t *testing.T) {
 	if code, out, errOut := runCLI(t, "restore", "--from", bucket, "--timeline", "2", restored); code != exitOK {
 		t.Fatalf("restore --timeline 2: exit %d\n%s%s", code, out, errOut)
 	}
-	got, gotSeq := readOnlyDigest(t, restored)
-	wantD, _ := readOnlyDigest(t, sbDir)
+	got, gotSeq := testdb.Digest(t, restored)
+	wantD, _ := testdb.Digest(t, sbDir)
 	if gotSeq != newSeq {
 		t.Fatalf("restored timeline 2 ends at %d, the promoted database at %d", gotSeq, newSeq)
 	}
@@ -167,7 +140,7 @@ func TestPromoteStopped(t *testing.T) {
 	srcDir, sbDir := filepath.Join(root, "primary"), filepath.Join(root, "standby")
 	bucket := "file://" + filepath.Join(root, "bucket")
 	store := openLocation(t, bucket)
-	primary := rwDB(t, srcDir)
+	primary := testdb.Open(t, srcDir)
 	defer primary.Close()
 	putN(t, primary, "a", 200)
 	old := startCLI(t, nil, "archive", "--db", srcDir, "--to", bucket, "--segment-age", "50ms", "--fence-check", "200ms", "--nice", "0")
@@ -199,7 +172,7 @@ func TestPromoteStopped(t *testing.T) {
 	if code, _, errOut := runCLI(t, "promote", "--from", bucket, sbDir); code != exitFenced {
 		t.Fatalf("promote again: exit %d\n%s", code, errOut)
 	}
-	promoted := rwDB(t, sbDir)
+	promoted := testdb.Open(t, sbDir)
 	putN(t, promoted, "new", 50)
 	newSeq := promoted.GetLatestSequenceNumber()
 	arch := startCLI(t, nil, "archive", "--db", sbDir, "--to", bucket, "--writer-id", "w2", "--segment-age", "50ms", "--nice", "0")
@@ -212,8 +185,8 @@ func TestPromoteStopped(t *testing.T) {
 	if code, out, errOut := runCLI(t, "restore", "--from", bucket, "--timeline", "2", restored); code != exitOK {
 		t.Fatalf("restore: exit %d\n%s%s", code, out, errOut)
 	}
-	got, gotSeq := readOnlyDigest(t, restored)
-	wantD, _ := readOnlyDigest(t, sbDir)
+	got, gotSeq := testdb.Digest(t, restored)
+	wantD, _ := testdb.Digest(t, sbDir)
 	if gotSeq != newSeq || got.Diff(wantD) != "" {
 		t.Fatalf("restored timeline 2 at %d (want %d): %s", gotSeq, newSeq, got.Diff(wantD))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"io"
 	"log/slog"
 	"os"
@@ -25,14 +26,7 @@ func restoreArchive(t *testing.T) (string, uint64) {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "db")
-	o := grocksdb.NewDefaultOptions()
-	defer o.Destroy()
-	o.SetCreateIfMissing(true)
-	o.SetWALTtlSeconds(3600)
-	db, err := grocksdb.OpenDb(o, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.Open(t, dir)
 	defer db.Close()
 	wo := grocksdb.NewDefaultWriteOptions()
 	defer wo.Destroy()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -42,15 +43,9 @@ type sbSource struct {
 func newSBSource(t *testing.T) *sbSource {
 	t.Helper()
 	root := t.TempDir()
-	opts := grocksdb.NewDefaultOptions()
-	opts.SetCreateIfMissing(true)
-	opts.SetWALTtlSeconds(3600)
 	s := &sbSource{dir: filepath.Join(root, "db"), bucket: filepath.Join(root, "bucket"),
 		wo: grocksdb.NewDefaultWriteOptions(), rng: rand.New(rand.NewPCG(3, 4))}
-	var err error
-	if s.db, err = grocksdb.OpenDb(opts, s.dir); err != nil {
-		t.Fatal(err)
-	}
+	s.db = testdb.Open(t, s.dir)
 	t.Cleanup(func() { s.stopArchiver(t); s.db.Close() })
 	s.write(t, 20)
 	store, err := filestore.New(s.bucket)
