@@ -75,7 +75,7 @@ func (v *verifier) drillRestore(ctx context.Context, plan *manifest.Plan, dir st
 // drillCompare reproduces the newest base of the drill's timeline (the
 // newest with a recorded digest, if any) and compares digests.
 func (v *verifier) drillCompare(ctx context.Context, d *DrillReport, dir string) {
-	b, ok := drillBase(v.m, lineage(v.m, d.Timeline))
+	b, ok := drillBase(v.m, v.m.Lineage(d.Timeline))
 	if !ok {
 		d.Comparison = "no base to compare with"
 		return
@@ -102,7 +102,7 @@ func (v *verifier) drillCompare(ctx context.Context, d *DrillReport, dir string)
 
 // drillBase is the newest base of the history line that records a digest,
 // else the newest base.
-func drillBase(m *manifest.Manifest, line []piece) (manifest.Base, bool) {
+func drillBase(m *manifest.Manifest, line []manifest.Piece) (manifest.Base, bool) {
 	var best, bestDigest *manifest.Base
 	for i, b := range m.Bases {
 		if !onLine(line, b) {

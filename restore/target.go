@@ -190,14 +190,8 @@ func lastArchived(c *catalog.Catalog, tl uint32) uint64 {
 	return segs[len(segs)-1].Next - 1
 }
 
-// piece is the part [lo, hi] of timeline tl that belongs to a history.
-type piece = manifest.Piece
-
-// lineage returns the pieces of timeline tl's history, oldest first.
-func lineage(m *manifest.Manifest, tl uint32) []piece { return m.Lineage(tl) }
-
 // onLine reports whether base b belongs to the history line.
-func onLine(line []piece, b manifest.Base) bool {
+func onLine(line []manifest.Piece, b manifest.Base) bool {
 	for _, p := range line {
 		if b.Timeline == p.Timeline && b.Sequence <= p.To {
 			return true

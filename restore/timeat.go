@@ -24,7 +24,7 @@ type histSeg struct {
 }
 
 // historySegments lists the segments of a history line in order.
-func historySegments(c *catalog.Catalog, line []piece) []histSeg {
+func historySegments(c *catalog.Catalog, line []manifest.Piece) []histSeg {
 	var out []histSeg
 	for _, p := range line {
 		for _, s := range c.Segments[p.Timeline] {
@@ -41,7 +41,7 @@ func historySegments(c *catalog.Catalog, line []piece) []histSeg {
 // at time t: the later of the last batch archived at or before t and the
 // last base taken at or before t.
 func sequenceAt(ctx context.Context, s objstore.Store, c *catalog.Catalog, tl uint32, t time.Time) (uint64, error) {
-	line := lineage(c.Manifest, tl)
+	line := c.Manifest.Lineage(tl)
 	seq, found, err := lastBatchAt(ctx, s, historySegments(c, line), t)
 	if err != nil {
 		return 0, err
@@ -59,7 +59,7 @@ func sequenceAt(ctx context.Context, s objstore.Store, c *catalog.Catalog, tl ui
 }
 
 // earliest describes the earliest base of a history line, for a refusal.
-func earliest(m *manifest.Manifest, line []piece) string {
+func earliest(m *manifest.Manifest, line []manifest.Piece) string {
 	var first *manifest.Base
 	for i, b := range m.Bases {
 		if onLine(line, b) && (first == nil || b.Time.Before(first.Time)) {
