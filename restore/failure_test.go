@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -343,4 +344,37 @@ func TestRestoreBrokenTransfer(t *testing.T) {
 func restoreFromStore(t *testing.T, s objstore.Store, opts Options) (string, Result) {
 	t.Helper()
 	return restoreFrom(t, s, opts)
+}
+
+// TestRestoreWarnsOfLeftovers: the folders an interrupted restore leaves
+// beside DIR (kill -9 gives no chance to clean up) are named in a warning
+// and never deleted: an ".old-" folder holds what DIR held before --force.
+func TestRestoreWarnsOfLeftovers(t *testing.T) {
+	a := sharedArchive(t)
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "db")
+	oldDir := filepath.Join(parent, ".db.old-123")
+	tmpDir := filepath.Join(parent, ".db.restore-456")
+	other := filepath.Join(parent, ".dbx.restore-789") // another destination's
+	for _, d := range []string{oldDir, tmpDir, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	opts := Options{Dir: dir, ToSeq: seqp(a.bases[0]), Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := Run(context.Background(), fileStore(t, a.bucket), opts); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	for _, d := range []string{oldDir, tmpDir} {
+		if !strings.Contains(logs.String(), d) {
+			t.Errorf("no warning names %s; logs:\n%s", d, logs.String())
+		}
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("the restore removed %s: %v", d, err)
+		}
+	}
+	if strings.Contains(logs.String(), other) {
+		t.Errorf("the warning names another destination's folder %s", other)
+	}
 }

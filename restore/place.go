@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -82,6 +83,29 @@ func emptyDir(dir string) (bool, error) {
 		return true, nil
 	}
 	return false, err
+}
+
+// warnLeftovers names the folders that an interrupted restore into the
+// same destination left beside it (a kill -9 gives no chance to clean up).
+// They are never deleted here: another restore may be running, and an
+// ".old-" folder holds what DIR held before a --force restore.
+func (d *dest) warnLeftovers(log *slog.Logger) {
+	entries, err := os.ReadDir(d.parent)
+	if err != nil {
+		return
+	}
+	kinds := []struct{ prefix, what string }{
+		{"." + d.name + ".restore-", "the temporary folder of an interrupted restore; delete it once no restore into this folder runs"},
+		{"." + d.name + ".old-", "the previous contents of the destination, moved aside by an interrupted --force restore; check it before you delete it"},
+	}
+	for _, e := range entries {
+		for _, k := range kinds {
+			if e.IsDir() && strings.HasPrefix(e.Name(), k.prefix) {
+				log.Warn("a folder left by an earlier restore is beside the destination",
+					"folder", filepath.Join(d.parent, e.Name()), "what", k.what)
+			}
+		}
+	}
 }
 
 // temp makes the temporary folder beside the destination.

@@ -101,6 +101,7 @@ func Run(ctx context.Context, store objstore.Store, opts Options) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
+	dst.warnLeftovers(opts.Logger)
 	c, err := catalog.Load(ctx, store)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore from %s: %w", store, err)
