@@ -48,6 +48,9 @@ type Options struct {
 	WriterID string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Labels are constant labels of every metric that Handler serves
+	// (the command line sets "database" for each standby of a config file).
+	Labels map[string]string
 }
 
 func (o *Options) defaults() error {

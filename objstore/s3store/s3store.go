@@ -133,6 +133,9 @@ func (o *Options) normalize() error {
 		o.Endpoint = firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 	}
 	if o.Endpoint != "" {
+		if strings.Contains(o.Endpoint, "@") {
+			return fmt.Errorf("s3 store %s: the endpoint holds credentials (user@ or user:password@); give only a scheme, a host and a port, and the credentials through the AWS chain", o.Bucket)
+		}
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("s3 store %s: endpoint %q is not an http:// or https:// URL", o.Bucket, o.Endpoint)
