@@ -142,6 +142,9 @@ func (j *standbyJob) run(ctx context.Context) error {
 	go summarizeStandby(sctx, j.sb, j.c.Duration("summary-interval"), j.log)
 	err := j.sb.Run(ctx)
 	cancel()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // stopped while it started
+	}
 	if err != nil {
 		return standbyError(noArchive(err, j.store, j.from))
 	}
