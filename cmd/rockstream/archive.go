@@ -220,6 +220,9 @@ func prepareArchive(c *cli.Context, name string, log *slog.Logger) (*archiveJob,
 	opts, err := archiveOptions(c, o)
 	if err == nil {
 		opts.Logger = log
+		if name != "" {
+			opts.Progress = nil // several bars would mix
+		}
 		var a *archive.Archiver
 		if a, err = archive.New(o.src, o.store, opts); err == nil {
 			return &archiveJob{name: name, log: log, o: o, a: a}, nil

@@ -250,3 +250,30 @@ func TestConfigFileMissing(t *testing.T) {
 		t.Errorf("standby --config FILE DIR: exit %d: %s", code, errOut)
 	}
 }
+
+// TestConfigDocExamples reads every YAML example of the README and
+// docs/OPERATIONS.md as the command its first line names would.
+func TestConfigDocExamples(t *testing.T) {
+	n := 0
+	for _, doc := range []string{"../../README.md", "../../docs/OPERATIONS.md"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, block := range strings.Split(string(text), "```yaml\n")[1:] {
+			example, _, _ := strings.Cut(block, "```")
+			cmd := "archive"
+			if first, _, _ := strings.Cut(example, "\n"); strings.Contains(first, "standby") {
+				cmd = "standby"
+			}
+			_, code, errOut := resolved(t, nil, cmd, "--config", writeConfig(t, example))
+			if code != exitOK {
+				t.Errorf("%s: the example for %s does not load: exit %d: %s\n%s", doc, cmd, code, errOut, example)
+			}
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("found %d YAML examples in the docs, want at least 3", n)
+	}
+}

@@ -116,11 +116,13 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if j.writer = c.String("writer-id"); j.writer == "" {
 		j.writer = standby.DefaultWriterID(j.dir)
 	}
-	var labels map[string]string
-	if name != "" {
-		labels = map[string]string{"database": name}
+	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log}
+	if name == "" {
+		opts.Progress = newProgress(c, "bootstrap")
+	} else {
+		opts.Labels = map[string]string{"database": name} // and no progress bar: several would mix
 	}
-	j.sb, err = standby.New(j.store, standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, Labels: labels})
+	j.sb, err = standby.New(j.store, opts)
 	if err != nil {
 		return nil, usageError{err}
 	}
