@@ -104,6 +104,10 @@ type Options struct {
 	// DrainTimeout bounds the upload of what was read after a stop
 	// (default 2m).
 	DrainTimeout time.Duration
+	// SummaryEvery is the interval of the summary line logged at info:
+	// what was archived since the last one, the position and the lag
+	// (default 1m; negative: only when Run stops).
+	SummaryEvery time.Duration
 	// Progress, if set, is told of a base upload's bytes as they go.
 	Progress func(done, total int64)
 	// Logger defaults to slog.Default().
@@ -131,6 +135,9 @@ func (o *Options) defaults() error {
 	def(&o.FenceCheck, 10*time.Second)
 	def(&o.RetryMax, 30*time.Second)
 	def(&o.DrainTimeout, 2*time.Minute)
+	if o.SummaryEvery == 0 {
+		o.SummaryEvery = time.Minute
+	}
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = 16 << 20
 	}
@@ -166,6 +173,7 @@ type Archiver struct {
 	next     uint64 // the sequence the next batch must start at
 	mu       sync.Mutex
 	stats    Stats
+	summed   Stats // the stats at the last summary line
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
 }
@@ -184,7 +192,10 @@ type Stats struct {
 	// LastSequence is the last sequence that the archive holds or has
 	// queued: in a segment, or in a base.
 	LastSequence uint64
-	LastUpload   time.Time
+	// ArchivedSequence is the last sequence that the archive holds: in an
+	// uploaded segment, or in a base. LastSequence minus it is the lag.
+	ArchivedSequence uint64
+	LastUpload       time.Time
 }
 
 // New returns an Archiver of src to store.
@@ -200,6 +211,11 @@ func (a *Archiver) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.stats
+}
+
+// archived records that the archive holds every batch up to seq.
+func (a *Archiver) archived(seq uint64) {
+	a.count(func(s *Stats) { s.ArchivedSequence = max(s.ArchivedSequence, seq) })
 }
 
 func (a *Archiver) count(fn func(*Stats)) {

@@ -31,6 +31,7 @@ func (a *Archiver) firstBase(ctx context.Context) error {
 		a.next = b.Sequence + 1
 		a.count(func(s *Stats) { s.LastSequence = b.Sequence })
 	}
+	a.archived(b.Sequence)
 	return nil
 }
 
@@ -84,6 +85,7 @@ func (a *Archiver) recoverGap(ctx context.Context, cause error) error {
 		return fmt.Errorf("recover from a WAL gap at %d: the new base ends at %d, before it", from, b.Sequence)
 	}
 	a.count(func(s *Stats) { s.Holes++; s.LastSequence = b.Sequence })
+	a.archived(b.Sequence)
 	a.next = b.Sequence + 1
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)

@@ -101,7 +101,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			}
 			lastFence = now
 		}
-		if now.Sub(lastSummary) >= time.Minute {
+		if a.opts.SummaryEvery > 0 && now.Sub(lastSummary) >= a.opts.SummaryEvery {
 			a.summary()
 			lastSummary = now
 		}
@@ -216,12 +216,21 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 	return up.queue(ctx, s)
 }
 
-// summary logs the counters at info level.
+// summary logs at info what was archived since the last summary, where
+// the archive is, and how far it lags behind what was read from the WAL.
 func (a *Archiver) summary() {
-	s := a.Stats()
-	a.log.Info("archive summary", "timeline", a.writer.Timeline, "last_sequence", s.LastSequence,
-		"segments", s.Segments, "batches", s.Batches, "wal_bytes", s.BatchBytes, "uploaded_bytes", s.UploadBytes,
-		"retries", s.Retries, "bases", s.Bases, "holes", s.Holes)
+	s, p := a.Stats(), a.summed
+	a.summed = s
+	var ago any = "never"
+	if !s.LastUpload.IsZero() {
+		ago = a.opts.Now().Sub(s.LastUpload).Round(time.Millisecond)
+	}
+	a.log.Info("archive summary", "timeline", a.writer.Timeline,
+		"segments", s.Segments-p.Segments, "puts", s.Puts+s.Retries-p.Puts-p.Retries, "batches", s.Batches-p.Batches,
+		"wal_bytes", s.BatchBytes-p.BatchBytes, "uploaded_bytes", s.UploadBytes-p.UploadBytes,
+		"retries", s.Retries-p.Retries, "bases", s.Bases-p.Bases, "holes", s.Holes-p.Holes,
+		"read_sequence", s.LastSequence, "archived_sequence", s.ArchivedSequence,
+		"lag_sequences", s.LastSequence-min(s.LastSequence, s.ArchivedSequence), "last_upload_ago", ago)
 }
 
 // checkFence reads the manifest (a conditional get, 304 when unchanged)

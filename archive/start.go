@@ -142,6 +142,7 @@ func (a *Archiver) position(ctx context.Context) (needBase bool, err error) {
 	}
 	if a.next > 0 {
 		a.count(func(s *Stats) { s.LastSequence = a.next - 1 })
+		a.archived(a.next - 1)
 	}
 	a.log.Info("continuing the archive", "timeline", tl, "next_sequence", a.next, "segments_listed", n)
 	return !hasBase, nil

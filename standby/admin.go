@@ -79,12 +79,13 @@ func (s *Standby) Handler(token string) http.Handler {
 // registry holds the standby's metrics, read from Status at each scrape.
 func (s *Standby) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	labeled := prometheus.WrapRegistererWith(s.opts.Labels, reg)
 	gauge := func(name, help string, f func(Status) float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_" + name, Help: help},
+		labeled.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_" + name, Help: help},
 			func() float64 { return f(s.Status()) }))
 	}
 	counter := func(name, help string, f func(Status) float64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_standby_" + name, Help: help},
+		labeled.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_standby_" + name, Help: help},
 			func() float64 { return f(s.Status()) }))
 	}
 	gauge("applied_sequence", "Latest sequence of the standby's database.", func(st Status) float64 { return float64(st.Applied) })

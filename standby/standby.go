@@ -48,6 +48,11 @@ type Options struct {
 	WriterID string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Progress, if set, is told of the bootstrap's bytes as they download.
+	Progress func(done, total int64)
+	// Labels are constant labels of every metric that Handler serves
+	// (the command line sets "database" for each standby of a config file).
+	Labels map[string]string
 }
 
 func (o *Options) defaults() error {
@@ -242,7 +247,7 @@ func (s *Standby) prepare(ctx context.Context) (uint32, error) {
 // folder.
 func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
 	s.log.Info("bootstrapping the standby", "from", s.store.String(), "into", s.opts.Dir)
-	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log})
+	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log, Progress: s.opts.Progress})
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap the standby: %w", err)
 	}

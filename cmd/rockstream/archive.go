@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,7 +51,7 @@ func archiveCommand() *cli.Command {
 			"The writer must keep its WAL for a while after each flush: set WAL_ttl_seconds\n" +
 			"(e.g. 3600) or WAL_size_limit_MB in its options, or batches can be lost to the archive\n" +
 			"(recorded as holes). A restart continues exactly where the archive ends.\n\n" +
-			exitCodesHelp,
+			fmt.Sprintf(configHelp, "archiver", "db, to", "log-level, log-format, nice and listen") + "\n\n" + exitCodesHelp,
 		Flags: append(sourceFlags(),
 			&cli.StringFlag{Name: "segment-size", Value: "16MiB", EnvVars: []string{"ROCKSTREAM_SEGMENT_SIZE"},
 				Usage: "seal a segment once its batches reach this `SIZE`"},
@@ -72,6 +73,7 @@ func archiveCommand() *cli.Command {
 				Usage: "CPU priority of the archiver (0 to 19; 0 keeps the normal priority): at 10 it takes only the CPU that the writer leaves, and lags instead of slowing the writer"},
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"ROCKSTREAM_LISTEN"},
 				Usage: "serve /metrics (Prometheus) and /status (JSON) on this `ADDR`, e.g. 127.0.0.1:9464"},
+			summaryFlag(), configFlag(),
 		),
 		Action: runArchive,
 	}
@@ -84,7 +86,7 @@ type opened struct {
 	src         *rocks.FollowerSource
 }
 
-func openSource(c *cli.Context) (*opened, error) {
+func openSource(c *cli.Context, log *slog.Logger) (*opened, error) {
 	if c.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("%s takes no arguments, got %q", c.Command.Name, c.Args().Slice())}
 	}
@@ -105,14 +107,14 @@ func openSource(c *cli.Context) (*opened, error) {
 	if _, err := location.Parse(to); err != nil {
 		return nil, err
 	}
-	warnWALRetention(db)
+	warnWALRetention(log, db)
 	store, err := location.Open(c.Context, to, location.Options{})
 	if err != nil {
 		return nil, err
 	}
 	o := &opened{db: db, store: store, workDir: c.String("work-dir")}
 	if o.workDir == "" {
-		o.workDir = filepath.Join(filepath.Dir(db), "."+filepath.Base(db)+".rockstream")
+		o.workDir = defaultWorkDir(db)
 	}
 	if o.src, err = rocks.NewFollowerSource(db, filepath.Join(o.workDir, "secondary")); err != nil {
 		return nil, fmt.Errorf("follow %s: %w", db, err)
@@ -121,14 +123,14 @@ func openSource(c *cli.Context) (*opened, error) {
 }
 
 // warnWALRetention warns when the writer deletes its WAL at each flush.
-func warnWALRetention(db string) {
+func warnWALRetention(log *slog.Logger, db string) {
 	ttl, sizeMB, file, err := rocks.ReadWALRetention(db)
 	if err != nil {
-		slog.Warn("cannot read the database's options to check WAL retention", "db", db, "error", err)
+		log.Warn("cannot read the database's options to check WAL retention", "db", db, "error", err)
 		return
 	}
 	if ttl == 0 && sizeMB == 0 {
-		slog.Warn("the writer keeps no WAL history: RocksDB deletes each WAL file at the next flush, and batches the archiver has not read by then are lost to point-in-time restore",
+		log.Warn("the writer keeps no WAL history: RocksDB deletes each WAL file at the next flush, and batches the archiver has not read by then are lost to point-in-time restore",
 			"options_file", file, "fix", "set WAL_ttl_seconds (e.g. 3600) or WAL_size_limit_MB in the writer's DBOptions")
 	}
 }
@@ -156,7 +158,7 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 		WriterID: writer, Takeover: c.Bool("takeover"), AllowOtherDatabase: c.Bool("allow-other-database"),
 		SegmentSize: int(size), SegmentAge: c.Duration("segment-age"), Poll: c.Duration("poll"),
 		BaseInterval: c.Duration("base-interval"), BaseWALBytes: baseBytes, FenceCheck: c.Duration("fence-check"),
-		WorkDir: o.workDir, Progress: newProgress(c, "base upload"),
+		WorkDir: o.workDir, Progress: newProgress(c, "base upload"), SummaryEvery: summaryEvery(c),
 	}, nil
 }
 
@@ -166,36 +168,73 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 const memoryLimit = 96 << 20
 
 func runArchive(c *cli.Context) error {
+	if c.String("config") != "" {
+		return runArchiveConfig(c)
+	}
+	if err := limitArchiver(c, 1); err != nil {
+		return err
+	}
+	j, err := prepareArchive(c, "", slog.Default())
+	if err != nil {
+		return err
+	}
+	defer j.o.src.Close()
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if addr := c.String("listen"); addr != "" {
+		if err := serveArchiveMetrics(ctx, addr, []*archiveJob{j}); err != nil {
+			return err
+		}
+	}
+	return j.run(ctx)
+}
+
+// limitArchiver sets the memory limit of n archivers and the CPU priority.
+func limitArchiver(c *cli.Context, n int) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
+		debug.SetMemoryLimit(int64(n) * memoryLimit)
 	}
 	if n := c.Int("nice"); n < 0 || n > 19 {
 		return usageError{fmt.Errorf("--nice %d: want 0 to 19", n)}
 	} else if err := renice(n); err != nil {
 		slog.Warn("cannot lower the archiver's CPU priority", "error", err)
 	}
-	o, err := openSource(c)
+	return nil
+}
+
+// archiveJob is one database being archived.
+type archiveJob struct {
+	name string // in a config file; "" otherwise
+	log  *slog.Logger
+	o    *opened
+	a    *archive.Archiver
+}
+
+// prepareArchive checks the settings in c and opens the database and the
+// archive.
+func prepareArchive(c *cli.Context, name string, log *slog.Logger) (*archiveJob, error) {
+	o, err := openSource(c, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer o.src.Close()
 	opts, err := archiveOptions(c, o)
-	if err != nil {
-		return err
-	}
-	a, err := archive.New(o.src, o.store, opts)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if addr := c.String("listen"); addr != "" {
-		if err := serveArchiveMetrics(ctx, addr, a); err != nil {
-			return err
+	if err == nil {
+		opts.Logger = log
+		if name != "" {
+			opts.Progress = nil // several bars would mix
+		}
+		var a *archive.Archiver
+		if a, err = archive.New(o.src, o.store, opts); err == nil {
+			return &archiveJob{name: name, log: log, o: o, a: a}, nil
 		}
 	}
-	slog.Info("archiving", "db", o.db, "to", o.store.String(), "work_dir", o.workDir)
-	return a.Run(ctx)
+	o.src.Close()
+	return nil, err
+}
+
+func (j *archiveJob) run(ctx context.Context) error {
+	j.log.Info("archiving", "db", j.o.db, "to", j.o.store.String(), "work_dir", j.o.workDir)
+	return j.a.Run(ctx)
 }
 
 func baseCommand() *cli.Command {
@@ -212,7 +251,7 @@ func baseCommand() *cli.Command {
 }
 
 func runBase(c *cli.Context) error {
-	o, err := openSource(c)
+	o, err := openSource(c, slog.Default())
 	if err != nil {
 		return err
 	}

@@ -16,42 +16,21 @@ import (
 	"github.com/rockstream/rockstream/archive"
 )
 
-// serveArchiveMetrics serves /metrics and /status for a running archiver
-// until ctx ends.
-func serveArchiveMetrics(ctx context.Context, addr string, a *archive.Archiver) error {
+// serveArchiveMetrics serves /metrics and /status for running archivers
+// until ctx ends. The metrics of a database of a config file carry the
+// label database.
+func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) error {
 	reg := prometheus.NewRegistry()
-	counter := func(name, help string, f func(archive.Stats) float64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_archive_" + name, Help: help},
-			func() float64 { return f(a.Stats()) }))
+	for _, j := range jobs {
+		registerArchiver(reg, j)
 	}
-	gauge := func(name, help string, f func(archive.Stats) float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_archive_" + name, Help: help},
-			func() float64 { return f(a.Stats()) }))
-	}
-	counter("segments_total", "Segments uploaded.", func(s archive.Stats) float64 { return float64(s.Segments) })
-	counter("batches_total", "Write batches read from the WAL.", func(s archive.Stats) float64 { return float64(s.Batches) })
-	counter("wal_bytes_total", "Bytes of write batches read.", func(s archive.Stats) float64 { return float64(s.BatchBytes) })
-	counter("uploaded_bytes_total", "Segment bytes uploaded.", func(s archive.Stats) float64 { return float64(s.UploadBytes) })
-	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
-	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
-	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
-	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
-	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
-		if s.LastUpload.IsZero() {
-			return 0
-		}
-		return float64(s.LastUpload.UnixNano()) / 1e9
-	})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(struct {
-			Timeline uint32        `json:"timeline"`
-			Stats    archive.Stats `json:"stats"`
-		}{a.Timeline(), a.Stats()})
+		json.NewEncoder(w).Encode(archiveStatus(jobs))
 	})
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -65,4 +44,60 @@ func serveArchiveMetrics(ctx context.Context, addr string, a *archive.Archiver) 
 	}()
 	slog.Info("serving metrics", "addr", l.Addr().String())
 	return nil
+}
+
+// registerArchiver registers the metrics of one archiver.
+func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
+	labels := prometheus.Labels{}
+	if j.name != "" {
+		labels["database"] = j.name
+	}
+	r := prometheus.WrapRegistererWith(labels, reg)
+	a := j.a
+	counter := func(name, help string, f func(archive.Stats) float64) {
+		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_archive_" + name, Help: help},
+			func() float64 { return f(a.Stats()) }))
+	}
+	gauge := func(name, help string, f func(archive.Stats) float64) {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_archive_" + name, Help: help},
+			func() float64 { return f(a.Stats()) }))
+	}
+	counter("segments_total", "Segments uploaded.", func(s archive.Stats) float64 { return float64(s.Segments) })
+	counter("batches_total", "Write batches read from the WAL.", func(s archive.Stats) float64 { return float64(s.Batches) })
+	counter("wal_bytes_total", "Bytes of write batches read.", func(s archive.Stats) float64 { return float64(s.BatchBytes) })
+	counter("uploaded_bytes_total", "Segment bytes uploaded.", func(s archive.Stats) float64 { return float64(s.UploadBytes) })
+	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
+	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
+	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
+	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
+	gauge("archived_sequence", "Last sequence the archive holds (an uploaded segment or a base).",
+		func(s archive.Stats) float64 { return float64(s.ArchivedSequence) })
+	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
+		if s.LastUpload.IsZero() {
+			return 0
+		}
+		return float64(s.LastUpload.UnixNano()) / 1e9
+	})
+}
+
+// archiveStatus is the body of /status: one archiver's timeline and stats
+// as they are, or with a config file, a list of databases.
+func archiveStatus(jobs []*archiveJob) any {
+	type one struct {
+		Database string        `json:"database,omitempty"`
+		DB       string        `json:"db,omitempty"`
+		To       string        `json:"to,omitempty"`
+		Timeline uint32        `json:"timeline"`
+		Stats    archive.Stats `json:"stats"`
+	}
+	if len(jobs) == 1 && jobs[0].name == "" {
+		return one{Timeline: jobs[0].a.Timeline(), Stats: jobs[0].a.Stats()}
+	}
+	all := make([]one, len(jobs))
+	for i, j := range jobs {
+		all[i] = one{Database: j.name, DB: j.o.db, To: j.o.store.String(), Timeline: j.a.Timeline(), Stats: j.a.Stats()}
+	}
+	return struct {
+		Databases []one `json:"databases"`
+	}{all}
 }

@@ -38,7 +38,7 @@ func standbyCommand() *cli.Command {
 			"what the archive holds, fences the old primary, starts a new timeline and closes DIR\n" +
 			"for the application to open read-write; the process then goes on as the archiver\n" +
 			"of DIR (as 'rockstream archive --db DIR --writer-id ID' would) until SIGTERM.\n\n" +
-			exitCodesHelp,
+			fmt.Sprintf(configHelp, "standby", "from, dir (the DIR argument), listen (each its own, or\n   empty for none)", "log-level and log-format") + "\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			fromFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9465", EnvVars: []string{"ROCKSTREAM_LISTEN"},
@@ -55,82 +55,126 @@ func standbyCommand() *cli.Command {
 				Usage: "after a promotion, seal a segment this long after its first batch"},
 			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
 				Usage: "after a promotion, how often to check the manifest for a new writer"},
+			summaryFlag(), configFlag(),
 		},
 		Action: runStandby,
 	}
 }
 
 func runStandby(c *cli.Context) error {
+	if c.String("config") != "" {
+		return runStandbyConfig(c)
+	}
 	if c.NArg() != 1 {
 		return usageError{fmt.Errorf("standby takes one argument, the DIR of the database; got %q (flags go before DIR)", c.Args().Slice())}
 	}
-	from, err := requireString(c, "from")
+	j, err := prepareStandby(c, c.Args().First(), "", slog.Default())
 	if err != nil {
 		return err
-	}
-	if c.Duration("poll") <= 0 {
-		return usageError{fmt.Errorf("--poll %v: must be above 0", c.Duration("poll"))}
-	}
-	addr, token := c.String("listen"), c.String("token")
-	if err := checkListen(addr, token); err != nil {
-		return err
-	}
-	store, err := location.Open(c.Context, from, location.Options{})
-	if err != nil {
-		return err
-	}
-	dir, err := filepath.Abs(c.Args().First())
-	if err != nil {
-		return usageError{err}
-	}
-	for _, d := range []string{"segment-age", "fence-check"} {
-		if c.Duration(d) <= 0 {
-			return usageError{fmt.Errorf("--%s %v: must be above zero", d, c.Duration(d))}
-		}
-	}
-	writer := c.String("writer-id")
-	if writer == "" {
-		writer = standby.DefaultWriterID(dir)
-	}
-	sb, err := standby.New(store, standby.Options{Dir: dir, Poll: c.Duration("poll"), WriterID: writer})
-	if err != nil {
-		return usageError{err}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if addr != "" {
-		if err := serveStandby(ctx, addr, sb.Handler(token)); err != nil {
-			return err
+	if err := j.serve(ctx); err != nil {
+		return err
+	}
+	return j.run(ctx)
+}
+
+// standbyJob is one standby, ready to run.
+type standbyJob struct {
+	c           *cli.Context // its settings
+	log         *slog.Logger
+	from, dir   string
+	addr, token string
+	writer      string
+	store       objstore.Store
+	sb          *standby.Standby
+}
+
+// prepareStandby checks the settings in c and opens the archive, for a
+// standby into dir; name, when set, labels its metrics.
+func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standbyJob, error) {
+	j := &standbyJob{c: c, log: log, addr: c.String("listen"), token: c.String("token")}
+	var err error
+	if j.from, err = requireString(c, "from"); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"poll", "segment-age", "fence-check"} {
+		if c.Duration(d) <= 0 {
+			return nil, usageError{fmt.Errorf("--%s %v: must be above zero", d, c.Duration(d))}
 		}
 	}
-	if err := sb.Run(ctx); err != nil {
-		return standbyError(noArchive(err, store, from))
+	if err := checkListen(j.addr, j.token); err != nil {
+		return nil, err
 	}
-	res, ok := sb.Promoted()
+	if j.store, err = location.Open(c.Context, j.from, location.Options{}); err != nil {
+		return nil, err
+	}
+	if j.dir, err = filepath.Abs(dir); err != nil {
+		return nil, usageError{err}
+	}
+	if j.writer = c.String("writer-id"); j.writer == "" {
+		j.writer = standby.DefaultWriterID(j.dir)
+	}
+	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log}
+	if name == "" {
+		opts.Progress = newProgress(c, "bootstrap")
+	} else {
+		opts.Labels = map[string]string{"database": name} // and no progress bar: several would mix
+	}
+	j.sb, err = standby.New(j.store, opts)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return j, nil
+}
+
+// serve serves the admin endpoint, if any, until ctx ends.
+func (j *standbyJob) serve(ctx context.Context) error {
+	if j.addr == "" {
+		return nil
+	}
+	return serveStandby(ctx, j.log, j.addr, j.sb.Handler(j.token))
+}
+
+// run follows the archive until ctx ends; after a promotion, it archives
+// the new primary.
+func (j *standbyJob) run(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	go summarizeStandby(sctx, j.sb, j.c.Duration("summary-interval"), j.log)
+	err := j.sb.Run(ctx)
+	cancel()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // stopped while it started
+	}
+	if err != nil {
+		return standbyError(noArchive(err, j.store, j.from))
+	}
+	res, ok := j.sb.Promoted()
 	if !ok || ctx.Err() != nil {
 		return nil
 	}
-	return archivePromoted(ctx, c, store, dir, writer, res)
+	return archivePromoted(ctx, j, res)
 }
 
 // archivePromoted archives DIR on the promoted timeline until ctx ends: the
 // standby process becomes the new primary's sidecar archiver.
-func archivePromoted(ctx context.Context, c *cli.Context, store objstore.Store, dir, writer string, res promote.Result) error {
-	work := c.String("work-dir")
+func archivePromoted(ctx context.Context, j *standbyJob, res promote.Result) error {
+	work := j.c.String("work-dir")
 	if work == "" {
-		work = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
+		work = defaultWorkDir(j.dir)
 	}
-	src, err := rocks.NewFollowerSource(dir, filepath.Join(work, "secondary"))
+	src, err := rocks.NewFollowerSource(j.dir, filepath.Join(work, "secondary"))
 	if err != nil {
-		return fmt.Errorf("archive the promoted database %s: %w", dir, err)
+		return fmt.Errorf("archive the promoted database %s: %w", j.dir, err)
 	}
 	defer src.Close()
-	a, err := archive.New(src, store, archive.Options{WriterID: writer, WorkDir: work,
-		SegmentAge: c.Duration("segment-age"), FenceCheck: c.Duration("fence-check")})
+	a, err := archive.New(src, j.store, archive.Options{WriterID: j.writer, WorkDir: work, Logger: j.log,
+		SegmentAge: j.c.Duration("segment-age"), FenceCheck: j.c.Duration("fence-check"), SummaryEvery: summaryEvery(j.c)})
 	if err != nil {
 		return err
 	}
-	slog.Info("promoted: archiving the new primary", "db", dir, "timeline", res.Timeline, "writer", writer, "work_dir", work)
+	j.log.Info("promoted: archiving the new primary", "db", j.dir, "timeline", res.Timeline, "writer", j.writer, "work_dir", work)
 	return a.Run(ctx)
 }
 
@@ -158,7 +202,7 @@ func checkListen(addr, token string) error {
 }
 
 // serveStandby serves h on addr until ctx ends.
-func serveStandby(ctx context.Context, addr string, h http.Handler) error {
+func serveStandby(ctx context.Context, log *slog.Logger, addr string, h http.Handler) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return usageError{fmt.Errorf("--listen %s: %w", addr, err)}
@@ -169,6 +213,6 @@ func serveStandby(ctx context.Context, addr string, h http.Handler) error {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	slog.Info("serving the standby's admin endpoint", "addr", l.Addr().String())
+	log.Info("serving the standby's admin endpoint", "addr", l.Addr().String())
 	return nil
 }

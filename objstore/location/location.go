@@ -12,9 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/rockstream/rockstream/objstore"
@@ -41,17 +43,21 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // Parse checks a location URL.
 func Parse(raw string) (Location, error) {
 	bad := func(format string, args ...any) (Location, error) {
-		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, raw, fmt.Sprintf(format, args...))
+		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, redacted(raw), fmt.Sprintf(format, args...))
 	}
 	if raw == "" {
 		return bad("empty; give file:///ABSOLUTE/PATH or s3://BUCKET/PREFIX")
 	}
+	if main, _, _ := strings.Cut(raw, "?"); strings.Contains(main, "@") {
+		return bad("credentials do not belong in a URL (nor an @ anywhere before its query); use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL, which may hold a secret
+		}
 		return bad("%v", err)
-	}
-	if u.User != nil {
-		return bad("credentials do not belong in a URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile")
 	}
 	switch u.Scheme {
 	case "file":
@@ -66,6 +72,55 @@ func Parse(raw string) (Location, error) {
 }
 
 type badFunc func(string, ...any) (Location, error)
+
+// knownQuery are the query parameters of an s3 URL: their values are
+// never secret.
+var knownQuery = map[string]bool{"endpoint": true, "region": true, "profile": true}
+
+// redacted is raw as an error may show it: without what comes before an @
+// (a user and password), and without the values of query parameters that
+// are not known, since a secret may have been put there.
+func redacted(raw string) string {
+	main, tail := raw, ""
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		main, tail = raw[:i], raw[i:]
+	}
+	if at := strings.LastIndex(main, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(main, "://"); i >= 0 && i+3 <= at {
+			start = i + 3
+		}
+		main = main[:start] + "REDACTED" + main[at:]
+	}
+	if tail == "" {
+		return main
+	}
+	query, _, hasFragment := strings.Cut(tail[1:], "#")
+	if tail[0] == '#' {
+		return main + "#REDACTED"
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return main + "?REDACTED"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		for _, v := range q[k] {
+			switch {
+			case k == "endpoint":
+				v = redacted(v)
+			case !knownQuery[k]:
+				v = "REDACTED"
+			}
+			parts = append(parts, k+"="+v)
+		}
+	}
+	out := main + "?" + strings.Join(parts, "&")
+	if hasFragment {
+		out += "#REDACTED"
+	}
+	return out
+}
 
 func parseFile(u *url.URL, bad badFunc) (Location, error) {
 	if u.Host != "" {
@@ -108,7 +163,10 @@ func parseS3(u *url.URL, bad badFunc) (Location, error) {
 		case "endpoint":
 			e, err := url.Parse(v[0])
 			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return bad("endpoint %q is not an http:// or https:// URL", v[0])
+				return bad("endpoint %q is not an http:// or https:// URL", redacted(v[0]))
+			}
+			if e.User != nil || e.RawQuery != "" {
+				return bad("the endpoint is a scheme, a host and a port, with no credentials or query")
 			}
 			loc.Endpoint = v[0]
 		case "region":

@@ -74,6 +74,35 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
+// TestParseNeverShowsSecrets: a secret put in a URL (as a user or
+// password, in an unknown query parameter, in the endpoint) is refused, and
+// the error never shows it.
+func TestParseNeverShowsSecrets(t *testing.T) {
+	const s = "S3cr3tM4rk3r"
+	for _, raw := range []string{
+		"s3://AKIA" + s + ":" + s + "@bucket/x",
+		"s3://:" + s + "@bucket/x",
+		"s3://AKIA:" + s + "/with+slash@bucket/x", // AWS secret keys hold / and +
+		"s3://AKIA:" + s + "%zz@bucket/x",
+		"file://user:" + s + "@/srv/x",
+		"s3://bucket/x?secret_access_key=" + s,
+		"s3://bucket/x?region=eu&aws_secret=" + s + "&x=%zz",
+		"s3://bucket/x?endpoint=http://AKIA:" + s + "@127.0.0.1:9000",
+		"s3://bucket/x?endpoint=ftp://AKIA:" + s + "@127.0.0.1:9000",
+		"s3://bucket/x#" + s,
+		"gs://AKIA:" + s + "@bucket/x",
+	} {
+		_, err := location.Parse(raw)
+		if !errors.Is(err, location.ErrBadURL) {
+			t.Errorf("Parse(%q) = %v, want ErrBadURL", raw, err)
+			continue
+		}
+		if strings.Contains(err.Error(), s) || strings.Contains(err.Error(), "with+slash") {
+			t.Errorf("Parse(%q) shows the secret: %v", raw, err)
+		}
+	}
+}
+
 func TestOpenFile(t *testing.T) {
 	dir := t.TempDir()
 	s, err := location.Open(context.Background(), "file://"+dir, location.Options{})

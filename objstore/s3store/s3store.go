@@ -8,6 +8,9 @@
 // Options.Endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL; with a
 // custom endpoint, requests use path-style addressing.
 //
+// The SDK never logs a request (noRequestLogs): a request holds the
+// Authorization header.
+//
 // Requests are retried with exponential backoff and jitter on throttling
 // (503 SlowDown), 5xx answers, timeouts, connection resets and 409
 // ConditionalRequestConflict. Objects larger than Options.PartSize are
@@ -111,12 +114,22 @@ func newStore(ctx context.Context, opts Options) (*Store, error) {
 		// not every S3-compatible server understands the newer ones.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		noRequestLogs(o)
 	})
 	s := &Store{client: client, opts: opts}
 	if opts.Prefix != "" {
 		s.prefix = opts.Prefix + "/"
 	}
 	return s, nil
+}
+
+// noRequestLogs keeps the SDK's request logging off, whatever the AWS
+// config says: its LogRequest and LogSigning modes print the Authorization
+// header, the security token and the string to sign. Errors are returned,
+// and rockstream logs them itself.
+func noRequestLogs(o *s3.Options) {
+	o.ClientLogMode = 0
+	o.Logger = logging.Nop{}
 }
 
 func (o *Options) normalize() error {
@@ -133,6 +146,9 @@ func (o *Options) normalize() error {
 		o.Endpoint = firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 	}
 	if o.Endpoint != "" {
+		if strings.Contains(o.Endpoint, "@") {
+			return fmt.Errorf("s3 store %s: the endpoint holds credentials (user@ or user:password@); give only a scheme, a host and a port, and the credentials through the AWS chain", o.Bucket)
+		}
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("s3 store %s: endpoint %q is not an http:// or https:// URL", o.Bucket, o.Endpoint)

@@ -130,6 +130,13 @@ func TestBadOptions(t *testing.T) {
 			t.Errorf("options %+v accepted", opts)
 		}
 	}
+	// An endpoint from AWS_ENDPOINT_URL that holds credentials is refused
+	// without showing them.
+	t.Setenv("AWS_ENDPOINT_URL", "http://AKIA:Env-S3cr3t@127.0.0.1:9000")
+	_, err := s3store.New(context.Background(), s3store.Options{Bucket: "b"})
+	if err == nil || !strings.Contains(err.Error(), "holds credentials") || strings.Contains(err.Error(), "Env-S3cr3t") {
+		t.Errorf("an endpoint with credentials: %v", err)
+	}
 }
 
 // TestRetries puts a proxy in front of MinIO that answers the first
