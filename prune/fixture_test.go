@@ -55,7 +55,7 @@ func fileList(tl uint32, seq uint64, taken time.Time, ssts ...string) *manifest.
 		if err != nil {
 			panic(err)
 		}
-		fl.Files = append(fl.Files, manifest.File{Name: name, Size: 100, SHA256: sum(content), Key: key})
+		fl.Files = append(fl.Files, manifest.File{Name: name, Size: int64(len(name)), SHA256: sum(content), Key: key})
 	}
 	add("CURRENT", "current")
 	for _, s := range ssts {

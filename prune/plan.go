@@ -159,10 +159,11 @@ func named(m *manifest.Manifest, listKey string) bool {
 // addSegments adds the segments that no kept base needs.
 func (pl *Plan) addSegments(v *View) {
 	verdicts := segmentVerdicts(pl.Manifest, v.Segments)
+	now := segmentVerdicts(v.Manifest, v.Segments) // with every base named now
 	for _, t := range v.Manifest.Timelines {
 		for _, s := range v.Segments[t.ID] {
 			if vd := verdicts[s.Key]; !vd.keep {
-				pl.add(v, Object{Key: s.Key, Kind: KindSegment, Size: s.Size, Why: vd.why})
+				pl.add(v, Object{Key: s.Key, Kind: KindSegment, Size: s.Size, Why: vd.why}, now[s.Key].keep)
 			}
 		}
 	}
@@ -185,7 +186,7 @@ func (pl *Plan) addBaseObjects(v *View) {
 			if key == d.FileList {
 				kind = KindFileList
 			}
-			pl.add(v, Object{Key: key, Kind: kind, Size: v.BaseObjects[key].Size, Why: why})
+			pl.add(v, Object{Key: key, Kind: kind, Size: v.BaseObjects[key].Size, Why: why}, d.Named)
 		}
 	}
 	if len(v.Unreadable) > 0 {
@@ -205,6 +206,14 @@ func (pl *Plan) addSSTs(v *View, dropped map[string]bool) {
 			}
 		}
 	}
+	namedNow := map[string]bool{} // named by a base that the manifest names now
+	for _, d := range pl.Dropped {
+		if d.Named {
+			for _, f := range v.Lists[d.FileList].Files {
+				namedNow[f.Key] = true
+			}
+		}
+	}
 	done := map[string]bool{}
 	for _, d := range pl.Dropped {
 		for _, f := range v.Lists[d.FileList].Files {
@@ -213,14 +222,16 @@ func (pl *Plan) addSSTs(v *View, dropped map[string]bool) {
 			}
 			done[f.Key] = true
 			pl.add(v, Object{Key: f.Key, Kind: KindSST, Size: f.Size,
-				Why: fmt.Sprintf("SST file named only by dropped bases (%s of base %d/%d)", f.Name, d.Timeline, d.Sequence)})
+				Why: fmt.Sprintf("SST file named only by dropped bases (%s of base %d/%d)", f.Name, d.Timeline, d.Sequence)}, namedNow[f.Key])
 		}
 	}
 }
 
-// add adds o, unless a pending record holds it already.
-func (pl *Plan) add(v *View, o Object) {
-	if _, ok := v.Pending[o.Key]; ok {
+// add adds o, unless a pending record holds it already and it was not
+// needed since (neededNow: the manifest as it is now needs it, so its
+// grace starts now, whatever an older record says).
+func (pl *Plan) add(v *View, o Object, neededNow bool) {
+	if _, ok := v.Pending[o.Key]; ok && !neededNow {
 		pl.Pending++
 		return
 	}

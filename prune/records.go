@@ -26,10 +26,14 @@ func (r record) due(grace time.Duration) time.Time {
 	return d
 }
 
-// loadRecords reads every pending record, oldest first. A record that
-// breaks the format stops the prune with an error that names it: it is
-// left for a person to look at.
-func loadRecords(ctx context.Context, s objstore.Store) ([]record, error) {
+// loadRecords reads every pending record, oldest first, reusing those in
+// known. A record that breaks the format stops the prune with an error
+// that names it: it is left for a person to look at.
+func loadRecords(ctx context.Context, s objstore.Store, known []record) ([]record, error) {
+	byKey := map[string]record{}
+	for _, r := range known {
+		byKey[r.key] = r
+	}
 	var keys []string
 	for info, err := range s.List(ctx, manifest.PrunePrefix, "") {
 		if err != nil {
@@ -39,6 +43,10 @@ func loadRecords(ctx context.Context, s objstore.Store) ([]record, error) {
 	}
 	var out []record
 	for _, key := range keys {
+		if r, ok := byKey[key]; ok {
+			out = append(out, r)
+			continue
+		}
 		r, err := manifest.LoadPruneRecord(ctx, s, key)
 		if objstore.IsNotFound(err) {
 			continue // swept by another prune meanwhile
@@ -51,7 +59,8 @@ func loadRecords(ctx context.Context, s objstore.Store) ([]record, error) {
 	return out, nil
 }
 
-// pendingKeys maps every key of the records to its record.
+// pendingKeys maps every key of the records (oldest first) to the newest
+// record that holds it.
 func pendingKeys(rs []record) map[string]Pending {
 	out := map[string]Pending{}
 	for _, r := range rs {

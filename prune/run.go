@@ -111,7 +111,7 @@ type runner struct {
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	o := r.opts
 	r.rep = &Report{Location: r.s.String(), Policy: o.Policy.String(), Grace: FormatDuration(o.Grace), Now: o.Now().UTC(), DryRun: o.DryRun}
-	records, err := loadRecords(ctx, r.s)
+	records, err := loadRecords(ctx, r.s, nil)
 	if err != nil {
 		return nil, err
 	}

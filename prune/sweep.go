@@ -36,7 +36,7 @@ func (r *runner) sweepAll(ctx context.Context, records []record) error {
 			r.rep.Waiting = append(r.rep.Waiting, Waiting{Record: rec.key, Objects: len(rec.Objects), Due: due})
 			continue
 		}
-		sw, err := r.sweep(ctx, rec, pendingKeys(records))
+		sw, err := r.sweep(ctx, rec, records)
 		r.rep.Swept = append(r.rep.Swept, sw)
 		if err != nil {
 			return fmt.Errorf("prune: sweep %s: %w", rec.key, err)
@@ -48,7 +48,7 @@ func (r *runner) sweepAll(ctx context.Context, records []record) error {
 
 // sweep deletes the objects of rec that are still not needed, in batches
 // judged against a fresh scan, then the record itself.
-func (r *runner) sweep(ctx context.Context, rec record, pending map[string]Pending) (Sweep, error) {
+func (r *runner) sweep(ctx context.Context, rec record, records []record) (Sweep, error) {
 	sw := Sweep{Record: rec.key}
 	objs := make([]Object, len(rec.Objects))
 	for i, o := range rec.Objects {
@@ -58,7 +58,11 @@ func (r *runner) sweep(ctx context.Context, rec record, pending map[string]Pendi
 	grace := max(r.opts.Grace, rec.NotBefore.Sub(rec.Created))
 	for start := 0; start < len(objs); start += sweepBatch {
 		batch := objs[start:min(start+sweepBatch, len(objs))]
-		if err := r.sweepBatch(ctx, rec, batch, pending, grace, &sw); err != nil {
+		var err error
+		if records, err = loadRecords(ctx, r.s, records); err != nil {
+			return sw, err
+		}
+		if err := r.sweepBatch(ctx, rec, batch, pendingKeys(records), grace, &sw); err != nil {
 			return sw, err
 		}
 	}
@@ -79,6 +83,9 @@ func (r *runner) sweepBatch(ctx context.Context, rec record, batch []Object, pen
 	var del []Object
 	for _, o := range batch {
 		keep, gone, size := j.decide(o)
+		if p, ok := pending[o.Key]; ok && p.Record != rec.key && keep == "" {
+			keep = fmt.Sprintf("held by the newer record %s: it was needed again after this record", p.Record)
+		}
 		switch {
 		case keep != "":
 			o.Why = keep
