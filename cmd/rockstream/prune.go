@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,8 @@ func pruneCommand() *cli.Command {
 				Usage: "delete only this `DURATION` after the manifest stopped naming a base (0: at once; more than your longest restore)"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"ROCKSTREAM_DRY_RUN"}, Usage: "say what would be deleted and why; change nothing"},
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print JSON for programs instead of text"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Hour, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
+				Usage: "give up after this long (a sweep that stops is finished by the next prune)"},
 		},
 		Action: runPrune,
 	}
@@ -107,6 +110,8 @@ func runPrune(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+	defer cancel()
 	store, err := location.Open(ctx, from, location.Options{})
 	if err != nil {
 		return err
