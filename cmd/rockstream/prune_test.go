@@ -93,7 +93,7 @@ func TestPruneMinIO(t *testing.T) {
 		t.Fatalf("archive: exit %d\n%s", code, p.out)
 	}
 	out := p.out.String()
-	if !regexp.MustCompile(`prune done .* deleted=[1-9]`).MatchString(out) || strings.Contains(out, "prune failed") || strings.Count(out, "base archived") < 3 {
+	if !regexp.MustCompile(`prune done.* deleted=[1-9]`).MatchString(out) || strings.Contains(out, "prune failed") || strings.Count(out, "base archived") < 3 {
 		t.Fatalf("the archiver's prunes deleted nothing, or failed:\n%s", out)
 	}
 	checkPruned(t, url, dir, 4)
