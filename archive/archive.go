@@ -26,6 +26,7 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/segments"
 )
 
@@ -108,6 +109,15 @@ type Options struct {
 	// what was archived since the last one, the position and the lag
 	// (default 1m; negative: only when Run stops).
 	SummaryEvery time.Duration
+	// Retention, when set, prunes the archive (package prune) in a
+	// goroutine of its own, after the start and every RetentionInterval,
+	// as the archive's writer: its As is set to this archiver. A prune that
+	// fails is logged and tried again at the next interval; one that finds
+	// another writer in the manifest stops the archiver as fenced. Its
+	// Logger and Now default to the archiver's.
+	Retention *prune.Options
+	// RetentionInterval is the time between two prunes (default 1h).
+	RetentionInterval time.Duration
 	// Progress, if set, is told of a base upload's bytes as they go.
 	Progress func(done, total int64)
 	// Logger defaults to slog.Default().
@@ -138,6 +148,7 @@ func (o *Options) defaults() error {
 	if o.SummaryEvery == 0 {
 		o.SummaryEvery = time.Minute
 	}
+	def(&o.RetentionInterval, time.Hour)
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = 16 << 20
 	}
@@ -176,6 +187,10 @@ type Archiver struct {
 	summed   Stats // the stats at the last summary line
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
+	// lists caches the file lists of committed bases (they never change).
+	lists map[string]*manifest.FileList
+	// retention runs the scheduled prunes while Run runs.
+	retention *retention
 }
 
 // Stats counts what an Archiver did.
@@ -196,6 +211,12 @@ type Stats struct {
 	// uploaded segment, or in a base. LastSequence minus it is the lag.
 	ArchivedSequence uint64
 	LastUpload       time.Time
+	// Prunes counts the scheduled prunes that succeeded, PruneErrors those
+	// that failed; PrunedObjects and PrunedBytes what their sweeps deleted.
+	Prunes        int64
+	PruneErrors   int64
+	PrunedObjects int64
+	PrunedBytes   int64
 }
 
 // New returns an Archiver of src to store.
@@ -203,7 +224,7 @@ func New(src Source, store objstore.Store, opts Options) (*Archiver, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	return &Archiver{src: src, store: store, opts: opts, log: opts.Logger}, nil
+	return &Archiver{src: src, store: store, opts: opts, log: opts.Logger, lists: map[string]*manifest.FileList{}}, nil
 }
 
 // Stats returns the counters so far; safe to call while Run runs.

@@ -111,9 +111,9 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, err
 	}
+	var fl *manifest.FileList
 	if !done {
-		fl, err := a.uploadBase(ctx, dir, seq)
-		if err != nil {
+		if fl, err = a.uploadBase(ctx, dir, seq); err != nil {
 			return manifest.Base{}, err
 		}
 		if b, err = manifest.PutFileList(ctx, a.store, fl); err != nil {
@@ -137,6 +137,11 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 		return manifest.Base{}, fmt.Errorf("add the base at %d to the manifest: %w", seq, err)
 	}
 	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
+	if fl != nil {
+		if err := a.recheckSSTs(ctx, dir, fl); err != nil {
+			return manifest.Base{}, err
+		}
+	}
 	a.count(func(s *Stats) { s.Bases++ })
 	a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
 	return b, nil
@@ -216,7 +221,7 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
 	}
-	have, err := a.storedSSTs(ctx)
+	have, err := a.committedSSTs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -243,16 +248,64 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 	return fl, nil
 }
 
-// storedSSTs lists the SST files the bucket already holds.
-func (a *Archiver) storedSSTs(ctx context.Context) (map[string]bool, error) {
+// committedSSTs returns the SST files that the bases the manifest names
+// now hold: a new base reuses only those. An SST file that is stored but
+// that no committed base names (left by an upload that stopped, or about
+// to be deleted by a prune) is uploaded again, which refreshes it, so that
+// a prune's sweep, which spares SST files written within its grace, leaves
+// it. A file list that cannot be read only means that its files are
+// uploaded again.
+func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
+	m, _, err := manifest.Load(ctx, a.store)
+	if err != nil {
+		return nil, fmt.Errorf("read the manifest for the SST files that bases hold: %w", err)
+	}
 	have := map[string]bool{}
-	for info, err := range a.store.List(ctx, manifest.SSTPrefix, "") {
-		if err != nil {
-			return nil, fmt.Errorf("list the stored SST files: %w", err)
+	for _, b := range m.Bases {
+		fl := a.lists[b.FileList]
+		if fl == nil {
+			if fl, err = manifest.LoadFileList(ctx, a.store, m, b); err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				a.log.Warn("cannot read a base's file list: its SST files are uploaded again", "base", b.FileList, "error", err)
+				continue
+			}
+			a.lists[b.FileList] = fl
 		}
-		have[info.Key] = true
+		for _, f := range fl.Files {
+			if manifest.IsSST(f.Name) {
+				have[f.Key] = true
+			}
+		}
 	}
 	return have, nil
+}
+
+// recheckSSTs makes sure, once the manifest names the new base, that every
+// SST file of its list is there, and uploads again any that is not (a prune
+// that judged it unused just before the base's file list appeared). From
+// the commit on, a prune sees the base and keeps its files.
+func (a *Archiver) recheckSSTs(ctx context.Context, dir string, fl *manifest.FileList) error {
+	for i := range fl.Files {
+		f := &fl.Files[i]
+		if !manifest.IsSST(f.Name) {
+			continue
+		}
+		_, err := a.store.Head(ctx, f.Key)
+		if err == nil {
+			continue
+		}
+		if !objstore.IsNotFound(err) {
+			return fmt.Errorf("check the SST files of the base at %d: %w", fl.Sequence, err)
+		}
+		a.log.Warn("an SST file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
+		u := baseUpload{a: a}
+		if err := u.putFile(ctx, filepath.Join(dir, f.Name), f, objstore.PutOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // baseUpload is one base's file uploads.
@@ -314,15 +367,20 @@ func (u *baseUpload) one(ctx context.Context, f *manifest.File) error {
 	return nil
 }
 
-// put uploads a file create-only. A key that exists with the same bytes
-// is fine (content-addressed, or our own earlier try); other bytes are an
-// earlier try that did not finish, replaced while we are still the writer.
+// put uploads a file. An SST file is put plainly (its key is its content,
+// and a put refreshes one that no committed base names). Any other file is
+// put create-only: a key that exists with the same bytes is fine (our own
+// earlier try); other bytes are an earlier try that did not finish,
+// replaced while we are still the writer.
 func (u *baseUpload) put(ctx context.Context, path string, f *manifest.File) error {
+	if manifest.IsSST(f.Name) {
+		return u.putFile(ctx, path, f, objstore.PutOptions{})
+	}
 	err := u.putFile(ctx, path, f, objstore.PutOptions{IfNoneMatch: true})
 	if !objstore.IsPreconditionFailed(err) {
 		return err
 	}
-	if manifest.IsSST(f.Name) || u.sameBytes(ctx, f) {
+	if u.sameBytes(ctx, f) {
 		return nil
 	}
 	if u.a.claimed {

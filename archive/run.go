@@ -28,6 +28,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	pctx, stopPrunes := context.WithCancel(ctx)
+	a.retention = a.startRetention(pctx)
+	defer func() { stopPrunes(); <-a.retention.done }()
 	for {
 		up := a.startUploader(ctx)
 		err = a.loop(ctx, up)
@@ -93,6 +96,9 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 		}
 		if err := up.failed(); err != nil {
 			return err
+		}
+		if err := a.retention.failed(); err != nil {
+			return fmt.Errorf("the scheduled prune: %w", err)
 		}
 		now := a.opts.Now()
 		if now.Sub(lastFence) >= a.opts.FenceCheck {

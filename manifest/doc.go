@@ -18,6 +18,9 @@
 //	sst/<sha256 64 hex>.sst                    SST files, shared by bases
 //	probe/<32 hex>                             short-lived objects of
 //	                                           `rockstream check`
+//	prune/<nanos 16 hex>-<rand 8 hex>.json     pending records of
+//	                                           `rockstream prune`
+//	                                           (PruneRecord)
 //
 // For example segments/00000001/00000000000004b1.seg is the segment of
 // timeline 1 whose first batch starts at sequence 1201.
@@ -72,12 +75,21 @@
 // first gap or recorded hole. PlanRestore picks the base and the segments
 // for one target.
 //
+// # Pending prune records
+//
+// A prune drops bases from the manifest first, then writes a PruneRecord
+// (create-only) listing the objects to delete once its grace is over, and
+// deletes the record when they are gone. Its key holds its creation time,
+// so a listing of prune/ is in time order. A record names only segment,
+// base and SST keys of the layout's exact forms (CheckPrunable): never the
+// manifest, a probe or another record.
+//
 // # Versions
 //
-// manifest.json and files.json carry "format": 1. A reader refuses any
-// other version, and refuses unknown fields: a change of fields is a new
-// version, because a writer that does not know a field would drop it when
-// it rewrites the manifest. Every limit that reading enforces is a
+// manifest.json, files.json and the pending records carry "format": 1. A
+// reader refuses any other version, and refuses unknown fields: a change
+// of fields is a new version, because a writer that does not know a field
+// would drop it when it rewrites the manifest. Every limit that reading enforces is a
 // constant of this package (MaxFileSize, MaxFiles, MaxEntries,
-// MaxManifestSize, MaxFileListSize).
+// MaxManifestSize, MaxFileListSize, MaxPruneObjects, MaxPruneRecordSize).
 package manifest

@@ -10,8 +10,8 @@ import (
 	"github.com/rockstream/rockstream/manifest"
 )
 
-// FuzzLoad feeds any bytes to Parse and ParseFileList, the decoders of
-// Load and LoadFileList.
+// FuzzLoad feeds any bytes to Parse, ParseFileList and ParsePruneRecord,
+// the decoders of Load, LoadFileList and LoadPruneRecord.
 // Nothing may panic; what is accepted must encode and decode again to the
 // same thing; and the ranges of an accepted manifest, over segments drawn
 // from the same bytes, must compute without a panic.
@@ -28,6 +28,9 @@ func FuzzLoad(f *testing.F) {
 		}
 		if fl, err := manifest.ParseFileList(data); err == nil {
 			checkFileListRoundTrip(t, fl)
+		}
+		if r, err := manifest.ParsePruneRecord(data); err == nil {
+			checkPruneRecord(t, r)
 		}
 	})
 }
@@ -84,5 +87,23 @@ func checkRanges(t *testing.T, m *manifest.Manifest, data []byte) {
 				t.Fatalf("the end %d of a restorable range of timeline %d does not plan: %v", r.To, c.Timeline, err)
 			}
 		}
+	}
+}
+
+// checkPruneRecord checks that an accepted pending record names only
+// objects that prune may delete, and survives a round trip.
+func checkPruneRecord(t *testing.T, r *manifest.PruneRecord) {
+	for _, o := range r.Objects {
+		if err := manifest.CheckPrunable(o.Key); err != nil {
+			t.Fatalf("an accepted record names %q: %v", o.Key, err)
+		}
+	}
+	a := encodeJSON(t, r)
+	r2, err := manifest.ParsePruneRecord(a)
+	if err != nil {
+		t.Fatalf("an accepted record does not decode once encoded: %v\n%s", err, a)
+	}
+	if b := encodeJSON(t, r2); !bytes.Equal(a, b) {
+		t.Fatalf("round trip changed the record:\n%s\n%s", a, b)
 	}
 }

@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -18,8 +20,12 @@ const (
 	SSTPrefix = "sst/"
 	// FileListName is the last element of a base's file list key.
 	FileListName = "files.json"
+	// PrunePrefix is the prefix of the pending records of `rockstream
+	// prune`: objects it will delete once their grace period is over.
+	PrunePrefix = "prune/"
 
 	segmentExt = ".seg"
+	jsonExt    = ".json"
 	sstExt     = ".sst"
 	maxNameLen = 255
 )
@@ -79,6 +85,29 @@ func BaseFileKey(tl uint32, seq uint64, name string) (string, error) {
 	return BasePrefix(tl, seq) + name, nil
 }
 
+// ParseBaseFileKey is the inverse of BaseFileKey and FileListKey: the
+// timeline, sequence and file name of a key bases/<tl 8 hex>/<seq 16
+// hex>/<name>. It accepts only the layout's form (lower-case hex, fixed
+// width, a timeline above 0, a name that ValidateName accepts, files.json
+// included).
+func ParseBaseFileKey(key string) (tl uint32, seq uint64, name string, err error) {
+	bad := func() (uint32, uint64, string, error) {
+		return 0, 0, "", &ValidationError{Field: "base key", Reason: fmt.Sprintf("%s is not bases/<8 hex>/<16 hex>/<name>", short(key))}
+	}
+	rest, ok := strings.CutPrefix(key, BasesPrefix)
+	const n = 8 + 1 + 16 + 1
+	if !ok || len(rest) <= n || rest[8] != '/' || rest[n-1] != '/' {
+		return bad()
+	}
+	t, okT := parseHex(rest[:8])
+	s, okS := parseHex(rest[9 : n-1])
+	name = rest[n:]
+	if !okT || !okS || t == 0 || s > MaxSequence || nameProblem(name) != "" {
+		return bad()
+	}
+	return uint32(t), s, name, nil
+}
+
 // SSTKey is the shared key of an SST file whose SHA-256 is sum (64
 // lower-case hex digits): sst/<sum>.sst.
 func SSTKey(sum string) (string, error) {
@@ -97,6 +126,29 @@ func ParseSSTKey(key string) (sum string, err error) {
 		return "", &ValidationError{Field: "sst key", Reason: fmt.Sprintf("%s is not sst/<64 hex>.sst", short(key))}
 	}
 	return sum, nil
+}
+
+// PruneRecordKey is the key of a pending record of `rockstream prune`
+// created at time created, made unique by rnd: prune/<unix nanoseconds 16
+// hex>-<rnd 8 hex>.json. A listing of prune/ is in order of creation.
+func PruneRecordKey(created time.Time, rnd uint32) string {
+	return fmt.Sprintf("%s%016x-%08x%s", PrunePrefix, uint64(created.UnixNano()), rnd, jsonExt)
+}
+
+// ParsePruneRecordKey is the inverse of PruneRecordKey: the creation time
+// that a pending record's key holds.
+func ParsePruneRecordKey(key string) (time.Time, error) {
+	rest, ok := strings.CutPrefix(key, PrunePrefix)
+	const n = 16 + 1 + 8
+	if !ok || len(rest) != n+len(jsonExt) || rest[16] != '-' || rest[n:] != jsonExt {
+		return time.Time{}, &ValidationError{Field: "prune record key", Reason: fmt.Sprintf("%s is not prune/<16 hex>-<8 hex>.json", short(key))}
+	}
+	nanos, okN := parseHex(rest[:16])
+	_, okR := parseHex(rest[17:n])
+	if !okN || !okR || nanos > math.MaxInt64 {
+		return time.Time{}, &ValidationError{Field: "prune record key", Reason: fmt.Sprintf("%s is not prune/<16 hex>-<8 hex>.json", short(key))}
+	}
+	return time.Unix(0, int64(nanos)).UTC(), nil
 }
 
 // IsSST reports whether a RocksDB file name is an SST file, which a base

@@ -36,9 +36,10 @@ type Coverage struct {
 	// adjacent (adjacent ones are merged).
 	Ranges []Range
 	// Holes are the missing ranges of the timeline's history: the holes
-	// the manifest records and the gaps between its segments, of the
-	// timeline itself and of its ancestors up to each branch point, in
-	// order of From. A gap has a zero Detected time.
+	// the manifest records and the gaps between its segments (after the
+	// oldest base of the history: the sequences before it are no
+	// restore's), of the timeline itself and of its ancestors up to each
+	// branch point, in order of From. A gap has a zero Detected time.
 	Holes []Hole
 }
 
@@ -249,21 +250,27 @@ func (h *history) steps(line []piece, s start, target uint64) ([]Step, error) {
 func (h *history) coverage(tl uint32) Coverage {
 	line := h.lineage(tl)
 	c := Coverage{Timeline: tl, Ranges: []Range{}, Holes: []Hole{}}
-	for _, s := range h.starts(line) {
+	low := uint64(0) // gaps up to the oldest base of the line are no one's
+	for i, s := range h.starts(line) {
 		c.Ranges = append(c.Ranges, Range{From: s.base.Sequence, To: s.reach})
+		if i == 0 || s.base.Sequence < low {
+			low = s.base.Sequence
+		}
 	}
 	c.Ranges = mergeRanges(c.Ranges)
 	for i, p := range line {
-		c.Holes = append(c.Holes, h.holesIn(p, i < len(line)-1)...)
+		c.Holes = append(c.Holes, h.holesIn(p, i < len(line)-1, low)...)
 	}
 	return c
 }
 
 // holesIn returns the recorded holes and the gaps of piece p, cut to it.
-// A gap that lies inside a recorded hole is left out. When the history
-// goes on in a child (inner), the sequences up to the branch point that
-// the segments do not reach are a gap too.
-func (h *history) holesIn(p piece, inner bool) []Hole {
+// A gap that lies inside a recorded hole is left out, and so is one that
+// ends at or before low, the oldest base of the history (no restore reads
+// it: a prune deleted those segments, or the archive began later). When
+// the history goes on in a child (inner), the sequences up to the branch
+// point that the segments do not reach are a gap too.
+func (h *history) holesIn(p piece, inner bool, low uint64) []Hole {
 	tr := h.tracks[p.tl]
 	gaps := tr.gaps
 	if from := max(tr.end, p.lo); inner && from <= p.hi {
@@ -272,7 +279,7 @@ func (h *history) holesIn(p piece, inner bool) []Hole {
 	}
 	all := slices.Clone(tr.holes)
 	for _, g := range gaps {
-		if !tr.recorded(g) {
+		if !tr.recorded(g) && min(g.To, p.hi) > low {
 			all = append(all, g)
 		}
 	}

@@ -200,6 +200,20 @@ func TestRangesBranches(t *testing.T) {
 	a.wantHoles(t, 2, span{2, 251, 259})
 }
 
+// TestRangesPrunedHistory: after a prune, a child timeline's segments
+// start after its oldest base, well after its branch point. The sequences
+// before that base are no timeline's to restore: not a hole. A gap after
+// it still is.
+func TestRangesPrunedHistory(t *testing.T) {
+	a := newArchive().base(1, 260).chain(1, 240, 270)
+	tl2 := a.branch(t, 1, 250)
+	a.base(tl2, 330).chain(tl2, 320, 340).chain(tl2, 350, 401)
+	a.wantRanges(t, tl2, r(330, 339))
+	a.wantHoles(t, tl2, span{tl2, 340, 349})
+	a.wantRanges(t, 1, r(260, 269))
+	a.wantHoles(t, 1)
+}
+
 func TestRangesRefuseBadSegments(t *testing.T) {
 	tests := []struct {
 		name string

@@ -16,6 +16,7 @@ import (
 	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/rocks"
 )
 
@@ -40,7 +41,7 @@ func sourceFlags() []cli.Flag {
 }
 
 func archiveCommand() *cli.Command {
-	return &cli.Command{
+	c := &cli.Command{
 		Name:  "archive",
 		Usage: "ship a live RocksDB to the archive, next to the program that writes it",
 		Description: "archive reads every write batch of the database in --db from its WAL files as\n" +
@@ -77,6 +78,43 @@ func archiveCommand() *cli.Command {
 		),
 		Action: runArchive,
 	}
+	c.Flags = append(c.Flags, retentionFlags()...)
+	return c
+}
+
+// retentionFlags are the archiver's scheduled prune: 'rockstream prune'
+// with these values, every --retention-interval, while it runs.
+func retentionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "retention-keep-last", EnvVars: []string{"ROCKSTREAM_RETENTION_KEEP_LAST"},
+			Usage: "prune while archiving: keep the `N` newest bases of each timeline's history (see 'rockstream prune --help')"},
+		&cli.StringFlag{Name: "retention-keep-within", EnvVars: []string{"ROCKSTREAM_RETENTION_KEEP_WITHIN"},
+			Usage: "prune while archiving: keep every base taken within this `DURATION` (7d, 36h) and the newest one before it"},
+		&cli.StringFlag{Name: "retention-grace", Value: "1h", EnvVars: []string{"ROCKSTREAM_RETENTION_GRACE"},
+			Usage: "the prune's grace `DURATION`: what it drops is deleted only this long after (more than your longest restore)"},
+		&cli.StringFlag{Name: "retention-interval", Value: "1h", EnvVars: []string{"ROCKSTREAM_RETENTION_INTERVAL"},
+			Usage: "prune at start and then every `DURATION`, when a --retention-keep-* flag is set"},
+	}
+}
+
+// retentionOptions sets the archiver's scheduled prune from the flags, if
+// a --retention-keep-* flag is set.
+func retentionOptions(c *cli.Context, opts *archive.Options) error {
+	p, ok, err := retentionPolicy(c, "retention-keep-last", "retention-keep-within")
+	if err != nil || !ok {
+		return err
+	}
+	grace, err := graceFlag(c, "retention-grace")
+	if err != nil {
+		return err
+	}
+	interval, err := prune.ParseDuration(c.String("retention-interval"))
+	if err != nil || interval <= 0 {
+		return usageError{fmt.Errorf("--retention-interval %q: want a duration above zero (1h, 6h, 1d)", c.String("retention-interval"))}
+	}
+	opts.Retention = &prune.Options{Policy: p, Grace: grace}
+	opts.RetentionInterval = interval
+	return nil
 }
 
 // opened is a database and an archive location, checked.
@@ -154,12 +192,13 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 		host, _ := os.Hostname()
 		writer = host + ":" + o.db
 	}
-	return archive.Options{
+	opts := archive.Options{
 		WriterID: writer, Takeover: c.Bool("takeover"), AllowOtherDatabase: c.Bool("allow-other-database"),
 		SegmentSize: int(size), SegmentAge: c.Duration("segment-age"), Poll: c.Duration("poll"),
 		BaseInterval: c.Duration("base-interval"), BaseWALBytes: baseBytes, FenceCheck: c.Duration("fence-check"),
 		WorkDir: o.workDir, Progress: newProgress(c, "base upload"), SummaryEvery: summaryEvery(c),
-	}, nil
+	}
+	return opts, retentionOptions(c, &opts)
 }
 
 // memoryLimit is the archiver's soft limit for the Go heap, unless

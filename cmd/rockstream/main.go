@@ -61,7 +61,7 @@ func newApp() *cli.App {
 }
 
 func commands() []*cli.Command {
-	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand()}
+	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand(), pruneCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 		// The logging flags work after the command name too.

@@ -69,6 +69,10 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
 	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
 	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
+	counter("prunes_total", "Scheduled prunes (--retention-*) that succeeded.", func(s archive.Stats) float64 { return float64(s.Prunes) })
+	counter("prune_errors_total", "Scheduled prunes that failed (tried again at the next interval).", func(s archive.Stats) float64 { return float64(s.PruneErrors) })
+	counter("pruned_objects_total", "Objects deleted by the scheduled prunes.", func(s archive.Stats) float64 { return float64(s.PrunedObjects) })
+	counter("pruned_bytes_total", "Bytes deleted by the scheduled prunes.", func(s archive.Stats) float64 { return float64(s.PrunedBytes) })
 	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
 	gauge("archived_sequence", "Last sequence the archive holds (an uploaded segment or a base).",
 		func(s archive.Stats) float64 { return float64(s.ArchivedSequence) })

@@ -83,6 +83,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	s.expect(s.run(good, "status", "--from", url, "--json"), exitOK, "status --json")
 	s.expect(s.run(jsonLogs, "verify", "--from", url, "--drill", "--scratch-dir", t.TempDir()), exitOK, "verify --drill")
 	s.expect(s.run(good, "restore", "--from", url, filepath.Join(root, "restored")), exitOK, "restore")
+	s.expect(s.run(jsonLogs, "prune", "--from", url, "--keep-last", "1", "--dry-run", "--json"), exitOK, "prune --dry-run")
 	standbyServed(t, s, jsonLogs, url, filepath.Join(root, "standby"))
 
 	wrong := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + wrongSecret, "ROCKSTREAM_LOG_LEVEL=debug"}
@@ -97,6 +98,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			{"verify", "--from", url},
 			{"restore", "--from", url, filepath.Join(root, "never")},
 			{"standby", "--from", url, "--listen=", filepath.Join(root, "never")},
+			{"prune", "--from", url, "--keep-last", "1"},
 		} {
 			s.expect(s.run(env, args...), exitUnreachable, fmt.Sprintf("%q with a wrong secret", args))
 		}
@@ -109,6 +111,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		{"status", "--from", inURL},
 		{"restore", "--from", inURL, filepath.Join(root, "never")},
 		{"standby", "--from", inURL, filepath.Join(root, "never")},
+		{"prune", "--from", inURL, "--keep-last", "1"},
 		{"archive", "--config", writeConfig(t, "secret-access-key: "+wrongSecret+"\ndatabases:\n  - name: a\n")},
 		{"standby", "--config", writeConfig(t, "databases:\n  - name: a\n    from: "+inURL+"\n    dir: /x\n    token: "+adminToken+"\n")},
 		{"check", "-l", "s3://bucket/x?aws_secret_access_key=" + wrongSecret},

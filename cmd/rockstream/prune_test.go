@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/internal/testdb"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/prune"
+	"github.com/rockstream/rockstream/restore"
+)
+
+func TestPruneBadInput(t *testing.T) {
+	archiveDir, _ := restoreArchive(t)
+	bucket := "file://" + archiveDir
+	empty := "file://" + t.TempDir()
+	srv := miniotest.Shared(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
+	db := filepath.Join(t.TempDir(), "db")
+	testdb.Open(t, db).Close()
+	cases := []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"prune", "--keep-last", "2"}, exitUsage, "--from is required (or set ROCKSTREAM_FROM)"},
+		{[]string{"prune", "--from", bucket}, exitUsage, "no retention policy: give --keep-last N, --keep-within DURATION"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "0"}, exitUsage, "--keep-last 0: want 1 or more"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "-3"}, exitUsage, "--keep-last -3"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "two"}, exitUsage, "keep-last"},
+		{[]string{"prune", "--from", bucket, "--keep-within", "banana"}, exitUsage, `--keep-within: duration "banana"`},
+		{[]string{"prune", "--from", bucket, "--keep-within", "0d"}, exitUsage, "want a duration above zero"},
+		{[]string{"prune", "--from", bucket, "--keep-within", "-7d"}, exitUsage, "--keep-within"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "1", "--grace", "soon"}, exitUsage, "--grace"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "1", "extra"}, exitUsage, "no arguments"},
+		{[]string{"prune", "--from", bucket, "--keep-last", "1", "--timeout", "later"}, exitUsage, "timeout"},
+		{[]string{"prune", "--from", "s3:/bad", "--keep-last", "1"}, exitUsage, "bad location URL"},
+		{[]string{"prune", "--from", empty, "--keep-last", "1"}, exitFailure, "holds no rockstream archive"},
+		{[]string{"prune", "--from", "s3://no-such-bucket-prune/x?endpoint=" + srv.Endpoint, "--keep-last", "1"}, exitUnreachable, "bucket does not exist"},
+		{[]string{"prune", "--from", "s3://some-bucket/x?endpoint=http://127.0.0.1:1", "--keep-last", "1", "--timeout", "3s"}, exitUnreachable, "unreachable"},
+		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "0"}, exitUsage, "--retention-keep-last 0: want 1 or more"},
+		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-within", "soon"}, exitUsage, "--retention-keep-within"},
+		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "2", "--retention-interval", "0"}, exitUsage, "--retention-interval"},
+		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "2", "--retention-grace", "x"}, exitUsage, "--retention-grace"},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.says) {
+			t.Errorf("rockstream %q: exit %d, want %d saying %q\nstdout: %s\nstderr: %s", c.args, code, c.code, c.says, out, errOut)
+		}
+		if strings.Contains(errOut, "goroutine ") {
+			t.Errorf("rockstream %q printed a stack trace:\n%s", c.args, errOut)
+		}
+	}
+	// A manifest it cannot trust: exit 5, and nothing changed.
+	if err := os.WriteFile(filepath.Join(archiveDir, manifest.ManifestKey), []byte(`{"format":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "prune", "--from", bucket, "--keep-last", "1"); code != exitCorrupt || !strings.Contains(errOut, "manifest.json") {
+		t.Errorf("a bad manifest: exit %d: %s", code, errOut)
+	}
+	// The environment sets the policy too.
+	t.Setenv("ROCKSTREAM_KEEP_LAST", "0")
+	if code, _, errOut := runCLI(t, "prune", "--from", bucket); code != exitUsage || !strings.Contains(errOut, "--keep-last 0") {
+		t.Errorf("ROCKSTREAM_KEEP_LAST=0: exit %d: %s", code, errOut)
+	}
+}
+
+// TestPruneMinIO runs the archiver with a retention policy against a real
+// MinIO while db_bench writes, taking a base every second and pruning to
+// the last two; then `prune` itself, dry and for real. After each, verify
+// finds nothing wrong and the latest restore has the database's content.
+func TestPruneMinIO(t *testing.T) {
+	srv := miniotest.Shared(t)
+	url := "s3://" + srv.NewBucket(t) + "/db?endpoint=" + srv.Endpoint
+	env := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey}
+	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
+	dir := newDB(t)
+	p := startCLI(t, env, "archive", "--db", dir, "--to", url, "--segment-age", "100ms", "--base-interval", "1s",
+		"--retention-keep-last", "2", "--retention-grace", "0", "--retention-interval", "700ms")
+	waitCmd(t, dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", "--num=40000", "--batch_size=4", "--benchmark_write_rate_limit=1000000"))
+	time.Sleep(2 * time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("archive: exit %d\n%s", code, p.out)
+	}
+	out := p.out.String()
+	if !regexp.MustCompile(`prune done.* deleted=[1-9]`).MatchString(out) || strings.Contains(out, "prune failed") || strings.Count(out, "base archived") < 3 {
+		t.Fatalf("the archiver's prunes deleted nothing, or failed:\n%s", out)
+	}
+	checkPruned(t, url, dir, 4)
+
+	code, out, errOut := runCLI(t, "prune", "--from", url, "--keep-last", "1", "--grace", "0", "--dry-run")
+	if code != 0 || !strings.Contains(out, "DRY RUN") || !strings.Contains(out, "Would go") || !strings.Contains(out, "Dropped    base 1/") {
+		t.Fatalf("prune --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "prune", "--from", url, "--keep-last", "1", "--grace", "0", "--json")
+	var rep prune.Report
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Dropped) == 0 || len(rep.Swept) != 1 || rep.Swept[0].Deleted == 0 {
+		t.Fatalf("prune --json: exit %d\n%s%s", code, out, errOut)
+	}
+	checkPruned(t, url, dir, 1)
+	t.Logf("the prune dropped %d bases and deleted %d objects (%s)", len(rep.Dropped), rep.Swept[0].Deleted, bytesText(rep.Swept[0].DeletedBytes))
+}
+
+// checkPruned checks an archive after a prune: at most most bases, verify
+// clean, and the latest restore equal to the database in dir.
+func checkPruned(t *testing.T, url, dir string, most int) {
+	t.Helper()
+	store := openLocation(t, url)
+	m, _, err := manifest.Load(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Bases) > most || len(m.Bases) == 0 {
+		t.Fatalf("%d bases, want 1 to %d", len(m.Bases), most)
+	}
+	if code, out, errOut := runCLI(t, "verify", "--from", url); code != 0 {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if code, out, errOut := runCLI(t, "restore", "--from", url, restored); code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, out, errOut)
+	}
+	want, wantSeq := testdb.Digest(t, dir)
+	got, seq := testdb.Digest(t, restored)
+	if seq != wantSeq || restore.FormatDigest(got) != restore.FormatDigest(want) {
+		t.Fatalf("restored sequence %d, the database %d; digests equal: %v", seq, wantSeq, restore.FormatDigest(got) == restore.FormatDigest(want))
+	}
+}

@@ -1,0 +1,154 @@
+package prune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+)
+
+// View is what a plan is made from: the manifest, the segments of its
+// timelines, and the objects under bases/ with the file lists among them.
+// Planning reads nothing else; Scan fills it from a store, tests by hand.
+type View struct {
+	Manifest *manifest.Manifest
+	ETag     string
+	// Segments holds each timeline's segments in sequence order, as
+	// catalog.Load lists them.
+	Segments map[uint32][]catalog.Segment
+	// BaseObjects is every object under bases/, by key.
+	BaseObjects map[string]objstore.ObjectInfo
+	// Lists holds the file list of every named base, and of every other
+	// files.json under bases/ that could be read, by key.
+	Lists map[string]*manifest.FileList
+	// Unreadable holds the files.json under bases/ that the manifest does
+	// not name and that could not be read, with the error: while there is
+	// one, no SST file is deleted (it might name any).
+	Unreadable map[string]error
+	// Pending holds each key that a pending record holds already: a plan
+	// leaves them to their record.
+	Pending map[string]Pending
+}
+
+// Pending is the record that holds a key.
+type Pending struct {
+	Record  string
+	Created time.Time
+}
+
+// listCache keeps the file lists read by a run: files.json never changes.
+type listCache map[string]*manifest.FileList
+
+// Scan reads the view of the archive in s: the manifest, the segments, the
+// file list of every named base (a bad one is an error), and every
+// files.json under bases/. pending is copied into the view.
+func Scan(ctx context.Context, s objstore.Store, pending map[string]Pending) (*View, error) {
+	return scan(ctx, s, pending, listCache{})
+}
+
+func scan(ctx context.Context, s objstore.Store, pending map[string]Pending, cache listCache) (*View, error) {
+	c, err := catalog.Load(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Manifest: c.Manifest, ETag: c.ETag, Segments: c.Segments, BaseObjects: map[string]objstore.ObjectInfo{},
+		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}, Pending: pending}
+	for _, b := range v.Manifest.Bases {
+		fl := cache[b.FileList]
+		if fl == nil {
+			if fl, err = manifest.LoadFileList(ctx, s, v.Manifest, b); err != nil {
+				return nil, err
+			}
+		}
+		v.Lists[b.FileList], cache[b.FileList] = fl, fl
+	}
+	for info, err := range s.List(ctx, manifest.BasesPrefix, "") {
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", manifest.BasesPrefix, err)
+		}
+		v.BaseObjects[info.Key] = info
+	}
+	for key := range v.BaseObjects {
+		if !strings.HasSuffix(key, "/"+manifest.FileListName) || v.Lists[key] != nil {
+			continue
+		}
+		if err := v.readUnnamed(ctx, s, key, cache); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// readUnnamed reads a files.json that the manifest does not name: a base
+// being uploaded, or one dropped by a prune that stopped before its record.
+// A list that cannot be read is noted in Unreadable; only a store that
+// fails stops the scan.
+func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, cache listCache) error {
+	if fl := cache[key]; fl != nil {
+		v.Lists[key] = fl
+		return nil
+	}
+	fl, err := readList(ctx, s, key)
+	switch {
+	case objstore.IsNotFound(err):
+		delete(v.BaseObjects, key) // deleted since the listing
+	case errors.Is(err, manifest.ErrInvalid):
+		v.Unreadable[key] = err
+	case err != nil:
+		return err
+	default:
+		v.Lists[key], cache[key] = fl, fl
+	}
+	return nil
+}
+
+// readList reads and validates the file list at key, and checks that it
+// is the list of the base its key names.
+func readList(ctx context.Context, s objstore.Store, key string) (*manifest.FileList, error) {
+	tl, seq, _, err := manifest.ParseBaseFileKey(key)
+	if err != nil {
+		return nil, err
+	}
+	rc, info, err := s.Get(ctx, key, objstore.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read file list %s: %w", key, err)
+	}
+	defer rc.Close()
+	if info.Size > manifest.MaxFileListSize {
+		return nil, fmt.Errorf("file list %s: %d bytes, more than %d: %w", key, info.Size, manifest.MaxFileListSize, manifest.ErrInvalid)
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read file list %s: %w", key, err)
+	}
+	fl, err := manifest.ParseFileList(data)
+	if err != nil {
+		return nil, fmt.Errorf("file list %s: %w", key, err)
+	}
+	if fl.Timeline != tl || fl.Sequence != seq {
+		return nil, fmt.Errorf("file list %s: it is the list of timeline %d sequence %d: %w", key, fl.Timeline, fl.Sequence, manifest.ErrInvalid)
+	}
+	return fl, nil
+}
+
+// modTime is when the object key under bases/ was last written, or the
+// zero time when it is not there.
+func (v *View) modTime(key string) time.Time {
+	return v.BaseObjects[key].ModTime
+}
+
+// dying reports whether the file list at key is one that a pending record
+// deletes: the manifest does not name it, and it was not written again
+// after the record. Its SST files are then no reason to keep them.
+func (v *View) dying(key string) bool {
+	if _, ok := v.Pending[key]; !ok || named(v.Manifest, key) {
+		return false
+	}
+	return !v.modTime(key).After(v.Pending[key].Created)
+}
