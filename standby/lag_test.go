@@ -1,35 +1,51 @@
 package standby
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
 )
 
 // TestLag measures the commit-to-visible lag of a steady write load (a
-// batch every 10 ms for 4 s): for each batch, the time from the source's
-// write to the moment the standby's applied sequence reaches it. The
-// archiver runs with its defaults but a 250 ms segment age
-// (--segment-age 250ms), the standby polls every 50 ms (--poll 50ms), on
-// the file store. The figures are logged, not asserted: they depend on the
-// machine. Run: go test ./standby/ -run TestLag -v
+// batch every 10 ms): for each batch, the time from the source's write to
+// the moment the standby's applied sequence reaches it (the batch is then
+// readable in the standby's database). The archiver runs with its defaults
+// but the segment age (--segment-age 250ms, and 1s), the standby polls with
+// --poll 50ms, on the file store. It also splits the lag into its phases
+// (in the archiver until the segment's PUT starts, the PUT, until the
+// standby's GET of it returns, the apply) and counts the standby's GETs.
+// The figures are logged, not asserted: they depend on the machine.
+// Run: go test ./standby/ -run TestLag -v
 func TestLag(t *testing.T) {
-	store, _ := fileStore(t)
+	for _, c := range []struct {
+		age, writes time.Duration
+	}{{250 * time.Millisecond, 4 * time.Second}, {time.Second, 8 * time.Second}} {
+		t.Run(c.age.String(), func(t *testing.T) { measureLag(t, c.age, c.writes) })
+	}
+}
+
+func measureLag(t *testing.T, age, writes time.Duration) {
+	fs, _ := fileStore(t)
+	store := newTimedStore(fs)
 	src := newSource(t, filepath.Join(t.TempDir(), "db"))
 	src.write(t, 10)
-	arch := startArchiverOpts(t, src.dir, store, archive.Options{SegmentAge: 250 * time.Millisecond})
+	arch := startArchiverOpts(t, src.dir, store, archive.Options{SegmentAge: age})
 	sb := startStandby(t, store, filepath.Join(t.TempDir(), "standby"), 50*time.Millisecond)
 	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
 
 	// The observer notes when each sequence became visible.
-	type seen struct {
-		seq uint64
-		at  time.Time
-	}
 	var obs []seen
 	var stop atomic.Bool
 	var target atomic.Uint64 // the last sequence, once writes end
@@ -50,10 +66,14 @@ func TestLag(t *testing.T) {
 		}
 	}()
 	first := src.latest()
-	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+	gets0 := store.gets.Load()
+	began := time.Now()
+	for end := time.Now().Add(writes); time.Now().Before(end); {
 		src.write(t, 1)
 		time.Sleep(10 * time.Millisecond)
 	}
+	busy := time.Since(began)
+	gets := store.gets.Load() - gets0
 	waitFor(t, "the archiver", func() bool { return arch.a.Stats().LastSequence == src.latest() })
 	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
 	target.Store(src.latest())
@@ -61,24 +81,45 @@ func TestLag(t *testing.T) {
 	<-done
 
 	var lags []time.Duration
+	ph := make([][]time.Duration, 4)
 	src.mu.Lock()
 	for seq, wrote := range src.times {
 		if seq <= first {
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(obs, seq, func(o seen, s uint64) int {
-			return cmpU(o.seq, s)
-		})
+		i, _ := slices.BinarySearchFunc(obs, seq, func(o seen, s uint64) int { return cmpU(o.seq, s) })
 		if i == len(obs) {
 			t.Fatalf("sequence %d was never seen applied", seq)
 		}
 		lags = append(lags, obs[i].at.Sub(wrote))
+		if sg, ok := store.segmentOf(seq); ok && !sg.got.IsZero() {
+			for j, d := range []time.Duration{sg.putStart.Sub(wrote), sg.putEnd.Sub(sg.putStart), sg.got.Sub(sg.putEnd), obs[i].at.Sub(sg.got)} {
+				ph[j] = append(ph[j], d)
+			}
+		}
 	}
 	src.mu.Unlock()
-	slices.Sort(lags)
-	pct := func(p float64) time.Duration { return lags[int(p*float64(len(lags)-1))].Round(time.Millisecond) }
-	t.Logf("commit-to-visible lag over %d batches (segment age 250ms, poll 50ms, file store): p50 %v, p90 %v, p99 %v, max %v",
-		len(lags), pct(0.50), pct(0.90), pct(0.99), pct(1))
+	t.Logf("commit-to-visible lag over %d batches (segment age %v, poll 50ms, file store): %s", len(lags), age, pcts(lags))
+	for j, name := range []string{"commit -> segment PUT starts", "segment PUT", "PUT done -> standby GET returns", "GET -> batch applied"} {
+		t.Logf("  %-32s %s", name, pcts(ph[j]))
+	}
+	t.Logf("standby GETs of segments while writing: %d in %v (%.0f per hour)", gets, busy.Round(time.Millisecond), float64(gets)/busy.Hours())
+}
+
+// seen is when the standby's applied sequence reached seq.
+type seen struct {
+	seq uint64
+	at  time.Time
+}
+
+// pcts formats p50, p90, p99 and the max of ds (sorted in place).
+func pcts(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	slices.Sort(ds)
+	p := func(q float64) time.Duration { return ds[int(q*float64(len(ds)-1))].Round(time.Millisecond) }
+	return fmt.Sprintf("p50 %v, p90 %v, p99 %v, max %v", p(0.50), p(0.90), p(0.99), p(1))
 }
 
 func cmpU(a, b uint64) int {
@@ -89,4 +130,67 @@ func cmpU(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// timedStore notes when each segment's PUT starts and ends and when a GET
+// of it first returns it, and counts the GETs of segment keys.
+type timedStore struct {
+	objstore.Store
+	gets atomic.Int64
+	mu   sync.Mutex
+	segs map[uint64]*segTimes // by first sequence
+}
+
+type segTimes struct{ putStart, putEnd, got time.Time }
+
+func newTimedStore(s objstore.Store) *timedStore {
+	return &timedStore{Store: s, segs: map[uint64]*segTimes{}}
+}
+
+func (s *timedStore) first(key string) (uint64, bool) {
+	if !strings.HasPrefix(key, "segments/") {
+		return 0, false
+	}
+	_, seq, err := manifest.ParseSegmentKey(key)
+	return seq, err == nil
+}
+
+func (s *timedStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	start := time.Now()
+	info, err := s.Store.Put(ctx, key, body, size, opts)
+	if seq, ok := s.first(key); ok && err == nil {
+		s.mu.Lock()
+		s.segs[seq] = &segTimes{putStart: start, putEnd: time.Now()}
+		s.mu.Unlock()
+	}
+	return info, err
+}
+
+func (s *timedStore) Get(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.ObjectInfo, error) {
+	rc, info, err := s.Store.Get(ctx, key, opts)
+	if seq, ok := s.first(key); ok {
+		s.gets.Add(1)
+		s.mu.Lock()
+		if sg := s.segs[seq]; sg != nil && err == nil && sg.got.IsZero() {
+			sg.got = time.Now()
+		}
+		s.mu.Unlock()
+	}
+	return rc, info, err
+}
+
+// segmentOf returns the times of the segment that holds seq.
+func (s *timedStore) segmentOf(seq uint64) (segTimes, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	firsts := make([]uint64, 0, len(s.segs))
+	for f := range s.segs {
+		firsts = append(firsts, f)
+	}
+	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+	i := sort.Search(len(firsts), func(i int) bool { return firsts[i] > seq })
+	if i == 0 {
+		return segTimes{}, false
+	}
+	return *s.segs[firsts[i-1]], true
 }
