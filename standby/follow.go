@@ -26,12 +26,14 @@ type follower struct {
 	resume  bool      // S+1 may be inside a segment: list once on a 404
 	ended   bool      // the timeline's end marker was read
 	lastNew time.Time // when a segment last arrived
+	gotAt   time.Time // when the GET of the segment at hand returned
+	cad     cadence   // when the next segment is due
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
 // it.
 func (s *Standby) follow(ctx context.Context, tl uint32) error {
-	f := &follower{tl: tl, resume: true, lastNew: time.Now()}
+	f := &follower{tl: tl, resume: true, lastNew: time.Now(), cad: newCadence(s.opts.Poll, s.opts.MaxPoll)}
 	s.update(func(st *Status) {
 		st.State, st.Timeline, st.Applied = Following, tl, s.db.LatestSequence()
 		st.Head = max(st.Head, st.Applied)
@@ -89,7 +91,11 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		limit = child.Branch
 	}
 	key := manifest.SegmentKey(f.tl, applied+1)
+	asked := time.Now()
 	data, err := s.get(ctx, key)
+	if data == nil && err == nil {
+		f.cad.miss(asked)
+	}
 	if data == nil && err == nil && f.resume {
 		// After a restart the next batch may sit inside a segment whose key
 		// is lower. Keep looking until a listing answers for sure: a store
@@ -102,6 +108,7 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return false, err
 	}
 	f.resume = false
+	f.gotAt = time.Now()
 	return true, s.applySegment(ctx, f, key, data, limit)
 }
 
@@ -119,6 +126,7 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 	}
 	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
 	f.tl, f.ended, f.resume = child.ID, false, false
+	f.cad.reset()
 	s.update(func(st *Status) { st.Timeline = child.ID })
 	return nil
 }
@@ -210,6 +218,7 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		return nil
 	}
 	s.update(func(st *Status) { st.Segments++ })
+	f.cad.arrived(h.FirstSeq, tr.NextSeq, h.Created, f.gotAt)
 	if h.Flags&segments.FlagEnd != 0 {
 		s.log.Info("the timeline ended", "key", key, "timeline", f.tl)
 		f.ended = true
@@ -250,10 +259,12 @@ func (s *Standby) setBehind(t time.Time) {
 }
 
 // sleep waits for the next poll: Poll while segments keep coming, growing
-// to MaxPoll after a quarter of that idle time.
+// to MaxPoll after a quarter of that idle time; around the moment the next
+// segment is due, as the cadence says.
 // A promotion request that comes meanwhile ends the wait and is returned.
 func (s *Standby) sleep(ctx context.Context, f *follower) *promoteRequest {
 	d := min(max(time.Since(f.lastNew)/4, s.opts.Poll), s.opts.MaxPoll)
+	d = f.cad.wait(time.Now(), d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
