@@ -28,6 +28,7 @@ type follower struct {
 	lastNew time.Time // when a segment last arrived
 	gotAt   time.Time // when the GET of the segment at hand returned
 	cad     cadence   // when the next segment is due
+	missing missing   // how long the next key has stayed missing
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
@@ -95,14 +96,7 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	data, err := s.get(ctx, key)
 	if data == nil && err == nil {
 		f.cad.miss(asked)
-	}
-	if data == nil && err == nil && f.resume {
-		// After a restart the next batch may sit inside a segment whose key
-		// is lower. Keep looking until a listing answers for sure: a store
-		// failure must not leave the standby polling a key that never comes.
-		var sure bool
-		key, data, sure, err = s.findContaining(ctx, f.tl, applied+1)
-		f.resume = !sure
+		key, data, err = s.notFound(ctx, f, applied)
 	}
 	if data == nil || err != nil {
 		return false, err
@@ -110,6 +104,20 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	f.resume = false
 	f.gotAt = time.Now()
 	return true, s.applySegment(ctx, f, key, data, limit)
+}
+
+// notFound handles a GET that found no segment at applied+1. After a
+// restart the next batch may sit inside a segment whose key is lower: it
+// keeps looking until a listing answers for sure, since a store failure
+// must not leave the standby polling a key that never comes. Otherwise a
+// key that stays missing is checked now and then (checkMissing).
+func (s *Standby) notFound(ctx context.Context, f *follower, applied uint64) (string, []byte, error) {
+	if !f.resume {
+		return "", nil, s.checkMissing(ctx, f, applied)
+	}
+	key, data, sure, err := s.findContaining(ctx, f.tl, applied+1)
+	f.resume = !sure
+	return key, data, err
 }
 
 // switchTo follows the child timeline from its branch point, where the
@@ -176,7 +184,9 @@ func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (st
 			return sg.Key, data, data != nil, err
 		}
 	}
-	return "", nil, true, nil
+	// No segment holds it: one that was pruned or deleted while the standby
+	// was stopped is found at once.
+	return "", nil, true, s.missingFor(ctx, tl, seq-1)
 }
 
 // applySegment applies the batches of the segment after the database's

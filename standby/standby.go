@@ -43,6 +43,11 @@ type Options struct {
 	// ManifestCheck is the interval between conditional GETs of the
 	// manifest (default 5 s).
 	ManifestCheck time.Duration
+	// MissingCheck is how long the next segment may stay missing before
+	// the standby lists its timeline after it, to tell a segment that was
+	// pruned or deleted (later data exists) from an idle archive; then
+	// again at intervals that double up to ten times this (default 1 min).
+	MissingCheck time.Duration
 	// WriterID is the writer ID of the new primary's archiver after a
 	// promotion (default DefaultWriterID(Dir)).
 	WriterID string
@@ -62,6 +67,9 @@ func (o *Options) defaults() error {
 	}
 	if o.ManifestCheck <= 0 {
 		o.ManifestCheck = 5 * time.Second
+	}
+	if o.MissingCheck <= 0 {
+		o.MissingCheck = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
