@@ -15,7 +15,14 @@
 //
 // The timeline being followed is kept in the file STANDBY-TIMELINE in the
 // folder (RocksDB leaves files it does not know alone); it is written before
-// the first batch of a new timeline is applied.
+// the first batch of a new timeline is applied. The bootstrap writes it into
+// the restored folder before the rename into place
+// (restore.Options.BeforeInstall), so a crash leaves either an empty folder
+// or a database with its record. A folder without a record (left by an
+// older version, or put there by hand) follows the current timeline only
+// when its database is at or below every branch point of the archive, where
+// all histories agree; otherwise Run refuses it (ErrRebuild), since which
+// history it holds cannot be told.
 //
 // # Follow
 //

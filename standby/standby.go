@@ -250,12 +250,12 @@ func (s *Standby) prepare(ctx context.Context) (uint32, error) {
 // folder.
 func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
 	s.log.Info("bootstrapping the standby", "from", s.store.String(), "into", s.opts.Dir)
-	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log})
+	// The timeline record goes into the restored folder before its rename
+	// into place: no crash can leave the database without it.
+	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log,
+		BeforeInstall: func(tmp string, res restore.Result) error { return writeTimeline(tmp, res.Timeline) }})
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap the standby: %w", err)
-	}
-	if err := writeTimeline(s.opts.Dir, res.Timeline); err != nil {
-		return 0, err
 	}
 	// The restore read the manifest again: follow the one it restored from,
 	// not the one loaded before (a promotion may have come in between).
@@ -325,12 +325,12 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// readTimeline reads the recorded timeline; without a record (a crash right
-// after the bootstrap's rename) it is the current timeline of m.
+// readTimeline reads the recorded timeline (unrecordedTimeline without a
+// record).
 func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 	data, err := os.ReadFile(filepath.Join(dir, timelineFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return currentTimeline(m), nil
+		return unrecordedTimeline(dir, m)
 	}
 	var doc timelineDoc
 	if err == nil {
@@ -345,4 +345,28 @@ func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 		return 0, fmt.Errorf("read %s: %w", filepath.Join(dir, timelineFile), err)
 	}
 	return doc.Timeline, nil
+}
+
+// unrecordedTimeline is the timeline of a folder that holds this archive's
+// database but no timeline record: a bootstrap by a version that wrote the
+// record after the rename, cut short in between, or a database put there by
+// hand. Every history of the archive agrees up to the lowest branch point,
+// so a database at or below it follows the current timeline; above it,
+// which history the database holds cannot be told, and it is refused.
+func unrecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
+	db, err := rocks.OpenReadOnly(dir)
+	if err != nil {
+		return 0, fmt.Errorf("standby into %s: %w", dir, err)
+	}
+	seq := db.LatestSequence()
+	db.Close()
+	for _, t := range m.Timelines {
+		if t.Parent != 0 && t.Branch < seq {
+			return 0, fmt.Errorf("standby into %s: %w: it holds this archive's database at sequence %d but no %s record, "+
+				"and timeline %d branches from timeline %d at %d, before it, so which history it holds cannot be told: "+
+				"empty the folder and start the standby again, or, if you know its timeline N, write {\"timeline\": N} into %s",
+				dir, ErrRebuild, seq, timelineFile, t.ID, t.Parent, t.Branch, filepath.Join(dir, timelineFile))
+		}
+	}
+	return currentTimeline(m), nil
 }
