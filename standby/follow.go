@@ -22,13 +22,14 @@ const maxSegment = 1 << 30
 
 // follower is the state of one follow loop.
 type follower struct {
-	tl      uint32
-	resume  bool      // S+1 may be inside a segment: list once on a 404
-	ended   bool      // the timeline's end marker was read
-	lastNew time.Time // when a segment last arrived
-	gotAt   time.Time // when the GET of the segment at hand returned
-	cad     cadence   // when the next segment is due
-	missing missing   // how long the next key has stayed missing
+	tl       uint32
+	resume   bool      // S+1 may be inside a segment: list once on a 404
+	ended    bool      // the timeline's end marker was read
+	lastNew  time.Time // when a segment last arrived
+	gotAt    time.Time // when the GET of the segment at hand returned
+	cad      cadence   // when the next segment is due
+	missing  missing   // how long the next key has stayed missing
+	endedLog time.Time // when waitChild last logged
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
@@ -82,7 +83,8 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return true, s.switchTo(f, child)
 	}
 	if f.ended {
-		return false, nil // waiting for the manifest to name the child
+		s.waitChild(f, applied)
+		return false, nil
 	}
 	if err := s.checkHole(f.tl, applied); err != nil {
 		return false, err
@@ -133,9 +135,9 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 		return err
 	}
 	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
-	f.tl, f.ended, f.resume = child.ID, false, false
+	f.tl, f.ended, f.resume, f.endedLog = child.ID, false, false, time.Time{}
 	f.cad.reset()
-	s.update(func(st *Status) { st.Timeline = child.ID })
+	s.update(func(st *Status) { st.State, st.Reason, st.Timeline = Following, "", child.ID })
 	return nil
 }
 

@@ -190,10 +190,12 @@ func startStandby(t testing.TB, store objstore.Store, dir string, poll time.Dura
 	return startStandbyOpts(t, store, Options{Dir: dir, Poll: poll, MaxPoll: 200 * time.Millisecond, ManifestCheck: 200 * time.Millisecond})
 }
 
-// startStandbyOpts runs a standby with opts and a quiet logger.
+// startStandbyOpts runs a standby with opts, quiet unless opts.Logger.
 func startStandbyOpts(t testing.TB, store objstore.Store, opts Options) *runningStandby {
 	t.Helper()
-	opts.Logger = quiet()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
 	sb, err := New(store, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func DefaultWriterID(dir string) string {
 // error the standby goes on following.
 func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 	req := &promoteRequest{reply: make(chan promoteReply, 1)}
-	if st := s.Status().State; st != Following {
+	if st := s.Status().State; st != Following && st != Ended {
 		return promote.Result{}, fmt.Errorf("%w: it is %s", ErrNotFollowing, st)
 	}
 	select {

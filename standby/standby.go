@@ -83,12 +83,17 @@ func (o *Options) defaults() error {
 // State is what a Standby is doing.
 type State string
 
-// The states, in Status.State.
+// The states, in Status.State (and Promoted).
 const (
 	Bootstrapping State = "bootstrapping"
 	Following     State = "following"
-	Stopped       State = "stopped"
-	Failed        State = "failed"
+	// Ended: the followed timeline has its end marker, but the manifest
+	// names no child timeline yet (a promotion cut short between its marker
+	// and its commit, or still committing). Status.Reason says more; the
+	// standby follows the child as soon as one is committed.
+	Ended   State = "ended"
+	Stopped State = "stopped"
+	Failed  State = "failed"
 )
 
 // Status is a snapshot of a Standby (see the package documentation for the
@@ -112,6 +117,8 @@ type Status struct {
 	Errors   int64 `json:"errors"`
 	// Error is the error that stopped it, when State is Failed.
 	Error string `json:"error,omitempty"`
+	// Reason says why it waits, when State is Ended.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Standby follows an archive into a local database. Its methods are safe
