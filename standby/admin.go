@@ -27,6 +27,11 @@ const PromoteHeader = "X-Rockstream-Promote"
 //	                uploading), 503 when the standby does not follow,
 //	                500 otherwise, with {"error": "..."}
 //
+// A promotion that the standby took goes on to its end when the client
+// disconnects or times out (see Promote); GET /status then shows state
+// "promoting", and "promoted" with the result in "promotion", or the
+// error in "promote_error".
+//
 // POST /promote also needs the header PromoteHeader: yes (403 otherwise),
 // so that no web page can trigger a failover through the loopback address.
 // With a token, every request must carry "Authorization: Bearer TOKEN";

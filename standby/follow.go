@@ -137,7 +137,12 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
 	f.tl, f.ended, f.resume, f.endedLog = child.ID, false, false, time.Time{}
 	f.cad.reset()
-	s.update(func(st *Status) { st.State, st.Reason, st.Timeline = Following, "", child.ID })
+	s.update(func(st *Status) {
+		if st.State == Ended {
+			st.State = Following
+		}
+		st.Reason, st.Timeline = "", child.ID
+	})
 	return nil
 }
 

@@ -119,6 +119,12 @@ type Status struct {
 	Error string `json:"error,omitempty"`
 	// Reason says why it waits, when State is Ended.
 	Reason string `json:"reason,omitempty"`
+	// Promotion is the promotion's result once State is Promoted;
+	// PromoteError the error of the last promotion that failed (the
+	// standby then goes on following). A client of POST /promote that gave
+	// up waiting finds the outcome here.
+	Promotion    *promote.Result `json:"promotion,omitempty"`
+	PromoteError string          `json:"promote_error,omitempty"`
 }
 
 // Standby follows an archive into a local database. Its methods are safe

@@ -113,7 +113,9 @@ func (s *Standby) waitChild(f *follower, applied uint64) {
 	marker := manifest.SegmentKey(f.tl, applied+1)
 	msg := fmt.Sprintf("timeline %d ended at %d, no child timeline committed yet", f.tl, applied)
 	s.update(func(st *Status) {
-		st.State = Ended
+		if st.State == Following {
+			st.State = Ended
+		}
 		st.Reason = msg + " (end marker " + marker + "): a promotion elsewhere wrote its marker and did not commit; " +
 			"run that promotion again, or promote this standby"
 	})
