@@ -74,6 +74,17 @@
 // batches applied since. rocks' Example_secondaryReader (rocks/example_test.go)
 // shows it whole; rocks.OpenFollower does the same for Go code of this module.
 //
+// # Library mode
+//
+// A Go program runs the standby in-process: New, then Run in a goroutine.
+// After a promotion (Promote, or POST /promote on Handler) Run closes the
+// database and returns nil. Standby.TakeOver then opens the folder
+// read-write with the program's own options (TakeoverOptions.Open), hands
+// the *grocksdb.DB to the program, and archives it in-process on the new
+// timeline (an archive.Archiver over rocks.Primary, with Options.WriterID):
+// the program becomes the primary without a restart (Example_takeOver).
+// Primary.Close stops that archiver; the program closes the database after.
+//
 // # Status and lag
 //
 // Status reports the applied sequence, the archive head (the last sequence of
