@@ -67,6 +67,16 @@ func (c *cadence) reset() {
 	*c = cadence{fine: c.fine, early: c.early, late: c.late, maxPeriod: c.maxPeriod}
 }
 
+// idleSince returns when the archive went idle, for the backoff: the end
+// of the last window once it passed without the segment (it is late, and
+// likely soon), else lastNew, when the last segment came.
+func (c *cadence) idleSince(lastNew time.Time) time.Time {
+	if c.to.After(lastNew) {
+		return c.to
+	}
+	return lastNew
+}
+
 // wait returns how long to sleep at now before the next GET, given the
 // normal delay d: until the window when one is ahead, fine inside it, d
 // otherwise.

@@ -38,6 +38,12 @@ func TestCadence(t *testing.T) {
 		}
 	}
 
+	// A segment late past its window: the idle backoff counts from the
+	// window's end, not from the last arrival.
+	if got := c.idleSince(at(260)); !got.Equal(at(610)) {
+		t.Errorf("idle since %v, want the window's end at 610 ms", got.Sub(t0))
+	}
+
 	// Found by the first GET of the window, long after the last miss: the
 	// next window opens late/2 earlier, so that it starts before the arrival.
 	c.miss(at(261)) // the GET right after the last one
@@ -57,6 +63,9 @@ func TestCadence(t *testing.T) {
 		f(&cc)
 		if got := cc.wait(at(800), normal); got != normal {
 			t.Errorf("%s: wait %v, want the normal %v", name, got, normal)
+		}
+		if got := cc.idleSince(at(760)); !got.Equal(at(760)) {
+			t.Errorf("%s: idle since %v, want the last arrival", name, got.Sub(t0))
 		}
 	}
 }

@@ -277,10 +277,12 @@ func (s *Standby) setBehind(t time.Time) {
 
 // sleep waits for the next poll: Poll while segments keep coming, growing
 // to MaxPoll after a quarter of that idle time; around the moment the next
-// segment is due, as the cadence says.
+// segment is due, as the cadence says. A segment that did not come in its
+// window is late rather than missing: the idle time counts from the
+// window's end.
 // A promotion request that comes meanwhile ends the wait and is returned.
 func (s *Standby) sleep(ctx context.Context, f *follower) *promoteRequest {
-	d := min(max(time.Since(f.lastNew)/4, s.opts.Poll), s.opts.MaxPoll)
+	d := min(max(time.Since(f.cad.idleSince(f.lastNew))/4, s.opts.Poll), s.opts.MaxPoll)
 	d = f.cad.wait(time.Now(), d)
 	t := time.NewTimer(d)
 	defer t.Stop()

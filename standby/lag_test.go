@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/internal/miniotest"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/s3store"
 )
 
 // TestLag measures the commit-to-visible lag of a steady write load (a
@@ -24,8 +26,8 @@ import (
 // the moment the standby's applied sequence reaches it (the batch is then
 // readable in the standby's database). The archiver runs with its defaults
 // but the segment age (--segment-age 250ms; and 1s with ROCKSTREAM_LONG=1),
-// the standby as `rockstream standby --poll 50ms` runs it, on the file
-// store. The load runs a while before the measurement starts (a steady
+// the standby as `rockstream standby --poll 50ms` runs it, on the file store
+// (and a local MinIO with ROCKSTREAM_LONG=1). The load runs a while before the measurement starts (a steady
 // load); the test splits the lag into its phases (in the archiver until the
 // segment's PUT starts, the PUT, until the standby's GET of it returns, the
 // apply) and counts the standby's GETs of segments while writing. The
@@ -34,18 +36,36 @@ import (
 // Run: go test ./standby/ -run TestLag -v
 func TestLag(t *testing.T) {
 	ages := []time.Duration{250 * time.Millisecond}
+	stores := []string{"file"}
 	if os.Getenv("ROCKSTREAM_LONG") == "1" {
 		ages = append(ages, time.Second)
+		stores = append(stores, "minio")
 	}
-	for _, age := range ages {
-		t.Run(age.String(), func(t *testing.T) { measureLag(t, age, max(time.Second, 3*age), 16*age) })
+	for _, kind := range stores {
+		for _, age := range ages {
+			t.Run(kind+"/"+age.String(), func(t *testing.T) { measureLag(t, lagStore(t, kind), age, max(time.Second, 3*age), 16*age) })
+		}
 	}
 }
 
+// lagStore is a file store, or a bucket of the shared MinIO.
+func lagStore(t *testing.T, kind string) objstore.Store {
+	if kind == "file" {
+		fs, _ := fileStore(t)
+		return fs
+	}
+	srv := miniotest.Shared(t)
+	s, err := s3store.New(context.Background(), s3store.Options{Bucket: srv.NewBucket(t), Prefix: "lag",
+		Endpoint: srv.Endpoint, Credentials: srv.Credentials(), Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // measureLag writes for warm, then measures for busy.
-func measureLag(t *testing.T, age, warm, busy time.Duration) {
-	fs, _ := fileStore(t)
-	store := newTimedStore(fs)
+func measureLag(t *testing.T, inner objstore.Store, age, warm, busy time.Duration) {
+	store := newTimedStore(inner)
 	src := newSource(t, filepath.Join(t.TempDir(), "db"))
 	src.write(t, 10)
 	arch := startArchiverOpts(t, src.dir, store, archive.Options{SegmentAge: age})
@@ -113,7 +133,7 @@ func measureLag(t *testing.T, age, warm, busy time.Duration) {
 		}
 	}
 	src.mu.Unlock()
-	t.Logf("commit-to-visible lag over %d batches (segment age %v, poll 50ms, file store): %s", len(lags), age, pcts(lags))
+	t.Logf("commit-to-visible lag over %d batches (segment age %v, poll 50ms, %s): %s", len(lags), age, inner, pcts(lags))
 	for j, name := range []string{"commit -> segment PUT starts", "segment PUT", "PUT done -> standby GET returns", "GET -> batch applied"} {
 		t.Logf("  %-32s %s", name, pcts(ph[j]))
 	}
