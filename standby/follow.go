@@ -29,6 +29,7 @@ type follower struct {
 	gotAt    time.Time // when the GET of the segment at hand returned
 	cad      cadence   // when the next segment is due
 	missing  missing   // how long the next key has stayed missing
+	endedAt  time.Time // when the end marker was read
 	endedLog time.Time // when waitChild last logged
 }
 
@@ -238,7 +239,7 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 	f.cad.arrived(h.FirstSeq, tr.NextSeq, h.Created, f.gotAt)
 	if h.Flags&segments.FlagEnd != 0 {
 		s.log.Info("the timeline ended", "key", key, "timeline", f.tl)
-		f.ended = true
+		f.ended, f.endedAt = true, time.Now()
 	}
 	return nil
 }

@@ -88,9 +88,9 @@ const (
 	Bootstrapping State = "bootstrapping"
 	Following     State = "following"
 	// Ended: the followed timeline has its end marker, but the manifest
-	// names no child timeline yet (a promotion cut short between its marker
-	// and its commit, or still committing). Status.Reason says more; the
-	// standby follows the child as soon as one is committed.
+	// has named no child timeline for Options.ManifestCheck since (a
+	// promotion cut short between its marker and its commit). Status.Reason
+	// says more; the standby follows the child as soon as one is committed.
 	Ended   State = "ended"
 	Stopped State = "stopped"
 	Failed  State = "failed"

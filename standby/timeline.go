@@ -101,12 +101,13 @@ func (s *Standby) branch(tl uint32, applied uint64) (child manifest.Timeline, ok
 // waitChild reports a followed timeline that ended (its end marker was
 // read) while the manifest names no child: a promotion elsewhere that wrote
 // its marker but has not committed its timeline, or never will (it was cut
-// short). The standby must not look healthy meanwhile: its state is Ended,
-// with the reason, and it logs a warning now and every minute. It follows
-// the child once the manifest names one (checkManifest reads it at every
-// poll while ended).
+// short). A promotion commits right after its marker, so this is normal
+// for a moment; past Options.ManifestCheck the standby must not look
+// healthy: its state is Ended, with the reason, and it logs a warning then
+// and every minute. It follows the child once the manifest names one
+// (checkManifest reads it at every poll while ended).
 func (s *Standby) waitChild(f *follower, applied uint64) {
-	if !f.endedLog.IsZero() && time.Since(f.endedLog) < time.Minute {
+	if time.Since(f.endedAt) < s.opts.ManifestCheck || !f.endedLog.IsZero() && time.Since(f.endedLog) < time.Minute {
 		return
 	}
 	f.endedLog = time.Now()
