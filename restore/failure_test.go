@@ -378,3 +378,25 @@ func TestRestoreWarnsOfLeftovers(t *testing.T) {
 		t.Errorf("the warning names another destination's folder %s", other)
 	}
 }
+
+// TestRestoreBeforeInstall: a file that BeforeInstall adds arrives with the
+// database in the rename; its error stops the restore and leaves nothing.
+func TestRestoreBeforeInstall(t *testing.T) {
+	a := sharedArchive(t)
+	var got Result
+	add := func(tmp string, res Result) error {
+		got = res
+		return os.WriteFile(filepath.Join(tmp, "MINE"), []byte("x"), 0o644)
+	}
+	dir, res := restoreTo(t, a, Options{ToSeq: seqp(a.bases[0]), BeforeInstall: add})
+	if _, err := os.Stat(filepath.Join(dir, "MINE")); err != nil || got.Sequence != res.Sequence || got.Timeline != res.Timeline {
+		t.Fatalf("BeforeInstall's file: %v; it saw %+v, the restore gave %+v", err, got, res)
+	}
+	checkAgainstModel(t, a, dir, res.Sequence)
+	dir = filepath.Join(t.TempDir(), "restored")
+	mustFail(t, fileStore(t, a.bucket), Options{Dir: dir, ToSeq: seqp(a.bases[0]),
+		BeforeInstall: func(string, Result) error { return errors.New("disk full") }}, nil, "disk full")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a failed BeforeInstall left %s: %v", dir, err)
+	}
+}

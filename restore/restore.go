@@ -45,6 +45,12 @@ type Options struct {
 	// Progress, if set, is told of the bytes read (base files, then
 	// segments) out of the total the plan needs.
 	Progress func(done, total int64)
+	// BeforeInstall, if set, is called with the built folder (beside Dir)
+	// and the result, before the folder is synced and renamed into place;
+	// an error stops the restore, which then leaves nothing. A caller adds
+	// files of its own there, so that they arrive with the database in the
+	// one rename (the standby its timeline record).
+	BeforeInstall func(tmp string, res Result) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -123,6 +129,9 @@ func restorePlan(ctx context.Context, store objstore.Store, c *catalog.Catalog, 
 		return Result{}, err
 	}
 	res, err := build(ctx, store, c, plan, tmp, opts)
+	if err == nil && opts.BeforeInstall != nil {
+		err = opts.BeforeInstall(tmp, res)
+	}
 	if err == nil {
 		start := time.Now()
 		err = dst.install(tmp, opts.Force, log)

@@ -27,6 +27,11 @@ const PromoteHeader = "X-Rockstream-Promote"
 //	                uploading), 503 when the standby does not follow,
 //	                500 otherwise, with {"error": "..."}
 //
+// A promotion that the standby took goes on to its end when the client
+// disconnects or times out (see Promote); GET /status then shows state
+// "promoting", and "promoted" with the result in "promotion", or the
+// error in "promote_error".
+//
 // POST /promote also needs the header PromoteHeader: yes (403 otherwise),
 // so that no web page can trigger a failover through the loopback address.
 // With a token, every request must carry "Authorization: Bearer TOKEN";
@@ -94,8 +99,17 @@ func (s *Standby) registry() *prometheus.Registry {
 	gauge("lag_seconds", "0 when caught up with the segments found, else seconds since the archive time of the last applied batch.",
 		func(st Status) float64 { return st.LagSeconds })
 	gauge("timeline", "Timeline followed.", func(st Status) float64 { return float64(st.Timeline) })
+	gauge("timeline_ended", "1 while the followed timeline has its end marker and the manifest names no child timeline (a promotion cut short).",
+		func(st Status) float64 { return b2f(st.State == Ended) })
 	counter("batches_applied_total", "Write batches applied.", func(st Status) float64 { return float64(st.Batches) })
 	counter("segments_applied_total", "Segments applied.", func(st Status) float64 { return float64(st.Segments) })
 	counter("errors_total", "Errors met, retried or not.", func(st Status) float64 { return float64(st.Errors) })
 	return reg
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

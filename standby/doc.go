@@ -15,7 +15,14 @@
 //
 // The timeline being followed is kept in the file STANDBY-TIMELINE in the
 // folder (RocksDB leaves files it does not know alone); it is written before
-// the first batch of a new timeline is applied.
+// the first batch of a new timeline is applied. The bootstrap writes it into
+// the restored folder before the rename into place
+// (restore.Options.BeforeInstall), so a crash leaves either an empty folder
+// or a database with its record. A folder without a record (left by an
+// older version, or put there by hand) follows the current timeline only
+// when its database is at or below every branch point of the archive, where
+// all histories agree; otherwise Run refuses it (ErrRebuild), since which
+// history it holds cannot be told.
 //
 // # Follow
 //
@@ -32,6 +39,16 @@
 // Poll as soon as a segment arrives. Only at start, when S+1 is inside a
 // segment (after a restart, or a base taken inside a segment), is the
 // timeline listed once (catalog.Timeline) to find the segment that holds it.
+//
+// Under a steady load the archiver uploads a segment every segment age, so
+// Run predicts the next one's arrival: one period (the difference of the
+// last two segments' header times) after the last one appeared (between
+// the GET that missed it and the GET that found it). It then sleeps until
+// 3 fine polls (Poll/10) before that moment, polls every Poll/10 until 20
+// fine polls after it, and goes back to Poll and its backoff when nothing
+// came. A segment that arrives as predicted costs about 5 GETs and is found
+// within Poll/10 of its upload. Only a period up to MaxPoll is predicted,
+// so the sleep never exceeds what the idle backoff allows.
 //
 // Every Options.ManifestCheck the manifest is read again with a conditional
 // GET (manifest.Reload). When the current timeline has moved on to a child of
@@ -56,6 +73,17 @@
 // folder of its own, then TryCatchUpWithPrimary every so often to see the
 // batches applied since. rocks' Example_secondaryReader (rocks/example_test.go)
 // shows it whole; rocks.OpenFollower does the same for Go code of this module.
+//
+// # Library mode
+//
+// A Go program runs the standby in-process: New, then Run in a goroutine.
+// After a promotion (Promote, or POST /promote on Handler) Run closes the
+// database and returns nil. Standby.TakeOver then opens the folder
+// read-write with the program's own options (TakeoverOptions.Open), hands
+// the *grocksdb.DB to the program, and archives it in-process on the new
+// timeline (an archive.Archiver over rocks.Primary, with Options.WriterID):
+// the program becomes the primary without a restart (Example_takeOver).
+// Primary.Close stops that archiver; the program closes the database after.
 //
 // # Status and lag
 //

@@ -22,16 +22,21 @@ const maxSegment = 1 << 30
 
 // follower is the state of one follow loop.
 type follower struct {
-	tl      uint32
-	resume  bool      // S+1 may be inside a segment: list once on a 404
-	ended   bool      // the timeline's end marker was read
-	lastNew time.Time // when a segment last arrived
+	tl       uint32
+	resume   bool      // S+1 may be inside a segment: list once on a 404
+	ended    bool      // the timeline's end marker was read
+	lastNew  time.Time // when a segment last arrived
+	gotAt    time.Time // when the GET of the segment at hand returned
+	cad      cadence   // when the next segment is due
+	missing  missing   // how long the next key has stayed missing
+	endedAt  time.Time // when the end marker was read
+	endedLog time.Time // when waitChild last logged
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
 // it.
 func (s *Standby) follow(ctx context.Context, tl uint32) error {
-	f := &follower{tl: tl, resume: true, lastNew: time.Now()}
+	f := &follower{tl: tl, resume: true, lastNew: time.Now(), cad: newCadence(s.opts.Poll, s.opts.MaxPoll)}
 	s.update(func(st *Status) {
 		st.State, st.Timeline, st.Applied = Following, tl, s.db.LatestSequence()
 		st.Head = max(st.Head, st.Applied)
@@ -79,7 +84,8 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return true, s.switchTo(f, child)
 	}
 	if f.ended {
-		return false, nil // waiting for the manifest to name the child
+		s.waitChild(f, applied)
+		return false, nil
 	}
 	if err := s.checkHole(f.tl, applied); err != nil {
 		return false, err
@@ -89,20 +95,32 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		limit = child.Branch
 	}
 	key := manifest.SegmentKey(f.tl, applied+1)
+	asked := time.Now()
 	data, err := s.get(ctx, key)
-	if data == nil && err == nil && f.resume {
-		// After a restart the next batch may sit inside a segment whose key
-		// is lower. Keep looking until a listing answers for sure: a store
-		// failure must not leave the standby polling a key that never comes.
-		var sure bool
-		key, data, sure, err = s.findContaining(ctx, f.tl, applied+1)
-		f.resume = !sure
+	if data == nil && err == nil {
+		f.cad.miss(asked)
+		key, data, err = s.notFound(ctx, f, applied)
 	}
 	if data == nil || err != nil {
 		return false, err
 	}
 	f.resume = false
+	f.gotAt = time.Now()
 	return true, s.applySegment(ctx, f, key, data, limit)
+}
+
+// notFound handles a GET that found no segment at applied+1. After a
+// restart the next batch may sit inside a segment whose key is lower: it
+// keeps looking until a listing answers for sure, since a store failure
+// must not leave the standby polling a key that never comes. Otherwise a
+// key that stays missing is checked now and then (checkMissing).
+func (s *Standby) notFound(ctx context.Context, f *follower, applied uint64) (string, []byte, error) {
+	if !f.resume {
+		return "", nil, s.checkMissing(ctx, f, applied)
+	}
+	key, data, sure, err := s.findContaining(ctx, f.tl, applied+1)
+	f.resume = !sure
+	return key, data, err
 }
 
 // switchTo follows the child timeline from its branch point, where the
@@ -118,8 +136,14 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 		return err
 	}
 	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
-	f.tl, f.ended, f.resume = child.ID, false, false
-	s.update(func(st *Status) { st.Timeline = child.ID })
+	f.tl, f.ended, f.resume, f.endedLog = child.ID, false, false, time.Time{}
+	f.cad.reset()
+	s.update(func(st *Status) {
+		if st.State == Ended {
+			st.State = Following
+		}
+		st.Reason, st.Timeline = "", child.ID
+	})
 	return nil
 }
 
@@ -168,7 +192,9 @@ func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (st
 			return sg.Key, data, data != nil, err
 		}
 	}
-	return "", nil, true, nil
+	// No segment holds it: one that was pruned or deleted while the standby
+	// was stopped is found at once.
+	return "", nil, true, s.missingFor(ctx, tl, seq-1)
 }
 
 // applySegment applies the batches of the segment after the database's
@@ -210,9 +236,10 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		return nil
 	}
 	s.update(func(st *Status) { st.Segments++ })
+	f.cad.arrived(h.FirstSeq, tr.NextSeq, h.Created, f.gotAt)
 	if h.Flags&segments.FlagEnd != 0 {
 		s.log.Info("the timeline ended", "key", key, "timeline", f.tl)
-		f.ended = true
+		f.ended, f.endedAt = true, time.Now()
 	}
 	return nil
 }
@@ -250,10 +277,14 @@ func (s *Standby) setBehind(t time.Time) {
 }
 
 // sleep waits for the next poll: Poll while segments keep coming, growing
-// to MaxPoll after a quarter of that idle time.
+// to MaxPoll after a quarter of that idle time; around the moment the next
+// segment is due, as the cadence says. A segment that did not come in its
+// window is late rather than missing: the idle time counts from the
+// window's end.
 // A promotion request that comes meanwhile ends the wait and is returned.
 func (s *Standby) sleep(ctx context.Context, f *follower) *promoteRequest {
-	d := min(max(time.Since(f.lastNew)/4, s.opts.Poll), s.opts.MaxPoll)
+	d := min(max(time.Since(f.cad.idleSince(f.lastNew))/4, s.opts.Poll), s.opts.MaxPoll)
+	d = f.cad.wait(time.Now(), d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -187,7 +187,16 @@ type runningStandby struct {
 
 func startStandby(t testing.TB, store objstore.Store, dir string, poll time.Duration) *runningStandby {
 	t.Helper()
-	sb, err := New(store, Options{Dir: dir, Poll: poll, MaxPoll: 200 * time.Millisecond, ManifestCheck: 200 * time.Millisecond, Logger: quiet()})
+	return startStandbyOpts(t, store, Options{Dir: dir, Poll: poll, MaxPoll: 200 * time.Millisecond, ManifestCheck: 200 * time.Millisecond})
+}
+
+// startStandbyOpts runs a standby with opts, quiet unless opts.Logger.
+func startStandbyOpts(t testing.TB, store objstore.Store, opts Options) *runningStandby {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
+	sb, err := New(store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,14 @@ import (
 	"github.com/rockstream/rockstream/promote"
 )
 
-// Promoted is the State of a standby that was promoted: its database is
-// closed, for the application to open read-write.
-const Promoted State = "promoted"
+// The states of a promotion: Promoting while it runs (POST /promote and
+// Promote accepted it), Promoted once committed: the database is then
+// closed, for the application to open read-write. A promotion that fails
+// goes back to Following, with Status.PromoteError.
+const (
+	Promoting State = "promoting"
+	Promoted  State = "promoted"
+)
 
 // ErrNotFollowing: Promote was called while the standby does not follow
 // (bootstrapping, stopped or failed).
@@ -55,9 +60,15 @@ func DefaultWriterID(dir string) string {
 // (promote.Promote, with Options.WriterID as the new writer), and closes the
 // database. Run then returns nil, and Promoted returns the result. On an
 // error the standby goes on following.
+//
+// ctx bounds the wait only. Once the follow loop has taken the request,
+// the promotion runs to its end even if ctx ends (a client of POST
+// /promote that disconnects or times out): stopping between the end marker
+// and the commit would leave the old primary fenced and no new timeline.
+// Its outcome is then in Status (State, Promotion, PromoteError).
 func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 	req := &promoteRequest{reply: make(chan promoteReply, 1)}
-	if st := s.Status().State; st != Following {
+	if st := s.Status().State; st != Following && st != Ended {
 		return promote.Result{}, fmt.Errorf("%w: it is %s", ErrNotFollowing, st)
 	}
 	select {
@@ -90,8 +101,10 @@ func (s *Standby) Promoted() (promote.Result, bool) {
 // nil after a failure that was answered, or an error that stops Run.
 func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRequest) error {
 	start := time.Now()
+	was := s.Status().State
+	s.update(func(st *Status) { st.State, st.PromoteError = Promoting, "" })
 	if err := s.drainAll(ctx, f); err != nil {
-		req.reply <- promoteReply{err: err}
+		s.promoteFailed(req, was, err)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -109,17 +122,30 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	})
 	if err != nil {
 		s.retried("promote", err)
-		req.reply <- promoteReply{err: err}
+		s.promoteFailed(req, was, err)
 		return nil
 	}
 	res.Timings.Drain += drained
 	res.Timings.Total += drained
 	s.mu.Lock()
 	s.promoted, s.pending = &res, req
-	s.st.State, s.st.Timeline, s.st.Applied = Promoted, res.Timeline, res.Branch
+	s.st.State, s.st.Timeline, s.st.Applied, s.st.Reason = Promoted, res.Timeline, res.Branch, ""
+	s.st.Promotion = &res
 	s.mu.Unlock()
 	s.log.Info("promoted", "timeline", res.Timeline, "branch", res.Branch, "epoch", res.Epoch, "marker", res.Marker)
 	return errPromoted
+}
+
+// promoteFailed answers a promotion that failed, and shows its error in
+// the status, which goes back to the state before (following or ended).
+func (s *Standby) promoteFailed(req *promoteRequest, was State, err error) {
+	s.update(func(st *Status) {
+		if st.State == Promoting {
+			st.State = was
+		}
+		st.PromoteError = err.Error()
+	})
+	req.reply <- promoteReply{err: err}
 }
 
 // drainAll applies segments until a round finds nothing new.

@@ -43,6 +43,11 @@ type Options struct {
 	// ManifestCheck is the interval between conditional GETs of the
 	// manifest (default 5 s).
 	ManifestCheck time.Duration
+	// MissingCheck is how long the next segment may stay missing before
+	// the standby lists its timeline after it, to tell a segment that was
+	// pruned or deleted (later data exists) from an idle archive; then
+	// again at intervals that double up to ten times this (default 1 min).
+	MissingCheck time.Duration
 	// WriterID is the writer ID of the new primary's archiver after a
 	// promotion (default DefaultWriterID(Dir)).
 	WriterID string
@@ -68,6 +73,9 @@ func (o *Options) defaults() error {
 	if o.ManifestCheck <= 0 {
 		o.ManifestCheck = 5 * time.Second
 	}
+	if o.MissingCheck <= 0 {
+		o.MissingCheck = time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -80,12 +88,17 @@ func (o *Options) defaults() error {
 // State is what a Standby is doing.
 type State string
 
-// The states, in Status.State.
+// The states, in Status.State (and Promoted).
 const (
 	Bootstrapping State = "bootstrapping"
 	Following     State = "following"
-	Stopped       State = "stopped"
-	Failed        State = "failed"
+	// Ended: the followed timeline has its end marker, but the manifest
+	// has named no child timeline for Options.ManifestCheck since (a
+	// promotion cut short between its marker and its commit). Status.Reason
+	// says more; the standby follows the child as soon as one is committed.
+	Ended   State = "ended"
+	Stopped State = "stopped"
+	Failed  State = "failed"
 )
 
 // Status is a snapshot of a Standby (see the package documentation for the
@@ -109,6 +122,14 @@ type Status struct {
 	Errors   int64 `json:"errors"`
 	// Error is the error that stopped it, when State is Failed.
 	Error string `json:"error,omitempty"`
+	// Reason says why it waits, when State is Ended.
+	Reason string `json:"reason,omitempty"`
+	// Promotion is the promotion's result once State is Promoted;
+	// PromoteError the error of the last promotion that failed (the
+	// standby then goes on following). A client of POST /promote that gave
+	// up waiting finds the outcome here.
+	Promotion    *promote.Result `json:"promotion,omitempty"`
+	PromoteError string          `json:"promote_error,omitempty"`
 }
 
 // Standby follows an archive into a local database. Its methods are safe
@@ -247,12 +268,12 @@ func (s *Standby) prepare(ctx context.Context) (uint32, error) {
 // folder.
 func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
 	s.log.Info("bootstrapping the standby", "from", s.store.String(), "into", s.opts.Dir)
-	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log, Progress: s.opts.Progress})
+	// The timeline record goes into the restored folder before its rename
+	// into place: no crash can leave the database without it.
+	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log, Progress: s.opts.Progress,
+		BeforeInstall: func(tmp string, res restore.Result) error { return writeTimeline(tmp, res.Timeline) }})
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap the standby: %w", err)
-	}
-	if err := writeTimeline(s.opts.Dir, res.Timeline); err != nil {
-		return 0, err
 	}
 	// The restore read the manifest again: follow the one it restored from,
 	// not the one loaded before (a promotion may have come in between).
@@ -322,12 +343,12 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// readTimeline reads the recorded timeline; without a record (a crash right
-// after the bootstrap's rename) it is the current timeline of m.
+// readTimeline reads the recorded timeline (unrecordedTimeline without a
+// record).
 func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 	data, err := os.ReadFile(filepath.Join(dir, timelineFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return currentTimeline(m), nil
+		return unrecordedTimeline(dir, m)
 	}
 	var doc timelineDoc
 	if err == nil {
@@ -342,4 +363,28 @@ func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 		return 0, fmt.Errorf("read %s: %w", filepath.Join(dir, timelineFile), err)
 	}
 	return doc.Timeline, nil
+}
+
+// unrecordedTimeline is the timeline of a folder that holds this archive's
+// database but no timeline record: a bootstrap by a version that wrote the
+// record after the rename, cut short in between, or a database put there by
+// hand. Every history of the archive agrees up to the lowest branch point,
+// so a database at or below it follows the current timeline; above it,
+// which history the database holds cannot be told, and it is refused.
+func unrecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
+	db, err := rocks.OpenReadOnly(dir)
+	if err != nil {
+		return 0, fmt.Errorf("standby into %s: %w", dir, err)
+	}
+	seq := db.LatestSequence()
+	db.Close()
+	for _, t := range m.Timelines {
+		if t.Parent != 0 && t.Branch < seq {
+			return 0, fmt.Errorf("standby into %s: %w: it holds this archive's database at sequence %d but no %s record, "+
+				"and timeline %d branches from timeline %d at %d, before it, so which history it holds cannot be told: "+
+				"empty the folder and start the standby again, or, if you know its timeline N, write {\"timeline\": N} into %s",
+				dir, ErrRebuild, seq, timelineFile, t.ID, t.Parent, t.Branch, filepath.Join(dir, timelineFile))
+		}
+	}
+	return currentTimeline(m), nil
 }

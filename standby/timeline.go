@@ -97,3 +97,28 @@ func (s *Standby) branch(tl uint32, applied uint64) (child manifest.Timeline, ok
 	}
 	return child, ok, nil
 }
+
+// waitChild reports a followed timeline that ended (its end marker was
+// read) while the manifest names no child: a promotion elsewhere that wrote
+// its marker but has not committed its timeline, or never will (it was cut
+// short). A promotion commits right after its marker, so this is normal
+// for a moment; past Options.ManifestCheck the standby must not look
+// healthy: its state is Ended, with the reason, and it logs a warning then
+// and every minute. It follows the child once the manifest names one
+// (checkManifest reads it at every poll while ended).
+func (s *Standby) waitChild(f *follower, applied uint64) {
+	if time.Since(f.endedAt) < s.opts.ManifestCheck || !f.endedLog.IsZero() && time.Since(f.endedLog) < time.Minute {
+		return
+	}
+	f.endedLog = time.Now()
+	marker := manifest.SegmentKey(f.tl, applied+1)
+	msg := fmt.Sprintf("timeline %d ended at %d, no child timeline committed yet", f.tl, applied)
+	s.update(func(st *Status) {
+		if st.State == Following {
+			st.State = Ended
+		}
+		st.Reason = msg + " (end marker " + marker + "): a promotion elsewhere wrote its marker and did not commit; " +
+			"run that promotion again, or promote this standby"
+	})
+	s.log.Warn(msg, "marker", marker, "what_to_do", "a promotion was cut short between its end marker and its commit: run it again, or promote this standby")
+}

@@ -120,7 +120,8 @@ func promoteRunning(c *cli.Context, url string) (promote.Result, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return promote.Result{}, fmt.Errorf("promote the standby at %s: %w", url, err)
+		return promote.Result{}, fmt.Errorf("promote the standby at %s: %w (if the standby took the request, it completes the promotion without this client: "+
+			"GET %s/status shows state promoting, then promoted with the result, or promote_error)", url, err, url)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -46,7 +46,7 @@ func standbyCommand() *cli.Command {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
 				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint"},
 			&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
-				Usage: "look for the next segment every `D` (up to 2s while the archive is idle)"},
+				Usage: "look for the next segment every `D` (up to 2s while the archive is idle; every D/10 around the moment the next segment is due)"},
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "after a promotion, the archiver's `ID` in the manifest (default HOSTNAME:DIR, as 'archive' takes)"},
 			&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},

@@ -1,0 +1,94 @@
+package standby
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
+)
+
+// missing follows how long the next segment's key has stayed missing.
+type missing struct {
+	seq   uint64        // the sequence whose segment is missing
+	next  time.Time     // when to look for later data next
+	every time.Duration // the interval after that look
+}
+
+// checkMissing notes a GET that found no segment at applied+1. When the key
+// has stayed missing for Options.MissingCheck, and then at intervals that
+// double up to ten times that, it looks for later data (missingFor): a
+// segment that was pruned or deleted never comes, and the standby must not
+// wait for it silently.
+func (s *Standby) checkMissing(ctx context.Context, f *follower, applied uint64) error {
+	now, m := time.Now(), &f.missing
+	if m.seq != applied+1 || m.next.IsZero() {
+		*m = missing{seq: applied + 1, next: now.Add(s.opts.MissingCheck), every: s.opts.MissingCheck}
+		return nil
+	}
+	if now.Before(m.next) {
+		return nil
+	}
+	m.every = min(2*m.every, 10*s.opts.MissingCheck)
+	m.next = now.Add(m.every)
+	return s.missingFor(ctx, f.tl, applied)
+}
+
+// missingFor fails with ErrRebuild when the segment at applied+1 of
+// timeline tl is missing although the archive holds later data of the
+// standby's history: a later segment of tl (one LIST, after the missing
+// key), or a child timeline that branches from tl after applied. The
+// archiver uploads a timeline's segments in order, so the key is then
+// checked once more (a HEAD) after that evidence: if it is still missing,
+// it will never come. Store errors are retried at the next check.
+func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) error {
+	key := manifest.SegmentKey(tl, applied+1)
+	later, err := s.firstAfter(ctx, tl, key)
+	if err != nil {
+		if ctx.Err() == nil && !isStoreError(err) {
+			return fmt.Errorf("standby: %w", err)
+		}
+		if ctx.Err() == nil {
+			s.retried("list the segments after "+key, err)
+		}
+		return nil
+	}
+	if later == "" {
+		if child, ok, _ := childOnPath(s.m, tl); ok && child.Branch > applied {
+			later = fmt.Sprintf("timeline %d branches from timeline %d at sequence %d", child.ID, tl, child.Branch)
+		}
+	}
+	if later == "" {
+		return nil // nothing archived after it yet
+	}
+	_, err = s.store.Head(ctx, key)
+	switch {
+	case err == nil:
+		return nil // it came meanwhile: the next GET takes it
+	case !objstore.IsNotFound(err):
+		if ctx.Err() == nil {
+			s.retried("head "+key, err)
+		}
+		return nil
+	}
+	s.log.Error("the next segment is missing, but the archive holds later data", "key", key, "later", later)
+	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted, "+
+		"and the standby at sequence %d of timeline %d cannot go on: %w (empty %s and start the standby again: it restores the newest base)",
+		key, s.store, later, applied, tl, ErrRebuild, s.opts.Dir)
+}
+
+// firstAfter returns the first segment key of timeline tl after key, or ""
+// when there is none.
+func (s *Standby) firstAfter(ctx context.Context, tl uint32, key string) (string, error) {
+	for info, err := range s.store.List(ctx, manifest.SegmentPrefix(tl), key) {
+		if err != nil {
+			return "", err
+		}
+		if t, _, err := manifest.ParseSegmentKey(info.Key); err != nil || t != tl {
+			return "", fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
+		}
+		return info.Key, nil
+	}
+	return "", nil
+}
