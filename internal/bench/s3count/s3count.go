@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 )
 
@@ -21,7 +22,8 @@ const (
 	Head   = "HEAD"
 	List   = "LIST"
 	Delete = "DELETE"
-	Post   = "POST" // multipart create and complete, batch deletes
+	Post   = "POST"   // multipart create and complete, batch deletes
+	Failed = "FAILED" // not passed on: the client gave up or the server is down
 )
 
 // Counts is the number of requests of each kind.
@@ -55,6 +57,7 @@ type Proxy struct {
 	srv      *http.Server
 	mu       sync.Mutex
 	counts   Counts
+	byPrefix Counts
 }
 
 // Start starts a proxy in front of the server at target (http://HOST:PORT).
@@ -67,24 +70,32 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{Endpoint: "http://" + l.Addr().String(), counts: Counts{}}
+	p := &Proxy{Endpoint: "http://" + l.Addr().String(), counts: Counts{}, byPrefix: Counts{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
 			r.Out.Host = r.In.Host // the signature covers the Host header
 		},
+		// A request that cannot be passed on (the client gave up, the
+		// server is down) is counted as Failed and answered 502: the
+		// client sees the failure; the proxy logs nothing.
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+			p.count(Failed, "")
+			w.WriteHeader(http.StatusBadGateway)
+		},
 	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.count(Classify(r))
+		p.count(Classify(r), Prefix(r))
 		rp.ServeHTTP(w, r)
 	})}
 	go p.srv.Serve(l)
 	return p, nil
 }
 
-func (p *Proxy) count(kind string) {
+func (p *Proxy) count(kind, prefix string) {
 	p.mu.Lock()
 	p.counts[kind]++
+	p.byPrefix[kind+" "+prefix]++
 	p.mu.Unlock()
 }
 
@@ -92,11 +103,24 @@ func (p *Proxy) count(kind string) {
 func (p *Proxy) Counts() Counts {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := Counts{}
-	for k, v := range p.counts {
-		c[k] = v
+	return clone(p.counts)
+}
+
+// ByPrefix returns a copy of the counts so far by kind and by the first
+// element of the object key: "PUT segments/", "GET manifest.json", "LIST "
+// (a bucket listing).
+func (p *Proxy) ByPrefix() Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return clone(p.byPrefix)
+}
+
+func clone(c Counts) Counts {
+	out := Counts{}
+	for k, v := range c {
+		out[k] = v
 	}
-	return c
+	return out
 }
 
 // Close stops the proxy.
@@ -122,6 +146,18 @@ func Classify(r *http.Request) string {
 		return Get
 	}
 	return r.Method
+}
+
+// Prefix is the first element of the object key of a path-style request
+// ("segments/" for /bucket/segments/...), the key itself when it has no
+// slash, or "" for the bucket.
+func Prefix(r *http.Request) string {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	_, key, _ := strings.Cut(path, "/")
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i+1]
+	}
+	return key
 }
 
 // isBucketPath reports a path-style path that names only a bucket: "/b" or

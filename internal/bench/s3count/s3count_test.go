@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -64,6 +66,17 @@ func TestCountsThroughMinIO(t *testing.T) {
 	if d.Total() != 5 {
 		t.Errorf("counted %d requests, want 5: %v", d.Total(), d)
 	}
+	if n := p.ByPrefix()["PUT a/"]; n != 1 {
+		t.Errorf("PUT a/: counted %d, want 1 (all: %v)", n, p.ByPrefix())
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	for target, want := range map[string]string{"/b/segments/0001/02.seg": "segments/", "/b/manifest.json": "manifest.json", "/b?list-type=2": "", "/b/": ""} {
+		if got := Prefix(httptest.NewRequest("GET", target, nil)); got != want {
+			t.Errorf("Prefix(%s) = %q, want %q", target, got, want)
+		}
+	}
 }
 
 func TestClassify(t *testing.T) {
@@ -83,5 +96,32 @@ func TestClassify(t *testing.T) {
 		if got := Classify(httptest.NewRequest(c.method, c.target, nil)); got != c.want {
 			t.Errorf("%s %s: %s, want %s", c.method, c.target, got, c.want)
 		}
+	}
+}
+
+// TestFailed checks that a request the proxy cannot pass on is answered
+// 502 and counted as Failed.
+func TestFailed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	p, err := Start(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	resp, err := http.Get(p.Endpoint + "/bucket/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if c := p.Counts(); c[Failed] != 1 || c[Get] != 1 {
+		t.Fatalf("counts %v, want one GET and one FAILED", c)
 	}
 }
