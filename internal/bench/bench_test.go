@@ -75,7 +75,7 @@ func TestRunLag(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	checkRows(t, doc, []string{lagFigure(250*time.Millisecond, "p50", 1), lagFigure(250*time.Millisecond, "p99", 1),
-		"Archiver PUT + LIST per idle hour", "Standby requests per idle hour", "Peak RSS, standby"})
+		"Archiver PUT + LIST per idle hour", "Standby requests per idle hour", "Peak RSS, archiver following the lag writer", "Peak RSS, standby"})
 	for _, r := range doc.Rows {
 		if strings.HasPrefix(r.Figure, "Lag") && r.Base.N == 0 {
 			t.Errorf("%s: Litestream was not measured: %s", r.Figure, r.Note)

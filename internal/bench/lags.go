@@ -47,8 +47,11 @@ func (b *bench) lags(ctx context.Context) error {
 	if idle != nil {
 		b.idleRows(idle)
 	}
+	b.add(report.Row{Figure: "Peak RSS, archiver following the lag writer", Unit: "MiB", Value: report.Of(archRSS),
+		Goals: []report.Goal{{AtMost: true, Limit: 128, Text: "≤ 128 MiB"}},
+		Note:  fmt.Sprintf("VmHWM of each lag session's `rockstream archive` (one per segment age), over all its rates up to %g MB/s.", slices.Max(b.cfg.LagRates))})
 	b.add(report.Row{Figure: "Peak RSS, standby", Unit: "MiB", Value: report.Of(standbyRSS),
-		Note: fmt.Sprintf("each lag session's `rockstream standby` (archivers of the same sessions: %s MiB).", report.Of(archRSS))})
+		Note: "stated, no goal: VmHWM of each lag session's `rockstream standby`, bootstrap restore included."})
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -24,7 +25,7 @@ func (e *env) machineFacts(ctx context.Context, litestream string) [][2]string {
 		{"Go", runtime.Version()},
 		{"rockstream", gitRevision(ctx)},
 		{"RocksDB", rocksdbVersion(ctx)},
-		{"MinIO", firstLine(ctx, mustBinary(), "--version")},
+		{"MinIO", minioVersion(ctx)},
 	}
 	if litestream != "" {
 		facts = append(facts, [2]string{"Litestream", firstLine(ctx, litestream, "version") + " (" + litestreamModule + "@" + litestreamVersion + ", built by the harness)"})
@@ -101,6 +102,13 @@ func gitRevision(ctx context.Context) string {
 func rocksdbVersion(ctx context.Context) string {
 	v := firstLine(ctx, "dpkg-query", "-W", "-f=${Version}", "librocksdb-dev")
 	return "librocksdb-dev " + v + ", grocksdb v1.7.15"
+}
+
+// minioVersion is the pinned module version that scripts/setup.sh builds.
+func minioVersion(ctx context.Context) string {
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "minio-path.sh")
+	return "github.com/minio/minio@" + firstLine(ctx, "bash", script, "--version") + " (scripts/setup.sh --test)"
 }
 
 func mustBinary() string {
