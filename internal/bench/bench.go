@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (*report.Doc, error) {
 	defer e.close()
 	b := &bench{env: e, profiles: map[string][]profileRef{}}
 	start := time.Now()
-	facts := [][2]string{{"Command", "`" + cfg.Command + "`"}, {"Date", start.UTC().Format(time.RFC3339)}, {"Version", mode(cfg)}}
+	facts := [][2]string{{"Command", "`" + cfg.Command + "`"}, {"Date", start.UTC().Format(time.RFC3339)}, {"Mode", mode(cfg)}}
 	if b.wants("lag") {
 		b.lsPath, b.lsErr = b.installLitestream(ctx)
 	}
