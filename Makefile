@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: all build setup demo test lint fuzz bench bench-archive bench-restore clean
+.PHONY: all build setup demo test lint fuzz bench bench-full bench-micro bench-archive bench-restore clean
 
 GO ?= go
 
@@ -28,14 +28,34 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./segments/
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./manifest/
 
-bench:
+# The benchmark harness (cmd/rockstream-bench): measures rockstream against its
+# baselines and writes BENCHMARKS.md. `make bench` is the short version (about
+# 5 minutes on 2 cores), `make bench-full` the issue's sizes (1 GiB, 5 runs).
+BENCHFLAGS ?=
+bench: build
+	bash scripts/setup.sh --test
+	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
+	bin/rockstream-bench --command "make bench" $(BENCHFLAGS)
+
+bench-full: build
+	bash scripts/setup.sh --test
+	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
+	bin/rockstream-bench --full --command "make bench-full" $(BENCHFLAGS)
+
+# Parts of the harness, printed rather than written to BENCHMARKS.md.
+bench-archive: build
+	bash scripts/setup.sh --test
+	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
+	bin/rockstream-bench --only throughput,slowdown --out - --command "make bench-archive" $(BENCHFLAGS)
+
+bench-restore: build
+	bash scripts/setup.sh --test
+	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
+	bin/rockstream-bench --only base,restore --out - --command "make bench-restore" $(BENCHFLAGS)
+
+# Go micro-benchmarks of the formats and the RocksDB glue.
+bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 -cpu=1 ./segments/ ./rocks/
-
-bench-archive: setup
-	bash scripts/bench-archive.sh 3
-
-bench-restore: setup
-	bash scripts/bench-restore.sh 1024
 
 clean:
 	rm -rf bin

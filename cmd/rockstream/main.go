@@ -49,7 +49,7 @@ func newApp() *cli.App {
 			"Every flag can also be set through the environment variable shown with it.\n\n" +
 			exitCodesHelp,
 		Version:              buildVersion(),
-		Flags:                globalFlags(),
+		Flags:                append(globalFlags(), profileFlag()),
 		Before:               setupLogging,
 		Commands:             commands(),
 		EnableBashCompletion: true,
@@ -65,8 +65,8 @@ func commands() []*cli.Command {
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 		// The logging flags work after the command name too.
-		c.Flags = append(c.Flags, globalFlags()...)
-		c.Before = setupLogging
+		c.Flags = append(append(c.Flags, globalFlags()...), profileFlag())
+		c.Before, c.After = startCommand, stopProfile
 	}
 	return cmds
 }

@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rockstream/rockstream/internal/bench/report"
+	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/internal/testenv"
+)
+
+var lagFlag = flag.Bool("bench.lag", false, "also run the lag part (builds Litestream once, about 2 minutes, and takes a minute)")
+
+// tiny is a configuration that runs every part in seconds.
+func tiny(t *testing.T, only ...string) Config {
+	t.Helper()
+	testenv.RequireTool(t, "db_bench")
+	testenv.RequireTool(t, "ldb")
+	if _, err := miniotest.Binary(); err != nil {
+		if miniotest.Required() {
+			t.Fatalf("MinIO is required (CI=true): %v", err)
+		}
+		t.Skipf("SKIP (not a pass): no MinIO (scripts/setup.sh --test): %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "rockstream")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/rockstream")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build rockstream: %v\n%s", err, out)
+	}
+	return Config{Runs: 2, Binary: bin, WorkDir: t.TempDir(), Command: "go test", Only: only,
+		DBBytes: 8 << 20, SmallDBBytes: 2 << 20, WALBytes: 4 << 20, BacklogBytes: 8 << 20,
+		SlowdownTime: time.Second, LagRates: []float64{1}, LagAges: []time.Duration{250 * time.Millisecond},
+		LagPoll: 50 * time.Millisecond, LagWindow: 500 * time.Millisecond, LagWarmup: 300 * time.Millisecond, IdleWindow: time.Second}
+}
+
+// TestRunTiny runs every part but the lag one with tiny sizes and checks
+// that each figure was measured and judged, and that nothing is left.
+func TestRunTiny(t *testing.T) {
+	cfg := tiny(t, "throughput", "slowdown", "base", "restore")
+	doc, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := []string{"Archive throughput, file://", "Archive throughput, MinIO", "Segment PUTs per GiB of WAL",
+		"Peak RSS, archiver catching up", "Writer slowdown (db_bench ops/s with the archiver)", "Base upload, file://",
+		"Incremental base after 5% of keys change", restoreBaseFigure, "Restore of the base and the WAL, MinIO", replayFigure, "Peak RSS, restore"}
+	checkRows(t, doc, want)
+	left, _ := os.ReadDir(cfg.WorkDir)
+	if len(left) != 0 {
+		t.Fatalf("the work folder holds %d entries after the run", len(left))
+	}
+	md := doc.Markdown()
+	for _, s := range []string{"## Figures", "## Data", "## How the figures are taken", "| CPU |", "shrinks them"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("the report lacks %q", s)
+		}
+	}
+}
+
+// TestRunLag runs the lag part with tiny windows, Litestream included:
+// go test ./internal/bench/ -run TestRunLag -bench.lag
+func TestRunLag(t *testing.T) {
+	if !*lagFlag {
+		t.Skip("the lag part runs with -bench.lag (it builds Litestream once)")
+	}
+	doc, err := Run(context.Background(), tiny(t, "lag"))
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkRows(t, doc, []string{lagFigure(250*time.Millisecond, "p50", 1), lagFigure(250*time.Millisecond, "p99", 1),
+		"Archiver PUT + LIST per idle hour", "Standby requests per idle hour", "Peak RSS, archiver following the lag writer", "Peak RSS, standby"})
+	for _, r := range doc.Rows {
+		if strings.HasPrefix(r.Figure, "Lag") && r.Base.N == 0 {
+			t.Errorf("%s: Litestream was not measured: %s", r.Figure, r.Note)
+		}
+	}
+}
+
+// TestRunCanceled checks that a canceled run stops its processes and
+// removes its folder.
+func TestRunCanceled(t *testing.T) {
+	cfg := tiny(t, "restore")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := Run(ctx, cfg); err == nil {
+		t.Fatal("a run canceled after 3 s succeeded")
+	}
+	left, _ := os.ReadDir(cfg.WorkDir)
+	if len(left) != 0 {
+		t.Fatalf("the work folder holds %d entries after a canceled run", len(left))
+	}
+}
+
+func checkRows(t *testing.T, doc *report.Doc, want []string) {
+	t.Helper()
+	got := map[string]report.Row{}
+	for _, r := range doc.Rows {
+		got[r.Figure] = r
+	}
+	for _, f := range want {
+		r, ok := got[f]
+		switch {
+		case !ok:
+			t.Errorf("no row %q", f)
+		case r.Value.N == 0:
+			t.Errorf("%s: no value", f)
+		case r.Verdict == "":
+			t.Errorf("%s: not judged", f)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/rockstream/rockstream/internal/bench/s3count"
+)
+
+// The rockstream processes, run through the CLI as users run them.
+
+// service is a running archiver or standby with its admin endpoint.
+type service struct {
+	*proc
+	addr    string
+	proxy   *s3count.Proxy // counts its requests (MinIO only)
+	before  s3count.Counts
+	beforeP s3count.Counts
+}
+
+// freeAddr is a free loopback address for an admin endpoint.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startService starts `rockstream FLAGS --listen ADDR ARGS`, with its
+// requests to loc counted by a proxy of its own when loc is MinIO: url is
+// the location's URL through that proxy.
+func (b *bench) startService(label string, loc *location, args func(url string) (flags, pos []string), profile string) (*service, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &service{addr: addr}
+	url := loc.url
+	if loc.kind == "minio" {
+		if s.proxy, err = b.proxy(); err != nil {
+			return nil, err
+		}
+		url = b.s3URL(loc.bucket, s.proxy)
+		s.before, s.beforeP = s.proxy.Counts(), s.proxy.ByPrefix()
+	}
+	flags, pos := args(url)
+	full := append(flags, "--listen", addr, "--log-level", "warn")
+	if profile != "" {
+		full = append(full, "--cpu-profile", profile)
+	}
+	full = append(full, pos...)
+	if s.proc, err = b.start(label, b.cfg.Binary, full); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// requests are the service's requests since it started.
+func (s *service) requests() s3count.Counts {
+	if s.proxy == nil {
+		return nil
+	}
+	return s.proxy.Counts().Sub(s.before)
+}
+
+// requestsByPrefix are the service's requests since it started, by kind
+// and key prefix.
+func (s *service) requestsByPrefix() s3count.Counts {
+	if s.proxy == nil {
+		return nil
+	}
+	return s.proxy.ByPrefix().Sub(s.beforeP)
+}
+
+// archiverStatus is what the harness reads of the archiver's /status.
+type archiverStatus struct {
+	Stats struct {
+		LastSequence uint64
+		BatchBytes   int64
+		Puts         int64
+		Bases        int64
+	} `json:"stats"`
+}
+
+// startArchiver runs `rockstream archive` on db into loc and waits until
+// it serves /status and the archive holds a base.
+func (b *bench) startArchiver(ctx context.Context, label, db string, loc *location, profile string, extra ...string) (*service, error) {
+	work := b.path("work", fmt.Sprintf("%s-%d", label, b.logSeq+1))
+	s, err := b.startService(label, loc, func(url string) ([]string, []string) {
+		return append([]string{"archive", "--db", db, "--to", url, "--work-dir", work}, extra...), nil
+	}, profile)
+	if err != nil {
+		return nil, err
+	}
+	err = waitFor(ctx, "the archiver's first base", 5*time.Minute, s.proc, func() bool {
+		st, err := s.archiver()
+		return err == nil && st.Stats.LastSequence > 0
+	})
+	return s, err
+}
+
+func (s *service) archiver() (archiverStatus, error) {
+	var st archiverStatus
+	err := getJSON("http://"+s.addr+"/status", &st)
+	return st, err
+}
+
+// waitArchived waits until the archiver has read up to seq.
+func (s *service) waitArchived(ctx context.Context, seq uint64, limit time.Duration) error {
+	return waitFor(ctx, fmt.Sprintf("the archiver to reach sequence %d", seq), limit, s.proc, func() bool {
+		st, err := s.archiver()
+		return err == nil && st.Stats.LastSequence >= seq
+	})
+}
+
+// standbyStatus is what the harness reads of the standby's /status.
+type standbyStatus struct {
+	State   string `json:"state"`
+	Applied uint64 `json:"applied_sequence"`
+}
+
+// startStandby runs `rockstream standby` of loc into dir, polling every
+// poll, and waits until it follows and has applied seq.
+func (b *bench) startStandby(ctx context.Context, label, dir string, loc *location, poll time.Duration, seq uint64, profile string) (*service, error) {
+	s, err := b.startService(label, loc, func(url string) ([]string, []string) {
+		return []string{"standby", "--from", url, "--poll", poll.String()}, []string{dir}
+	}, profile)
+	if err != nil {
+		return nil, err
+	}
+	err = waitFor(ctx, fmt.Sprintf("the standby to apply sequence %d", seq), 5*time.Minute, s.proc, func() bool {
+		var st standbyStatus
+		return getJSON("http://"+s.addr+"/status", &st) == nil && st.State == "following" && st.Applied >= seq
+	})
+	return s, err
+}
