@@ -107,17 +107,22 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
-	b, done, err := a.existingBase(ctx, seq)
+	b, fl, done, err := a.existingBase(ctx, seq)
 	if err != nil {
 		return manifest.Base{}, err
 	}
-	var fl *manifest.FileList
-	if !done {
-		if fl, err = a.uploadBase(ctx, dir, seq); err != nil {
+	var reused map[string]bool // SST files taken as stored
+	switch {
+	case !done:
+		if fl, reused, err = a.uploadBase(ctx, dir, seq); err != nil {
 			return manifest.Base{}, err
 		}
 		if b, err = manifest.PutFileList(ctx, a.store, fl); err != nil {
 			return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
+		}
+	case fl != nil:
+		if err := a.ensureFiles(ctx, dir, fl); err != nil {
+			return manifest.Base{}, fmt.Errorf("the stored base at %d (the file list of an earlier try) is not whole, so it is not added: %w; delete %s and take the base again", seq, err, b.FileList)
 		}
 	}
 	var as *manifest.Writer
@@ -138,8 +143,8 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	}
 	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
 	if fl != nil {
-		if err := a.recheckSSTs(ctx, dir, fl); err != nil {
-			return manifest.Base{}, err
+		if err := a.afterCommit(ctx, dir, fl, reused, m); err != nil {
+			return manifest.Base{}, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
 	a.count(func(s *Stats) { s.Bases++ })
@@ -149,34 +154,35 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 
 // existingBase finds a base of this timeline at seq that is stored
 // already: in the manifest (no write since the last base), or only as a
-// complete file list (an earlier try that stopped before the manifest).
-// Its files are never uploaded again: they would overwrite that base's.
-func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base, bool, error) {
+// complete file list (an earlier try that stopped before the manifest),
+// which it returns to be checked. Its files are never uploaded again but
+// to replace a missing one: they would overwrite that base's.
+func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base, *manifest.FileList, bool, error) {
 	tl := a.writer.Timeline
 	for _, b := range a.m.Bases {
 		if b.Timeline == tl && b.Sequence == seq {
 			a.log.Info("no write since the last base; it stands", "timeline", tl, "sequence", seq)
-			return b, true, nil
+			return b, nil, true, nil
 		}
 	}
 	rc, _, err := a.store.Get(ctx, manifest.FileListKey(tl, seq), objstore.GetOptions{})
 	if objstore.IsNotFound(err) {
-		return manifest.Base{}, false, nil
+		return manifest.Base{}, nil, false, nil
 	}
 	if err != nil {
-		return manifest.Base{}, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
+		return manifest.Base{}, nil, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
 	if err != nil {
-		return manifest.Base{}, false, fmt.Errorf("read %s: %w", manifest.FileListKey(tl, seq), err)
+		return manifest.Base{}, nil, false, fmt.Errorf("read %s: %w", manifest.FileListKey(tl, seq), err)
 	}
 	fl, err := manifest.ParseFileList(data)
 	if err != nil {
-		return manifest.Base{}, false, fmt.Errorf("the stored base at %d: %w", seq, err)
+		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d: %w", seq, err)
 	}
 	a.log.Info("a complete base at this sequence is stored already; adding it to the manifest", "timeline", tl, "sequence", seq)
-	return fl.Base(), true, nil
+	return fl.Base(), fl, true, nil
 }
 
 func hasBase(m *manifest.Manifest, b manifest.Base) bool {
@@ -215,22 +221,23 @@ func alive(pid int) bool {
 }
 
 // uploadBase uploads the files of the checkpoint in dir, in parallel,
-// skipping SST files that the bucket holds already.
-func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, error) {
+// skipping SST files that committed bases hold, and returns the file list
+// and the SST files it skipped.
+func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, map[string]bool, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
 	}
 	have, err := a.committedSSTs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fl := &manifest.FileList{Format: manifest.Format, Identity: a.m.Identity, Timeline: a.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
 	var total int64
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() {
-			return nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
+			return nil, nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
 		}
 		fl.Files = append(fl.Files, manifest.File{Name: e.Name(), Size: info.Size()})
 		total += info.Size()
@@ -240,12 +247,18 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 	}
 	up := baseUpload{a: a, dir: dir, seq: seq, have: have, total: total}
 	if err := up.all(ctx, fl.Files); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
 	a.log.Info("base files stored", "sequence", seq, "files", len(fl.Files), "bytes", total,
 		"uploaded_bytes", up.sent.Load(), "shared_files", up.shared.Load())
-	return fl, nil
+	reused := map[string]bool{}
+	for _, f := range fl.Files {
+		if have[f.Key] {
+			reused[f.Key] = true
+		}
+	}
+	return fl, reused, nil
 }
 
 // committedSSTs returns the SST files that the bases the manifest names
@@ -260,10 +273,21 @@ func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the manifest for the SST files that bases hold: %w", err)
 	}
+	return a.namedSSTs(ctx, m, "")
+}
+
+// namedSSTs returns the SST files that the bases of m hold, but for the
+// base whose file list is except. A list that cannot be read counts as
+// naming none.
+func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest, except string) (map[string]bool, error) {
 	have := map[string]bool{}
 	for _, b := range m.Bases {
+		if b.FileList == except {
+			continue
+		}
 		fl := a.lists[b.FileList]
 		if fl == nil {
+			var err error
 			if fl, err = manifest.LoadFileList(ctx, a.store, m, b); err != nil {
 				if ctx.Err() != nil {
 					return nil, err
@@ -282,30 +306,78 @@ func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
 	return have, nil
 }
 
-// recheckSSTs makes sure, once the manifest names the new base, that every
-// SST file of its list is there, and uploads again any that is not (a prune
-// that judged it unused just before the base's file list appeared). From
-// the commit on, a prune sees the base and keeps its files.
-func (a *Archiver) recheckSSTs(ctx context.Context, dir string, fl *manifest.FileList) error {
+// afterCommit makes sure, once the manifest names the new base, that
+// every file of it is stored. A prune's sweep that judged a file unneeded
+// before the commit checks the manifest right before each delete, so it
+// can delete one only in the moment after the commit: first each SST file
+// that the base took as stored and that no other committed base names (a
+// base that a prune dropped meanwhile) is put again, which a sweep spares
+// for its grace; then every file of the base, files.json included, is
+// looked at and put again when it is missing.
+func (a *Archiver) afterCommit(ctx context.Context, dir string, fl *manifest.FileList, reused map[string]bool, m *manifest.Manifest) error {
+	if len(reused) > 0 {
+		others, err := a.namedSSTs(ctx, m, fl.Base().FileList)
+		if err != nil {
+			return err
+		}
+		for i := range fl.Files {
+			f := &fl.Files[i]
+			if !reused[f.Key] || others[f.Key] {
+				continue
+			}
+			a.log.Info("an SST file that the new base took as stored is named by no other base now (a prune dropped it); uploading it again", "key", f.Key)
+			if err := a.putAgain(ctx, dir, f); err != nil {
+				return err
+			}
+		}
+	}
+	return a.ensureFiles(ctx, dir, fl)
+}
+
+// ensureFiles looks at every file of the base of fl, and at fl itself, and
+// puts again from the checkpoint in dir any that is missing (a prune that
+// judged it unused just before the base's file list appeared).
+func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.FileList) error {
 	for i := range fl.Files {
 		f := &fl.Files[i]
-		if !manifest.IsSST(f.Name) {
-			continue
-		}
 		_, err := a.store.Head(ctx, f.Key)
 		if err == nil {
 			continue
 		}
 		if !objstore.IsNotFound(err) {
-			return fmt.Errorf("check the SST files of the base at %d: %w", fl.Sequence, err)
+			return fmt.Errorf("check the files of the base at %d: %w", fl.Sequence, err)
 		}
-		a.log.Warn("an SST file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
-		u := baseUpload{a: a}
-		if err := u.putFile(ctx, filepath.Join(dir, f.Name), f, objstore.PutOptions{}); err != nil {
+		a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
+		if err := a.putAgain(ctx, dir, f); err != nil {
 			return err
 		}
 	}
+	key := fl.Base().FileList
+	_, err := a.store.Head(ctx, key)
+	if objstore.IsNotFound(err) {
+		a.log.Warn("the file list of the new base was deleted meanwhile (a prune?); writing it again", "key", key)
+		_, err = manifest.PutFileList(ctx, a.store, fl)
+	}
+	if err != nil {
+		return fmt.Errorf("check the file list %s: %w", key, err)
+	}
 	return nil
+}
+
+// putAgain uploads file f of a base from the checkpoint in dir, which must
+// hold the same bytes (an adopted file list may be of an earlier
+// checkpoint).
+func (a *Archiver) putAgain(ctx context.Context, dir string, f *manifest.File) error {
+	path := filepath.Join(dir, f.Name)
+	if sum, err := hashFile(path); err != nil || sum != f.SHA256 {
+		return fmt.Errorf("%s (%s) is missing from the store, and this checkpoint holds no copy of it to upload again", f.Key, f.Name)
+	}
+	u := baseUpload{a: a}
+	err := u.putFile(ctx, path, f, objstore.PutOptions{IfNoneMatch: !manifest.IsSST(f.Name)})
+	if objstore.IsPreconditionFailed(err) && u.sameBytes(ctx, f) {
+		return nil // there again, with the same bytes
+	}
+	return err
 }
 
 // baseUpload is one base's file uploads.

@@ -31,31 +31,58 @@
 //
 // # Two phases
 //
-// Phase 1 commits the manifest without the dropped bases (one
-// compare-and-swap; when another write came first, the archive is scanned
-// and planned again; the writer field is never changed), then writes a
-// pending record, prune/<created>-<rand>.json, of the objects to delete
-// and why (manifest.PruneRecord). Phase 2, in the same run and in every
-// later one, sweeps each record whose grace is over: it judges each object
-// again against the archive as it is then (a fresh scan per batch of
-// keys), deletes only those still unneeded, and then the record. An object
-// that a newer record holds waits for that one (it was needed again in
-// between). An SST file written within the grace stays: a base upload may
-// be reusing it.
+// Phase 1 first writes a pending record, prune/<created>-<rand>.json, of
+// the objects to delete and why (manifest.PruneRecord), and then commits
+// the manifest without the dropped bases (one compare-and-swap; when
+// another write came first, the archive is scanned and planned again; the
+// writer field is never changed). The record comes first so that every
+// drop that a reader of the manifest can see has its record: a run that
+// dies in between leaves a record of objects that the manifest still
+// names, which its sweep keeps, and drops nothing. Its not_before is its
+// creation plus the grace plus an allowance for the commit (the smaller
+// of the grace and 10 s); a commit that takes longer makes the run write
+// its records again after it. So an object goes no earlier than a grace
+// after the commit that stopped naming it.
 //
-// A process that dies between the commit and the record leaves the
-// dropped bases' objects unnamed; a later run treats a files.json that the
-// manifest does not name as a dropped base once it is older than the grace
-// and a newer base of its timeline is kept. Objects under a base prefix
-// without a files.json (an upload that stopped) are never deleted.
+// Phase 2, in the same run and in every later one, sweeps each record
+// whose wait is over: it judges each object again against the archive as
+// it is then (a fresh scan per batch of keys: the manifest first, then the
+// records), deletes only those still unneeded, and then the record. A key
+// waits for every record that holds it: an object that another record
+// holds longer (it was dropped again, or with a longer grace) waits for
+// that one. Right before deleting, the sweep checks that the manifest did
+// not change (and, before SST files, that no file list appeared), and
+// judges again when it did; an SST file written within the grace stays (a
+// base upload may be reusing it). What stays but may go later (such an
+// SST file, or any SST file while a file list cannot be read) is carried
+// into a new record, so that nothing is left unscheduled.
+//
+// A record's wait counts from the later of its created time and the time
+// the store wrote it, by the clock of the host that sweeps: prune hosts
+// are assumed to keep their clocks right (NTP).
+//
+// A file list that a pending record deletes makes its base's other
+// objects and SST files be scheduled too, when no record holds them (a run
+// that wrote only some of its records). A files.json that the manifest
+// does not name and no record holds (a base dropped by an older rockstream
+// that died before its record, or an upload that stopped) counts as a
+// dropped base once it is older than the grace and a newer base of its
+// timeline is kept. Objects under a base prefix without a files.json (an
+// upload that stopped), and keys under a dropped base's prefix that
+// rockstream never writes, are never deleted.
 //
 // # Concurrent readers and writers
 //
 // A restore or standby bootstrap that read the manifest before phase 1
-// finds every object it needs for the grace period after the record was
-// written. The archiver's own compare-and-swap fails once after a prune's
-// and is redone. A new base reuses only SST files that a committed base
-// names, uploads the others again (refreshing them), and checks after its
-// commit that every SST file it names is there: so a base upload shorter
-// than the grace never loses a file to a prune.
+// finds every object it needs for the grace period after the commit. The
+// archiver's own compare-and-swap fails once after a prune's and is
+// redone. A new base reuses only SST files that a committed base names and
+// uploads the others again (refreshing them). After its commit, it puts
+// again each reused SST file that no other committed base names any more,
+// and checks that every file of the base, its files.json included, is
+// there, uploading again any that is not. A base whose upload, from its
+// start to that check, is shorter than the grace never meets a sweep of
+// its files; a longer one is covered by these checks but for one window:
+// a sweep's delete already on its way when the archiver commits, puts and
+// looks (about one request's time).
 package prune

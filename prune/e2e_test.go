@@ -329,7 +329,7 @@ func (b *built) pruneWithGrace(t *testing.T) {
 	}
 
 	// After the grace, everything scheduled goes, and nothing else.
-	now = now.Add(time.Hour + time.Second)
+	now = now.Add(time.Hour + time.Minute)
 	before := listAll(t, inner)
 	rep, err = prune.Run(ctx, inner, prune.Options{Policy: prune.Policy{KeepLast: 3}, Grace: time.Hour, Now: clock, Logger: quiet()})
 	if err != nil {

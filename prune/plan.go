@@ -57,6 +57,10 @@ type Plan struct {
 	// commits when DropsBases.
 	Manifest   *manifest.Manifest
 	DropsBases bool
+	// dying are the file lists that the manifest does not name and that a
+	// pending record deletes: their objects and SST files that no record
+	// holds (a run that wrote only some of its records) are scheduled too.
+	dying []BaseChoice
 }
 
 // MakePlan applies the policy to the view at time now. grace is how old an
@@ -108,12 +112,17 @@ func keptManifest(m *manifest.Manifest, reasons map[string][]string) *manifest.M
 // progress names its base right after its list), on a timeline of the
 // manifest, and older than a base the manifest names on that timeline (an
 // archiver may adopt a list at its own checkpoint's sequence, never below
-// the newest base). Others are left alone, with a note.
+// the newest base). Others are left alone, with a note. A list that a
+// pending record deletes goes to pl.dying instead.
 func (pl *Plan) orphans(v *View) []BaseChoice {
 	var out []BaseChoice
 	for _, key := range sortedKeys(v.Lists) {
 		fl := v.Lists[key]
-		if _, pending := v.Pending[key]; pending || named(v.Manifest, key) {
+		if named(v.Manifest, key) {
+			continue
+		}
+		if v.dying(key) {
+			pl.dying = append(pl.dying, BaseChoice{Base: fl.Base(), Why: []string{"its file list is in pending record " + v.Pending[key].Record}})
 			continue
 		}
 		if why := pl.orphanProblem(v, key, fl); why != "" {
@@ -169,17 +178,28 @@ func (pl *Plan) addSegments(v *View) {
 	}
 }
 
+// going returns the dropped bases and the dying ones.
+func (pl *Plan) going() []BaseChoice {
+	return append(slices.Clone(pl.Dropped), pl.dying...)
+}
+
 // addBaseObjects adds the objects under each dropped base's prefix, and
-// the SST files that only dropped bases name.
+// the SST files that only dropped bases name. A key under the prefix that
+// rockstream never writes (a folder marker of an S3 console, a note that
+// someone left) is left alone, with a note.
 func (pl *Plan) addBaseObjects(v *View) {
 	dropped := map[string]bool{}
 	keys := sortedKeys(v.BaseObjects)
-	for _, d := range pl.Dropped {
+	for _, d := range pl.going() {
 		dropped[d.FileList] = true
 		prefix := manifest.BasePrefix(d.Timeline, d.Sequence)
 		why := fmt.Sprintf("of base %d/%d, dropped: %s", d.Timeline, d.Sequence, strings.Join(d.Why, "; "))
 		for _, key := range keys {
 			if !strings.HasPrefix(key, prefix) {
+				continue
+			}
+			if err := manifest.CheckPrunable(key); err != nil {
+				pl.Notes = append(pl.Notes, fmt.Sprintf("%s left alone: it is under the prefix of dropped base %d/%d, but it is no key that rockstream writes (%v); delete it by hand if nothing needs it", key, d.Timeline, d.Sequence, err))
 				continue
 			}
 			kind := KindBaseFile
@@ -215,7 +235,7 @@ func (pl *Plan) addSSTs(v *View, dropped map[string]bool) {
 		}
 	}
 	done := map[string]bool{}
-	for _, d := range pl.Dropped {
+	for _, d := range pl.going() {
 		for _, f := range v.Lists[d.FileList].Files {
 			if !manifest.IsSST(f.Name) || used[f.Key] || done[f.Key] {
 				continue
@@ -229,7 +249,7 @@ func (pl *Plan) addSSTs(v *View, dropped map[string]bool) {
 
 // add adds o, unless a pending record holds it already and it was not
 // needed since (neededNow: the manifest as it is now needs it, so its
-// grace starts now, whatever an older record says).
+// grace starts at the commit that drops it, whatever an older record says).
 func (pl *Plan) add(v *View, o Object, neededNow bool) {
 	if _, ok := v.Pending[o.Key]; ok && !neededNow {
 		pl.Pending++
@@ -259,6 +279,13 @@ func (pl *Plan) coverage(v *View) error {
 		return fmt.Errorf("work out the restorable ranges after the prune: %w", err)
 	}
 	return nil
+}
+
+// nothingDone makes the plan one that dropped and scheduled nothing (its
+// record could not be written), saying why.
+func (pl *Plan) nothingDone(why string) {
+	pl.Dropped, pl.Delete, pl.DropsBases, pl.After = nil, nil, false, pl.Before
+	pl.Notes = append(pl.Notes, why)
 }
 
 // Bytes is the total size of the objects the plan deletes.

@@ -328,8 +328,9 @@ func TestPlanUnnamedLists(t *testing.T) {
 
 // TestPlanPending: objects that a pending record holds are not scheduled
 // again, unless the manifest as it is now needs them (a base that comes
-// back and is dropped again gets a new grace); and a file list that a
-// record deletes does not hold its SST files.
+// back and is dropped again gets a new grace); a file list that a record
+// deletes does not hold its SST files; and the objects of its base that no
+// record holds (a run that wrote only some of its records) are scheduled.
 func TestPlanPending(t *testing.T) {
 	a := line()
 	a.segs[1] = nil
@@ -346,14 +347,20 @@ func TestPlanPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := deleted(pl, KindSegment); pl.Pending != 1 || !slices.Equal(got, segKeys(1, 90, 150, 201, 250)) {
-		t.Errorf("pending %d, deleted %v", pl.Pending, got)
+	if got := deleted(pl, KindSegment); pl.Pending != 2 || !slices.Equal(got, segKeys(1, 90, 150, 201, 250)) {
+		t.Errorf("pending %d (want the segment and the list), deleted %v", pl.Pending, got)
 	}
 	if slices.Contains(deleted(pl, KindFileList), rec) {
 		t.Errorf("the pending list was scheduled again")
 	}
-	if !slices.Contains(deleted(pl, KindSST), sstKey("b.sst")) {
-		t.Errorf("b.sst is named only by dropped base 200 and by a list being deleted: %v", deleted(pl, KindSST))
+	if ssts := deleted(pl, KindSST); !slices.Contains(ssts, sstKey("b.sst")) || !slices.Contains(ssts, sstKey("q.sst")) {
+		t.Errorf("b.sst is named only by dropped base 200 and by a list being deleted, q.sst only by that list: %v", ssts)
+	}
+	if !slices.Contains(deleted(pl, KindBaseFile), manifest.BasePrefix(1, 150)+"CURRENT") {
+		t.Errorf("the file of the base whose list is pending, which no record holds, was not scheduled: %v", deleted(pl, KindBaseFile))
+	}
+	if len(pl.Dropped) != 2 {
+		t.Errorf("dropped %v: the pending list is not dropped again", seqs(pl.Dropped))
 	}
 }
 

@@ -101,50 +101,61 @@ func Run(ctx context.Context, s objstore.Store, opts Options) (*Report, error) {
 
 // runner is one Run.
 type runner struct {
-	s     objstore.Store
-	opts  Options
-	log   *slog.Logger
-	cache listCache
-	rep   *Report
+	s       objstore.Store
+	opts    Options
+	log     *slog.Logger
+	cache   listCache
+	records []record // the pending records as last read
+	rep     *Report
 }
 
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	o := r.opts
 	r.rep = &Report{Location: r.s.String(), Policy: o.Policy.String(), Grace: FormatDuration(o.Grace), Now: o.Now().UTC(), DryRun: o.DryRun}
-	records, err := loadRecords(ctx, r.s, nil)
-	if err != nil {
-		return nil, err
-	}
-	pl, err := r.plan(ctx, records)
-	if err != nil {
+	pl, err := r.plan(ctx)
+	if pl == nil {
 		return nil, err
 	}
 	r.fill(pl)
 	if o.DryRun {
-		r.waiting(records)
+		r.waiting(r.records)
 		return r.rep, nil
 	}
-	if len(pl.Delete) > 0 {
-		written, err := writeRecords(ctx, r.s, pl, o.Now())
-		for _, w := range written {
-			r.rep.Records = append(r.rep.Records, w.key)
-			r.log.Info("prune: scheduled", "record", w.key, "objects", len(w.Objects), "due", w.due(o.Grace))
-		}
-		if err != nil {
-			return r.rep, fmt.Errorf("prune: the bases are dropped, but the record of their objects could not be written (a later prune finds them again): %w", err)
-		}
-		records = append(records, written...)
+	if err != nil {
+		// The records that are due are swept all the same, so that one
+		// failure never holds up the others.
+		r.log.Error("prune: phase 1 failed; sweeping the due records all the same", "error", err)
 	}
-	return r.rep, r.sweepAll(ctx, records)
+	return r.rep, errors.Join(err, r.sweepAll(ctx))
 }
 
-// plan scans the archive, plans, and commits the manifest without the
-// dropped bases, planning again when another write came first.
-func (r *runner) plan(ctx context.Context, records []record) (*Plan, error) {
+// view scans the archive and then reads the pending records, in that
+// order: a drop that the scanned manifest shows has its record in the
+// listing, because a prune writes the record before its commit.
+func (r *runner) view(ctx context.Context) (*View, error) {
+	v, err := scan(ctx, r.s, nil, r.cache)
+	if err != nil {
+		return nil, err
+	}
+	if r.records, err = loadRecords(ctx, r.s, r.records); err != nil {
+		return nil, err
+	}
+	v.Pending = pendingKeys(r.records, r.opts.Grace)
+	return v, nil
+}
+
+// plan scans the archive, plans, writes the records of what to delete
+// and then commits the manifest without the dropped bases, planning again
+// when another write came first. A record whose commit lost stays: it
+// names objects that the manifest still needs, which its sweep keeps, and
+// it never shortens a later record's wait (a key waits for every record
+// that holds it). An error with a plan is a record that could not be
+// written: nothing was dropped.
+func (r *runner) plan(ctx context.Context) (*Plan, error) {
 	o := r.opts
 	for attempt := 1; ; attempt++ {
 		r.rep.Attempts = attempt
-		v, err := scan(ctx, r.s, pendingKeys(records), r.cache)
+		v, err := r.view(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("prune %s: %w", r.s, err)
 		}
@@ -155,30 +166,67 @@ func (r *runner) plan(ctx context.Context, records []record) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("prune %s: %w", r.s, err)
 		}
-		if o.DryRun || !pl.DropsBases {
+		if o.DryRun || (!pl.DropsBases && len(pl.Delete) == 0) {
+			return pl, nil
+		}
+		created := o.Now()
+		if err := r.schedule(ctx, pl.Delete, created); err != nil {
+			pl.nothingDone(fmt.Sprintf("nothing was dropped or scheduled: the record of what to delete could not be written (%v)", err))
+			return pl, fmt.Errorf("prune %s: write the record of what to delete (nothing was dropped from the manifest): %w", r.s, err)
+		}
+		if !pl.DropsBases {
 			return pl, nil
 		}
 		_, err = manifest.Commit(ctx, r.s, v.ETag, pl.Manifest)
 		if err == nil {
 			r.log.Info("prune: dropped bases from the manifest", "dropped", len(pl.Dropped), "kept", len(pl.Kept))
-			return pl, nil
+			return pl, r.afterCommit(ctx, pl, created)
 		}
 		again := errors.Is(err, manifest.ErrConflict) || errors.Is(err, manifest.ErrFenced)
 		if !again || attempt == maxAttempts {
 			return nil, fmt.Errorf("prune %s: drop %d bases from the manifest: %w", r.s, len(pl.Dropped), err)
 		}
 		r.log.Info("prune: the manifest changed meanwhile; planning again", "attempt", attempt)
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("the records of attempt %d stay though its commit lost to another write: their sweep keeps what the manifest still names", attempt))
 		if err := pause(ctx, attempt); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// schedule writes records of objs, created at created.
+func (r *runner) schedule(ctx context.Context, objs []Object, created time.Time) error {
+	w := wait(r.opts.Grace)
+	written, err := writeRecords(ctx, r.s, objs, r.opts.Policy, created, w)
+	for _, rec := range written {
+		r.rep.Records = append(r.rep.Records, rec.key)
+		r.log.Info("prune: scheduled", "record", rec.key, "objects", len(rec.Objects), "not_before", rec.NotBefore)
+	}
+	return err
+}
+
+// afterCommit writes the plan's records again when the commit took longer
+// than the allowance that their not_before holds for it: a key waits for
+// every record that holds it, so the objects then wait a whole grace after
+// the commit. Should the process die before, the first records still
+// hold them, ending early by what the commit took beyond the allowance.
+func (r *runner) afterCommit(ctx context.Context, pl *Plan, created time.Time) error {
+	took := r.opts.Now().Sub(created)
+	if r.opts.Grace == 0 || took <= min(r.opts.Grace, commitAllowance) {
+		return nil
+	}
+	r.log.Warn("prune: the manifest commit took longer than its allowance; writing the records again", "took", took, "allowance", min(r.opts.Grace, commitAllowance))
+	if err := r.schedule(ctx, pl.Delete, r.opts.Now()); err != nil {
+		return fmt.Errorf("prune %s: the bases are dropped, but the records written after the slow commit failed (the first ones stand): %w", r.s, err)
+	}
+	return nil
+}
+
 // fill copies the plan into the report.
 func (r *runner) fill(pl *Plan) {
 	rep := r.rep
 	rep.Kept, rep.Dropped, rep.Scheduled = pl.Kept, pl.Dropped, pl.Delete
-	rep.ScheduledBytes, rep.AlreadyPending, rep.Notes = pl.Bytes(), pl.Pending, pl.Notes
+	rep.ScheduledBytes, rep.AlreadyPending, rep.Notes = pl.Bytes(), pl.Pending, append(rep.Notes, pl.Notes...)
 	rep.Before, rep.After = pl.Before, pl.After
 }
 

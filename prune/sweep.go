@@ -23,12 +23,22 @@ type Sweep struct {
 	Deleted      int   `json:"deleted"`
 	DeletedBytes int64 `json:"deleted_bytes"`
 	Gone         int   `json:"gone"`
-	// Kept are the objects that turned out to be needed again, with why.
+	// Kept are the objects that turned out to be needed again, or that
+	// must wait, with why.
 	Kept []Object `json:"kept,omitempty"`
+	// Carried is the new record that holds the kept objects that may go
+	// later (an SST file written within the grace, or any SST file while a
+	// file list cannot be read), so that none is left unscheduled.
+	Carried string `json:"carried,omitempty"`
 }
 
 // sweepAll sweeps every record whose grace is over, oldest first.
-func (r *runner) sweepAll(ctx context.Context, records []record) error {
+func (r *runner) sweepAll(ctx context.Context) error {
+	records, err := loadRecords(ctx, r.s, r.records)
+	if err != nil {
+		return fmt.Errorf("prune %s: %w", r.s, err)
+	}
+	r.records = records
 	now := r.opts.Now()
 	for _, rec := range records {
 		due := rec.due(r.opts.Grace)
@@ -36,60 +46,94 @@ func (r *runner) sweepAll(ctx context.Context, records []record) error {
 			r.rep.Waiting = append(r.rep.Waiting, Waiting{Record: rec.key, Objects: len(rec.Objects), Due: due})
 			continue
 		}
-		sw, err := r.sweep(ctx, rec, records)
+		sw, carried, err := r.sweep(ctx, rec)
 		r.rep.Swept = append(r.rep.Swept, sw)
 		if err != nil {
 			return fmt.Errorf("prune: sweep %s: %w", rec.key, err)
 		}
-		r.log.Info("prune: swept", "record", rec.key, "deleted", sw.Deleted, "bytes", sw.DeletedBytes, "gone", sw.Gone, "kept", len(sw.Kept))
+		if carried != nil {
+			r.rep.Waiting = append(r.rep.Waiting, Waiting{Record: carried.key, Objects: len(carried.Objects), Due: carried.due(r.opts.Grace)})
+		}
+		r.log.Info("prune: swept", "record", rec.key, "deleted", sw.Deleted, "bytes", sw.DeletedBytes, "gone", sw.Gone, "kept", len(sw.Kept), "carried_to", sw.Carried)
 	}
 	return nil
 }
 
 // sweep deletes the objects of rec that are still not needed, in batches
-// judged against a fresh scan, then the record itself.
-func (r *runner) sweep(ctx context.Context, rec record, records []record) (Sweep, error) {
+// judged against a fresh scan, carries those that must wait into a new
+// record (returned), and then deletes rec.
+func (r *runner) sweep(ctx context.Context, rec record) (Sweep, *record, error) {
 	sw := Sweep{Record: rec.key}
 	objs := make([]Object, len(rec.Objects))
 	for i, o := range rec.Objects {
 		objs[i] = Object{Key: o.Key, Kind: kindOf(o.Key), Why: o.Why}
 	}
 	slices.SortStableFunc(objs, func(a, b Object) int { return cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]) })
-	grace := max(r.opts.Grace, rec.NotBefore.Sub(rec.Created))
+	grace := max(r.opts.Grace, graceOf(rec.NotBefore.Sub(rec.Created)))
+	var carry []Object
 	for start := 0; start < len(objs); start += sweepBatch {
 		batch := objs[start:min(start+sweepBatch, len(objs))]
-		var err error
-		if records, err = loadRecords(ctx, r.s, records); err != nil {
-			return sw, err
+		if err := r.sweepBatch(ctx, rec, batch, grace, &sw, &carry); err != nil {
+			return sw, nil, err
 		}
-		if err := r.sweepBatch(ctx, rec, batch, pendingKeys(records), grace, &sw); err != nil {
-			return sw, err
+	}
+	var carried *record
+	if len(carry) > 0 {
+		written, err := writeRecords(ctx, r.s, carry, r.opts.Policy, r.opts.Now(), wait(grace))
+		if err != nil {
+			return sw, nil, fmt.Errorf("carry %d objects that must wait into a new record: %w", len(carry), err)
 		}
+		carried, sw.Carried = &written[0], written[0].key
 	}
 	if err := r.s.Delete(ctx, rec.key); err != nil {
-		return sw, fmt.Errorf("delete the swept record: %w", err)
+		return sw, carried, fmt.Errorf("delete the swept record: %w", err)
 	}
-	return sw, nil
+	return sw, carried, nil
 }
 
 // sweepBatch judges a batch of objects against the archive as it is now
-// and deletes those still not needed.
-func (r *runner) sweepBatch(ctx context.Context, rec record, batch []Object, pending map[string]Pending, grace time.Duration, sw *Sweep) error {
-	v, err := scan(ctx, r.s, pending, r.cache)
-	if err != nil {
-		return err
+// and deletes those still not needed. When the archive changes before a
+// delete, the rest of the batch is judged again against a new scan.
+func (r *runner) sweepBatch(ctx context.Context, rec record, batch []Object, grace time.Duration, sw *Sweep, carry *[]Object) error {
+	for attempt := 1; len(batch) > 0; attempt++ {
+		if attempt > maxAttempts {
+			return fmt.Errorf("the archive changed under the sweep %d times in a row: the next prune finishes it", maxAttempts)
+		}
+		v, err := r.view(ctx)
+		if err != nil {
+			return err
+		}
+		del := r.judgeAll(v, rec, batch, sw, carry)
+		if err := Check(v, v.Manifest, del); err != nil {
+			return err
+		}
+		if batch, err = r.deleteJudged(ctx, v, del, grace, sw, carry); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// judgeAll judges the objects of batch against v. It adds what stays and
+// what is gone to sw (and what stays but may go later to carry), and
+// returns what to delete. An object that another record holds longer
+// stays for that record.
+func (r *runner) judgeAll(v *View, rec record, batch []Object, sw *Sweep, carry *[]Object) []Object {
 	j := judge{v: v, rec: rec, segs: segmentVerdicts(v.Manifest, v.Segments), sizes: segmentSizes(v), users: sstUsers(v)}
+	now := r.opts.Now()
 	var del []Object
 	for _, o := range batch {
-		keep, gone, size := j.decide(o)
-		if p, ok := pending[o.Key]; ok && p.Record != rec.key && keep == "" {
-			keep = fmt.Sprintf("held by the newer record %s: it was needed again after this record", p.Record)
+		keep, later, gone, size := j.decide(o)
+		if p, ok := v.Pending[o.Key]; ok && keep == "" && !gone && now.Before(p.Due) {
+			keep = fmt.Sprintf("held by record %s until %s: it was dropped again, or with a longer grace", p.Record, stamp(p.Due))
 		}
 		switch {
 		case keep != "":
 			o.Why = keep
 			sw.Kept = append(sw.Kept, o)
+			if later {
+				*carry = append(*carry, o)
+			}
 		case gone:
 			sw.Gone++
 		default:
@@ -97,42 +141,93 @@ func (r *runner) sweepBatch(ctx context.Context, rec record, batch []Object, pen
 			del = append(del, o)
 		}
 	}
-	if err := Check(v, v.Manifest, del); err != nil {
-		return err
-	}
-	for _, o := range del {
-		if err := r.remove(ctx, o, grace, sw); err != nil {
-			return err
-		}
-	}
-	return nil
+	return del
 }
 
-// remove deletes one object. An SST file is looked at first: one written
-// within the grace (a base upload that reuses it) stays.
-func (r *runner) remove(ctx context.Context, o Object, grace time.Duration, sw *Sweep) error {
-	if o.Kind == KindSST {
-		info, err := r.s.Head(ctx, o.Key)
-		if objstore.IsNotFound(err) {
-			sw.Gone++
-			return nil
+// deleteJudged deletes the objects that were judged against v, kind by
+// kind. Before each kind it checks that the manifest is still the one v
+// read and, before the SST files, that no file list appeared or changed
+// under bases/; before each SST file it looks at the file (one written
+// within the grace stays) and at the manifest again, so that a base
+// committed meanwhile keeps what it names. When the archive changed it
+// returns the objects not handled yet, to be judged again.
+func (r *runner) deleteJudged(ctx context.Context, v *View, del []Object, grace time.Duration, sw *Sweep, carry *[]Object) ([]Object, error) {
+	for i, o := range del {
+		if i == 0 || o.Kind != del[i-1].Kind {
+			changed, err := r.changed(ctx, v, o.Kind == KindSST)
+			if err != nil || changed {
+				return del[i:], err
+			}
 		}
+		if o.Kind == KindSST {
+			stays, err := r.sstStays(ctx, &o, grace, sw, carry)
+			if err != nil {
+				return nil, err
+			}
+			if stays {
+				continue
+			}
+			changed, err := r.changed(ctx, v, false)
+			if err != nil || changed {
+				return del[i:], err
+			}
+		}
+		if err := r.s.Delete(ctx, o.Key); err != nil {
+			return nil, fmt.Errorf("delete %s: %w", o.Key, err)
+		}
+		sw.Deleted++
+		sw.DeletedBytes += o.Size
+	}
+	return nil, nil
+}
+
+// changed reports whether the manifest is no longer the one v read (one
+// conditional GET) or, with lists, whether a file list under bases/ is new
+// or written again since v was read.
+func (r *runner) changed(ctx context.Context, v *View, lists bool) (bool, error) {
+	_, tag, err := manifest.Reload(ctx, r.s, v.ETag)
+	if err != nil {
+		return false, err
+	}
+	if tag != v.ETag || !lists {
+		return tag != v.ETag, nil
+	}
+	for info, err := range r.s.List(ctx, manifest.BasesPrefix, "") {
 		if err != nil {
-			return fmt.Errorf("look at %s: %w", o.Key, err)
+			return false, fmt.Errorf("list %s: %w", manifest.BasesPrefix, err)
 		}
-		if since := r.opts.Now().Sub(info.ModTime); since < grace {
-			o.Why = fmt.Sprintf("written %s ago, within the grace %s: a base upload may use it", since.Round(time.Second), FormatDuration(grace))
-			sw.Kept = append(sw.Kept, o)
-			return nil
+		if !strings.HasSuffix(info.Key, "/"+manifest.FileListName) {
+			continue
 		}
-		o.Size = info.Size
+		if seen, ok := v.BaseObjects[info.Key]; !ok || seen.ETag != info.ETag || !seen.ModTime.Equal(info.ModTime) {
+			return true, nil
+		}
 	}
-	if err := r.s.Delete(ctx, o.Key); err != nil {
-		return fmt.Errorf("delete %s: %w", o.Key, err)
+	return false, nil
+}
+
+// sstStays looks at SST file o right before its delete: one that is gone
+// is counted, and one written within the grace (a base upload may be
+// reusing it) stays and is carried to a new record. Otherwise it sets
+// o's size.
+func (r *runner) sstStays(ctx context.Context, o *Object, grace time.Duration, sw *Sweep, carry *[]Object) (bool, error) {
+	info, err := r.s.Head(ctx, o.Key)
+	if objstore.IsNotFound(err) {
+		sw.Gone++
+		return true, nil
 	}
-	sw.Deleted++
-	sw.DeletedBytes += o.Size
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("look at %s: %w", o.Key, err)
+	}
+	if since := r.opts.Now().Sub(info.ModTime); since < grace {
+		kept := *o
+		kept.Why = fmt.Sprintf("written %s ago, within the grace %s: a base upload may use it", since.Round(time.Second), FormatDuration(grace))
+		sw.Kept = append(sw.Kept, kept)
+		*carry = append(*carry, kept)
+		return true, nil
+	}
+	o.Size = info.Size
+	return false, nil
 }
 
 // judge decides the objects of a record against a fresh view.
@@ -144,16 +239,18 @@ type judge struct {
 	users map[string]string // SST key: a file list that names it
 }
 
-// decide returns why o must stay (keep), or that it is gone, or its size
-// for a delete.
-func (j judge) decide(o Object) (keep string, gone bool, size int64) {
+// decide returns why o must stay (keep; later when it may go once that
+// passes), or that it is gone, or its size for a delete.
+func (j judge) decide(o Object) (keep string, later, gone bool, size int64) {
 	switch o.Kind {
 	case KindSegment:
-		return j.segment(o.Key)
+		keep, gone, size = j.segment(o.Key)
 	case KindSST:
-		return j.sst(o.Key), false, 0
+		keep, later = j.sst(o.Key)
+	default:
+		keep, gone, size = j.baseObject(o.Key)
 	}
-	return j.baseObject(o.Key)
+	return keep, later, gone, size
 }
 
 func (j judge) segment(key string) (string, bool, int64) {
@@ -181,7 +278,7 @@ func (j judge) baseObject(key string) (string, bool, int64) {
 		return fmt.Sprintf("base %d/%d is in the manifest again", tl, seq), false, 0
 	case !listed:
 		return "", true, 0
-	case info.ModTime.After(j.rec.Created):
+	case info.ModTime.After(j.rec.written()):
 		return fmt.Sprintf("written at %s, after the record", stamp(info.ModTime)), false, 0
 	case name != manifest.FileListName && j.listStays(list):
 		return fmt.Sprintf("the file list of base %d/%d is there and not being deleted (a new upload?)", tl, seq), false, 0
@@ -197,15 +294,15 @@ func (j judge) listStays(key string) bool {
 }
 
 // sst judges an SST file: it stays while a file list names it that is not
-// being deleted, or while a file list cannot be read.
-func (j judge) sst(key string) string {
+// being deleted, or, for later, while a file list cannot be read.
+func (j judge) sst(key string) (string, bool) {
 	if len(j.v.Unreadable) > 0 {
-		return fmt.Sprintf("a file list cannot be read (%s): no SST file is deleted while it is there", sortedKeys(j.v.Unreadable)[0])
+		return fmt.Sprintf("a file list cannot be read (%s): no SST file is deleted while it is there", sortedKeys(j.v.Unreadable)[0]), true
 	}
 	if lk, ok := j.users[key]; ok {
-		return fmt.Sprintf("named by %s", lk)
+		return fmt.Sprintf("named by %s", lk), false
 	}
-	return ""
+	return "", false
 }
 
 // sstUsers maps each SST key to a file list that names it, among the lists

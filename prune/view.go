@@ -36,9 +36,12 @@ type View struct {
 	Pending map[string]Pending
 }
 
-// Pending is the record that holds a key.
+// Pending says which pending records hold a key.
 type Pending struct {
-	Record  string
+	// Record is the one that holds it longest, until Due.
+	Record string
+	Due    time.Time
+	// Created is when the newest record that holds it was written.
 	Created time.Time
 }
 

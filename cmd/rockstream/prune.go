@@ -27,9 +27,9 @@ func pruneCommand() *cli.Command {
 			"every segment and SST file that a kept base needs to restore: every sequence from the\n" +
 			"oldest kept base on stays restorable. It never deletes the last segment of a timeline,\n" +
 			"nor objects it cannot tell are unused (a base being uploaded).\n\n" +
-			"It works in two phases. First it drops the other bases from the manifest (a\n" +
-			"compare-and-swap, safe next to a running archiver) and writes a pending record of what\n" +
-			"to delete and why under prune/. Then, in this run when --grace is 0 and in the first\n" +
+			"It works in two phases. First it writes a pending record of what to delete and why\n" +
+			"under prune/, then drops the other bases from the manifest (a compare-and-swap, safe\n" +
+			"next to a running archiver). Then, in this run when --grace is 0 and in the first\n" +
 			"run after the grace otherwise, it deletes what the archive still does not need. A\n" +
 			"restore or standby bootstrap that started before the prune finishes if it takes less\n" +
 			"than the grace; so does a base upload. A run that stops half-way is finished by the next.\n" +
@@ -149,6 +149,9 @@ func printPrune(w io.Writer, rep *prune.Report, asJSON bool) error {
 		fmt.Fprintf(w, "Swept      %s: deleted %d objects (%s), %d already gone, %d kept\n", sw.Record, sw.Deleted, bytesText(sw.DeletedBytes), sw.Gone, len(sw.Kept))
 		for _, o := range sw.Kept {
 			fmt.Fprintf(w, "  kept %s: %s\n", o.Key, o.Why)
+		}
+		if sw.Carried != "" {
+			fmt.Fprintf(w, "  the kept objects that may go later are in %s\n", sw.Carried)
 		}
 	}
 	for _, wt := range rep.Waiting {
