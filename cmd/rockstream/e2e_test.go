@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,46 +189,6 @@ func openLocation(t *testing.T, url string) objstore.Store {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// TestArchiveKill9 archives a database that db_bench writes, killing the
-// archiver with SIGKILL at random points and starting it again: the
-// archive ends up holding every batch exactly once.
-func TestArchiveKill9(t *testing.T) {
-	dir := newDB(t)
-	bucket := "file://" + t.TempDir()
-	args := []string{"archive", "--db", dir, "--to", bucket, "--segment-age", "50ms", "--segment-size", "256KiB"}
-	writer := dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", "--num=100000", "--batch_size=4", "--benchmark_write_rate_limit=2000000")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	kills := 0
-	done := make(chan struct{})
-	go func() { writer.Wait(); close(done) }()
-	for running := true; running; {
-		p := startCLI(t, nil, args...)
-		select {
-		case <-done:
-			running = false
-			time.Sleep(300 * time.Millisecond)
-			if code := p.stop(t); code != 0 {
-				t.Fatalf("archive after SIGTERM: exit %d\n%s", code, p.out)
-			}
-		case <-time.After(time.Duration(100+rng.Intn(700)) * time.Millisecond):
-			p.cmd.Process.Kill()
-			p.wait(t, 10*time.Second)
-			kills++
-		}
-	}
-	// One more run to make sure that everything is in after the last kill.
-	p := startCLI(t, nil, args...)
-	time.Sleep(time.Second)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("archive: exit %d\n%s", code, p.out)
-	}
-	n := checkArchive(t, openLocation(t, bucket), dir)
-	t.Logf("%d kill -9 during the writes; %d batches archived exactly once", kills, n)
-	if kills < 3 {
-		t.Fatalf("only %d kills: the writer finished too soon for the test to mean anything", kills)
-	}
 }
 
 // TestArchiveMinIOOutage archives to a real MinIO that is stopped for a few
