@@ -37,7 +37,7 @@ func (a *Archiver) firstBase(ctx context.Context) error {
 // maybeBase takes a base when one is due: BaseInterval after the last, or
 // after BaseWALBytes of batches. The checkpoint is taken here; it is fast
 // (hard links and a copy of the live WAL). A failed base is logged and
-// tried again at the next interval, unless the archiver was fenced.
+// tried again after RetryMax, unless the archiver was fenced.
 func (a *Archiver) maybeBase(ctx context.Context) error {
 	now := a.opts.Now()
 	if now.Sub(a.lastBase) < a.opts.BaseInterval && a.walBytes < a.opts.BaseWALBytes {
@@ -52,7 +52,11 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 		if errors.Is(err, manifest.ErrFenced) {
 			return err
 		}
-		a.log.Error("the base failed; the next try is at the next base interval", "error", err)
+		// Try again after RetryMax, not a whole interval later: a store
+		// outage during a base must not postpone the next one by a day.
+		retry := min(a.opts.RetryMax, a.opts.BaseInterval)
+		a.lastBase = now.Add(retry - a.opts.BaseInterval)
+		a.log.Error("the base failed; trying again", "in", retry, "error", err)
 	}
 	return nil
 }
