@@ -191,46 +191,6 @@ func openLocation(t *testing.T, url string) objstore.Store {
 	return s
 }
 
-// TestArchiveMinIOOutage archives to a real MinIO that is stopped for a few
-// seconds in the middle of the writes: the archiver retries, nothing is
-// lost, and the backlog drains when MinIO is back.
-func TestArchiveMinIOOutage(t *testing.T) {
-	miniotest.Shared(t) // fails under CI=true when MinIO is missing
-	srv, err := miniotest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	bucket := srv.NewBucket(t)
-	url := "s3://" + bucket + "/db?endpoint=" + srv.Endpoint
-	env := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey}
-	dir := newDB(t)
-	p := startCLI(t, env, "archive", "--db", dir, "--to", url, "--segment-age", "100ms", "--listen", "127.0.0.1:0")
-	writer := dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", "--num=150000", "--batch_size=4", "--benchmark_write_rate_limit=2000000")
-	writing := make(chan struct{})
-	go func() { writer.Wait(); close(writing) }()
-	time.Sleep(time.Second)
-	srv.Stop()
-	time.Sleep(3 * time.Second)
-	select {
-	case <-writing:
-		t.Fatal("the writer finished during the outage: the test shows nothing")
-	default:
-	}
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	<-writing
-	time.Sleep(2 * time.Second)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("archive: exit %d\n%s", code, p.out)
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
-	n := checkArchive(t, openLocation(t, url), dir)
-	t.Logf("%d batches archived through a 3 s MinIO outage", n)
-}
-
 // TestArchiveGap: the writer keeps no WAL history and flushes while the
 // archiver is down, so the WAL it needs is gone. The archiver says so,
 // records a hole, takes a new base, and status reports the hole.
