@@ -29,9 +29,14 @@
 // segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key
 // with one GET every Options.Poll; a 404 means nothing new. While the archive
 // is idle the interval grows to at most Options.MaxPoll, and falls back to
-// Poll as soon as a segment arrives. Only at start, when S+1 is inside a
-// segment (after a restart, or a base taken inside a segment), is the
-// timeline listed once (catalog.Timeline) to find the segment that holds it.
+// Poll as soon as a segment arrives. At start, when S+1 is inside a segment
+// (after a restart, or a base taken inside a segment), the timeline is
+// listed once (catalog.Timeline) to find the segment that holds it. A 404
+// could also be a segment that is gone while the archive goes on after it:
+// that start listing, and one every 12 manifest checks while the next key
+// stays missing (one LIST a minute by default, only while the archive is
+// idle), stop Run naming the missing key when a later segment exists and no
+// hole is recorded over it.
 //
 // Every Options.ManifestCheck the manifest is read again with a conditional
 // GET (manifest.Reload). When the current timeline has moved on to a child of

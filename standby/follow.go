@@ -26,6 +26,7 @@ type follower struct {
 	resume  bool      // S+1 may be inside a segment: list once on a 404
 	ended   bool      // the timeline's end marker was read
 	lastNew time.Time // when a segment last arrived
+	gap     gapWatch  // how long the next key has been missing
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
@@ -98,6 +99,9 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		key, data, sure, err = s.findContaining(ctx, f.tl, applied+1)
 		f.resume = !sure
 	}
+	if data == nil && err == nil && !f.resume {
+		err = s.checkGap(ctx, f, applied)
+	}
 	if data == nil || err != nil {
 		return false, err
 	}
@@ -168,7 +172,7 @@ func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (st
 			return sg.Key, data, data != nil, err
 		}
 	}
-	return "", nil, true, nil
+	return "", nil, true, missingBefore(segs, tl, seq)
 }
 
 // applySegment applies the batches of the segment after the database's
