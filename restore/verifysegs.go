@@ -209,8 +209,8 @@ func chainProblem(sg, next *segCheck, want uint64) string {
 	case want != next.first:
 		return fmt.Sprintf("its batches end at sequence %d, but the hole recorded after it starts at %d", sg.next-1, want)
 	}
-	return fmt.Sprintf("its batches end at sequence %d, but the next segment %s starts at %d and no hole is recorded in between: sequences %d to %d are missing",
-		sg.next-1, next.key, next.first, sg.next, next.first-1)
+	return fmt.Sprintf("its batches end at sequence %d, but the next segment %s starts at %d and no hole is recorded in between: sequences %d to %d are missing (no segment %s)",
+		sg.next-1, next.key, next.first, sg.next, next.first-1, manifest.SegmentKey(sg.tl, sg.next))
 }
 
 // trueSegments are the segments as their trailers give them, for
