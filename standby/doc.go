@@ -33,10 +33,10 @@
 // (after a restart, or a base taken inside a segment), the timeline is
 // listed once (catalog.Timeline) to find the segment that holds it. A 404
 // could also be a segment that is gone while the archive goes on after it:
-// that start listing, and one every 12 manifest checks while the next key
-// stays missing (one LIST a minute by default, only while the archive is
-// idle), stop Run naming the missing key when a later segment exists and no
-// hole is recorded over it.
+// a LIST after that key at the first 404 of a run, and one every 12
+// manifest checks while the next key stays missing (one a minute by
+// default, only while the archive is idle), stop Run naming the missing key
+// when a later segment exists and no hole is recorded over it.
 //
 // Every Options.ManifestCheck the manifest is read again with a conditional
 // GET (manifest.Reload). When the current timeline has moved on to a child of

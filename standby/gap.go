@@ -12,10 +12,10 @@ import (
 
 // A follower reads a 404 of the next key as "nothing new yet". If that
 // segment is gone (deleted, or lost) while the archive goes on after it,
-// the 404 would last for ever and the standby would report no lag. So the
-// timeline's listing at start, and while the next key stays missing a LIST
-// after its key every gapCheckEvery manifest checks (one a minute by
-// default, only while the archive is idle or stuck), look for a later
+// the 404 would last for ever and the standby would report no lag. So at
+// the first 404 of a run, and while the next key stays missing every
+// gapCheckEvery manifest checks (one a minute by default, only while the
+// archive is idle or stuck), a LIST after that key looks for a later
 // segment; with no hole recorded over the missing one (the manifest is read
 // again first), the archive is damaged.
 
@@ -35,11 +35,13 @@ type gapWatch struct {
 func (s *Standby) checkGap(ctx context.Context, f *follower, applied uint64) error {
 	now := time.Now()
 	every := gapCheckEvery * s.opts.ManifestCheck
-	if g := &f.gap; g.seq != applied+1 || g.since.IsZero() {
+	first := f.gap.since.IsZero() // the first 404 of this run: list now
+	if g := &f.gap; g.seq != applied+1 || first {
 		*g = gapWatch{seq: applied + 1, since: now, listed: now}
-		return nil
-	}
-	if now.Sub(f.gap.listed) < every {
+		if !first {
+			return nil
+		}
+	} else if now.Sub(g.listed) < every {
 		return nil
 	}
 	f.gap.listed = now
