@@ -118,7 +118,11 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 		if err != nil {
 			return manifest.Base{}, err
 		}
-		if b, err = manifest.PutFileList(ctx, a.store, fl); err != nil {
+		b, err = manifest.PutFileList(ctx, a.store, fl)
+		if objstore.IsPreconditionFailed(err) && a.claimed {
+			b, err = a.replaceFileList(ctx, fl)
+		}
+		if err != nil {
 			return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
 		}
 	}
@@ -142,6 +146,19 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	a.count(func(s *Stats) { s.Bases++ })
 	a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
 	return b, nil
+}
+
+// replaceFileList replaces the file list of another archiver's base at the
+// same sequence (two archivers of one database started at once), which the
+// manifest does not name: that archiver is fenced, or this one is, which
+// checkFence tells. The files of the base are this archiver's already
+// (baseUpload.put replaced those that differed).
+func (a *Archiver) replaceFileList(ctx context.Context, fl *manifest.FileList) (manifest.Base, error) {
+	if err := a.checkFence(ctx); err != nil {
+		return manifest.Base{}, err
+	}
+	a.log.Warn("another archiver wrote a file list for this base; it is fenced, replacing it", "key", fl.Base().FileList)
+	return manifest.ReplaceFileList(ctx, a.store, fl)
 }
 
 // existingBase finds a base of this timeline at seq that is stored

@@ -278,6 +278,23 @@ func PutFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, err
 	return b, nil
 }
 
+// ReplaceFileList writes fl at its key whatever is there. Only the
+// archive's writer calls it, for a file list that the manifest does not
+// name: one left by a fenced archiver's base at the same sequence, whose
+// files the writer replaced with its own (docs/FORMAT.md, rule 5 of the
+// writer).
+func ReplaceFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, error) {
+	b := fl.Base()
+	data, err := encodeFileList(fl)
+	if err == nil {
+		_, err = s.Put(ctx, b.FileList, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{})
+	}
+	if err != nil {
+		return Base{}, fmt.Errorf("replace file list %s: %w", b.FileList, err)
+	}
+	return b, nil
+}
+
 func encodeFileList(fl *FileList) ([]byte, error) {
 	if err := fl.Validate(); err != nil {
 		return nil, err
