@@ -81,3 +81,19 @@ func TestFileListRace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStopWhileStarting: a stop (SIGTERM) while the archiver starts (its
+// store check, its first base) is a clean stop, not a failure.
+func TestStopWhileStarting(t *testing.T) {
+	for _, d := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond} {
+		fs := faultstore.New(newStore(t))
+		fs.Latency("", 10*time.Millisecond)
+		src := newMemSource("db-1")
+		src.write(rand.New(rand.NewSource(23)), 20)
+		r := start(t, src, fs, testOptions(t, "w"))
+		time.Sleep(d)
+		if err := r.stop(t); err != nil {
+			t.Fatalf("stopped %v after the start: %v", d, err)
+		}
+	}
+}
