@@ -54,7 +54,7 @@ func damageFixture(t *testing.T) *damaged {
 		}
 	}
 	bucket := filepath.Join(root, "bucket")
-	w := &faultWriter{dir: dir, db: db, wo: grocksdb.NewDefaultWriteOptions(), rng: newRand(3)}
+	w := &liveDB{dir: dir, db: db, wo: grocksdb.NewDefaultWriteOptions(), rng: newRand(3)}
 	arch := w.startArchiver(t, mustFileStore(t, bucket))
 	store := mustFileStore(t, bucket)
 	waitManifest(t, store)

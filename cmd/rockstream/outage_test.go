@@ -4,16 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/linxGnu/grocksdb"
 
-	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/internal/miniotest"
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/internal/testenv"
@@ -22,7 +17,6 @@ import (
 	"github.com/rockstream/rockstream/objstore/s3store"
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
-	"github.com/rockstream/rockstream/standby"
 )
 
 // The store-failure part of the fault suite (docs/RELIABILITY.md).
@@ -153,7 +147,7 @@ func TestFaultyStore(t *testing.T) {
 		return s
 	}
 	direct, viaProxy := open(srv.Endpoint), open(proxy.URL)
-	w := newFaultWriter(t, filepath.Join(t.TempDir(), "db"))
+	w := newLiveDB(t, filepath.Join(t.TempDir(), "db"))
 	w.write(t, 50)
 
 	archFS := faultstore.New(viaProxy)
@@ -211,101 +205,3 @@ func TestFaultyStore(t *testing.T) {
 		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, st.Errors)
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// faultWriter is a database written by this process.
-type faultWriter struct {
-	dir string
-	db  *grocksdb.DB
-	wo  *grocksdb.WriteOptions
-	rng *rand.Rand
-}
-
-func newFaultWriter(t *testing.T, dir string) *faultWriter {
-	w := &faultWriter{dir: dir, db: testdb.Open(t, dir), wo: grocksdb.NewDefaultWriteOptions(), rng: rand.New(rand.NewPCG(8, 9))}
-	t.Cleanup(func() { w.db.Close() })
-	return w
-}
-
-// write writes n batches of 1 to 4 puts and deletes.
-func (w *faultWriter) write(t *testing.T, n int) {
-	t.Helper()
-	for range n {
-		wb := grocksdb.NewWriteBatch()
-		for range 1 + w.rng.IntN(4) {
-			k := fmt.Appendf(nil, "key%04d", w.rng.IntN(1000))
-			if w.rng.IntN(8) == 0 {
-				wb.Delete(k)
-			} else {
-				wb.Put(k, fmt.Appendf(nil, "value-%d", w.rng.Int64()))
-			}
-		}
-		err := w.db.Write(w.wo, wb)
-		wb.Destroy()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// inProcess is an archiver or a standby running in a goroutine.
-type inProcess struct {
-	a      *archive.Archiver
-	sb     *standby.Standby
-	cancel context.CancelFunc
-	done   chan struct{} // closed when run returned, with err
-	err    error
-}
-
-// stop ends the run as SIGTERM does and returns its error.
-func (p *inProcess) stop() error {
-	p.cancel()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(time.Minute):
-		return errors.New("still running a minute after its stop")
-	}
-}
-
-// goRun runs run in a goroutine until stop, or the end of the test (before
-// the cleanups registered earlier, which close what it uses).
-func goRun(t *testing.T, run func(context.Context) error) *inProcess {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &inProcess{cancel: cancel, done: make(chan struct{})}
-	go func() { p.err = run(ctx); close(p.done) }()
-	t.Cleanup(func() { p.stop() })
-	return p
-}
-
-func (w *faultWriter) startArchiver(t *testing.T, s objstore.Store) *inProcess {
-	t.Helper()
-	root := t.TempDir()
-	src, err := rocks.NewFollowerSource(w.dir, filepath.Join(root, "secondary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	a, err := archive.New(src, s, archive.Options{WriterID: "faulty", WorkDir: filepath.Join(root, "work"),
-		SegmentSize: 32 << 10, SegmentAge: 50 * time.Millisecond, Poll: 5 * time.Millisecond, BaseInterval: time.Second,
-		FenceCheck: 200 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := goRun(t, a.Run)
-	p.a = a
-	return p
-}
-
-func startStandby(t *testing.T, s objstore.Store, dir string) *inProcess {
-	t.Helper()
-	sb, err := standby.New(s, standby.Options{Dir: dir, Poll: 10 * time.Millisecond, MaxPoll: 100 * time.Millisecond,
-		ManifestCheck: 200 * time.Millisecond, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := goRun(t, sb.Run)
-	p.sb = sb
-	waitUntilT(t, "the standby to follow", func() bool { return sb.Status().State == standby.Following })
-	return p
-}
