@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/rockstream/rockstream/internal/miniotest"
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/internal/testenv"
@@ -204,4 +203,3 @@ func TestFaultyStore(t *testing.T) {
 		n, proxy.Injected(), proxy.SlowDowns.Load(), proxy.Internals.Load(), proxy.ResetsBefore.Load(), proxy.ResetsAfter.Load(),
 		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, st.Errors)
 }
-
