@@ -193,7 +193,10 @@ func openLocation(t *testing.T, url string) objstore.Store {
 
 // TestArchiveGap: the writer keeps no WAL history and flushes while the
 // archiver is down, so the WAL it needs is gone. The archiver says so,
-// records a hole, takes a new base, and status reports the hole.
+// records a hole, takes a new base, and status reports the hole; verify
+// accepts the recorded hole, a restore into it is refused with the ranges,
+// the latest restore equals the database, and a standby from before the
+// gap stops saying it must be rebuilt.
 func TestArchiveGap(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
 	noRetention := []string{"--wal_ttl_seconds=0", "--write_buffer_size=65536"}
@@ -207,6 +210,10 @@ func TestArchiveGap(t *testing.T) {
 	}
 	if !strings.Contains(p.out.String(), "WAL_ttl_seconds") {
 		t.Fatalf("no warning about the writer's WAL retention:\n%s", p.out)
+	}
+	sbDir := filepath.Join(t.TempDir(), "standby") // a standby's state before the gap
+	if code, _, errOut := runCLI(t, "restore", "--from", bucket, sbDir); code != exitOK {
+		t.Fatalf("restore before the gap: %s", errOut)
 	}
 	waitCmd(t, dbBench(t, dir, append(noRetention, "--benchmarks=overwrite", "--use_existing_db=1", "--num=20000")...))
 	p = startCLI(t, nil, args...)
@@ -224,6 +231,31 @@ func TestArchiveGap(t *testing.T) {
 	code, out, _ = runCLI(t, "status", "--from", bucket, "--json")
 	if code != 0 || !strings.Contains(out, `"holes"`) {
 		t.Fatalf("status --json: exit %d\n%s", code, out)
+	}
+	gapAfterwards(t, bucket, dir, sbDir)
+}
+
+// gapAfterwards checks what the commands make of an archive with a hole
+// from sequence 2001.
+func gapAfterwards(t *testing.T, bucket, dir, sbDir string) {
+	t.Helper()
+	if code, out, errOut := runCLI(t, "verify", "--from", bucket); code != exitOK {
+		t.Fatalf("verify of an archive with a recorded hole: exit %d\n%s%s", code, out, errOut)
+	}
+	inHole := filepath.Join(t.TempDir(), "in-hole")
+	code, _, errOut := runCLI(t, "restore", "--from", bucket, "--to-seq", "2001", inHole)
+	if code != exitUsage || !strings.Contains(errOut, "restorable: [") {
+		t.Fatalf("restore into the hole: exit %d, want %d with the ranges\n%s", code, exitUsage, errOut)
+	}
+	latest := filepath.Join(t.TempDir(), "latest")
+	if code, _, errOut := runCLI(t, "restore", "--from", bucket, latest); code != exitOK {
+		t.Fatalf("restore after the hole: exit %d\n%s", code, errOut)
+	}
+	sameDatabase(t, latest, dir)
+	p := startCLI(t, nil, "standby", "--from", bucket, "--listen=", sbDir)
+	if code := p.wait(t, 30*time.Second); code == exitOK || !strings.Contains(p.out.String(), "must be rebuilt") ||
+		!strings.Contains(p.out.String(), "lacks sequences 2001 to") {
+		t.Fatalf("a standby from before the gap: exit %d, want a failure saying it must be rebuilt\n%s", code, p.out)
 	}
 }
 
