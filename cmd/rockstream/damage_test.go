@@ -140,6 +140,9 @@ func readAll(t *testing.T, path string) []byte {
 
 func writeAll(t *testing.T, path string, b []byte) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
