@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/rockstream/rockstream/internal/testdb"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"github.com/linxGnu/grocksdb"
 
 	"github.com/rockstream/rockstream/archive"
-	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore/filestore"
 	"github.com/rockstream/rockstream/rocks"
 )
@@ -172,48 +169,4 @@ func openSeq(t *testing.T, dir string) uint64 {
 	}
 	defer db.Close()
 	return db.LatestSequence()
-}
-
-// TestStandbyBadInput checks the exit codes of what the standby refuses.
-func TestStandbyBadInput(t *testing.T) {
-	src := newSBSource(t)
-	src.stopArchiver(t)
-	from := "file://" + src.bucket
-	junk := t.TempDir()
-	os.WriteFile(filepath.Join(junk, "notes.txt"), []byte("x"), 0o644)
-	m, _, err := manifest.Load(context.Background(), mustFileStore(t, src.bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherArchive := t.TempDir() // an archive of another database
-	os.WriteFile(filepath.Join(otherArchive, "manifest.json"), []byte(strings.Replace(mustJSON(t, m), m.Identity, "another-db", 1)), 0o644)
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		want string
-	}{
-		{"no from", []string{"standby", t.TempDir()}, exitUsage, "--from is required"},
-		{"no dir", []string{"standby", "--from", from}, exitUsage, "one argument"},
-		{"bad poll", []string{"standby", "--from", from, "--poll", "0s", t.TempDir()}, exitUsage, "--poll"},
-		{"bad poll text", []string{"standby", "--from", from, "--poll", "fast", t.TempDir()}, exitUsage, "poll"},
-		{"public listen", []string{"standby", "--from", from, "--listen", "0.0.0.0:0", t.TempDir()}, exitUsage, "--token"},
-		{"not a database", []string{"standby", "--from", from, "--listen=", junk}, exitUsage, "holds no RocksDB database"},
-		{"another archive", []string{"standby", "--from", "file://" + otherArchive, "--listen=", src.dir}, exitUsage, "another archive"},
-		{"no archive", []string{"standby", "--from", "file://" + t.TempDir(), "--listen=", filepath.Join(t.TempDir(), "x")}, exitFailure, "holds no rockstream archive"},
-		{"bad url", []string{"standby", "--from", "ftp://x", t.TempDir()}, exitUsage, ""},
-	} {
-		code, _, errOut := runCLI(t, tc.args...)
-		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "goroutine ") {
-			t.Errorf("%s: exit %d (want %d), stderr:\n%s", tc.name, code, tc.code, errOut)
-		}
-	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
