@@ -6,7 +6,7 @@
 #
 #   scripts/fault.sh          the short form (make fault), a few minutes
 #   scripts/fault.sh --long   the long form (make fault-long): ROCKSTREAM_LONG=1,
-#                             60 kills of each process, MinIO down 30 s, more
+#                             100 kills of each process, MinIO down 30 s, more
 #                             rounds of every race; about 15-20 minutes on 2 cores
 #
 # CI=true is set: a test that needs MinIO, db_bench or ldb fails instead of

@@ -29,14 +29,14 @@ import (
 // database is written, and started again at once.
 
 // TestArchiveKill9 archives a database that db_bench writes, killing the
-// archiver at random points (12 kills; 60 with ROCKSTREAM_LONG=1) and
+// archiver at random points (12 kills; 100 with ROCKSTREAM_LONG=1) and
 // starting it again. After each kill the archive must read (status) with
 // no hole; its last archived sequence is a kill point. At the end the
 // archive must hold every batch exactly once, byte for byte as RocksDB
 // reads it from the WAL, and restores to every kill point, to both ends
 // and to random sequences must equal the WAL oracle (ldb dump_wal).
 func TestArchiveKill9(t *testing.T) {
-	want := testenv.Scale(12, 60)
+	want := testenv.Scale(12, 100)
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	dir := newDB(t)
@@ -182,14 +182,14 @@ func dbLatest(t *testing.T, dir string) uint64 {
 	return f.LatestSequence()
 }
 
-// TestStandbyKill9 kills the standby process at random points (8 kills; 60
+// TestStandbyKill9 kills the standby process at random points (8 kills; 100
 // with ROCKSTREAM_LONG=1), the first ones during its bootstrap, while the
 // archive grows, and restarts it. After each kill its database must open,
 // never go back, and hold exactly the source's batches up to its sequence
 // (compared with a model of the writes); at the end it must converge to the
 // source exactly.
 func TestStandbyKill9(t *testing.T) {
-	want := testenv.Scale(8, 60)
+	want := testenv.Scale(8, 100)
 	src := newSBSource(t)
 	dir := filepath.Join(t.TempDir(), "standby")
 	from := "file://" + src.bucket

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +52,7 @@ func TestMinIOOutage(t *testing.T) {
 	go func() { writer.Wait(); close(writing) }()
 
 	time.Sleep(time.Second)
+	atStop := dbLatest(t, dir)
 	srv.Stop()
 	time.Sleep(down)
 	select {
@@ -67,6 +71,7 @@ func TestMinIOOutage(t *testing.T) {
 	latest := dbLatest(t, dir)
 	waitUntilT(t, "the archive to catch up", func() bool { return archivedTo(t, store, 1) == latest })
 	waitUntilT(t, "the standby to catch up", func() bool { a, _ := standbyApplied(addr); return a == latest })
+	sbErrors := standbyErrors(addr)
 	if code := arch.stop(t); code != exitOK {
 		t.Fatalf("archive: exit %d\n%s", code, arch.out)
 	}
@@ -75,8 +80,24 @@ func TestMinIOOutage(t *testing.T) {
 	}
 	n := checkArchive(t, store, dir)
 	sameDatabase(t, sbDir, dir)
-	t.Logf("MinIO down %v while writing; after it came back the archive held the %d sequences written before in %v, the standby had applied them in %v; %d batches archived exactly once, the standby equals the source",
-		down, backlog, archDrain.Round(10*time.Millisecond), sbDrain.Round(10*time.Millisecond), n)
+	t.Logf("MinIO down %v while db_bench wrote sequences %d to %d; once MinIO was back the archive held them all after %v, the standby had applied them after %v; the archiver logged %d retries, the standby counted %d errors; %d batches archived exactly once, the standby equals the source",
+		down, atStop+1, backlog, archDrain.Round(10*time.Millisecond), sbDrain.Round(10*time.Millisecond),
+		strings.Count(arch.out.String(), "retrying"), sbErrors, n)
+}
+
+// standbyErrors is the error count of the standby whose admin endpoint is
+// at addr.
+func standbyErrors(addr string) int64 {
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Errors int64 `json:"errors"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	return st.Errors
 }
 
 // drainTimes waits until both conditions hold and returns how long after
