@@ -281,8 +281,7 @@ func PutFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, err
 // ReplaceFileList writes fl at its key whatever is there. Only the
 // archive's writer calls it, for a file list that the manifest does not
 // name: one left by a fenced archiver's base at the same sequence, whose
-// files the writer replaced with its own (docs/FORMAT.md, rule 5 of the
-// writer).
+// files the writer replaced with its own (docs/FORMAT.md, "Bases").
 func ReplaceFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, error) {
 	b := fl.Base()
 	data, err := encodeFileList(fl)
