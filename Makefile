@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: all build setup demo test lint fuzz bench bench-full bench-micro bench-archive bench-restore clean
+.PHONY: all build setup demo test lint fuzz bench bench-full bench-micro bench-archive bench-restore fault fault-long clean
 
 GO ?= go
 
@@ -17,6 +17,16 @@ demo: build
 # The whole test suite, installing what it needs (Debian packages, MinIO).
 test:
 	bash scripts/test.sh
+
+# The fault suite (docs/RELIABILITY.md): its short form also runs in
+# `make test`; fault-long raises the counts (ROCKSTREAM_LONG=1).
+fault:
+	bash scripts/setup.sh --test
+	bash scripts/fault.sh
+
+fault-long:
+	bash scripts/setup.sh --test
+	bash scripts/fault.sh --long
 
 lint:
 	gofmt -l . | (! grep .)

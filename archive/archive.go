@@ -100,7 +100,8 @@ type Options struct {
 	// Concurrency is the number of files a base uploads at once
 	// (default 4).
 	Concurrency int
-	// RetryMax bounds the wait between two tries of an upload (default 30s).
+	// RetryMax bounds the wait between two tries of an upload, and is the
+	// wait before a failed base is tried again (default 30s).
 	RetryMax time.Duration
 	// DrainTimeout bounds the upload of what was read after a stop
 	// (default 2m).

@@ -38,7 +38,7 @@ func (a *Archiver) firstBase(ctx context.Context) error {
 // maybeBase takes a base when one is due: BaseInterval after the last, or
 // after BaseWALBytes of batches. The checkpoint is taken here; it is fast
 // (hard links and a copy of the live WAL). A failed base is logged and
-// tried again at the next interval, unless the archiver was fenced.
+// tried again after RetryMax, unless the archiver was fenced.
 func (a *Archiver) maybeBase(ctx context.Context) error {
 	now := a.opts.Now()
 	if now.Sub(a.lastBase) < a.opts.BaseInterval && a.walBytes < a.opts.BaseWALBytes {
@@ -53,7 +53,11 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 		if errors.Is(err, manifest.ErrFenced) {
 			return err
 		}
-		a.log.Error("the base failed; the next try is at the next base interval", "error", err)
+		// Try again after RetryMax, not a whole interval later: a store
+		// outage during a base must not postpone the next one by a day.
+		retry := min(a.opts.RetryMax, a.opts.BaseInterval)
+		a.lastBase = now.Add(retry - a.opts.BaseInterval)
+		a.log.Error("the base failed; trying again", "in", retry, "error", err)
 	}
 	return nil
 }
@@ -117,7 +121,11 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 		if fl, reused, err = a.uploadBase(ctx, dir, seq); err != nil {
 			return manifest.Base{}, err
 		}
-		if b, err = manifest.PutFileList(ctx, a.store, fl); err != nil {
+		b, err = manifest.PutFileList(ctx, a.store, fl)
+		if objstore.IsPreconditionFailed(err) && a.claimed {
+			b, err = a.replaceFileList(ctx, fl)
+		}
+		if err != nil {
 			return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
 		}
 	case fl != nil:
@@ -150,6 +158,19 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	a.count(func(s *Stats) { s.Bases++ })
 	a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
 	return b, nil
+}
+
+// replaceFileList replaces the file list of another archiver's base at the
+// same sequence (two archivers of one database started at once), which the
+// manifest does not name: that archiver is fenced, or this one is, which
+// checkFence tells. The files of the base are this archiver's already
+// (baseUpload.put replaced those that differed).
+func (a *Archiver) replaceFileList(ctx context.Context, fl *manifest.FileList) (manifest.Base, error) {
+	if err := a.checkFence(ctx); err != nil {
+		return manifest.Base{}, err
+	}
+	a.log.Warn("another archiver wrote a file list for this base; it is fenced, replacing it", "key", fl.Base().FileList)
+	return manifest.ReplaceFileList(ctx, a.store, fl)
 }
 
 // existingBase finds a base of this timeline at seq that is stored

@@ -17,13 +17,15 @@ import (
 // returns nil. A failure that fences it wraps manifest.ErrFenced.
 func (a *Archiver) Run(ctx context.Context) error {
 	needBase, err := a.start(ctx)
+	if err == nil && needBase {
+		err = a.firstBase(ctx)
+	}
+	if err != nil && ctx.Err() != nil {
+		a.log.Info("stopped while starting; nothing was read yet")
+		return nil // what a stop interrupted was never committed
+	}
 	if err != nil {
 		return err
-	}
-	if needBase {
-		if err := a.firstBase(ctx); err != nil {
-			return err
-		}
 	}
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)

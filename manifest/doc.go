@@ -53,7 +53,8 @@
 // the batches up to S). Its file list names each file with its size,
 // SHA-256 and key. SST files are stored under their content's hash, once
 // for all bases; the other files under the base's own prefix. A file list
-// is written once (if-none-match) and never changed.
+// is written once (if-none-match) and never changed once the manifest names
+// it (ReplaceFileList is the writer's, for a fenced archiver's leftover).
 //
 // # The manifest
 //

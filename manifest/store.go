@@ -50,23 +50,44 @@ func load(ctx context.Context, s objstore.Store, ifNoneMatch string) (*Manifest,
 // readObject reads key whole, refusing an object of more than limit bytes
 // without reading past limit+1.
 func readObject(ctx context.Context, s objstore.Store, key, ifNoneMatch string, limit int64) ([]byte, objstore.ObjectInfo, error) {
+	for attempt := 1; ; attempt++ {
+		data, info, broken, err := readOnce(ctx, s, key, ifNoneMatch, limit)
+		if !broken || attempt == readAttempts || ctx.Err() != nil {
+			return data, info, err
+		}
+	}
+}
+
+// readAttempts bounds the gets of one object whose transfer breaks off (a
+// connection reset in the middle of the body, which the S3 SDK does not
+// retry).
+const readAttempts = 3
+
+// readOnce is one get of readObject. broken reports a transfer that
+// stopped before the object's end, returned as an *objstore.Error: a
+// failure of the store, not of what it holds.
+func readOnce(ctx context.Context, s objstore.Store, key, ifNoneMatch string, limit int64) ([]byte, objstore.ObjectInfo, bool, error) {
 	r, info, err := s.Get(ctx, key, objstore.GetOptions{IfNoneMatch: ifNoneMatch})
 	if err != nil {
-		return nil, info, err
+		return nil, info, false, err
 	}
 	defer r.Close()
 	tooBig := invalid("size", "the object is larger than %d bytes", limit)
 	if info.Size > limit {
-		return nil, info, tooBig
+		return nil, info, false, tooBig
 	}
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(data)) < info.Size {
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil {
-		return nil, info, err
+		return nil, info, true, &objstore.Error{Op: "get", Location: s.String(), Key: key,
+			Err: fmt.Errorf("the transfer stopped after %d of %d bytes: %w", len(data), info.Size, err)}
 	}
 	if int64(len(data)) > limit {
-		return nil, info, tooBig
+		return nil, info, false, tooBig
 	}
-	return data, info, nil
+	return data, info, false, nil
 }
 
 // Create writes m as the manifest of a new archive, only if there is none
@@ -253,6 +274,22 @@ func PutFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, err
 	}
 	if err != nil {
 		return Base{}, fmt.Errorf("put file list %s: %w", b.FileList, err)
+	}
+	return b, nil
+}
+
+// ReplaceFileList writes fl at its key whatever is there. Only the
+// archive's writer calls it, for a file list that the manifest does not
+// name: one left by a fenced archiver's base at the same sequence, whose
+// files the writer replaced with its own (docs/FORMAT.md, "Bases").
+func ReplaceFileList(ctx context.Context, s objstore.Store, fl *FileList) (Base, error) {
+	b := fl.Base()
+	data, err := encodeFileList(fl)
+	if err == nil {
+		_, err = s.Put(ctx, b.FileList, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{})
+	}
+	if err != nil {
+		return Base{}, fmt.Errorf("replace file list %s: %w", b.FileList, err)
 	}
 	return b, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
 )
 
 func TestCreateLoad(t *testing.T) {
@@ -445,4 +446,26 @@ func TestLoadFileListMismatch(t *testing.T) {
 	put(t, s, b.FileList, readGolden(t, "files.json"))
 	_, err := manifest.LoadFileList(ctx, s, m, b)
 	wantErr(t, err, manifest.ErrInvalid, b.FileList, "sequence")
+}
+
+// TestLoadResumesBrokenTransfer: a manifest whose transfer breaks off (a
+// connection reset mid-body) is read again; one that always breaks is a
+// failure of the store (*objstore.Error), never a corrupt manifest.
+func TestLoadResumesBrokenTransfer(t *testing.T) {
+	ctx := context.Background()
+	inner := newStore(t)
+	createArchive(t, inner, writer("a", 1, 1))
+	s := faultstore.New(inner)
+	s.Add(faultstore.Rule{Op: faultstore.Get, Nth: 1, Cut: true, CutAt: 40})
+	s.Add(faultstore.Rule{Op: faultstore.Get, Nth: 2, Cut: true, CutAt: 0})
+	if _, _, err := manifest.Load(ctx, s); err != nil {
+		t.Fatalf("a manifest read through two broken transfers: %v", err)
+	}
+	s.Reset()
+	s.CutShort(manifest.ManifestKey, 40)
+	_, _, err := manifest.Load(ctx, s)
+	var se *objstore.Error
+	if !errors.As(err, &se) || errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), "transfer stopped after 40") {
+		t.Fatalf("a transfer that always breaks: %v, want a store error", err)
+	}
 }

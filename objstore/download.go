@@ -69,25 +69,47 @@ func Download(ctx context.Context, s Store, key string, w io.WriterAt, opts Down
 	return info.Size, nil
 }
 
+// partAttempts bounds the gets of one part whose transfer breaks off (a
+// connection reset in the middle of a body, which the S3 SDK does not
+// retry): each new get resumes where the last one stopped.
+const partAttempts = 3
+
 func downloadPart(ctx context.Context, s Store, info ObjectInfo, off int64, opts DownloadOptions, w io.WriterAt) error {
 	n := min(opts.PartSize, info.Size-off)
-	rc, got, err := s.Get(ctx, info.Key, GetOptions{Offset: off, Length: n})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if got.ETag != info.ETag {
-		return fmt.Errorf("the object changed during the download (etag %s, then %s)", info.ETag, got.ETag)
-	}
-	written, err := io.Copy(io.NewOffsetWriter(w, off), rc)
-	if err != nil {
-		return fmt.Errorf("bytes %d..%d: %w", off, off+n, err)
-	}
-	if written != n {
-		return fmt.Errorf("bytes %d..%d: got %d bytes, want %d", off, off+n, written, n)
+	var done int64
+	for attempt := 1; done < n; attempt++ {
+		written, broken, err := copyRange(ctx, s, info, off+done, n-done, w)
+		done += written
+		if err != nil && (!broken || attempt == partAttempts || ctx.Err() != nil) {
+			return fmt.Errorf("bytes %d..%d: %w", off, off+n, err)
+		}
 	}
 	if opts.Progress != nil {
 		opts.Progress(n)
 	}
 	return nil
+}
+
+// copyRange copies length bytes of the object from off into w at off. It
+// reports broken when the transfer stopped early (the body failed or ended
+// short), which another get of the rest can resume.
+func copyRange(ctx context.Context, s Store, info ObjectInfo, off, length int64, w io.WriterAt) (int64, bool, error) {
+	rc, got, err := s.Get(ctx, info.Key, GetOptions{Offset: off, Length: length})
+	if err != nil {
+		return 0, false, err
+	}
+	defer rc.Close()
+	if got.ETag != info.ETag {
+		return 0, false, fmt.Errorf("the object changed during the download (etag %s, then %s)", info.ETag, got.ETag)
+	}
+	written, err := io.Copy(io.NewOffsetWriter(w, off), rc)
+	switch {
+	case err != nil:
+		return written, true, fmt.Errorf("the transfer stopped after %d of %d bytes: %w", written, length, err)
+	case written < length:
+		return written, true, fmt.Errorf("got %d bytes, want %d", written, length)
+	case written > length:
+		return written, false, fmt.Errorf("got %d bytes, want %d", written, length)
+	}
+	return written, false, nil
 }

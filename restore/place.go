@@ -21,7 +21,8 @@ type dest struct {
 }
 
 // checkDest checks, before anything is downloaded, that dir can receive a
-// restore: missing, an empty folder, or any folder with force.
+// restore: missing, an empty folder, or any folder with force. It creates
+// nothing.
 func checkDest(dir string, force bool) (*dest, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -33,9 +34,6 @@ func checkDest(dir string, force bool) (*dest, error) {
 	}
 	if _, err := d.state(force); err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(d.parent, 0o755); err != nil {
-		return nil, fmt.Errorf("destination %s: %w", abs, err)
 	}
 	return d, nil
 }
@@ -108,8 +106,13 @@ func (d *dest) warnLeftovers(log *slog.Logger) {
 	}
 }
 
-// temp makes the temporary folder beside the destination.
+// temp makes the temporary folder beside the destination, and the
+// destination's missing parents: only once the restore has a plan, so
+// that a refused restore creates no folder.
 func (d *dest) temp() (string, error) {
+	if err := os.MkdirAll(d.parent, 0o755); err != nil {
+		return "", fmt.Errorf("destination %s: %w", d.dir, err)
+	}
 	tmp, err := os.MkdirTemp(d.parent, "."+d.name+".restore-")
 	if err != nil {
 		return "", fmt.Errorf("make a temporary folder beside %s: %w", d.dir, err)

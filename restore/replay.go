@@ -129,8 +129,8 @@ func (r *replayer) reached(st manifest.Step, crossed bool) error {
 	if got == st.StopAt || crossed && st.StopAt == r.target && got >= st.After {
 		return nil
 	}
-	return fmt.Errorf("segment %s: %w: its batches end at sequence %d, the restore needs them up to %d",
-		st.Key, ErrCorrupt, got, st.StopAt)
+	return fmt.Errorf("segment %s: %w: its batches end at sequence %d, the restore needs them up to %d: segment %s, which would hold them, is missing",
+		st.Key, ErrCorrupt, got, st.StopAt, manifest.SegmentKey(st.Timeline, got+1))
 }
 
 func checkHeader(h segments.Header, st manifest.Step) error {

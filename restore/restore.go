@@ -154,12 +154,18 @@ func restorePlan(ctx context.Context, store objstore.Store, c *catalog.Catalog, 
 func build(ctx context.Context, store objstore.Store, c *catalog.Catalog, plan *manifest.Plan, tmp string, opts Options) (Result, error) {
 	res := Result{Timeline: plan.Timeline, Base: plan.Base, Sequence: plan.Base.Sequence, Time: plan.Base.Time}
 	fl, err := manifest.LoadFileList(ctx, store, c.Manifest, plan.Base)
+	if objstore.IsNotFound(err) {
+		err = fmt.Errorf("%w: the manifest names it, but %w", ErrCorrupt, err)
+	}
 	if err != nil {
 		return res, fmt.Errorf("restore the base at %d: %w", plan.Base.Sequence, err)
 	}
 	prog := newMeter(opts.Progress, fl.Size()+planBytes(c, plan))
 	start := time.Now()
 	if err := fetchFiles(ctx, store, fl, tmp, opts.Concurrency, prog.add); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			err = fmt.Errorf("%w (the base's file list is %s)", err, plan.Base.FileList)
+		}
 		return res, err
 	}
 	res.BaseBytes = fl.Size()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
 )
 
 func verify(t *testing.T, s objstore.Store, drill bool) *Report {
@@ -227,4 +228,27 @@ func TestVerifyRecordedHole(t *testing.T) {
 		t.Fatalf("problems %v, coverage %v; want none and %v", rep.Problems, rep.Coverage[0].Ranges, want)
 	}
 	mustFail(t, fs, Options{ToSeq: seqp(gone.First + 1)}, manifest.ErrNotRestorable, rangesText(want))
+}
+
+// TestVerifyBrokenTransfers: a segment or a base file whose transfer
+// breaks off once is read again, and is no problem; one that always breaks
+// stops verify with a failure of the store, never a corrupt object.
+func TestVerifyBrokenTransfers(t *testing.T) {
+	a := sharedArchive(t)
+	seg := segmentAfter(t, a, a.bases[0])
+	sst := largestSST(t, baseFiles(t, a, 1))
+	fs := faultstore.New(fileStore(t, a.bucket))
+	fs.Add(faultstore.Rule{Op: faultstore.Get, KeyContains: seg.Key, Nth: 1, Cut: true, CutAt: seg.Size / 2})
+	fs.Add(faultstore.Rule{Op: faultstore.Get, KeyContains: sst.Key, Nth: 1, Cut: true, CutAt: sst.Size / 2})
+	if rep := verify(t, fs, false); !rep.OK() {
+		t.Fatalf("verify through one broken transfer of %s and of %s: %v", seg.Key, sst.Key, rep.Problems)
+	}
+	for _, key := range []string{seg.Key, sst.Key} {
+		fs := faultstore.New(fileStore(t, a.bucket))
+		fs.CutShort(key, 100)
+		_, err := Verify(context.Background(), fs, VerifyOptions{Logger: quiet()})
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "transfer stopped") {
+			t.Fatalf("a transfer of %s that always breaks: %v, want verify to stop naming it", key, err)
+		}
+	}
 }

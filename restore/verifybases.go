@@ -80,8 +80,22 @@ func (v *verifier) checkFiles(ctx context.Context, files map[string]*fileRef, ba
 
 // checkFile reads one object with one streaming get and hashes it as it
 // arrives: memory stays at one copy buffer. It returns what is wrong, or
-// "", and an error only when Verify must stop.
+// "", and an error only when Verify must stop. A transfer that breaks off
+// is read again (readAttempts in all).
 func (v *verifier) checkFile(ctx context.Context, f *fileRef) (string, error) {
+	for attempt := 1; ; attempt++ {
+		problem, err := v.hashFile(ctx, f)
+		if err == nil || !isBroken(err) || ctx.Err() != nil {
+			return problem, err
+		}
+		if attempt == readAttempts {
+			return "", fmt.Errorf("read %s: %w", f.key, err)
+		}
+	}
+}
+
+// hashFile is one read of checkFile; a broken transfer is an error.
+func (v *verifier) hashFile(ctx context.Context, f *fileRef) (string, error) {
 	rc, info, err := v.s.Get(ctx, f.key, objstore.GetOptions{})
 	if err != nil {
 		if fatal(ctx, err) {
@@ -98,7 +112,10 @@ func (v *verifier) checkFile(ctx context.Context, f *fileRef) (string, error) {
 	}
 	h := sha256.New()
 	var n int64
-	_, err = io.Copy(h, &counted{r: io.LimitReader(rc, f.size+1), n: &n, progress: v.prog.add})
+	_, err = io.Copy(h, &counted{r: io.LimitReader(&sizedBody{r: rc, size: info.Size}, f.size+1), n: &n, progress: v.prog.add})
+	if isBroken(err) {
+		return "", err
+	}
 	if err != nil {
 		if fatal(ctx, err) {
 			return "", fmt.Errorf("read %s: %w", f.key, err)

@@ -3,6 +3,7 @@ package restore
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -82,28 +83,26 @@ func (v *verifier) checkSegments(ctx context.Context, segs map[uint32][]*segChec
 }
 
 // readSegment reads one segment whole with segments.Reader, which checks
-// every CRC, the continuity of its batches and its trailer.
+// every CRC, the continuity of its batches and its trailer. A transfer that
+// breaks off is read again (readAttempts in all): it says nothing of the
+// object.
 func (v *verifier) readSegment(ctx context.Context, sg *segCheck) error {
-	rc, _, err := v.s.Get(ctx, sg.key, objstore.GetOptions{})
-	if err != nil {
-		return v.objectProblem(ctx, sg.key, err)
-	}
-	defer rc.Close()
-	var n int64
-	r, err := segments.NewReader(bufio.NewReaderSize(&counted{r: rc, n: &n, progress: v.prog.add}, readBuffer), segments.ReaderOptions{})
-	if err != nil {
-		return v.objectProblem(ctx, sg.key, err)
-	}
-	var batches int64
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
+	var (
+		r          *segments.Reader
+		n, batches int64
+		err        error
+	)
+	for attempt := 1; ; attempt++ {
+		r, n, batches, err = v.readWhole(ctx, sg.key)
+		if err == nil || !isBroken(err) || ctx.Err() != nil {
 			break
 		}
-		if err != nil {
-			return v.objectProblem(ctx, sg.key, err)
+		if attempt == readAttempts {
+			return fmt.Errorf("read %s: %w", sg.key, err)
 		}
-		batches++
+	}
+	if err != nil {
+		return v.objectProblem(ctx, sg.key, err)
 	}
 	v.rep.count(func(r *Report) { r.Segments++; r.SegmentBytes += n; r.Batches += batches })
 	h, tr := r.Header(), r.Trailer()
@@ -113,6 +112,59 @@ func (v *verifier) readSegment(ctx context.Context, sg *segCheck) error {
 	}
 	sg.ok, sg.next, sg.end = true, tr.NextSeq, h.Flags&segments.FlagEnd != 0
 	return nil
+}
+
+// readWhole reads the segment at key to its end and returns its reader,
+// the bytes read and the batches.
+func (v *verifier) readWhole(ctx context.Context, key string) (*segments.Reader, int64, int64, error) {
+	rc, info, err := v.s.Get(ctx, key, objstore.GetOptions{})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer rc.Close()
+	var n, batches int64
+	body := &sizedBody{r: rc, size: info.Size}
+	r, err := segments.NewReader(bufio.NewReaderSize(&counted{r: body, n: &n, progress: v.prog.add}, readBuffer), segments.ReaderOptions{})
+	if err != nil {
+		return nil, n, 0, err
+	}
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return r, n, batches, nil
+		}
+		if err != nil {
+			return nil, n, batches, err
+		}
+		batches++
+	}
+}
+
+// readAttempts bounds the reads of one object whose transfer breaks off
+// (a connection reset in the middle of a body, which the S3 SDK does not
+// retry) before Verify gives up on the store.
+const readAttempts = 3
+
+// sizedBody is the body of a get of an object of size bytes. A body that
+// fails, or ends before size bytes, is a *brokenTransfer: never an io.EOF
+// that segments.Reader would take for a truncated object.
+type sizedBody struct {
+	r       io.Reader
+	size, n int64
+}
+
+func (b *sizedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err == nil || err == io.EOF && b.n >= b.size {
+		return n, err
+	}
+	return n, &brokenTransfer{fmt.Errorf("the transfer stopped at byte %d of %d: %v", b.n, b.size, err)}
+}
+
+func isBroken(err error) bool {
+	var b *brokenTransfer
+	return errors.As(err, &b)
 }
 
 // objectProblem records err as a problem of key, unless it stops Verify.
@@ -157,8 +209,8 @@ func chainProblem(sg, next *segCheck, want uint64) string {
 	case want != next.first:
 		return fmt.Sprintf("its batches end at sequence %d, but the hole recorded after it starts at %d", sg.next-1, want)
 	}
-	return fmt.Sprintf("its batches end at sequence %d, but the next segment %s starts at %d and no hole is recorded in between: sequences %d to %d are missing",
-		sg.next-1, next.key, next.first, sg.next, next.first-1)
+	return fmt.Sprintf("its batches end at sequence %d, but the next segment %s starts at %d and no hole is recorded in between: sequences %d to %d are missing (no segment %s)",
+		sg.next-1, next.key, next.first, sg.next, next.first-1, manifest.SegmentKey(sg.tl, sg.next))
 }
 
 // trueSegments are the segments as their trailers give them, for

@@ -36,9 +36,9 @@
 // segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key
 // with one GET every Options.Poll; a 404 means nothing new. While the archive
 // is idle the interval grows to at most Options.MaxPoll, and falls back to
-// Poll as soon as a segment arrives. Only at start, when S+1 is inside a
-// segment (after a restart, or a base taken inside a segment), is the
-// timeline listed once (catalog.Timeline) to find the segment that holds it.
+// Poll as soon as a segment arrives. At start, when S+1 is inside a segment
+// (after a restart, or a base taken inside a segment), the timeline is
+// listed once (catalog.Timeline) to find the segment that holds it.
 //
 // Under a steady load the archiver uploads a segment every segment age, so
 // Run predicts the next one's arrival: one period (the difference of the

@@ -20,46 +20,8 @@ import (
 func TestPruneBadInput(t *testing.T) {
 	archiveDir, _ := restoreArchive(t)
 	bucket := "file://" + archiveDir
-	empty := "file://" + t.TempDir()
-	srv := miniotest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
-	db := filepath.Join(t.TempDir(), "db")
-	testdb.Open(t, db).Close()
-	cases := []struct {
-		args []string
-		code int
-		says string
-	}{
-		{[]string{"prune", "--keep-last", "2"}, exitUsage, "--from is required (or set ROCKSTREAM_FROM)"},
-		{[]string{"prune", "--from", bucket}, exitUsage, "no retention policy: give --keep-last N, --keep-within DURATION"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "0"}, exitUsage, "--keep-last 0: want 1 or more"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "-3"}, exitUsage, "--keep-last -3"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "two"}, exitUsage, "keep-last"},
-		{[]string{"prune", "--from", bucket, "--keep-within", "banana"}, exitUsage, `--keep-within: duration "banana"`},
-		{[]string{"prune", "--from", bucket, "--keep-within", "0d"}, exitUsage, "want a duration above zero"},
-		{[]string{"prune", "--from", bucket, "--keep-within", "-7d"}, exitUsage, "--keep-within"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "1", "--grace", "soon"}, exitUsage, "--grace"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "1", "extra"}, exitUsage, "no arguments"},
-		{[]string{"prune", "--from", bucket, "--keep-last", "1", "--timeout", "later"}, exitUsage, "timeout"},
-		{[]string{"prune", "--from", "s3:/bad", "--keep-last", "1"}, exitUsage, "bad location URL"},
-		{[]string{"prune", "--from", empty, "--keep-last", "1"}, exitFailure, "holds no rockstream archive"},
-		{[]string{"prune", "--from", "s3://no-such-bucket-prune/x?endpoint=" + srv.Endpoint, "--keep-last", "1"}, exitUnreachable, "bucket does not exist"},
-		{[]string{"prune", "--from", "s3://some-bucket/x?endpoint=http://127.0.0.1:1", "--keep-last", "1", "--timeout", "3s"}, exitUnreachable, "unreachable"},
-		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "0"}, exitUsage, "--retention-keep-last 0: want 1 or more"},
-		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-within", "soon"}, exitUsage, "--retention-keep-within"},
-		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "2", "--retention-interval", "0"}, exitUsage, "--retention-interval"},
-		{[]string{"archive", "--db", db, "--to", bucket, "--retention-keep-last", "2", "--retention-grace", "x"}, exitUsage, "--retention-grace"},
-	}
-	for _, c := range cases {
-		code, out, errOut := runCLI(t, c.args...)
-		if code != c.code || !strings.Contains(errOut, c.says) {
-			t.Errorf("rockstream %q: exit %d, want %d saying %q\nstdout: %s\nstderr: %s", c.args, code, c.code, c.says, out, errOut)
-		}
-		if strings.Contains(errOut, "goroutine ") {
-			t.Errorf("rockstream %q printed a stack trace:\n%s", c.args, errOut)
-		}
-	}
+	// The rows of bad flags and stores are in TestBadInputEveryCommand
+	// (badinput_test.go, pruneRows).
 	// A manifest it cannot trust: exit 5, and nothing changed.
 	if err := os.WriteFile(filepath.Join(archiveDir, manifest.ManifestKey), []byte(`{"format":1}`), 0o644); err != nil {
 		t.Fatal(err)

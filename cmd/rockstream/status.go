@@ -14,6 +14,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/restore"
 )
 
 func fromFlag() *cli.StringFlag {
@@ -63,9 +64,15 @@ func runStatus(c *cli.Context) error {
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(c.App.Writer, st)
 	}
-	printStatus(c.App.Writer, st)
+	if len(st.Problems) > 0 {
+		return fmt.Errorf("%w: status found %d problems in %s (above); run 'rockstream verify --from %s'", restore.ErrCorrupt, len(st.Problems), store, from)
+	}
 	return nil
 }
 

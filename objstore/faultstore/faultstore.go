@@ -42,6 +42,10 @@ type Rule struct {
 	// Nth, if above zero, makes the rule act on the Nth matching call only
 	// (counted from when the rule was added); otherwise on every one.
 	Nth int
+	// Every, if above zero, makes the rule act on every Every-th matching
+	// call (the Every-th, the 2*Every-th, ...), for faults spread over a
+	// long run.
+	Every int
 	// Err is returned instead of calling the store (after Delay). For a
 	// put with AfterPut set, the put is made first and Err returned after,
 	// as when an answer is lost on the way back.
@@ -66,6 +70,7 @@ type Store struct {
 	mu    sync.Mutex
 	rules []*Rule
 	calls map[Op]int
+	hits  int       // calls that a rule failed, damaged or cut
 	down  time.Time // unreachable until then
 }
 
@@ -124,6 +129,14 @@ func (s *Store) Calls(op Op) int {
 	return s.calls[op]
 }
 
+// Injected returns how many calls a rule or an outage failed, damaged or
+// cut short (delays not counted).
+func (s *Store) Injected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits
+}
+
 // String is the inner store's, marked.
 func (s *Store) String() string { return s.inner.String() + " (with faults)" }
 
@@ -139,14 +152,18 @@ func (s *Store) act(ctx context.Context, op Op, key string) (Rule, error) {
 			continue
 		}
 		r.seen++
-		if r.Nth > 0 && r.seen != r.Nth {
+		if (r.Nth > 0 && r.seen != r.Nth) || (r.Every > 0 && r.seen%r.Every != 0) {
 			continue
 		}
 		delay += r.Delay
 		if r.Err != nil || r.Flip || r.Cut {
 			hit = *r
+			s.hits++
 			break
 		}
+	}
+	if down {
+		s.hits++
 	}
 	s.mu.Unlock()
 	if delay > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -136,4 +137,63 @@ func TestUnreachableAndLatency(t *testing.T) {
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Fatalf("head took %v, want the injected 100ms", d)
 	}
+}
+
+func TestEvery(t *testing.T) {
+	s, _ := newStore(t)
+	boom := errors.New("boom")
+	s.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: "seg/", Every: 3, Err: boom})
+	var failed []int
+	for i := 1; i <= 9; i++ {
+		if err := put(t, s, fmt.Sprint("seg/", i), "x"); errors.Is(err, boom) {
+			failed = append(failed, i)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(failed) != "[3 6 9]" {
+		t.Fatalf("failed puts %v, want every third", failed)
+	}
+	if err := put(t, s, "other", "x"); err != nil {
+		t.Fatalf("a key the rule does not name: %v", err)
+	}
+	s.Unreachable(time.Hour)
+	put(t, s, "seg/10", "x")
+	if n := s.Injected(); n != 4 {
+		t.Fatalf("Injected() = %d, want 3 failures and 1 outage", n)
+	}
+}
+
+// TestDownloadResumes: objstore.Download resumes a part whose transfer
+// breaks off (twice at most), and fails naming the bytes when it keeps
+// breaking.
+func TestDownloadResumes(t *testing.T) {
+	s, _ := newStore(t)
+	data := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	if err := put(t, s, "big", data); err != nil {
+		t.Fatal(err)
+	}
+	s.Add(faultstore.Rule{Op: faultstore.Get, KeyContains: "big", Nth: 1, Cut: true, CutAt: 1000})
+	s.Add(faultstore.Rule{Op: faultstore.Get, KeyContains: "big", Nth: 3, Cut: true, CutAt: 10})
+	var got bytesAt
+	n, err := objstore.Download(ctx, s, "big", &got, objstore.DownloadOptions{PartSize: 16 << 10, Concurrency: 1})
+	if err != nil || n != int64(len(data)) || string(got.buf) != data {
+		t.Fatalf("download through two broken transfers: %d bytes, equal %v, %v", n, string(got.buf) == data, err)
+	}
+	s.Reset()
+	s.CutShort("big", 100)
+	_, err = objstore.Download(ctx, s, "big", &got, objstore.DownloadOptions{PartSize: 16 << 10, Concurrency: 1})
+	if err == nil || !strings.Contains(err.Error(), "bytes 0..16384") || !strings.Contains(err.Error(), "transfer stopped") {
+		t.Fatalf("a transfer that always breaks: %v", err)
+	}
+}
+
+type bytesAt struct{ buf []byte }
+
+func (w *bytesAt) WriteAt(p []byte, off int64) (int, error) {
+	if end := int(off) + len(p); end > len(w.buf) {
+		w.buf = append(w.buf, make([]byte, end-len(w.buf))...)
+	}
+	copy(w.buf[off:], p)
+	return len(p), nil
 }

@@ -424,7 +424,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return s.fail("delete", key, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	// A concurrent delete of the folder's last other key may have removed
+	// the folder already: our entry is gone with it.
+	if err := syncDir(filepath.Dir(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.fail("delete", key, err)
 	}
 	s.pruneDirs(filepath.Dir(p))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +128,36 @@ func TestStaleTempRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Fatalf("a fresh temporary file (a put in progress) was removed: %v", err)
+	}
+}
+
+// TestConcurrentDeletesInOneFolder: deletes of different keys of one
+// folder race to remove the folder once it is empty; none may fail
+// (two archivers starting at once each delete their check probe).
+func TestConcurrentDeletesInOneFolder(t *testing.T) {
+	s, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for round := range 200 {
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				key := fmt.Sprintf("probe/%d-%d", round, i)
+				if _, err := s.Put(ctx, key, strings.NewReader("x"), 1, objstore.PutOptions{}); err != nil {
+					errs[i] = err
+					return
+				}
+				errs[i] = s.Delete(ctx, key)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
 	}
 }

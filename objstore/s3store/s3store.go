@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +57,8 @@ type Options struct {
 	Profile string
 	// Credentials, if set, replaces the standard chain (tests).
 	Credentials aws.CredentialsProvider
-	// MaxAttempts bounds the attempts of one request (default 8).
+	// MaxAttempts bounds the attempts of one request (default:
+	// AWS_MAX_ATTEMPTS from the environment, else 8).
 	MaxAttempts int
 	// MaxBackoff bounds the wait between two attempts (default 5s).
 	MaxBackoff time.Duration
@@ -156,6 +158,9 @@ func (o *Options) normalize() error {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 8
+		if n, err := strconv.Atoi(os.Getenv("AWS_MAX_ATTEMPTS")); err == nil && n > 0 {
+			o.MaxAttempts = n
+		}
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second

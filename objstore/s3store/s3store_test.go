@@ -119,6 +119,19 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// TestMaxAttemptsFromEnvironment: AWS_MAX_ATTEMPTS, the AWS SDKs'
+// standard setting, bounds the attempts when the options do not.
+func TestMaxAttemptsFromEnvironment(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	endpoint := srv.URL
+	srv.Close()
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
+	err := newErr(t, s3store.Options{Bucket: "b", Endpoint: endpoint, Credentials: miniotest.Shared(t).Credentials(), MaxBackoff: 10 * time.Millisecond})
+	if !errors.Is(err, objstore.ErrUnreachable) || !strings.Contains(err.Error(), "attempts, 2") {
+		t.Fatalf("AWS_MAX_ATTEMPTS=2: %v", err)
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	for _, opts := range []s3store.Options{
 		{},
