@@ -7,24 +7,32 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/restore"
 )
 
 // missing follows how long the next segment's key has stayed missing.
 type missing struct {
-	seq   uint64        // the sequence whose segment is missing
-	next  time.Time     // when to look for later data next
-	every time.Duration // the interval after that look
+	seq    uint64        // the sequence whose segment is missing
+	next   time.Time     // when to look for later data next
+	every  time.Duration // the interval after that look
+	looked bool          // the first miss of this run was looked into
 }
 
 // checkMissing notes a GET that found no segment at applied+1. When the key
 // has stayed missing for Options.MissingCheck, and then at intervals that
 // double up to ten times that, it looks for later data (missingFor): a
 // segment that was pruned or deleted never comes, and the standby must not
-// wait for it silently.
+// wait for it silently. The first miss of a run is looked into at once
+// (one LIST per start), so that a segment deleted while the standby was
+// stopped, or one it meets right after its start, stops it without a wait.
 func (s *Standby) checkMissing(ctx context.Context, f *follower, applied uint64) error {
 	now, m := time.Now(), &f.missing
 	if m.seq != applied+1 || m.next.IsZero() {
-		*m = missing{seq: applied + 1, next: now.Add(s.opts.MissingCheck), every: s.opts.MissingCheck}
+		first := !m.looked
+		*m = missing{seq: applied + 1, next: now.Add(s.opts.MissingCheck), every: s.opts.MissingCheck, looked: true}
+		if first {
+			return s.missingFor(ctx, f.tl, applied)
+		}
 		return nil
 	}
 	if now.Before(m.next) {
@@ -73,9 +81,9 @@ func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) err
 		return nil
 	}
 	s.log.Error("the next segment is missing, but the archive holds later data", "key", key, "later", later)
-	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted, "+
+	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted (%w), "+
 		"and the standby at sequence %d of timeline %d cannot go on: %w (empty %s and start the standby again: it restores the newest base)",
-		key, s.store, later, applied, tl, ErrRebuild, s.opts.Dir)
+		key, s.store, later, restore.ErrCorrupt, applied, tl, ErrRebuild, s.opts.Dir)
 }
 
 // firstAfter returns the first segment key of timeline tl after key, or ""
