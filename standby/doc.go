@@ -19,10 +19,11 @@
 // the restored folder before the rename into place
 // (restore.Options.BeforeInstall), so a crash leaves either an empty folder
 // or a database with its record. A folder without a record (left by an
-// older version, or put there by hand) follows the current timeline only
-// when its database is at or below every branch point of the archive, where
-// all histories agree; otherwise Run refuses it (ErrRebuild), since which
-// history it holds cannot be told.
+// older version, or put there by hand) is followed only when its database
+// is at or below every branch point of the archive, where all histories
+// agree: on the timeline of the current path that holds its sequence, and
+// on to the child at each branch point. Otherwise Run refuses it
+// (ErrRebuild), since which history it holds cannot be told.
 //
 // # Follow
 //

@@ -369,8 +369,10 @@ func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 // database but no timeline record: a bootstrap by a version that wrote the
 // record after the rename, cut short in between, or a database put there by
 // hand. Every history of the archive agrees up to the lowest branch point,
-// so a database at or below it follows the current timeline; above it,
-// which history the database holds cannot be told, and it is refused.
+// so a database at or below it follows the timeline of the current path
+// that holds its sequence (from there it goes on to the child at each
+// branch point); above it, which history the database holds cannot be
+// told, and it is refused.
 func unrecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 	db, err := rocks.OpenReadOnly(dir)
 	if err != nil {
@@ -386,5 +388,19 @@ func unrecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 				dir, ErrRebuild, seq, timelineFile, t.ID, t.Parent, t.Branch, filepath.Join(dir, timelineFile))
 		}
 	}
-	return currentTimeline(m), nil
+	return holding(m, seq), nil
+}
+
+// holding returns the timeline on the path from the root to the current
+// timeline that holds sequence seq: the current one, or the ancestor whose
+// child on the path branches at or after seq.
+func holding(m *manifest.Manifest, seq uint64) uint32 {
+	cur, ok := m.Timeline(currentTimeline(m))
+	for ok && cur.Parent != 0 && seq < cur.Branch {
+		cur, ok = m.Timeline(cur.Parent)
+	}
+	if !ok {
+		return currentTimeline(m) // a broken path: the follow loop says so
+	}
+	return cur.ID
 }
