@@ -25,6 +25,10 @@ const (
 // (bootstrapping, stopped or failed).
 var ErrNotFollowing = errors.New("the standby is not following the archive")
 
+// promoteTimeout bounds a promotion once it writes to the archive; a stop
+// of Run does not end it sooner.
+const promoteTimeout = time.Minute
+
 // errPromoted ends the follow loop after a promotion.
 var errPromoted = errors.New("promoted")
 
@@ -66,6 +70,9 @@ func DefaultWriterID(dir string) string {
 // /promote that disconnects or times out): stopping between the end marker
 // and the commit would leave the old primary fenced and no new timeline.
 // Its outcome is then in Status (State, Promotion, PromoteError).
+// Likewise a stop of Run (its ctx) while the promotion writes to the
+// archive waits for it (for up to a minute): Run then returns nil after a
+// promotion that committed, and an error after one that failed.
 func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 	req := &promoteRequest{reply: make(chan promoteReply, 1)}
 	if st := s.Status().State; st != Following && st != Ended {
@@ -113,7 +120,11 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	drained := time.Since(start)
 	applied := s.db.LatestSequence()
 	s.log.Info("promoting", "timeline", f.tl, "applied", applied, "writer", s.opts.WriterID)
-	res, err := promote.Promote(ctx, s.store, promote.Options{
+	// From here the promotion writes to the archive: a stop (Run's ctx)
+	// must not cut it between the end marker and the commit.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), promoteTimeout)
+	defer cancel()
+	res, err := promote.Promote(pctx, s.store, promote.Options{
 		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID,
 		Drain: func(ctx context.Context) (uint64, error) {
 			err := s.drainAll(ctx, f)
@@ -123,6 +134,11 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	if err != nil {
 		s.retried("promote", err)
 		s.promoteFailed(req, was, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("standby: stopped while promoting, and the promotion failed: %w (if it says the old timeline is fenced, "+
+				"no new timeline was committed: promote again, with 'rockstream promote --from %s %s' or by POST /promote once the standby runs again)",
+				err, s.store, s.opts.Dir)
+		}
 		return nil
 	}
 	res.Timings.Drain += drained
