@@ -86,6 +86,19 @@
 // the program becomes the primary without a restart (Example_takeOver).
 // Primary.Close stops that archiver; the program closes the database after.
 //
+// Before it closes the database, a promotion records itself in
+// STANDBY-TIMELINE ("promoted"; RecordPromotion, which `rockstream
+// promote --from` also calls). Run on a promoted folder (the program or
+// the process restarted) never opens the database, which the application
+// may hold: it returns nil at once, and Promoted reports the recorded
+// promotion, so that TakeOver (or the command line's archiver) continues
+// as after the promotion itself, with its writer ID. A promoted folder
+// whose timeline a later promotion fenced is refused (ErrRebuild). A
+// promotion that committed but was not recorded (a crash in between) is
+// recognized at start: the manifest's writer is Options.WriterID on a
+// child of the followed timeline, branching at or below the database's
+// sequence.
+//
 // # Status and lag
 //
 // Status reports the applied sequence, the archive head (the last sequence of
