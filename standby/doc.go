@@ -44,12 +44,15 @@
 // Under a steady load the archiver uploads a segment every segment age, so
 // Run predicts the next one's arrival: one period (the difference of the
 // last two segments' header times) after the last one appeared (between
-// the GET that missed it and the GET that found it). It then sleeps until
-// 3 fine polls (Poll/10) before that moment, polls every Poll/10 until 20
+// the GET that missed it and the GET that found it), once two consecutive
+// periods agree within 25% (one slow pair of segments predicts nothing).
+// It then waits until 3 fine polls (Poll/10) before that moment, still
+// polling at least every 4 Poll or half a period, whichever is longer (a
+// segment that comes early is found then), polls every Poll/10 until 20
 // fine polls after it, and goes back to Poll and its backoff when nothing
-// came. A segment that arrives as predicted costs about 5 GETs and is found
+// came. A segment that arrives as predicted costs about 6 GETs and is found
 // within Poll/10 of its upload. Only a period up to MaxPoll is predicted,
-// so the sleep never exceeds what the idle backoff allows.
+// so the wait never exceeds what the idle backoff allows.
 //
 // Every Options.ManifestCheck the manifest is read again with a conditional
 // GET (manifest.Reload). When the current timeline has moved on to a child of
