@@ -276,15 +276,28 @@ func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now ti
 // archivedAfter fails with ErrMoreToApply when timeline k's archive holds
 // a batch after s: a standby stopped inside a segment, or the old primary
 // uploaded more. An end marker at s+1 would then cut those batches out of
-// the new timeline while the old primary's next key stayed free.
+// the new timeline while the old primary's next key stayed free. When the
+// timeline already ends with a marker (a promotion cut short before its
+// commit), only a promotion at the marker's own point may go on: below it,
+// the archive holds batches up to the marker; above it, the standby holds
+// batches that the timeline's archive never had.
 func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64) error {
 	last, _, err := catalog.LastSegment(ctx, store, nil, k, s)
 	if err != nil {
 		return fmt.Errorf("promote: read the segments of timeline %d: %w", k, err)
 	}
-	if last != nil && !last.End && last.Next > s+1 {
+	switch {
+	case last == nil:
+	case !last.End && last.Next > s+1:
 		return fmt.Errorf("%w: segment %s holds batches of timeline %d up to sequence %d, after the standby's %d; apply them and promote again",
 			ErrMoreToApply, last.Key, k, last.Next-1, s)
+	case last.End && last.First > s+1:
+		return fmt.Errorf("%w: timeline %d ends with the end marker %s of a promotion that did not commit, and holds batches up to sequence %d, after the standby's %d; "+
+			"apply them (the standby stops at the marker) and promote again, at %d",
+			ErrMoreToApply, k, last.Key, last.First-1, s, last.First-1)
+	case last.End && last.First < s+1:
+		return fmt.Errorf("promote: timeline %d ends with the end marker %s at sequence %d, but the standby is at %d: "+
+			"it holds batches that timeline %d's archive does not; rebuild it from an empty folder", k, last.Key, last.First, s, k)
 	}
 	return nil
 }

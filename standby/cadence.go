@@ -15,16 +15,23 @@ import "time"
 // (early), polls every fine until a while after it (late), and then falls
 // back to the normal poll and its idle backoff.
 //
-// A window is set only when the period is known (two consecutive segments
-// in a row) and at most maxPeriod (Options.MaxPoll): sleeping through the
-// normal polls never delays a segment more than the idle backoff would.
+// A window is set only when the period is steady: two consecutive periods
+// (three consecutive segments) within 25% of each other, each at most
+// maxPeriod (Options.MaxPoll). One slow pair of segments (the writes
+// paused) thus sets no window. Before the window it sleeps at most the
+// longest of the normal delay, 4 polls (minCap) and half the period: a
+// segment that comes early, when the load changed, waits at most that,
+// at the cost of one GET every such interval while it waits (at a period
+// of 1 s and a poll of 50 ms, one more GET per segment).
 type cadence struct {
 	fine, early, late time.Duration
 	maxPeriod         time.Duration
+	minCap            time.Duration
 
-	created time.Time // header time of the last segment that arrived
-	next    uint64    // its trailer's next sequence
-	missed  time.Time // start of the last GET that found nothing, since
+	created time.Time     // header time of the last segment that arrived
+	next    uint64        // its trailer's next sequence
+	period  time.Duration // the period before it; 0: unknown
+	missed  time.Time     // start of the last GET that found nothing, since
 
 	from, to time.Time // the window of the next segment; zero: none
 }
@@ -36,7 +43,7 @@ type cadence struct {
 // in the window, and the GET right after it that finds no next one.
 func newCadence(poll, maxPeriod time.Duration) cadence {
 	fine := max(poll/10, time.Millisecond)
-	return cadence{fine: fine, early: 3 * fine, late: 20 * fine, maxPeriod: maxPeriod}
+	return cadence{fine: fine, early: 3 * fine, late: 20 * fine, maxPeriod: maxPeriod, minCap: 4 * poll}
 }
 
 // miss notes a GET, started at t, that found no next segment.
@@ -47,12 +54,15 @@ func (c *cadence) miss(t time.Time) { c.missed = t }
 // found it returned.
 func (c *cadence) arrived(first, next uint64, created, at time.Time) {
 	period := created.Sub(c.created)
-	known := !c.created.IsZero() && first == c.next && period > 0 && period <= c.maxPeriod
+	if c.created.IsZero() || first != c.next || period <= 0 || period > c.maxPeriod {
+		period = 0 // unknown
+	}
+	steady := period > 0 && similar(period, c.period)
 	missed := c.missed
-	c.created, c.next, c.missed = created, next, time.Time{}
+	c.created, c.next, c.period, c.missed = created, next, period, time.Time{}
 	c.from, c.to = time.Time{}, time.Time{}
-	if !known || missed.IsZero() {
-		return // the period is unknown, or it was waiting: its arrival is not known
+	if !steady || missed.IsZero() {
+		return // the period is not steady, or it was waiting: its arrival is not known
 	}
 	// It appeared after the last miss and before at: take the middle, but
 	// no more than late/2 before at when the miss was long before (it was
@@ -62,9 +72,15 @@ func (c *cadence) arrived(first, next uint64, created, at time.Time) {
 	c.from, c.to = appeared.Add(period-c.early), at.Add(period+c.late)
 }
 
+// similar reports whether period p is within 25% of the previous period
+// prev (known).
+func similar(p, prev time.Duration) bool {
+	return prev > 0 && 4*(p-prev) <= prev && 4*(prev-p) <= prev
+}
+
 // reset forgets what it learnt (another timeline follows).
 func (c *cadence) reset() {
-	*c = cadence{fine: c.fine, early: c.early, late: c.late, maxPeriod: c.maxPeriod}
+	*c = cadence{fine: c.fine, early: c.early, late: c.late, maxPeriod: c.maxPeriod, minCap: c.minCap}
 }
 
 // idleSince returns when the archive went idle, for the backoff: the end
@@ -78,14 +94,14 @@ func (c *cadence) idleSince(lastNew time.Time) time.Time {
 }
 
 // wait returns how long to sleep at now before the next GET, given the
-// normal delay d: until the window when one is ahead, fine inside it, d
-// otherwise.
+// normal delay d: until the window when one is ahead (at most the longest
+// of d, minCap and half the period), fine inside it, d otherwise.
 func (c *cadence) wait(now time.Time, d time.Duration) time.Duration {
 	switch {
 	case c.to.IsZero() || !now.Before(c.to):
 		return d
 	case now.Before(c.from):
-		return c.from.Sub(now)
+		return min(c.from.Sub(now), max(d, c.minCap, c.period/2))
 	}
 	return min(c.fine, d)
 }

@@ -19,10 +19,11 @@
 // the restored folder before the rename into place
 // (restore.Options.BeforeInstall), so a crash leaves either an empty folder
 // or a database with its record. A folder without a record (left by an
-// older version, or put there by hand) follows the current timeline only
-// when its database is at or below every branch point of the archive, where
-// all histories agree; otherwise Run refuses it (ErrRebuild), since which
-// history it holds cannot be told.
+// older version, or put there by hand) is followed only when its database
+// is at or below every branch point of the archive, where all histories
+// agree: on the timeline of the current path that holds its sequence, and
+// on to the child at each branch point. Otherwise Run refuses it
+// (ErrRebuild), since which history it holds cannot be told.
 //
 // # Follow
 //
@@ -43,12 +44,15 @@
 // Under a steady load the archiver uploads a segment every segment age, so
 // Run predicts the next one's arrival: one period (the difference of the
 // last two segments' header times) after the last one appeared (between
-// the GET that missed it and the GET that found it). It then sleeps until
-// 3 fine polls (Poll/10) before that moment, polls every Poll/10 until 20
+// the GET that missed it and the GET that found it), once two consecutive
+// periods agree within 25% (one slow pair of segments predicts nothing).
+// It then waits until 3 fine polls (Poll/10) before that moment, still
+// polling at least every 4 Poll or half a period, whichever is longer (a
+// segment that comes early is found then), polls every Poll/10 until 20
 // fine polls after it, and goes back to Poll and its backoff when nothing
-// came. A segment that arrives as predicted costs about 5 GETs and is found
+// came. A segment that arrives as predicted costs about 6 GETs and is found
 // within Poll/10 of its upload. Only a period up to MaxPoll is predicted,
-// so the sleep never exceeds what the idle backoff allows.
+// so the wait never exceeds what the idle backoff allows.
 //
 // Every Options.ManifestCheck the manifest is read again with a conditional
 // GET (manifest.Reload). When the current timeline has moved on to a child of
@@ -84,6 +88,19 @@
 // timeline (an archive.Archiver over rocks.Primary, with Options.WriterID):
 // the program becomes the primary without a restart (Example_takeOver).
 // Primary.Close stops that archiver; the program closes the database after.
+//
+// Before it closes the database, a promotion records itself in
+// STANDBY-TIMELINE ("promoted"; RecordPromotion, which `rockstream
+// promote --from` also calls). Run on a promoted folder (the program or
+// the process restarted) never opens the database, which the application
+// may hold: it returns nil at once, and Promoted reports the recorded
+// promotion, so that TakeOver (or the command line's archiver) continues
+// as after the promotion itself, with its writer ID. A promoted folder
+// whose timeline a later promotion fenced is refused (ErrRebuild). A
+// promotion that committed but was not recorded (a crash in between) is
+// recognized at start: the manifest's writer is Options.WriterID on a
+// child of the followed timeline, branching at or below the database's
+// sequence.
 //
 // # Status and lag
 //

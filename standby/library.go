@@ -24,7 +24,8 @@ type TakeoverOptions struct {
 	// WAL_size_limit_MB) until the archiver has read them. Required.
 	Open func(dir string) (*grocksdb.DB, error)
 	// Archive tunes the in-process archiver. Its WriterID is always the
-	// promotion's (Options.WriterID); WorkDir defaults to .NAME.rockstream
+	// promotion's (the Options.WriterID of the standby that promoted, also
+	// after a restart); WorkDir defaults to .NAME.rockstream
 	// beside the folder, as `rockstream archive` takes it.
 	Archive archive.Options
 }
@@ -88,7 +89,7 @@ func (s *Standby) startPrimary(ctx context.Context, db *grocksdb.DB, res promote
 		src.Close()
 		return nil, fmt.Errorf("standby: take over %s: the database opened at sequence %d, before the promotion's branch point %d", dir, seq, res.Branch)
 	}
-	ao.WriterID = s.opts.WriterID
+	ao.WriterID = res.WriterID
 	if ao.WorkDir == "" {
 		ao.WorkDir = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
 	}

@@ -25,6 +25,10 @@ const (
 // (bootstrapping, stopped or failed).
 var ErrNotFollowing = errors.New("the standby is not following the archive")
 
+// promoteTimeout bounds a promotion once it writes to the archive; a stop
+// of Run does not end it sooner.
+const promoteTimeout = time.Minute
+
 // errPromoted ends the follow loop after a promotion.
 var errPromoted = errors.New("promoted")
 
@@ -66,6 +70,9 @@ func DefaultWriterID(dir string) string {
 // /promote that disconnects or times out): stopping between the end marker
 // and the commit would leave the old primary fenced and no new timeline.
 // Its outcome is then in Status (State, Promotion, PromoteError).
+// Likewise a stop of Run (its ctx) while the promotion writes to the
+// archive waits for it (for up to a minute): Run then returns nil after a
+// promotion that committed, and an error after one that failed.
 func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 	req := &promoteRequest{reply: make(chan promoteReply, 1)}
 	if st := s.Status().State; st != Following && st != Ended {
@@ -113,7 +120,11 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	drained := time.Since(start)
 	applied := s.db.LatestSequence()
 	s.log.Info("promoting", "timeline", f.tl, "applied", applied, "writer", s.opts.WriterID)
-	res, err := promote.Promote(ctx, s.store, promote.Options{
+	// From here the promotion writes to the archive: a stop (Run's ctx)
+	// must not cut it between the end marker and the commit.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), promoteTimeout)
+	defer cancel()
+	res, err := promote.Promote(pctx, s.store, promote.Options{
 		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID,
 		Drain: func(ctx context.Context) (uint64, error) {
 			err := s.drainAll(ctx, f)
@@ -123,14 +134,18 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	if err != nil {
 		s.retried("promote", err)
 		s.promoteFailed(req, was, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("standby: stopped while promoting, and the promotion failed: %w (if it says the old timeline is fenced, "+
+				"no new timeline was committed: promote again, with 'rockstream promote --from %s %s' or by POST /promote once the standby runs again)",
+				err, s.store, s.opts.Dir)
+		}
 		return nil
 	}
 	res.Timings.Drain += drained
 	res.Timings.Total += drained
+	s.setPromoted(res)
 	s.mu.Lock()
-	s.promoted, s.pending = &res, req
-	s.st.State, s.st.Timeline, s.st.Applied, s.st.Reason = Promoted, res.Timeline, res.Branch, ""
-	s.st.Promotion = &res
+	s.pending, s.st.Applied = req, res.Branch
 	s.mu.Unlock()
 	s.log.Info("promoted", "timeline", res.Timeline, "branch", res.Branch, "epoch", res.Epoch, "marker", res.Marker)
 	return errPromoted
@@ -160,4 +175,68 @@ func (s *Standby) drainAll(ctx context.Context, f *follower) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// setPromoted records the promotion res in the status.
+func (s *Standby) setPromoted(res promote.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promoted = &res
+	s.st.State, s.st.Timeline, s.st.Reason = Promoted, res.Timeline, ""
+	s.st.Promotion = &res
+}
+
+// promotedFolder handles a folder whose record says that its database was
+// promoted (the standby's process restarted after a promotion): it is a
+// primary, which the standby must not open, since the application may
+// have it open. It returns errPromoted, and Promoted reports p, when the
+// archive still has the promoted timeline as a current one; ErrRebuild
+// when a later promotion fenced it.
+func (s *Standby) promotedFolder(p *promotionDoc) error {
+	dir, since := s.opts.Dir, p.Since.Format(time.RFC3339)
+	if _, ok := s.m.Timeline(p.Timeline); !ok {
+		return fmt.Errorf("standby into %s: %w: it records its promotion to timeline %d (writer %s, since %s), which the archive %s does not hold: "+
+			"empty the folder and start the standby again", dir, ErrRebuild, p.Timeline, p.WriterID, since, s.store)
+	}
+	for _, c := range s.m.Timelines {
+		if c.Parent == p.Timeline {
+			return fmt.Errorf("standby into %s: %w: it was promoted to the primary of timeline %d since %s, but timeline %d branched from it at %d "+
+				"(a later promotion fenced it): to make it a standby of the new primary, empty the folder and start the standby again",
+				dir, ErrRebuild, p.Timeline, since, c.ID, c.Branch)
+		}
+	}
+	s.setPromoted(p.result())
+	s.log.Info("the folder is a promoted primary, not a standby: not following", "dir", dir, "timeline", p.Timeline,
+		"since", since, "parent", p.Parent, "branch", p.Branch, "writer", p.WriterID)
+	return errPromoted
+}
+
+// ownPromotion reports a promotion of this standby that committed but was
+// not recorded in the folder (a crash in between): the archive's writer is
+// Options.WriterID, on a child of tl that branches at or below the
+// database's sequence.
+func (s *Standby) ownPromotion(tl uint32) (promote.Result, bool) {
+	w := s.m.Writer
+	if w == nil || w.ID != s.opts.WriterID {
+		return promote.Result{}, false
+	}
+	t, ok := s.m.Timeline(w.Timeline)
+	if !ok || t.Parent != tl || t.Branch > s.db.LatestSequence() {
+		return promote.Result{}, false
+	}
+	return promote.Result{Timeline: t.ID, Parent: tl, Branch: t.Branch, Epoch: w.Epoch, WriterID: w.ID,
+		Marker: manifest.SegmentKey(tl, t.Branch+1)}, true
+}
+
+// closePromoted records the promotion res that ownPromotion found, and
+// closes the database.
+func (s *Standby) closePromoted(res promote.Result) error {
+	s.log.Warn("this standby's promotion committed but was not recorded in its folder: recording it", "dir", s.opts.Dir,
+		"timeline", res.Timeline, "branch", res.Branch, "writer", res.WriterID)
+	err := RecordPromotion(s.opts.Dir, res)
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", s.opts.Dir, cerr)
+	}
+	s.setPromoted(res)
+	return err
 }

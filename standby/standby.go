@@ -2,7 +2,6 @@ package standby
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,9 +27,6 @@ var (
 	// history does not; it must be rebuilt from an empty folder.
 	ErrRebuild = errors.New("the standby must be rebuilt")
 )
-
-// timelineFile holds the followed timeline, in the database's folder.
-const timelineFile = "STANDBY-TIMELINE"
 
 // Options tune a Standby.
 type Options struct {
@@ -208,6 +204,9 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 	}
 	s.m, s.etag, s.read = m, etag, time.Now()
 	tl, err := s.prepare(ctx)
+	if errors.Is(err, errPromoted) {
+		return nil // promoted before: Promoted reports it
+	}
 	if err != nil && ctx.Err() != nil {
 		return nil // stopped during the bootstrap, which left nothing behind
 	}
@@ -217,10 +216,16 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 	if s.db, err = rocks.OpenWritable(s.opts.Dir, rocks.Options{}); err != nil {
 		return fmt.Errorf("open the standby database %s: %w", s.opts.Dir, err)
 	}
+	if res, ok := s.ownPromotion(tl); ok {
+		return s.closePromoted(res)
+	}
 	err = s.follow(ctx, tl)
 	promoted := errors.Is(err, errPromoted)
 	if promoted {
-		err = nil
+		// Recorded before the close: the application may open the
+		// database as soon as it is closed.
+		res, _ := s.Promoted()
+		err = RecordPromotion(s.opts.Dir, res)
 	}
 	if cerr := s.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.opts.Dir, cerr)
@@ -261,7 +266,14 @@ func (s *Standby) prepare(ctx context.Context) (uint32, error) {
 		return 0, fmt.Errorf("standby into %s: %w: its identity is %q, the archive %s is of %q",
 			dir, ErrOtherArchive, id, s.store, s.m.Identity)
 	}
-	return readTimeline(dir, s.m)
+	doc, found, err := readRecord(dir)
+	if err != nil {
+		return 0, err
+	}
+	if doc.Promoted != nil {
+		return 0, s.promotedFolder(doc.Promoted)
+	}
+	return recordedTimeline(dir, s.m, doc, found)
 }
 
 // bootstrap restores the latest state of the current timeline into the
@@ -295,96 +307,4 @@ func isEmpty(dir string) (bool, error) {
 		return false, fmt.Errorf("standby into %s: %w", dir, err)
 	}
 	return len(ents) == 0, nil
-}
-
-type timelineDoc struct {
-	Timeline uint32 `json:"timeline"`
-}
-
-// writeTimeline records the followed timeline: temporary file, sync,
-// rename, sync of the folder.
-func writeTimeline(dir string, tl uint32) error {
-	data, _ := json.Marshal(timelineDoc{tl})
-	tmp := filepath.Join(dir, timelineFile+".tmp")
-	err := writeSync(tmp, data)
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, timelineFile))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("record the standby's timeline in %s: %w", dir, err)
-	}
-	return nil
-}
-
-func writeSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// readTimeline reads the recorded timeline (unrecordedTimeline without a
-// record).
-func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
-	data, err := os.ReadFile(filepath.Join(dir, timelineFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return unrecordedTimeline(dir, m)
-	}
-	var doc timelineDoc
-	if err == nil {
-		err = json.Unmarshal(data, &doc)
-	}
-	if err == nil {
-		if _, ok := m.Timeline(doc.Timeline); !ok {
-			err = fmt.Errorf("timeline %d is not in the archive's manifest: %w", doc.Timeline, ErrRebuild)
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", filepath.Join(dir, timelineFile), err)
-	}
-	return doc.Timeline, nil
-}
-
-// unrecordedTimeline is the timeline of a folder that holds this archive's
-// database but no timeline record: a bootstrap by a version that wrote the
-// record after the rename, cut short in between, or a database put there by
-// hand. Every history of the archive agrees up to the lowest branch point,
-// so a database at or below it follows the current timeline; above it,
-// which history the database holds cannot be told, and it is refused.
-func unrecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
-	db, err := rocks.OpenReadOnly(dir)
-	if err != nil {
-		return 0, fmt.Errorf("standby into %s: %w", dir, err)
-	}
-	seq := db.LatestSequence()
-	db.Close()
-	for _, t := range m.Timelines {
-		if t.Parent != 0 && t.Branch < seq {
-			return 0, fmt.Errorf("standby into %s: %w: it holds this archive's database at sequence %d but no %s record, "+
-				"and timeline %d branches from timeline %d at %d, before it, so which history it holds cannot be told: "+
-				"empty the folder and start the standby again, or, if you know its timeline N, write {\"timeline\": N} into %s",
-				dir, ErrRebuild, seq, timelineFile, t.ID, t.Parent, t.Branch, filepath.Join(dir, timelineFile))
-		}
-	}
-	return currentTimeline(m), nil
 }

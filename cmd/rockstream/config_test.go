@@ -57,7 +57,7 @@ func resolved(t *testing.T, keys []string, args ...string) (map[string]map[strin
 		}
 	}
 	code := exitOK
-	if err := app.Run(append([]string{"rockstream"}, args...)); err != nil {
+	if err := runApp(app, append([]string{"rockstream"}, args...)); err != nil {
 		code = exitCode(err)
 		fmt.Fprintln(&errOut, err)
 	}
@@ -112,6 +112,77 @@ func TestConfigPrecedence(t *testing.T) {
 				t.Fatalf("segment-age: a %s, b %s; want a %s, b %s", a, b, wantA, wantB)
 			}
 		})
+	}
+}
+
+// TestConfigEmptyEnv: an empty environment variable (ROCKSTREAM_TOKEN= from
+// a compose file whose ${TOKEN} is unset) counts as unset, for every type of
+// flag: the value comes from the flag, else the database's entry, else the
+// top level, else the default, as if the variable were not there.
+func TestConfigEmptyEnv(t *testing.T) {
+	const dbs = "databases:\n  - name: a\n    db: /srv/a\n    to: file:///srv/archive/a\n    from: file:///srv/archive/a\n    dir: /srv/a\n"
+	for _, k := range []struct {
+		cmd, key                   string
+		flagV, dbV, topV, defaultV string
+	}{
+		{"standby", "token", "from-flag", "from-db", "from-top", ""},
+		{"standby", "listen", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:9465"},
+		{"archive", "takeover", "true", "false", "true", "false"},
+		{"archive", "segment-age", "6s", "4s", "3s", "1s"},
+		{"archive", "retention-keep-last", "6", "4", "3", "0"},
+	} {
+		for mask := range 8 {
+			hasFlag, hasDB, hasTop := mask&4 != 0, mask&2 != 0, mask&1 != 0
+			file, want := dbs, k.defaultV
+			if hasTop {
+				file, want = k.key+": "+k.topV+"\n"+file, k.topV
+			}
+			if hasDB {
+				file, want = file+"    "+k.key+": "+k.dbV+"\n", k.dbV
+			}
+			if k.cmd == "archive" {
+				file = strings.ReplaceAll(strings.ReplaceAll(file, "    from: file:///srv/archive/a\n", ""), "    dir: /srv/a\n", "")
+			} else {
+				file = strings.ReplaceAll(strings.ReplaceAll(file, "    db: /srv/a\n", ""), "    to: file:///srv/archive/a\n", "")
+			}
+			args := []string{k.cmd, "--config", writeConfig(t, file)}
+			if hasFlag {
+				args, want = append(args, "--"+k.key+"="+k.flagV), k.flagV
+			}
+			t.Setenv("ROCKSTREAM_"+envName(k.key), "")
+			got, code, errOut := resolved(t, []string{k.key}, args...)
+			if code != exitOK {
+				t.Fatalf("%s flag=%v db=%v top=%v: exit %d: %s", k.key, hasFlag, hasDB, hasTop, code, errOut)
+			}
+			if got["a"][k.key] != want {
+				t.Errorf("%s with ROCKSTREAM_%s empty, flag=%v db=%v top=%v: %q, want %q",
+					k.key, envName(k.key), hasFlag, hasDB, hasTop, got["a"][k.key], want)
+			}
+		}
+	}
+}
+
+// TestEmptyEnvWithoutConfig: without a config file too, an empty variable
+// leaves the flag's default.
+func TestEmptyEnvWithoutConfig(t *testing.T) {
+	t.Setenv("ROCKSTREAM_LISTEN", "")
+	t.Setenv("ROCKSTREAM_SEGMENT_AGE", "")
+	app := newApp()
+	app.Writer, app.ErrWriter = io.Discard, io.Discard
+	var listen, age string
+	for _, cmd := range app.Commands {
+		if cmd.Name == "standby" {
+			cmd.Action = func(c *cli.Context) error {
+				listen, age = c.String("listen"), c.Duration("segment-age").String()
+				return nil
+			}
+		}
+	}
+	if err := runApp(app, []string{"rockstream", "standby", "/srv/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if listen != "127.0.0.1:9465" || age != "1s" {
+		t.Errorf("with ROCKSTREAM_LISTEN and ROCKSTREAM_SEGMENT_AGE empty: listen %q, segment-age %s; want the defaults 127.0.0.1:9465 and 1s", listen, age)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -22,7 +23,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
-	err := app.Run(args)
+	err := runApp(app, args)
 	if err == nil {
 		return exitOK
 	}
@@ -32,6 +33,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(app.ErrWriter, "Run 'rockstream --help' or 'rockstream COMMAND --help' for usage.")
 	}
 	return code
+}
+
+// runApp runs app with args, after unsetting every empty ROCKSTREAM_*
+// variable.
+func runApp(app *cli.App, args []string) error {
+	unsetEmptyEnv()
+	return app.Run(args)
+}
+
+// unsetEmptyEnv removes the ROCKSTREAM_* variables that are set but empty
+// (ROCKSTREAM_TOKEN= from a compose file whose ${TOKEN} is unset): an empty
+// variable counts as unset for every flag. The flag library would take an
+// empty string or bool variable as set, overriding the config file's value
+// (the file's token, and the admin endpoint's auth with it), but an empty
+// duration or number as unset.
+func unsetEmptyEnv() {
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		if value == "" && strings.HasPrefix(name, "ROCKSTREAM_") {
+			os.Unsetenv(name)
+		}
+	}
 }
 
 func newApp() *cli.App {
@@ -46,7 +69,8 @@ func newApp() *cli.App {
 			"S3 credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID and\n" +
 			"AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, instance\n" +
 			"roles); AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL set a custom endpoint.\n" +
-			"Every flag can also be set through the environment variable shown with it.\n\n" +
+			"Every flag can also be set through the environment variable shown with it\n" +
+			"(an empty variable counts as unset).\n\n" +
 			exitCodesHelp,
 		Version:              buildVersion(),
 		Flags:                append(globalFlags(), profileFlag()),

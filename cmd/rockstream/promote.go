@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -189,6 +190,12 @@ func promoteStopped(c *cli.Context, from, dir string) (promote.Result, error) {
 	res, err := promote.Promote(c.Context, store, promote.Options{Timeline: tl, Applied: seq, WriterID: writer})
 	if errors.Is(err, promote.ErrMoreToApply) {
 		return res, fmt.Errorf("%w (to apply more, start 'rockstream standby --from %s %s' until it is caught up, stop it, and promote again)", err, from, dir)
+	}
+	if err == nil {
+		// A standby started on DIR later archives it instead of following.
+		if rerr := standby.RecordPromotion(dir, res); rerr != nil {
+			slog.Warn("promoted, but the promotion is not recorded in the folder: do not start 'rockstream standby' on it", "error", rerr)
+		}
 	}
 	return res, err
 }

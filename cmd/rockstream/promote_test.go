@@ -42,6 +42,26 @@ func archivedTo(t *testing.T, s objstore.Store, tl uint32) uint64 {
 	return last.Next - 1
 }
 
+// failIfExited fails the test when the process has exited.
+func (p *proc) failIfExited(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.err:
+		p.err <- err
+		t.Fatalf("rockstream %q exited: %v\n%s", p.cmd.Args[1:], err, p.out)
+	default:
+	}
+}
+
+// writerEpoch is the epoch of the archive's writer, which must be w2.
+func writerEpoch(t *testing.T, s objstore.Store) uint64 {
+	m, _, err := manifest.Load(context.Background(), s)
+	if err != nil || m.Writer == nil || m.Writer.ID != "w2" {
+		t.Fatalf("the archive's writer: %+v, %v; want w2", m.Writer, err)
+	}
+	return m.Writer.Epoch
+}
+
 func standbyApplied(addr string) (uint64, uint32) {
 	resp, err := http.Get("http://" + addr + "/status")
 	if err != nil {
@@ -101,9 +121,22 @@ func TestPromoteStandby(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, `"timeline": 2`) && !strings.Contains(out, `"timeline":2`) {
 		t.Fatalf("status --json: exit %d\n%s", code, out)
 	}
-	promoted.Close()
 	if code := sb.stop(t); code != exitOK {
 		t.Fatalf("the standby turned archiver: exit %d\n%s", code, sb.out)
+	}
+	// The process restarts as configured (a reboot, a supervisor), with the
+	// application still running and without --writer-id: it must not open
+	// the database, nor say "rebuild", but archive it with the promotion's
+	// writer ID.
+	putN(t, promoted, "while-down", 50)
+	sb = startCLI(t, nil, "standby", "--from", bucket, "--listen", addr, "--poll", "10ms",
+		"--segment-age", "50ms", "--fence-check", "200ms", sbDir)
+	putN(t, promoted, "after-restart", 50)
+	newSeq = promoted.GetLatestSequenceNumber()
+	waitUntilT(t, "timeline 2 to be archived after the restart", func() bool { sb.failIfExited(t); return archivedTo(t, store, 2) == newSeq })
+	promoted.Close()
+	if code := sb.stop(t); code != exitOK || !strings.Contains(sb.out.String(), "writer=new-primary") {
+		t.Fatalf("the restarted standby: exit %d, want %d archiving as new-primary\n%s", code, exitOK, sb.out)
 	}
 
 	restored := filepath.Join(root, "restored")
@@ -180,6 +213,14 @@ func TestPromoteStopped(t *testing.T) {
 	promoted.Close()
 	if code := arch.stop(t); code != exitOK {
 		t.Fatalf("archive of timeline 2: exit %d\n%s", code, arch.out)
+	}
+	// 'promote --from' recorded the promotion in the folder: a standby
+	// started on it by mistake archives it as w2 rather than following.
+	before := writerEpoch(t, store)
+	sb = startCLI(t, nil, "standby", "--from", bucket, "--listen", "", "--poll", "10ms", "--segment-age", "50ms", sbDir)
+	waitUntilT(t, "the standby to claim the archive as w2", func() bool { sb.failIfExited(t); return writerEpoch(t, store) > before })
+	if code := sb.stop(t); code != exitOK || !strings.Contains(sb.out.String(), "writer=w2") {
+		t.Fatalf("standby on a folder promoted by 'promote --from': exit %d, want %d archiving as w2\n%s", code, exitOK, sb.out)
 	}
 	restored := filepath.Join(root, "restored")
 	if code, out, errOut := runCLI(t, "restore", "--from", bucket, "--timeline", "2", restored); code != exitOK {

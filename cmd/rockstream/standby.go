@@ -37,7 +37,9 @@ func standbyCommand() *cli.Command {
 			"POST /promote (or 'rockstream promote --standby http://ADDR') promotes it: it applies\n" +
 			"what the archive holds, fences the old primary, starts a new timeline and closes DIR\n" +
 			"for the application to open read-write; the process then goes on as the archiver\n" +
-			"of DIR (as 'rockstream archive --db DIR --writer-id ID' would) until SIGTERM.\n\n" +
+			"of DIR (as 'rockstream archive --db DIR --writer-id ID' would) until SIGTERM.\n" +
+			"The promotion is recorded in DIR/STANDBY-TIMELINE: started again on DIR (a restart),\n" +
+			"standby does not open DIR but archives it at once, with the promotion's writer ID.\n\n" +
 			fmt.Sprintf(configHelp, "standby", "from, dir (the DIR argument), listen (each its own, or\n   empty for none)", "log-level and log-format") + "\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			fromFlag(),
@@ -169,12 +171,17 @@ func archivePromoted(ctx context.Context, j *standbyJob, res promote.Result) err
 		return fmt.Errorf("archive the promoted database %s: %w", j.dir, err)
 	}
 	defer src.Close()
-	a, err := archive.New(src, j.store, archive.Options{WriterID: j.writer, WorkDir: work, Logger: j.log,
+	// The promotion's writer ID, which the manifest names: after a restart
+	// it may differ from this run's default (HOSTNAME:DIR).
+	a, err := archive.New(src, j.store, archive.Options{WriterID: res.WriterID, WorkDir: work, Logger: j.log,
 		SegmentAge: j.c.Duration("segment-age"), FenceCheck: j.c.Duration("fence-check"), SummaryEvery: summaryEvery(j.c)})
 	if err != nil {
 		return err
 	}
-	j.log.Info("promoted: archiving the new primary", "db", j.dir, "timeline", res.Timeline, "writer", j.writer, "work_dir", work)
+	if res.WriterID != j.writer {
+		j.log.Warn("archiving with the promotion's writer id, not --writer-id", "writer", res.WriterID, "writer_id_flag", j.writer)
+	}
+	j.log.Info("promoted: archiving the new primary", "db", j.dir, "timeline", res.Timeline, "writer", res.WriterID, "work_dir", work)
 	return a.Run(ctx)
 }
 

@@ -12,11 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/rockstream/rockstream/objstore"
@@ -40,7 +38,14 @@ type Location struct {
 
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
-// Parse checks a location URL.
+// Parse checks a location URL. Its errors show the URL with REDACTED in
+// place of anything that may be a secret: what comes before an @, the
+// fragment, and the query parameters that are not known.
+//
+// An @ is refused anywhere in the URL: it is how a URL carries credentials
+// (s3://KEY:SECRET@bucket), and neither a bucket, a key prefix nor an
+// endpoint of ours needs one. A folder whose name holds an @ is written
+// %40 in a file URL (file:///srv/a%40b).
 func Parse(raw string) (Location, error) {
 	bad := func(format string, args ...any) (Location, error) {
 		return Location{}, fmt.Errorf("%w %q: %s", ErrBadURL, redacted(raw), fmt.Sprintf(format, args...))
@@ -48,16 +53,13 @@ func Parse(raw string) (Location, error) {
 	if raw == "" {
 		return bad("empty; give file:///ABSOLUTE/PATH or s3://BUCKET/PREFIX")
 	}
-	if main, _, _ := strings.Cut(raw, "?"); strings.Contains(main, "@") {
-		return bad("credentials do not belong in a URL (nor an @ anywhere before its query); use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile")
+	if strings.Contains(raw, "@") {
+		return bad("an @ is not allowed in a location URL: credentials do not belong in a URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile " +
+			"(a folder name with an @ is written %%40 in a file URL)")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // without the URL, which may hold a secret
-		}
-		return bad("%v", err)
+		return bad("%s", parseErrText(err))
 	}
 	switch u.Scheme {
 	case "file":
@@ -77,49 +79,72 @@ type badFunc func(string, ...any) (Location, error)
 // never secret.
 var knownQuery = map[string]bool{"endpoint": true, "region": true, "profile": true}
 
-// redacted is raw as an error may show it: without what comes before an @
-// (a user and password), and without the values of query parameters that
-// are not known, since a secret may have been put there.
+// quoted matches the quoted parts of url.Parse's errors, which repeat
+// pieces of the URL (invalid port ":SECRET" after host).
+var quoted = regexp.MustCompile(`"[^"]*"`)
+
+// parseErrText is url.Parse's error without the URL and without the
+// pieces of it that the message quotes: they may hold a secret.
+func parseErrText(err error) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	var esc url.EscapeError
+	if errors.As(err, &esc) {
+		return "invalid URL escape (a % not followed by two hexadecimal digits)"
+	}
+	return strings.Join(strings.Fields(quoted.ReplaceAllString(err.Error(), "")), " ")
+}
+
+// redacted is raw as an error may show it: without what comes before the
+// last @ or %40 (a user and password, wherever it is), without a fragment, and
+// with the query parameters that are not known replaced by REDACTED, names
+// and values: a secret may have been put there.
 func redacted(raw string) string {
+	if at := max(strings.LastIndex(raw, "@"), strings.LastIndex(raw, "%40")); at >= 0 {
+		start := 0
+		if i := strings.Index(raw, "://"); i >= 0 && i+3 <= at {
+			start = i + 3
+		}
+		raw = raw[:start] + "REDACTED" + raw[at:]
+	}
 	main, tail := raw, ""
 	if i := strings.IndexAny(raw, "?#"); i >= 0 {
 		main, tail = raw[:i], raw[i:]
 	}
-	if at := strings.LastIndex(main, "@"); at >= 0 {
-		start := 0
-		if i := strings.Index(main, "://"); i >= 0 && i+3 <= at {
-			start = i + 3
-		}
-		main = main[:start] + "REDACTED" + main[at:]
-	}
 	if tail == "" {
 		return main
 	}
-	query, _, hasFragment := strings.Cut(tail[1:], "#")
 	if tail[0] == '#' {
 		return main + "#REDACTED"
 	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return main + "?REDACTED"
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(q)) {
-		for _, v := range q[k] {
-			switch {
-			case k == "endpoint":
-				v = redacted(v)
-			case !knownQuery[k]:
-				v = "REDACTED"
-			}
-			parts = append(parts, k+"="+v)
-		}
-	}
-	out := main + "?" + strings.Join(parts, "&")
+	query, _, hasFragment := strings.Cut(tail[1:], "#")
+	out := main + "?" + redactedQuery(query)
 	if hasFragment {
 		out += "#REDACTED"
 	}
 	return out
+}
+
+// redactedQuery shows the known parameters of query, in their order, and
+// REDACTED for each other one.
+func redactedQuery(query string) string {
+	var parts []string
+	for _, p := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(p, "=")
+		k, kerr := url.QueryUnescape(k)
+		v, verr := url.QueryUnescape(v)
+		switch {
+		case kerr != nil || verr != nil || !knownQuery[k]:
+			parts = append(parts, "REDACTED")
+		case k == "endpoint":
+			parts = append(parts, k+"="+redacted(v))
+		default:
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 func parseFile(u *url.URL, bad badFunc) (Location, error) {
@@ -143,6 +168,9 @@ func parseS3(u *url.URL, bad badFunc) (Location, error) {
 		return bad("%q is not a valid bucket name (3-63 lower-case letters, digits, dots and hyphens)", u.Host)
 	}
 	loc := Location{Scheme: "s3", Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}
+	if strings.Contains(loc.Prefix, "@") {
+		return bad("the prefix holds an @ (written %%40): an s3 location has none")
+	}
 	if loc.Prefix != "" {
 		if err := objstore.ValidateKey(loc.Prefix); err != nil {
 			return bad("prefix: %v", err)
@@ -151,39 +179,65 @@ func parseS3(u *url.URL, bad badFunc) (Location, error) {
 	if u.Fragment != "" {
 		return bad("an s3 URL takes no fragment")
 	}
-	query, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return bad("query: %v", err)
+	if u.RawQuery == "" {
+		return loc, nil
 	}
-	for k, v := range query {
-		if len(v) != 1 {
-			return bad("query parameter %q given %d times", k, len(v))
+	return parseQuery(loc, strings.Split(u.RawQuery, "&"), bad)
+}
+
+// parseQuery sets the fields of loc from the query parameters params. An
+// unknown parameter is named by its position only: its name or value may
+// be a secret.
+func parseQuery(loc Location, params []string, bad badFunc) (Location, error) {
+	seen := map[string]bool{}
+	for i, p := range params {
+		k, v, _ := strings.Cut(p, "=")
+		k, kerr := url.QueryUnescape(k)
+		v, verr := url.QueryUnescape(v)
+		switch {
+		case kerr != nil || verr != nil:
+			return bad("query parameter %d of %d: invalid URL escape (a %% not followed by two hexadecimal digits)", i+1, len(params))
+		case !knownQuery[k]:
+			return bad("query parameter %d of %d is unknown (known: endpoint, region, profile); its name and value are not shown, "+
+				"in case they hold a secret", i+1, len(params))
+		case seen[k]:
+			return bad("query parameter %q given twice", k)
 		}
+		seen[k] = true
 		switch k {
 		case "endpoint":
-			e, err := url.Parse(v[0])
-			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return bad("endpoint %q is not an http:// or https:// URL", redacted(v[0]))
+			if err := checkEndpoint(v); err != nil {
+				return bad("%v", err)
 			}
-			if e.User != nil || e.RawQuery != "" {
-				return bad("the endpoint is a scheme, a host and a port, with no credentials or query")
-			}
-			loc.Endpoint = v[0]
+			loc.Endpoint = v
 		case "region":
-			loc.Region = v[0]
+			loc.Region = v
 		case "profile":
-			loc.Profile = v[0]
-		default:
-			return bad("unknown query parameter %q (known: endpoint, region, profile)", k)
+			loc.Profile = v
 		}
 	}
 	return loc, nil
 }
 
+// checkEndpoint checks an endpoint URL: a scheme, a host and a port.
+func checkEndpoint(v string) error {
+	if strings.Contains(v, "@") {
+		return errors.New("the endpoint is a scheme, a host and a port, with no credentials or query")
+	}
+	e, err := url.Parse(v)
+	if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+		return fmt.Errorf("endpoint %q is not an http:// or https:// URL", redacted(v))
+	}
+	if e.User != nil || e.RawQuery != "" || e.Fragment != "" {
+		return errors.New("the endpoint is a scheme, a host and a port, with no credentials or query")
+	}
+	return nil
+}
+
 // String is the location as a URL; it never holds a secret.
 func (l Location) String() string {
-	if l.Scheme == "file" {
-		return (&url.URL{Scheme: "file", Path: l.Path}).String()
+	if l.Scheme == "file" { // an @ in the path is written %40, as Parse takes it
+		return strings.ReplaceAll((&url.URL{Scheme: "file", Path: l.Path}).String(), "@", "%40")
 	}
 	u := url.URL{Scheme: "s3", Host: l.Bucket, Path: "/" + l.Prefix}
 	q := url.Values{}
