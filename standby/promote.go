@@ -110,12 +110,17 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	start := time.Now()
 	was := s.Status().State
 	s.update(func(st *Status) { st.State, st.PromoteError = Promoting, "" })
+	known := s.knownTimelines()
 	if err := s.drainAll(ctx, f); err != nil {
 		s.promoteFailed(req, was, err)
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	if err := s.raced(f.tl, known); err != nil {
+		s.promoteFailed(req, was, err)
+		return nil
 	}
 	drained := time.Since(start)
 	applied := s.db.LatestSequence()
@@ -175,6 +180,52 @@ func (s *Standby) drainAll(ctx context.Context, f *follower) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// youngTimeline is how recent a promotion must be for a second one to be
+// taken for a race with it.
+const youngTimeline = 10 * time.Second
+
+// raced refuses to promote timeline tl when another promotion made it just
+// now: the drain followed it past the timelines known when the request
+// came, or it was committed less than youngTimeline ago. Two promotions
+// asked at once (two operators, a retried script) then give one primary,
+// and the second is told so, instead of failing over from the node that
+// has just become the primary.
+func (s *Standby) raced(tl uint32, known map[uint32]bool) error {
+	t, ok := s.m.Timeline(tl)
+	if !ok || t.Parent == 0 {
+		return nil
+	}
+	age := time.Since(t.Created)
+	if known[tl] && age >= youngTimeline {
+		return nil
+	}
+	return fmt.Errorf("promote: %w: timeline %d was already promoted %s ago: this standby now follows its child timeline %d, "+
+		"written by %s (if that is the failover you wanted, nothing is left to do; to fail over from timeline %d, "+
+		"check that its primary is down and promote again after %s)",
+		manifest.ErrFenced, t.Parent, age.Round(time.Millisecond), tl, writerName(s.m), tl, youngTimeline)
+}
+
+// knownTimelines are the timelines of the manifest as the standby last
+// read it (at most Options.ManifestCheck old) when a promotion request
+// comes: a timeline that the drain then finds beyond them was committed by
+// a promotion racing this one. A timeline committed just before the request
+// (within ManifestCheck) is taken for a race too: the safe side, and the
+// refusal says what to do.
+func (s *Standby) knownTimelines() map[uint32]bool {
+	known := make(map[uint32]bool, len(s.m.Timelines))
+	for _, t := range s.m.Timelines {
+		known[t.ID] = true
+	}
+	return known
+}
+
+func writerName(m *manifest.Manifest) string {
+	if m == nil || m.Writer == nil {
+		return "none"
+	}
+	return m.Writer.ID
 }
 
 // setPromoted records the promotion res in the status.

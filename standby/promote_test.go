@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,43 @@ func uploaded(t *testing.T, store objstore.Store) uint64 {
 		return 0
 	}
 	return last.Next - 1
+}
+
+// TestPromoteRaceLost: two standbys follow timeline 1 and both are asked to
+// promote; A wins. B either drains into A's timeline 2 (past A's end
+// marker) or has just switched to it: either way it must refuse, saying
+// that the timeline was already promoted, rather than promote timeline 2
+// again and fence the node that has just become the primary.
+func TestPromoteRaceLost(t *testing.T) {
+	store, _ := fileStore(t)
+	src := newSource(t, filepath.Join(t.TempDir(), "db"))
+	src.write(t, 20)
+	startArchiver(t, src.dir, store, 20*time.Millisecond)
+	var sbs [2]*runningStandby
+	for i, id := range []string{"a", "b"} {
+		sbs[i] = startStandbyOpts(t, store, Options{Dir: filepath.Join(t.TempDir(), id), Poll: 10 * time.Millisecond,
+			MaxPoll: time.Hour, ManifestCheck: time.Hour, WriterID: id})
+	}
+	src.write(t, 40)
+	want := src.latest()
+	for _, sb := range sbs {
+		waitFor(t, "the standbys", func() bool { return sb.sb.Status().Applied == want })
+	}
+	if _, err := sbs[0].sb.Promote(t.Context()); err != nil {
+		t.Fatalf("promote a: %v", err)
+	}
+	res, err := sbs[1].sb.Promote(t.Context())
+	if !errors.Is(err, manifest.ErrFenced) || !strings.Contains(err.Error(), "already promoted") {
+		t.Fatalf("promote b after a: %+v, %v; want a refusal saying 'already promoted'", res, err)
+	}
+	m, _, err := manifest.Load(t.Context(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Timelines) != 2 || m.Writer == nil || m.Writer.ID != "a" || m.Writer.Timeline != 2 {
+		t.Fatalf("timelines %+v, writer %+v; want timeline 2 written by a", m.Timelines, m.Writer)
+	}
+	if st := sbs[1].sb.Status(); st.State != Following || st.Timeline != 2 {
+		t.Fatalf("b after its refusal: %+v, want following timeline 2", st)
+	}
 }
