@@ -147,3 +147,21 @@ func TestDamagedLastSegment(t *testing.T) {
 		t.Fatalf("a segment under another key: %v", err)
 	}
 }
+
+// TestEndMarkerRangeTime: the restorable range of a timeline ended by a
+// promotion ends at the last batch before the end marker, and status gives
+// that batch's time (the marker itself has none).
+func TestEndMarkerRangeTime(t *testing.T) {
+	s, _ := newArchive(t)
+	putSegment(t, s, 1, 10, 20, 0)
+	putSegment(t, s, 1, 20, 30, 0)
+	putSegment(t, s, 1, 30, 30, segments.FlagEnd)
+	st, err := catalog.ReadStatus(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := st.Timelines[0].Ranges
+	if len(rs) == 0 || rs[0].To != 29 || !rs[0].ToTime.Equal(time.Unix(29, 0)) {
+		t.Fatalf("ranges %+v, want one ending at 29 at %v", rs, time.Unix(29, 0))
+	}
+}

@@ -111,7 +111,7 @@ func (c *Catalog) timelineStatus(ctx context.Context, s objstore.Store, cv manif
 	}
 	for _, r := range cv.Ranges {
 		rs := RangeStatus{From: r.From, To: r.To, FromTime: c.baseTime(r.From)}
-		if r.To == ts.LastSequence {
+		if r.To == ts.LastSequence && !ts.LastTime.IsZero() {
 			rs.ToTime = ts.LastTime
 		} else {
 			rs.ToTime = c.endTime(ctx, s, t.ID, r.To)
