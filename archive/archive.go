@@ -100,6 +100,14 @@ type Options struct {
 	// Concurrency is the number of files a base uploads at once
 	// (default 4).
 	Concurrency int
+	// Compressors is the number of blocks of the open segment that are
+	// compressed at once, on goroutines of their own, while reading goes
+	// on (segments.WriterOptions.Concurrency; default 2). Negative:
+	// compress each block on the reading goroutine. The segments are the
+	// same either way; when catching up on a backlog, blocks in flight let
+	// the archiver use more than one core. Each holds a block (1 MiB) of
+	// records and its compressed form in memory.
+	Compressors int
 	// RetryMax bounds the wait between two tries of an upload (default 30s).
 	RetryMax time.Duration
 	// DrainTimeout bounds the upload of what was read after a stop
@@ -161,6 +169,10 @@ func (o *Options) defaults() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	if o.Compressors == 0 {
+		o.Compressors = 2
+	}
+	o.Compressors = max(o.Compressors, 0)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -187,6 +199,7 @@ type Archiver struct {
 	summed   Stats // the stats at the last summary line
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
+	lastSize int   // bytes of the last segment sealed: the next one's likely size
 	// lists caches the file lists of committed bases (they never change).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.

@@ -76,7 +76,7 @@ func (a *Archiver) afterCollision(ctx context.Context, err error) error {
 // building is the segment being filled.
 type building struct {
 	w       *segments.Writer
-	buf     bytes.Buffer
+	buf     *bytes.Buffer
 	opened  time.Time
 	batches int
 	raw     int64
@@ -179,7 +179,8 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	if cur == nil {
 		cur = &building{opened: a.opts.Now()}
 		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
-		w, err := segments.NewWriter(&cur.buf, h, segments.WriterOptions{})
+		cur.buf = bytes.NewBuffer(getSegmentBuf(a.lastSize))
+		w, err := segments.NewWriter(cur.buf, h, segments.WriterOptions{Concurrency: a.opts.Compressors})
 		if err != nil {
 			return nil, fmt.Errorf("start a segment at %d: %w", a.next, err)
 		}
@@ -215,6 +216,7 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
 	}
 	first := cur.w.Header().FirstSeq
+	a.lastSize = cur.buf.Len()
 	s := &sealed{
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),
