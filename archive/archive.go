@@ -102,11 +102,14 @@ type Options struct {
 	Concurrency int
 	// Compressors is the number of blocks of the open segment that are
 	// compressed at once, on goroutines of their own, while reading goes
-	// on (segments.WriterOptions.Concurrency; default 2). Negative:
-	// compress each block on the reading goroutine. The segments are the
-	// same either way; when catching up on a backlog, blocks in flight let
-	// the archiver use more than one core. Each holds a block (1 MiB) of
-	// records and its compressed form in memory.
+	// on (segments.WriterOptions.Concurrency; default 2), when the
+	// archiver is behind: from its start until a segment is sealed by
+	// SegmentAge rather than SegmentSize. Blocks in flight let it catch up
+	// on a backlog with more than one core; following a writer, it
+	// compresses on the reading goroutine, which costs less CPU. Negative:
+	// always on the reading goroutine. The segments are the same either
+	// way. Each block in flight holds 1 MiB of records and its compressed
+	// form in memory.
 	Compressors int
 	// RetryMax bounds the wait between two tries of an upload (default 30s).
 	RetryMax time.Duration
@@ -200,6 +203,11 @@ type Archiver struct {
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
 	lastSize int   // bytes of the last segment sealed: the next one's likely size
+	// behind is true from the start of Run until a segment is sealed by its
+	// age rather than its size: the archiver is catching up, or the writer
+	// fills segments faster than SegmentAge. Then segments compress their
+	// blocks in flight (Options.Compressors).
+	behind bool
 	// lists caches the file lists of committed bases (they never change).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.

@@ -87,6 +87,7 @@ type building struct {
 func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 	var cur *building
 	lastFence, lastSummary := a.opts.Now(), a.opts.Now()
+	a.behind = true // until a segment is sealed by its age
 	for {
 		if ctx.Err() != nil {
 			// Stopping: the last segment is queued with the drain's time.
@@ -130,7 +131,8 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 		case err != nil:
 			return fmt.Errorf("read the WAL at sequence %d: %w", a.next, err)
 		case ok:
-			if cur.raw >= int64(a.opts.SegmentSize) || now.Sub(cur.opened) >= a.opts.SegmentAge {
+			if full := cur.raw >= int64(a.opts.SegmentSize); full || now.Sub(cur.opened) >= a.opts.SegmentAge {
+				a.behind = full
 				if err := a.seal(ctx, cur, up, false); err != nil {
 					return err
 				}
@@ -150,6 +152,7 @@ func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*buil
 	if cur != nil {
 		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
 		if due <= 0 {
+			a.behind = false
 			if err := a.seal(ctx, cur, up, false); err != nil {
 				return cur, err
 			}
@@ -180,7 +183,11 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		cur = &building{opened: a.opts.Now()}
 		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
 		cur.buf = bytes.NewBuffer(getSegmentBuf(a.lastSize))
-		w, err := segments.NewWriter(cur.buf, h, segments.WriterOptions{Concurrency: a.opts.Compressors})
+		var opts segments.WriterOptions
+		if a.behind {
+			opts.Concurrency = a.opts.Compressors
+		}
+		w, err := segments.NewWriter(cur.buf, h, opts)
 		if err != nil {
 			return nil, fmt.Errorf("start a segment at %d: %w", a.next, err)
 		}
