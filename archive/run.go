@@ -182,7 +182,10 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	if cur == nil {
 		cur = &building{opened: a.opts.Now()}
 		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
-		cur.buf = bytes.NewBuffer(getSegmentBuf(a.lastSize))
+		// Sized as the last segment: a buffer that starts small grows
+		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
+		// copying and zeroing as it goes.
+		cur.buf = bytes.NewBuffer(make([]byte, 0, a.lastSize+a.lastSize/8))
 		var opts segments.WriterOptions
 		if a.behind {
 			opts.Concurrency = a.opts.Compressors

@@ -3,12 +3,13 @@ package segments
 import "sync"
 
 // Blocks in flight: with WriterOptions.Concurrency above 0, a full block is
-// compressed on a goroutine of its own while Append fills the next one.
-// Only the compression moves: the Writer still ends every block and
-// writes every block, in order, on the caller's goroutine, so the segment
-// is the one that the Writer writes without Concurrency. A goroutine ends
-// with its block's compression; a Writer that is dropped unclosed leaves
-// none behind for long.
+// compressed on a goroutine of its own while Append fills the next one,
+// and so is the last one, at Close; at most Concurrency at once. Only the
+// compression moves: the Writer still ends every block and writes every
+// block, in order, on the caller's goroutine, so the segment is the one
+// that the Writer writes without Concurrency. A goroutine ends with its
+// block's compression; a Writer that is dropped unclosed leaves none
+// behind for long.
 
 // testHookEncode, set by tests, runs before each block is encoded; an
 // error stands for a failure of the compressor.
@@ -26,16 +27,19 @@ type job struct {
 }
 
 // handOff compresses the ended block bh, whose records are in w.buf, on a
-// goroutine of its own, and gives w a new buffer for the next block. It
-// then writes the blocks that are done, in order, waiting for the oldest
-// while more than Concurrency are in flight.
+// goroutine of its own, once fewer than Concurrency blocks are in flight
+// (each holds a zstd encoder, about 8 MiB), writing those that are done,
+// in order; and gives w a new buffer for the next block.
 func (w *Writer) handOff(bh blockHeader) error {
+	if err := w.collect(w.opts.Concurrency - 1); err != nil {
+		return err
+	}
 	j := &job{bh: bh, buf: w.buf, done: make(chan struct{})}
 	w.flight = append(w.flight, j)
 	w.inFlight += int(bh.rawLen)
 	w.buf = getBuf(blockHeaderSize + w.opts.BlockSize)
 	go j.run(w.h.Codec)
-	return w.collect(w.opts.Concurrency)
+	return nil
 }
 
 func (j *job) run(codec Codec) {

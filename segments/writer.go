@@ -52,14 +52,15 @@ type WriterOptions struct {
 	// DefaultMaxBlockSize. A reader refuses blocks above its own
 	// ReaderOptions.MaxBlockSize, so keep the two alike.
 	MaxBlockSize int
-	// Concurrency is the number of full blocks that may be compressed at
-	// once, each on a goroutine of its own, while Append goes on filling
-	// the next block. 0 compresses each block within the Append that fills
-	// it, on the caller's goroutine. The segment is the same, byte for
-	// byte, either way: each block is compressed on its own, and blocks are
-	// written in order, on the caller's goroutine, within Append and Close.
-	// Each block in flight holds its records and its compressed form in
-	// memory. It is ignored with CodecNone.
+	// Concurrency is the number of blocks that may be compressed at once,
+	// each on a goroutine of its own, while Append goes on filling the
+	// next block. 0 compresses each block within the Append (or Close)
+	// that ends it, on the caller's goroutine. The segment is the same,
+	// byte for byte, either way: each block is compressed on its own, and
+	// blocks are written in order, on the caller's goroutine, within
+	// Append and Close. Each block in flight holds its records, its
+	// compressed form and a zstd encoder (about 8 MiB) in memory. It is
+	// ignored with CodecNone.
 	Concurrency int
 }
 
@@ -339,24 +340,10 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// closeBlocks writes the blocks in flight and the open block. The open
-// block is compressed here, while those in flight finish.
+// closeBlocks writes the open block, after the blocks in flight.
 func (w *Writer) closeBlocks() error {
-	var last []byte
-	var bh blockHeader
-	if w.block.batches > 0 {
-		bh = w.endBlock()
-		var err error
-		if last, err = encodeBlock(w.h.Codec, bh, w.buf, &w.out); err != nil {
-			w.err = err
-			return err
-		}
-	}
-	if err := w.collect(0); err != nil {
+	if err := w.flush(); err != nil {
 		return err
 	}
-	if last == nil {
-		return nil
-	}
-	return w.writeBlock(last, bh)
+	return w.collect(0)
 }
