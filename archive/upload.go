@@ -112,11 +112,6 @@ func (u *uploader) upload(s *sealed) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		_, err := a.store.Put(u.ctx, s.key, bytes.NewReader(s.data), int64(len(s.data)), objstore.PutOptions{IfNoneMatch: true})
-		if err == nil {
-			u.done1(s)
-			putSegmentBuf(s.data) // the store has read it all
-			return nil
-		}
 		if objstore.IsPreconditionFailed(err) {
 			err = u.ours(s)
 		}
@@ -272,27 +267,4 @@ func (a *Archiver) coveredDespite(err error) bool {
 	}
 	last, _, lerr := catalog.LastSegment(ctx, a.store, a.m, a.writer.Timeline, 0)
 	return lerr == nil && last != nil && last.Next >= a.next
-}
-
-// Segment buffers are reused: an uploaded segment's buffer holds the next
-// one. A buffer that starts small grows to the segment's size (about 7 MiB
-// for 16 MiB of WAL) by doubling, copying and zeroing as it goes. Only the
-// buffer of a put that succeeded comes back: the store has read all of it,
-// and keeps no reference to it (a put that failed may have left a request
-// behind that still reads its body).
-var segmentBufs sync.Pool // of *[]byte
-
-// getSegmentBuf returns an empty buffer for a segment of likely size bytes
-// (the last one's): a pooled one, or a new one of that size and a little
-// more.
-func getSegmentBuf(size int) []byte {
-	if p, _ := segmentBufs.Get().(*[]byte); p != nil && cap(*p) >= size {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, size+size/8)
-}
-
-func putSegmentBuf(b []byte) {
-	b = b[:0]
-	segmentBufs.Put(&b)
 }
