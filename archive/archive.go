@@ -108,8 +108,8 @@ type Options struct {
 	// on a backlog with more than one core; following a writer, it
 	// compresses on the reading goroutine, which costs less CPU. Negative:
 	// always on the reading goroutine. The segments are the same either
-	// way. Each block in flight holds 1 MiB of records and its compressed
-	// form in memory.
+	// way. Each block in flight holds 1 MiB of records, its compressed form
+	// and a zstd encoder (about 8 MiB) in memory.
 	Compressors int
 	// RetryMax bounds the wait between two tries of an upload (default 30s).
 	RetryMax time.Duration
