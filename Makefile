@@ -63,9 +63,11 @@ bench-restore: build
 	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
 	bin/rockstream-bench --only base,restore --out - --command "make bench-restore" $(BENCHFLAGS)
 
-# Go micro-benchmarks of the formats and the RocksDB glue.
+# Go micro-benchmarks of the formats and the RocksDB glue, and the
+# archiver's catch-up on all cores (blocks compressed in flight or not).
 bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 -cpu=1 ./segments/ ./rocks/
+	$(GO) test -run='^$$' -bench=CatchUp -benchtime=3x -count=5 ./archive/
 
 clean:
 	rm -rf bin

@@ -100,6 +100,17 @@ type Options struct {
 	// Concurrency is the number of files a base uploads at once
 	// (default 4).
 	Concurrency int
+	// Compressors is the number of blocks of the open segment that are
+	// compressed at once, on goroutines of their own, while reading goes
+	// on (segments.WriterOptions.Concurrency; default 2), when the
+	// archiver is behind: from its start until a segment is sealed by
+	// SegmentAge rather than SegmentSize. Blocks in flight let it catch up
+	// on a backlog with more than one core; following a writer, it
+	// compresses on the reading goroutine, which costs less CPU. Negative:
+	// always on the reading goroutine. The segments are the same either
+	// way. Each block in flight holds 1 MiB of records, its compressed form
+	// and a zstd encoder (about 8 MiB) in memory.
+	Compressors int
 	// RetryMax bounds the wait between two tries of an upload, and is the
 	// wait before a failed base is tried again (default 30s).
 	RetryMax time.Duration
@@ -162,6 +173,10 @@ func (o *Options) defaults() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	if o.Compressors == 0 {
+		o.Compressors = 2
+	}
+	o.Compressors = max(o.Compressors, 0)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -188,6 +203,12 @@ type Archiver struct {
 	summed   Stats // the stats at the last summary line
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
+	lastSize int   // bytes of the last segment sealed: the next one's likely size
+	// behind is true from the start of Run until a segment is sealed by its
+	// age rather than its size: the archiver is catching up, or the writer
+	// fills segments faster than SegmentAge. Then segments compress their
+	// blocks in flight (Options.Compressors).
+	behind bool
 	// lists caches the file lists of committed bases (they never change).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.

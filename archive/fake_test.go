@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/internal/bench/datagen"
 	"github.com/rockstream/rockstream/segments"
 )
 
@@ -156,4 +157,30 @@ func (m *memSource) since(seq uint64) []segments.Batch {
 		}
 	}
 	return out
+}
+
+// backlog makes batches of about size bytes in all: 16 puts of 1000-byte
+// values each, from the benchmark harness's data (which zstd shrinks about
+// as real data).
+func backlog(size int) (*memSource, int64) {
+	g := datagen.New(1)
+	src := newMemSource("bench-db")
+	seq, total, n := uint64(1), int64(0), uint64(0)
+	for total < int64(size) {
+		d := make([]byte, 12, 12+16*1030)
+		binary.LittleEndian.PutUint64(d, seq)
+		binary.LittleEndian.PutUint32(d[8:], 16)
+		for range 16 {
+			d = append(d, 1) // a put: type, key, value
+			d = binary.AppendUvarint(d, 16)
+			d = datagen.Key(d, n)
+			d = binary.AppendUvarint(d, 1000)
+			d = g.Value(d, 1000)
+			n++
+		}
+		src.batches = append(src.batches, segments.Batch{Seq: seq, Count: 16, Data: d})
+		seq += 16
+		total += int64(len(d))
+	}
+	return src, total
 }

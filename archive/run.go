@@ -78,7 +78,7 @@ func (a *Archiver) afterCollision(ctx context.Context, err error) error {
 // building is the segment being filled.
 type building struct {
 	w       *segments.Writer
-	buf     bytes.Buffer
+	buf     *bytes.Buffer
 	opened  time.Time
 	batches int
 	raw     int64
@@ -89,6 +89,7 @@ type building struct {
 func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 	var cur *building
 	lastFence, lastSummary := a.opts.Now(), a.opts.Now()
+	a.behind = true // until a segment is sealed by its age
 	for {
 		if ctx.Err() != nil {
 			// Stopping: the last segment is queued with the drain's time.
@@ -132,7 +133,8 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 		case err != nil:
 			return fmt.Errorf("read the WAL at sequence %d: %w", a.next, err)
 		case ok:
-			if cur.raw >= int64(a.opts.SegmentSize) || now.Sub(cur.opened) >= a.opts.SegmentAge {
+			if full := cur.raw >= int64(a.opts.SegmentSize); full || now.Sub(cur.opened) >= a.opts.SegmentAge {
+				a.behind = full
 				if err := a.seal(ctx, cur, up, false); err != nil {
 					return err
 				}
@@ -152,6 +154,7 @@ func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*buil
 	if cur != nil {
 		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
 		if due <= 0 {
+			a.behind = false
 			if err := a.seal(ctx, cur, up, false); err != nil {
 				return cur, err
 			}
@@ -181,7 +184,15 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	if cur == nil {
 		cur = &building{opened: a.opts.Now()}
 		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
-		w, err := segments.NewWriter(&cur.buf, h, segments.WriterOptions{})
+		// Sized as the last segment: a buffer that starts small grows
+		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
+		// copying and zeroing as it goes.
+		cur.buf = bytes.NewBuffer(make([]byte, 0, a.lastSize+a.lastSize/8))
+		var opts segments.WriterOptions
+		if a.behind {
+			opts.Concurrency = a.opts.Compressors
+		}
+		w, err := segments.NewWriter(cur.buf, h, opts)
 		if err != nil {
 			return nil, fmt.Errorf("start a segment at %d: %w", a.next, err)
 		}
@@ -217,6 +228,7 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
 	}
 	first := cur.w.Header().FirstSeq
+	a.lastSize = cur.buf.Len()
 	s := &sealed{
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),

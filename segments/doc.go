@@ -116,7 +116,9 @@
 // A Writer starts a block after the one whose records reach BlockSize
 // (default 1 MiB), and a batch that would take the open block past
 // BlockSize starts the next; a batch larger than BlockSize thus has a block
-// of its own.
+// of its own. Each block is compressed on its own, so a Writer may compress
+// several at once (WriterOptions.Concurrency) and still write the same
+// bytes.
 //
 // # Versions
 //

@@ -52,7 +52,20 @@ type WriterOptions struct {
 	// DefaultMaxBlockSize. A reader refuses blocks above its own
 	// ReaderOptions.MaxBlockSize, so keep the two alike.
 	MaxBlockSize int
+	// Concurrency is the number of blocks that may be compressed at once,
+	// each on a goroutine of its own, while Append goes on filling the
+	// next block. 0 compresses each block within the Append (or Close)
+	// that ends it, on the caller's goroutine. The segment is the same,
+	// byte for byte, either way: each block is compressed on its own, and
+	// blocks are written in order, on the caller's goroutine, within
+	// Append and Close. Each block in flight holds its records, its
+	// compressed form and a zstd encoder (about 8 MiB) in memory. It is
+	// ignored with CodecNone.
+	Concurrency int
 }
+
+// maxConcurrency bounds WriterOptions.Concurrency.
+const maxConcurrency = 64
 
 func (o WriterOptions) withDefaults() (WriterOptions, error) {
 	if o.BlockSize == 0 {
@@ -67,11 +80,15 @@ func (o WriterOptions) withDefaults() (WriterOptions, error) {
 	if o.BlockSize < 1 || o.BlockSize > o.MaxBlockSize {
 		return o, fmt.Errorf("segments: BlockSize %d is outside [1, MaxBlockSize %d]", o.BlockSize, o.MaxBlockSize)
 	}
+	if o.Concurrency < 0 || o.Concurrency > maxConcurrency {
+		return o, fmt.Errorf("segments: Concurrency %d is outside [0, %d]", o.Concurrency, maxConcurrency)
+	}
 	return o, nil
 }
 
 // Writer writes one segment. It holds at most one block in memory, with
-// its compressed form. It is not safe for concurrent use.
+// its compressed form, plus the blocks in flight (see
+// WriterOptions.Concurrency). It is not safe for concurrent use.
 type Writer struct {
 	w    io.Writer
 	h    Header
@@ -82,6 +99,8 @@ type Writer struct {
 	block    blockHeader // the open block: index, batches, firstSeq
 	next     uint64      // the sequence that the next batch must have
 	t        Trailer     // running counts; Size is the bytes written so far
+	flight   []*job      // blocks being compressed, oldest first
+	inFlight int         // the record bytes of the blocks in flight
 	closed   bool
 	err      error // the first write error, returned from then on
 }
@@ -105,8 +124,7 @@ func NewWriter(w io.Writer, h Header, opts WriterOptions) (*Writer, error) {
 	}
 	sw := &Writer{w: w, h: h, opts: opts, next: h.FirstSeq}
 	sw.t.NextSeq = h.FirstSeq
-	sw.buf = make([]byte, blockHeaderSize) // grown to a block by the first batch
-	sw.out = make([]byte, blockHeaderSize)
+	// buf and out get a block's buffer from the pool at the first batch.
 	if err := sw.write(appendHeader(nil, h), "header"); err != nil {
 		return nil, err
 	}
@@ -123,19 +141,25 @@ func (w *Writer) NextSeq() uint64 { return w.next }
 // Size returns the number of bytes written to the underlying writer.
 func (w *Writer) Size() int64 { return w.t.Size }
 
-// Buffered returns the number of uncompressed record bytes of the open
-// block, not yet written. Size plus Buffered bounds the segment's size
-// before Close, give or take compression and a trailer.
-func (w *Writer) Buffered() int { return len(w.buf) - blockHeaderSize }
+// Buffered returns the number of uncompressed record bytes not yet
+// written: those of the open block, and of the blocks in flight. Size plus
+// Buffered bounds the segment's size before Close, give or take
+// compression and a trailer.
+func (w *Writer) Buffered() int { return w.open() + w.inFlight }
 
-// Trailer returns the trailer as it stands: complete after Close.
+// open returns the number of record bytes of the open block.
+func (w *Writer) open() int { return max(len(w.buf)-blockHeaderSize, 0) }
+
+// Trailer returns the trailer as it stands: complete after Close. Its
+// BlockCount and RawBytes count the blocks written.
 func (w *Writer) Trailer() Trailer { return w.t }
 
 // Append adds b to the segment. It fails with ErrGap when b.Seq is not
 // NextSeq, with ErrTooLarge when b does not fit in a block, and when
 // b.Data's header disagrees with b.Seq and b.Count; such a batch is left out
 // and the Writer stays usable. An error in writing a block (of the
-// underlying writer, or of the compressor) is returned by every later call.
+// underlying writer, or of the compressor) is returned by every later call;
+// that of a block compressed in flight, from the call that collects it.
 func (w *Writer) Append(b Batch) error {
 	if err := w.usable(); err != nil {
 		return err
@@ -150,13 +174,13 @@ func (w *Writer) Append(b Batch) error {
 	if size > w.opts.MaxBlockSize {
 		return fmt.Errorf("%w: batch at sequence %d needs %d bytes, above MaxBlockSize %d", ErrTooLarge, b.Seq, size, w.opts.MaxBlockSize)
 	}
-	if w.Buffered() > 0 && w.Buffered()+size > w.opts.BlockSize {
+	if w.open() > 0 && w.open()+size > w.opts.BlockSize {
 		if err := w.flush(); err != nil {
 			return err
 		}
 	}
 	w.add(b)
-	if w.Buffered() >= w.opts.BlockSize {
+	if w.open() >= w.opts.BlockSize {
 		return w.flush()
 	}
 	return nil
@@ -178,7 +202,7 @@ func (w *Writer) add(b Batch) {
 		w.block.firstSeq = b.Seq
 	}
 	if room := recordOverhead + len(b.Data); cap(w.buf)-len(w.buf) < room {
-		w.buf = slices.Grow(w.buf, max(room, blockHeaderSize+w.opts.BlockSize-len(w.buf)))
+		w.grow(room)
 	}
 	start := len(w.buf)
 	w.buf = le.AppendUint32(w.buf, uint32(len(b.Data)))
@@ -195,41 +219,88 @@ func (w *Writer) add(b Batch) {
 	w.t.NextSeq = w.next
 }
 
-// flush writes the open block, if it holds any batch.
+// grow makes room for room more bytes in the open block: a buffer of a
+// whole block, from the pool when the block is empty.
+func (w *Writer) grow(room int) {
+	if w.open() == 0 {
+		putBuf(w.buf)
+		w.buf = getBuf(blockHeaderSize + max(room, w.opts.BlockSize))
+		return
+	}
+	w.buf = slices.Grow(w.buf, max(room, blockHeaderSize+w.opts.BlockSize-len(w.buf)))
+}
+
+// flush ends the open block, if it holds any batch, and writes it, or
+// hands it to a goroutine to compress.
 func (w *Writer) flush() error {
 	if w.block.batches == 0 {
 		return nil
 	}
-	raw := w.buf[blockHeaderSize:]
-	block := w.buf
-	if w.h.Codec == CodecZstd {
-		if bound := blockHeaderSize + int(maxStoredLen(CodecZstd, uint32(len(raw)))); cap(w.out) < bound {
-			w.out = make([]byte, blockHeaderSize, bound)
+	bh := w.endBlock()
+	if w.h.Codec != CodecNone && w.opts.Concurrency > 0 {
+		return w.handOff(bh)
+	}
+	block, err := encodeBlock(w.h.Codec, bh, w.buf, &w.out)
+	if err != nil {
+		w.err = err
+		return err
+	}
+	if err := w.writeBlock(block, bh); err != nil {
+		return err
+	}
+	w.buf = w.buf[:blockHeaderSize]
+	return nil
+}
+
+// endBlock returns the header of the open block, less what its stored
+// bytes decide, and starts the next block.
+func (w *Writer) endBlock() blockHeader {
+	bh := w.block
+	bh.rawLen = uint32(w.open())
+	bh.nextSeq = w.next
+	w.block = blockHeader{index: bh.index + 1}
+	return bh
+}
+
+// encodeBlock returns the block of the records in buf[blockHeaderSize:],
+// header included: buf itself with CodecNone, else the header and the
+// compressed records in *out, which it grows as needed.
+func encodeBlock(codec Codec, bh blockHeader, buf []byte, out *[]byte) ([]byte, error) {
+	if testHookEncode != nil {
+		if err := testHookEncode(bh.index); err != nil {
+			return nil, err
 		}
-		out, err := compress(w.out[:blockHeaderSize], raw)
+	}
+	raw := buf[blockHeaderSize:]
+	block := buf
+	if codec == CodecZstd {
+		if bound := blockHeaderSize + int(maxStoredLen(CodecZstd, uint32(len(raw)))); cap(*out) < bound {
+			putBuf(*out)
+			*out = getBuf(bound)
+		}
+		o, err := compress((*out)[:blockHeaderSize], raw)
 		if err != nil {
-			w.err = err
-			return err
+			return nil, err
 		}
-		w.out, block = out, out
+		*out, block = o, o
 	}
 	stored := block[blockHeaderSize:]
-	if uint64(len(stored)) > maxStoredLen(w.h.Codec, uint32(len(raw))) {
-		w.err = fmt.Errorf("segments: block %d compressed to %d bytes, above the format's bound for %d bytes", w.block.index, len(stored), len(raw))
-		return w.err
+	if uint64(len(stored)) > maxStoredLen(codec, uint32(len(raw))) {
+		return nil, fmt.Errorf("segments: block %d compressed to %d bytes, above the format's bound for %d bytes", bh.index, len(stored), len(raw))
 	}
-	w.block.rawLen = uint32(len(raw))
-	w.block.storedLen = uint32(len(stored))
-	w.block.bodyCRC = checksum(stored)
-	w.block.nextSeq = w.next
-	putBlockHeader(block, w.block)
-	if err := w.write(block, fmt.Sprintf("block %d", w.block.index)); err != nil {
+	bh.storedLen = uint32(len(stored))
+	bh.bodyCRC = checksum(stored)
+	putBlockHeader(block, bh)
+	return block, nil
+}
+
+// writeBlock writes an encoded block and counts it.
+func (w *Writer) writeBlock(block []byte, bh blockHeader) error {
+	if err := w.write(block, fmt.Sprintf("block %d", bh.index)); err != nil {
 		return err
 	}
 	w.t.BlockCount++
-	w.t.RawBytes += uint64(len(raw))
-	w.block = blockHeader{index: w.block.index + 1}
-	w.buf = w.buf[:blockHeaderSize]
+	w.t.RawBytes += uint64(bh.rawLen)
 	return nil
 }
 
@@ -245,13 +316,16 @@ func (w *Writer) write(b []byte, what string) error {
 	return w.err
 }
 
-// Close writes the open block and the trailer. It does not close the
-// underlying writer. Closing again does nothing.
+// Close writes the open block, after the blocks in flight, and the
+// trailer. It does not close the underlying writer. Closing again does
+// nothing. When Close returns, no block of the Writer is in flight.
 func (w *Writer) Close() error {
 	if w.err != nil || w.closed {
+		w.drop()
 		return w.err
 	}
-	if err := w.flush(); err != nil {
+	if err := w.closeBlocks(); err != nil {
+		w.drop()
 		return err
 	}
 	final := w.t
@@ -260,5 +334,16 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.closed = true
+	putBuf(w.buf)
+	putBuf(w.out)
+	w.buf, w.out = nil, nil
 	return nil
+}
+
+// closeBlocks writes the open block, after the blocks in flight.
+func (w *Writer) closeBlocks() error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	return w.collect(0)
 }

@@ -214,6 +214,8 @@ func TestNewWriterRefusesBadHeaderOrOptions(t *testing.T) {
 		{"negative block", Header{}, WriterOptions{BlockSize: -1}},
 		{"max too large", Header{}, WriterOptions{MaxBlockSize: 2 << 30}},
 		{"max too small", Header{}, WriterOptions{MaxBlockSize: 10}},
+		{"negative concurrency", Header{}, WriterOptions{Concurrency: -1}},
+		{"concurrency too large", Header{}, WriterOptions{Concurrency: 65}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,10 +10,11 @@
 // on one key: exactly one create-only put wins.
 //
 // The ETag of an object is the hex MD5 of its bytes, as S3 gives for a
-// single-part upload. The put records it in an extended attribute
-// (user.rockstream.etag) with the file's size and modification time; when
-// the attribute is missing or stale (a file copied in by hand, a file
-// system without user attributes) the ETag is computed by reading the file.
+// single-part upload, hashed as the put writes them. The put records it in
+// an extended attribute (user.rockstream.etag) with the file's size and
+// modification time; when the attribute is missing or stale (a file copied
+// in by hand, a file system without user attributes) the ETag is computed
+// by reading the file.
 //
 // Limits: a key cannot also be a folder of other keys ("a" and "a/b"), a
 // path element cannot be longer than 255 bytes, and keys whose first element
@@ -21,6 +22,7 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -169,7 +171,7 @@ func (s *Store) writeTemp(ctx context.Context, body io.Reader, size int64) (stri
 		return "", "", 0, err
 	}
 	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, body})
+	n, err := copyBody(ctx, io.MultiWriter(f, h), body)
 	if err != nil {
 		return fail(fmt.Errorf("write: %w", err))
 	}
@@ -290,6 +292,19 @@ func (s *Store) lock(key string) (func(), error) {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// copyBody copies body to w, the file and its ETag's hash in one pass. A
+// body in memory (a *bytes.Reader: the archiver's segments) goes in one
+// write, rather than through a copy buffer 32 KiB at a time.
+func copyBody(ctx context.Context, w io.Writer, body io.Reader) (int64, error) {
+	if r, ok := body.(*bytes.Reader); ok {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return r.WriteTo(w)
+	}
+	return io.Copy(w, ctxReader{ctx, body})
 }
 
 // ctxReader stops a copy when its context ends.

@@ -25,16 +25,27 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	if err := opts.Validate(); err != nil {
 		return objstore.ObjectInfo{}, s.fail("put", key, err)
 	}
+	if r, ok := body.(*bytes.Reader); ok && int64(r.Len()) < s.opts.PartSize {
+		// In memory already (the archiver's segments): sent as it is,
+		// rather than copied into a buffer of a part's size.
+		info, err := s.putOne(ctx, key, r, opts)
+		return s.putDone(key, size, opts, info, err)
+	}
 	first, err := readPart(body, s.opts.PartSize)
 	if err != nil {
 		return objstore.ObjectInfo{}, s.fail("put", key, err)
 	}
 	var info objstore.ObjectInfo
 	if int64(len(first)) < s.opts.PartSize || isEOF(body) {
-		info, err = s.putOne(ctx, key, first, opts)
+		info, err = s.putOne(ctx, key, bytes.NewReader(first), opts)
 	} else {
 		info, err = s.putParts(ctx, key, first, body, opts)
 	}
+	return s.putDone(key, size, opts, info, err)
+}
+
+// putDone checks the outcome of a Put.
+func (s *Store) putDone(key string, size int64, opts objstore.PutOptions, info objstore.ObjectInfo, err error) (objstore.ObjectInfo, error) {
 	if opts.IfMatch != "" && objstore.IsNotFound(err) {
 		// S3 answers an if-match put on a missing key with 404 NoSuchKey.
 		err = fmt.Errorf("%w: if-match %s but the object does not exist: %w", objstore.ErrPreconditionFailed, opts.IfMatch, err)
@@ -76,17 +87,18 @@ func conditions(opts objstore.PutOptions) (ifNoneMatch, ifMatch *string) {
 	return ifNoneMatch, ifMatch
 }
 
-func (s *Store) putOne(ctx context.Context, key string, data []byte, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+func (s *Store) putOne(ctx context.Context, key string, data *bytes.Reader, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	size := int64(data.Len())
 	in := &s3.PutObjectInput{
 		Bucket: &s.opts.Bucket, Key: aws.String(s.fullKey(key)),
-		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		Body: data, ContentLength: aws.Int64(size),
 	}
 	in.IfNoneMatch, in.IfMatch = conditions(opts)
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
 		return objstore.ObjectInfo{}, mapError(err)
 	}
-	return objstore.ObjectInfo{Key: key, Size: int64(len(data)), ETag: unquote(aws.ToString(out.ETag)), ModTime: time.Now()}, nil
+	return objstore.ObjectInfo{Key: key, Size: size, ETag: unquote(aws.ToString(out.ETag)), ModTime: time.Now()}, nil
 }
 
 // multipart is one multipart upload in flight.
