@@ -92,7 +92,8 @@ func commandKeys(cmd *cli.Command, process, extra []string) configKeys {
 		process: append([]string{"log-level", "log-format"}, process...), extra: extra}
 	for _, f := range cmd.Flags {
 		name := f.Names()[0]
-		if name != "help" && name != "config" && name != "generate-bash-completion" {
+		// cpu-profile starts before the file is read: a flag or variable only.
+		if name != "help" && name != "config" && name != "generate-bash-completion" && name != "cpu-profile" {
 			k.flags[name] = f
 		}
 	}

@@ -262,6 +262,7 @@ func TestConfigBadFiles(t *testing.T) {
 		{"bad int", "nice: ten\ndatabases:\n" + two, "", []string{"line 1", "nice"}},
 		{"process key in a database", "databases:\n  - name: a\n    listen: 127.0.0.1:1\n", "", []string{"line 3", "listen applies to the whole process"}},
 		{"config in config", "config: /x\ndatabases:\n" + two, "", []string{"line 1", "unknown key config"}},
+		{"cpu-profile in config", "cpu-profile: /tmp/p\ndatabases:\n" + two, "", []string{"line 1", "unknown key cpu-profile"}},
 		{"secret key", "secret-access-key: " + marker + "\ndatabases:\n" + two, "", []string{"line 1", "credentials do not belong"}},
 		{"access key in a database", "databases:\n  - name: a\n    aws_access_key_id: " + marker + "\n", "", []string{"line 3", "credentials do not belong"}},
 		{"no to", "databases:\n  - name: a\n    db: /srv/a\n", "", []string{"database a", "line 2", "has no to"}},

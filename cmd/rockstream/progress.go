@@ -10,9 +10,11 @@ import (
 )
 
 // newProgress returns a progress callback that draws a bar on standard
-// error when standard output is a terminal, and nil (quiet) otherwise.
+// error, where the bar library writes, when standard error is a terminal,
+// and nil (quiet) otherwise: `2>file` gets no escape codes. A test that
+// replaces the app's writer gets none either.
 func newProgress(c *cli.Context, what string) func(done, total int64) {
-	if c.App.Writer != os.Stdout || !term.IsTerminal(int(os.Stdout.Fd())) {
+	if c.App.Writer != os.Stdout || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return nil
 	}
 	var (

@@ -70,8 +70,9 @@ func readPart(r io.Reader, n int64) ([]byte, error) {
 }
 
 // isEOF reports whether r is at its end when a full first part was read,
-// for a body whose size was not announced. It may consume one byte, so it
-// is only called when the body is a reader that reports its length.
+// for a body whose size was not announced: only a reader that reports its
+// length (Len) can say so without reading; any other is taken as not at
+// its end.
 func isEOF(r io.Reader) bool {
 	l, ok := r.(interface{ Len() int })
 	return ok && l.Len() == 0
