@@ -96,7 +96,7 @@ func PlanRestore(m *Manifest, segs map[uint32][]Segment, tl uint32, target uint6
 	best, ok := bestStart(h.starts(line), target)
 	if !ok {
 		return nil, fmt.Errorf("plan restore to %d on timeline %d: %w; restorable: %s",
-			target, tl, ErrNotRestorable, rangesText(h.coverage(tl).Ranges))
+			target, tl, ErrNotRestorable, RangesText(h.coverage(tl).Ranges))
 	}
 	steps, err := h.steps(line, best, target)
 	if err != nil {
@@ -119,12 +119,6 @@ type track struct {
 	runs  []Range   // sequences that segments cover and no recorded hole cuts
 	gaps  []Hole    // sequences that no segment covers, up to end
 	end   uint64    // the sequence after the last segment
-}
-
-// piece is the part [lo, hi] of timeline tl that belongs to a history.
-type piece struct {
-	tl     uint32
-	lo, hi uint64
 }
 
 // start is a base and how far an unbroken chain from it reaches.
@@ -167,20 +161,16 @@ func (h *history) ids() []uint32 {
 }
 
 // lineage returns the pieces of the history of timeline tl, oldest first.
-func (h *history) lineage(tl uint32) []piece {
-	var line []piece
-	for _, p := range lineageOf(func(id uint32) (Timeline, bool) { t, ok := h.timelines[id]; return t, ok }, tl) {
-		line = append(line, piece{tl: p.Timeline, lo: p.From, hi: p.To})
-	}
-	return line
+func (h *history) lineage(tl uint32) []Piece {
+	return lineageOf(func(id uint32) (Timeline, bool) { t, ok := h.timelines[id]; return t, ok }, tl)
 }
 
 // starts returns the bases of the history line with their reach.
-func (h *history) starts(line []piece) []start {
+func (h *history) starts(line []Piece) []start {
 	var out []start
 	for i, p := range line {
-		for _, b := range h.bases[p.tl] {
-			if b.Sequence <= p.hi {
+		for _, b := range h.bases[p.Timeline] {
+			if b.Sequence <= p.To {
 				out = append(out, start{base: b, piece: i, reach: h.reach(line, i, b.Sequence)})
 			}
 		}
@@ -190,21 +180,21 @@ func (h *history) starts(line []piece) []start {
 
 // reach follows the segments from sequence seq of piece i of a history
 // line and returns the last sequence an unbroken chain reaches.
-func (h *history) reach(line []piece, i int, seq uint64) uint64 {
+func (h *history) reach(line []Piece, i int, seq uint64) uint64 {
 	for {
 		p := line[i]
-		if seq >= p.hi {
+		if seq >= p.To {
 			i++
 			continue
 		}
-		end, ok := h.tracks[p.tl].runEnd(seq + 1)
+		end, ok := h.tracks[p.Timeline].runEnd(seq + 1)
 		if !ok {
 			return seq
 		}
-		if end < p.hi {
+		if end < p.To {
 			return end
 		}
-		seq = p.hi
+		seq = p.To
 	}
 }
 
@@ -226,21 +216,21 @@ func bestStart(starts []start, target uint64) (start, bool) {
 }
 
 // steps lists the segments from start s to target.
-func (h *history) steps(line []piece, s start, target uint64) ([]Step, error) {
+func (h *history) steps(line []Piece, s start, target uint64) ([]Step, error) {
 	var out []Step
 	after, i := s.base.Sequence, s.piece
 	for after < target {
 		p := line[i]
-		if after >= p.hi {
+		if after >= p.To {
 			i++
 			continue
 		}
-		seg, ok := h.tracks[p.tl].segmentAt(after + 1)
+		seg, ok := h.tracks[p.Timeline].segmentAt(after + 1)
 		if !ok {
-			return nil, fmt.Errorf("no segment of timeline %d holds sequence %d", p.tl, after+1)
+			return nil, fmt.Errorf("no segment of timeline %d holds sequence %d", p.Timeline, after+1)
 		}
-		stop := min(seg.Next-1, p.hi, target)
-		out = append(out, Step{Timeline: p.tl, Key: SegmentKey(p.tl, seg.First), After: after, StopAt: stop})
+		stop := min(seg.Next-1, p.To, target)
+		out = append(out, Step{Timeline: p.Timeline, Key: SegmentKey(p.Timeline, seg.First), After: after, StopAt: stop})
 		after = stop
 	}
 	return out, nil
@@ -270,23 +260,23 @@ func (h *history) coverage(tl uint32) Coverage {
 // it: a prune deleted those segments, or the archive began later). When
 // the history goes on in a child (inner), the sequences up to the branch
 // point that the segments do not reach are a gap too.
-func (h *history) holesIn(p piece, inner bool, low uint64) []Hole {
-	tr := h.tracks[p.tl]
+func (h *history) holesIn(p Piece, inner bool, low uint64) []Hole {
+	tr := h.tracks[p.Timeline]
 	gaps := tr.gaps
-	if from := max(tr.end, p.lo); inner && from <= p.hi {
-		gaps = append(slices.Clone(gaps), Hole{Timeline: p.tl, From: from, To: p.hi,
-			Reason: fmt.Sprintf("the segments of timeline %d end before the branch point %d", p.tl, p.hi)})
+	if from := max(tr.end, p.From); inner && from <= p.To {
+		gaps = append(slices.Clone(gaps), Hole{Timeline: p.Timeline, From: from, To: p.To,
+			Reason: fmt.Sprintf("the segments of timeline %d end before the branch point %d", p.Timeline, p.To)})
 	}
 	all := slices.Clone(tr.holes)
 	for _, g := range gaps {
-		if !tr.recorded(g) && min(g.To, p.hi) > low {
+		if !tr.recorded(g) && min(g.To, p.To) > low {
 			all = append(all, g)
 		}
 	}
 	var out []Hole
 	for _, x := range all {
-		if x.To >= p.lo && x.From <= p.hi {
-			x.From, x.To = max(x.From, p.lo), min(x.To, p.hi)
+		if x.To >= p.From && x.From <= p.To {
+			x.From, x.To = max(x.From, p.From), min(x.To, p.To)
 			out = append(out, x)
 		}
 	}
@@ -307,7 +297,8 @@ func mergeRanges(rs []Range) []Range {
 	return nonNil(out)
 }
 
-func rangesText(rs []Range) string {
+// RangesText lists ranges for people ("[10, 20], [31, 40]"), or "none".
+func RangesText(rs []Range) string {
 	if len(rs) == 0 {
 		return "none"
 	}

@@ -17,8 +17,9 @@ const DigestPrefix = "sha256:"
 // that manifest.Base.Digest holds: "sha256:" and the hex SHA-256 of, for
 // each column family in byte order of its name, the name's length (8
 // bytes, big-endian), the name, the number of keys (8 bytes, big-endian)
-// and the column family's 32-byte sum (rocks.CFDigest). An archiver that
-// records a base's digest computes it with this function.
+// and the column family's 32-byte sum (rocks.CFDigest). The drill computes
+// digests with it; no archiver records Base.Digest yet, but one that does
+// must compute it with this function for the drill to compare.
 func FormatDigest(d rocks.Digest) string {
 	h := sha256.New()
 	var n [8]byte

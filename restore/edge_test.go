@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore/faultstore"
 )
 
@@ -43,15 +45,23 @@ func TestRestoreSingleDeleteAtEnd(t *testing.T) {
 	checkConsistency(t, dir)
 }
 
-func TestPlainName(t *testing.T) {
+// TestFetchFileRefusesPath: a base file whose name is not one plain path
+// element is refused before anything is written or read (the manifest
+// package refuses it at load; this is the last guard).
+func TestFetchFileRefusesPath(t *testing.T) {
+	dir := t.TempDir()
 	for _, bad := range []string{"", ".", "..", "../x", "a/b", `a\b`, "/etc", "a\x00b"} {
-		if plainName(bad) == nil {
-			t.Errorf("plainName accepts %q", bad)
+		err := fetchFile(context.Background(), nil, manifest.File{Key: "bases/b/" + bad, Name: bad}, dir, 1, nil)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("a base file named %q: %v, want ErrCorrupt", bad, err)
 		}
 	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the refused names left %v", left)
+	}
 	for _, good := range []string{"CURRENT", "000012.sst", "OPTIONS-000007", "MANIFEST-000005"} {
-		if err := plainName(good); err != nil {
-			t.Errorf("plainName refuses %q: %v", good, err)
+		if err := manifest.ValidateName(good); err != nil {
+			t.Errorf("a RocksDB file name %q is refused: %v", good, err)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/rockstream/rockstream/manifest"
@@ -31,7 +30,9 @@ func fetchFiles(ctx context.Context, s objstore.Store, fl *manifest.FileList, di
 
 // fetchFile downloads one file of a base into dir and checks it.
 func fetchFile(ctx context.Context, s objstore.Store, f manifest.File, dir string, conc int, progress func(int64)) error {
-	if err := plainName(f.Name); err != nil {
+	// The manifest package validated the names already; this is the last
+	// guard before a name is joined to a path.
+	if err := manifest.ValidateName(f.Name); err != nil {
 		return fmt.Errorf("base file %s: %w: %w", f.Key, ErrCorrupt, err)
 	}
 	path := filepath.Join(dir, f.Name)
@@ -83,17 +84,6 @@ func checkSum(f manifest.File, path string) error {
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
 		return fmt.Errorf("base file %s (%s): %w: sha256 %s, files.json says %s", f.Key, f.Name, ErrCorrupt, got, f.SHA256)
-	}
-	return nil
-}
-
-// plainName refuses a file name that is not one plain path element: the
-// manifest package validates names already; this is the last guard before
-// a name is joined to a path.
-func plainName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") ||
-		filepath.Base(name) != name || !filepath.IsLocal(name) {
-		return fmt.Errorf("%q is not a plain file name", name)
 	}
 	return nil
 }

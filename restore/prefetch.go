@@ -24,12 +24,14 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return
 // up to `objects` objects at once, each at most perObject chunks ahead of
 // its reader. Network transfers and GET latency overlap with applying
 // batches, and memory stays at objects × (perObject+2) chunks whatever
-// the size of the archive.
+// the size of the archive: the state of an object (its channel, context)
+// is made only when its fetch starts, so a plan of many segments costs
+// nothing more here than its list of keys.
 type prefetch struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	objs   []*fetched
-	next   int
+	keys   []string
+	ready  chan *fetched // the started fetches, in order; closed after the last key
 	slots  chan struct{}
 	wg     sync.WaitGroup
 }
@@ -52,26 +54,30 @@ type chunk struct {
 
 func startPrefetch(ctx context.Context, s objstore.Store, keys []string, objects int) *prefetch {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &prefetch{ctx: ctx, cancel: cancel, slots: make(chan struct{}, max(objects, 1))}
-	for _, k := range keys {
-		octx, ocancel := context.WithCancel(ctx)
-		p.objs = append(p.objs, &fetched{key: k, ch: make(chan chunk, perObject), ctx: octx, cancel: ocancel, released: make(chan struct{})})
-	}
+	objects = max(objects, 1)
+	p := &prefetch{ctx: ctx, cancel: cancel, keys: keys,
+		ready: make(chan *fetched, objects), slots: make(chan struct{}, objects)}
 	p.wg.Add(1)
 	go p.run(s)
 	return p
 }
 
-// run starts the fetch of each object in order, once a slot is free; the
-// slot is freed when the object's reader is closed.
+// run starts the fetch of each object in order, once a slot is free, and
+// hands it to open through p.ready; the slot is freed when the object's
+// reader is closed. A fetch holds its slot from before it enters p.ready,
+// so p.ready (as large as the slots) never blocks run.
 func (p *prefetch) run(s objstore.Store) {
 	defer p.wg.Done()
-	for _, o := range p.objs {
+	defer close(p.ready)
+	for _, k := range p.keys {
 		select {
 		case p.slots <- struct{}{}:
 		case <-p.ctx.Done():
 			return
 		}
+		octx, ocancel := context.WithCancel(p.ctx)
+		o := &fetched{key: k, ch: make(chan chunk, perObject), ctx: octx, cancel: ocancel, released: make(chan struct{})}
+		p.ready <- o
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -172,11 +178,18 @@ func (o *fetched) send(c chunk) bool {
 // open returns the reader of the next object, which must be key. Close it
 // when done, read to the end or not, to free its slot.
 func (p *prefetch) open(key string) (*objReader, error) {
-	if p.next >= len(p.objs) || p.objs[p.next].key != key {
+	var o *fetched
+	select {
+	case o = <-p.ready:
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
+	}
+	if o == nil || o.key != key {
+		if o != nil {
+			(&objReader{o: o}).Close()
+		}
 		return nil, fmt.Errorf("segment %s: read out of the planned order", key)
 	}
-	o := p.objs[p.next]
-	p.next++
 	return &objReader{o: o}, nil
 }
 

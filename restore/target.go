@@ -161,24 +161,13 @@ func withOtherRanges(err error, cov []manifest.Coverage, tl uint32) error {
 	var others []string
 	for _, c := range cov {
 		if c.Timeline != tl {
-			others = append(others, fmt.Sprintf("timeline %d: %s", c.Timeline, rangesText(c.Ranges)))
+			others = append(others, fmt.Sprintf("timeline %d: %s", c.Timeline, manifest.RangesText(c.Ranges)))
 		}
 	}
 	if len(others) == 0 {
 		return err
 	}
 	return fmt.Errorf("%w (other timelines: %s)", err, strings.Join(others, "; "))
-}
-
-func rangesText(rs []manifest.Range) string {
-	if len(rs) == 0 {
-		return "none"
-	}
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = r.String()
-	}
-	return strings.Join(parts, ", ")
 }
 
 // lastArchived is the last sequence that timeline tl's own segments hold.

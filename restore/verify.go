@@ -201,7 +201,7 @@ func (v *verifier) compareRanges(segs map[uint32][]*segCheck, badBases map[strin
 	for _, cv := range actual {
 		if s := coverageOf(said, cv.Timeline).Ranges; !slices.Equal(s, cv.Ranges) {
 			v.rep.add("", "timeline %d: status says restorable %s, the objects allow %s",
-				cv.Timeline, rangesText(s), rangesText(cv.Ranges))
+				cv.Timeline, manifest.RangesText(s), manifest.RangesText(cv.Ranges))
 		}
 	}
 }

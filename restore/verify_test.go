@@ -227,7 +227,7 @@ func TestVerifyRecordedHole(t *testing.T) {
 	if !rep.OK() || !slices.Equal(rep.Coverage[0].Ranges, want) {
 		t.Fatalf("problems %v, coverage %v; want none and %v", rep.Problems, rep.Coverage[0].Ranges, want)
 	}
-	mustFail(t, fs, Options{ToSeq: seqp(gone.First + 1)}, manifest.ErrNotRestorable, rangesText(want))
+	mustFail(t, fs, Options{ToSeq: seqp(gone.First + 1)}, manifest.ErrNotRestorable, manifest.RangesText(want))
 }
 
 // TestVerifyBrokenTransfers: a segment or a base file whose transfer

@@ -7,7 +7,8 @@
 #   scripts/fault.sh          the short form (make fault), a few minutes
 #   scripts/fault.sh --long   the long form (make fault-long): ROCKSTREAM_LONG=1,
 #                             100 kills of each process, MinIO down 30 s, more
-#                             rounds of every race; about 15-20 minutes on 2 cores
+#                             rounds of every race; about 6 minutes on 2 cores
+#                             (372 s measured, docs/RELIABILITY.md)
 #
 # CI=true is set: a test that needs MinIO, db_bench or ldb fails instead of
 # skipping. The output also goes to fault.log (FAULTLOG=path to change it).

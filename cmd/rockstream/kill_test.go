@@ -183,8 +183,10 @@ func dbLatest(t *testing.T, dir string) uint64 {
 }
 
 // TestStandbyKill9 kills the standby process at random points (8 kills; 100
-// with ROCKSTREAM_LONG=1), the first ones during its bootstrap, while the
-// archive grows, and restarts it. After each kill its database must open,
+// with ROCKSTREAM_LONG=1) while the archive grows, and restarts it. The
+// first kill lands inside the bootstrap (once its temporary folder is
+// there): it must leave the standby's folder without a database. After
+// each kill its database must open,
 // never go back, and hold exactly the source's batches up to its sequence
 // (compared with a model of the writes); at the end it must converge to the
 // source exactly.
@@ -207,10 +209,22 @@ func TestStandbyKill9(t *testing.T) {
 	var last uint64
 	for i := range want {
 		p := startCLI(t, nil, "standby", "--from", from, "--listen=", "--poll", "10ms", dir)
-		time.Sleep(time.Duration(100+rng.Intn(400)) * time.Millisecond)
+		if i == 0 {
+			for deadline := time.Now().Add(60 * time.Second); len(bootstrapFolders(t, dir)) == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("timed out waiting for the bootstrap's temporary folder")
+				}
+			}
+		} else {
+			time.Sleep(time.Duration(100+rng.Intn(400)) * time.Millisecond)
+		}
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.wait(t, 30*time.Second)
 		seq := openSeq(t, dir)
+		if i == 0 && (seq != 0 || len(bootstrapFolders(t, dir)) == 0) {
+			t.Fatalf("the first kill did not land inside the bootstrap (the standby is at %d, %d temporary folders): the test shows nothing about it",
+				seq, len(bootstrapFolders(t, dir)))
+		}
 		if seq < last {
 			t.Fatalf("kill %d: the standby went back from %d to %d", i, last, seq)
 		}
@@ -226,7 +240,7 @@ func TestStandbyKill9(t *testing.T) {
 	wg.Wait()
 	src.stopArchiver(t)
 	wantSeq := src.db.GetLatestSequenceNumber()
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".standby.restore-*"))
+	left := bootstrapFolders(t, dir)
 	t.Logf("seed %d: %d kill -9, each checked against the model; the standby was at %d at the last kill, the source at %d; %d bootstrap folders left by kills",
 		seed, want, last, wantSeq, len(left))
 
@@ -253,4 +267,15 @@ func TestStandbyKill9(t *testing.T) {
 	if d := got.Diff(src.digest(t)); d != "" {
 		t.Fatalf("after %d kills the standby differs from the source: %s", want, d)
 	}
+}
+
+// bootstrapFolders lists the temporary folders of the bootstraps into dir
+// (restore's .NAME.restore-* beside it).
+func bootstrapFolders(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".restore-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

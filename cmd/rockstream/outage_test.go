@@ -220,6 +220,16 @@ func TestFaultyStore(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("verify through the faults reports problems: %v", rep.Problems)
 	}
+	for what, got := range map[string]int64{
+		"proxy 503 SlowDown": proxy.SlowDowns.Load(), "proxy 500": proxy.Internals.Load(),
+		"proxy resets before the server": proxy.ResetsBefore.Load(), "proxy resets after the server": proxy.ResetsAfter.Load(),
+		"archiver store faults": int64(archFS.Injected()), "standby store faults": int64(sbFS.Injected()),
+		"restore store faults": int64(restFS.Injected()),
+	} {
+		if got == 0 {
+			t.Errorf("no %s were injected: the test shows nothing about them", what)
+		}
+	}
 	t.Logf("%d batches through %d proxy faults (%d 503, %d 500, %d resets before, %d after the server applied the request) and %d store faults; archiver retries %d and %d bases, standby errors %d; archive, standby and restore equal the source, verify OK",
 		n, proxy.Injected(), proxy.SlowDowns.Load(), proxy.Internals.Load(), proxy.ResetsBefore.Load(), proxy.ResetsAfter.Load(),
 		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, st.Errors)

@@ -22,8 +22,9 @@ func verifyCommand() *cli.Command {
 			"recorded hole begins), and that the restorable ranges are what 'rockstream status'\n" +
 			"says. It prints every bad object with what is wrong and exits 5 if there is any.\n" +
 			"--drill also restores the latest state into a scratch folder (removed afterwards),\n" +
-			"and restores the newest base's sequence from an older base and the segments,\n" +
-			"comparing logical digests. It changes nothing in the archive.\n\n" +
+			"and restores the sequence of a base (the newest that records a digest, else the\n" +
+			"newest) from an older base and the segments, comparing logical digests with that\n" +
+			"base's. It changes nothing in the archive.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
 			fromFlag(),
