@@ -7,7 +7,6 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
-	"github.com/rockstream/rockstream/restore"
 )
 
 // missing follows how long the next segment's key has stayed missing.
@@ -81,9 +80,9 @@ func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) err
 		return nil
 	}
 	s.log.Error("the next segment is missing, but the archive holds later data", "key", key, "later", later)
-	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted (%w), "+
+	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted, "+
 		"and the standby at sequence %d of timeline %d cannot go on: %w (empty %s and start the standby again: it restores the newest base)",
-		key, s.store, later, restore.ErrCorrupt, applied, tl, ErrRebuild, s.opts.Dir)
+		key, s.store, later, applied, tl, ErrRebuild, s.opts.Dir)
 }
 
 // firstAfter returns the first segment key of timeline tl after key, or ""
