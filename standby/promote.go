@@ -97,10 +97,10 @@ func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 func (s *Standby) Promoted() (promote.Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.promoted == nil {
+	if s.st.Promotion == nil {
 		return promote.Result{}, false
 	}
-	return *s.promoted, true
+	return *s.st.Promotion, true
 }
 
 // handlePromote runs a promotion inside the follow loop. It returns
@@ -232,7 +232,6 @@ func writerName(m *manifest.Manifest) string {
 func (s *Standby) setPromoted(res promote.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.promoted = &res
 	s.st.State, s.st.Timeline, s.st.Reason = Promoted, res.Timeline, ""
 	s.st.Promotion = &res
 }
