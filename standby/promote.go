@@ -137,7 +137,8 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 		},
 	})
 	if err != nil {
-		s.retried("promote", err)
+		s.update(func(st *Status) { st.Errors++ })
+		s.log.Error("promotion failed", "timeline", f.tl, "applied", applied, "error", err)
 		s.promoteFailed(req, was, err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("standby: stopped while promoting, and the promotion failed: %w (if it says the old timeline is fenced, "+
