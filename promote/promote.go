@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -302,16 +301,12 @@ func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64
 	return nil
 }
 
-// readTaken reads the header and trailer of the segment at key.
+// readTaken reads the header and trailer of the segment at key with one
+// HEAD and one ranged GET, never the whole segment.
 func readTaken(ctx context.Context, store objstore.Store, key string) (segments.Header, segments.Trailer, error) {
-	rc, _, err := store.Get(ctx, key, objstore.GetOptions{})
+	info, err := store.Head(ctx, key)
 	if err != nil {
 		return segments.Header{}, segments.Trailer{}, err
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<30))
-	if err != nil {
-		return segments.Header{}, segments.Trailer{}, err
-	}
-	return segments.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+	return catalog.ReadTrailer(ctx, store, key, info.Size)
 }
