@@ -134,7 +134,7 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	s := opts.Applied
 	for drains := 0; ; drains++ {
 		t0 := time.Now()
-		err := fence(ctx, store, k, s, opts.Now())
+		err := fence(ctx, store, m, k, s, opts.Now())
 		res.Timings.Fence += time.Since(t0)
 		if err == nil {
 			break
@@ -245,8 +245,8 @@ func Marker(k uint32, s uint64, now time.Time) ([]byte, error) {
 // fence creates the end marker of k at s+1. A marker already there (an
 // earlier attempt, or another promotion at the same point, which the
 // commit then decides) is fine; a segment with batches is ErrMoreToApply.
-func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now time.Time) error {
-	if err := archivedAfter(ctx, store, k, s); err != nil {
+func fence(ctx context.Context, store objstore.Store, m *manifest.Manifest, k uint32, s uint64, now time.Time) error {
+	if err := archivedAfter(ctx, store, m, k, s); err != nil {
 		return err
 	}
 	key := manifest.SegmentKey(k, s+1)
@@ -280,8 +280,11 @@ func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now ti
 // commit), only a promotion at the marker's own point may go on: below it,
 // the archive holds batches up to the marker; above it, the standby holds
 // batches that the timeline's archive never had.
-func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64) error {
-	last, _, err := catalog.LastSegment(ctx, store, nil, k, s)
+// For a standby that is caught up nothing follows s, and the listing goes
+// back to the newest base of k in m below s (catalog.LastSegment): it
+// lists the segments since that base, not the whole timeline.
+func archivedAfter(ctx context.Context, store objstore.Store, m *manifest.Manifest, k uint32, s uint64) error {
+	last, _, err := catalog.LastSegment(ctx, store, m, k, s)
 	if err != nil {
 		return fmt.Errorf("promote: read the segments of timeline %d: %w", k, err)
 	}

@@ -175,7 +175,7 @@ func TestPromoteBehindLoses(t *testing.T) {
 // finished by the next one, which drains up to the marker.
 func TestPromoteAfterCrash(t *testing.T) {
 	s := fakeChain(t, 8)
-	if err := fence(ctx, s, 1, 8, time.Now()); err != nil {
+	if err := fence(ctx, s, nil, 1, 8, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	applied := uint64(6)
@@ -338,7 +338,7 @@ func (r *racingStore) Get(ctx context.Context, key string, opts objstore.GetOpti
 // ranged GETs, not the whole segment) and reports the batches to apply.
 func TestFenceRacesUpload(t *testing.T) {
 	s := &racingStore{Store: fakeChain(t, 10), t: t, raceKey: manifest.SegmentKey(1, 11)}
-	err := fence(ctx, s, 1, 10, time.Now())
+	err := fence(ctx, s, nil, 1, 10, time.Now())
 	if !errors.Is(err, ErrMoreToApply) || !strings.Contains(err.Error(), manifest.SegmentKey(1, 11)) ||
 		!strings.Contains(err.Error(), "sequences 11 to 11 of timeline 1") {
 		t.Fatalf("fence after a racing upload: %v", err)
