@@ -164,7 +164,7 @@ func (j *standbyJob) run(ctx context.Context) error {
 func archivePromoted(ctx context.Context, j *standbyJob, res promote.Result) error {
 	work := j.c.String("work-dir")
 	if work == "" {
-		work = defaultWorkDir(j.dir)
+		work = archive.DefaultWorkDir(j.dir)
 	}
 	src, err := rocks.NewFollowerSource(j.dir, filepath.Join(work, "secondary"))
 	if err != nil {
