@@ -39,8 +39,8 @@ import (
 // them (run the standby until it is caught up) and promote again.
 var ErrMoreToApply = errors.New("the archive holds batches the standby has not applied")
 
-// DefaultMaxDrains bounds the rounds of Drain then fence again.
-const DefaultMaxDrains = 20
+// maxDrains bounds the rounds of Drain then fence again.
+const maxDrains = 20
 
 // Options say what to promote, and to whom.
 type Options struct {
@@ -56,8 +56,6 @@ type Options struct {
 	// key is taken by the old primary's segment; without it Promote fails
 	// with ErrMoreToApply.
 	Drain func(ctx context.Context) (uint64, error)
-	// MaxDrains bounds the calls of Drain (DefaultMaxDrains when 0).
-	MaxDrains int
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -119,9 +117,6 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
-	if opts.MaxDrains <= 0 {
-		opts.MaxDrains = DefaultMaxDrains
-	}
 	k := opts.Timeline
 	m, _, err := manifest.Load(ctx, store)
 	if err != nil {
@@ -142,7 +137,7 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 		if !errors.Is(err, ErrMoreToApply) || opts.Drain == nil {
 			return Result{}, err
 		}
-		if drains == opts.MaxDrains {
+		if drains == maxDrains {
 			return Result{}, fmt.Errorf("%w (after %d rounds of applying: the old primary still writes?)", err, drains)
 		}
 		t0 = time.Now()

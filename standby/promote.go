@@ -41,12 +41,6 @@ type promoteRequest struct {
 	reply chan promoteReply // buffered
 }
 
-// RecordedTimeline is the timeline that the standby in dir follows: from its
-// STANDBY-TIMELINE file, else the current timeline of m.
-func RecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
-	return readTimeline(dir, m)
-}
-
 // DefaultWriterID is the writer ID that `rockstream archive --db DIR` takes
 // by default: HOSTNAME:absolute DIR. A promoted standby uses it unless
 // Options.WriterID says otherwise, so that the archiver that follows it
