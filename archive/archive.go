@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -136,6 +137,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+}
+
+// DefaultWorkDir is the work folder of the database in dir when none is
+// given: .NAME.rockstream beside it, on the same file system (so that a
+// checkpoint's hard links work).
+func DefaultWorkDir(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
 }
 
 func (o *Options) defaults() error {

@@ -62,7 +62,7 @@ func Load(ctx context.Context, s objstore.Store) (*Catalog, error) {
 // Timeline lists the segments of timeline tl and works out their ends.
 func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32) ([]Segment, error) {
 	var segs []Segment
-	err := listSegments(ctx, s, tl, "", func(sg Segment) { segs = append(segs, sg) })
+	err := listSegments(ctx, s, tl, "", func(sg Segment) bool { segs = append(segs, sg); return true })
 	if err != nil {
 		return nil, err
 	}
@@ -170,20 +170,29 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 
 // LastSegment returns the last segment of timeline tl, with its end read
 // from its trailer, and the number of keys listed. It lists only the keys
-// after the segment key of sequence after (the newest base's, so that a
-// start does not list years of segments), and the whole timeline when
-// nothing follows that key. It returns nil when the timeline has none.
+// after the segment key of sequence after (the newest base's, or a
+// standby's applied sequence, so that a start does not list years of
+// segments). When nothing follows that key, the last segment starts at or
+// before after: it lists after the keys of m's bases of tl below after,
+// newest first, and the whole timeline only when none of those finds a
+// segment (m nil: at once). It returns nil when the timeline has none.
 func LastSegment(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, after uint64) (*Segment, int, error) {
-	startAfter := ""
-	if after > 0 {
-		startAfter = manifest.SegmentKey(tl, after)
+	var last *Segment
+	n := 0
+	for _, from := range bounds(m, tl, after, true) {
+		var err error
+		var k int
+		last, k, err = lastKey(ctx, s, tl, startKey(tl, from))
+		n += k
+		if err != nil {
+			return nil, n, err
+		}
+		if last != nil {
+			break
+		}
 	}
-	last, n, err := lastKey(ctx, s, tl, startAfter)
-	if err == nil && last == nil && startAfter != "" {
-		last, n, err = lastKey(ctx, s, tl, "")
-	}
-	if err != nil || last == nil {
-		return nil, n, err
+	if last == nil {
+		return nil, n, nil
 	}
 	if err := readEnd(ctx, s, last); err != nil {
 		return nil, n, err
@@ -191,10 +200,92 @@ func LastSegment(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl
 	return last, n, nil
 }
 
+// Containing returns the segment of timeline tl that holds seq (nil when
+// none does), with its end, and the key of the first segment that starts
+// after seq ("" when none does). Like LastSegment it lists after the keys
+// of m's bases of tl below seq, newest first, until a listing reaches a
+// segment that starts at or before seq, and the whole timeline only when
+// none does; each listing stops at the first key after seq.
+func Containing(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, seq uint64) (*Segment, string, error) {
+	var prev, next *Segment
+	for _, from := range bounds(m, tl, seq, false) {
+		prev, next = nil, nil
+		err := listSegments(ctx, s, tl, startKey(tl, from), func(sg Segment) bool {
+			if sg.First > seq {
+				next = &sg
+				return false
+			}
+			prev = &sg
+			return true
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if prev != nil {
+			break
+		}
+	}
+	nextKey := ""
+	if next != nil {
+		nextKey = next.Key
+	}
+	if prev == nil {
+		return nil, nextKey, nil
+	}
+	if next != nil {
+		prev.Next = EndBefore(prev.First, next.First, HolesOf(m, tl))
+	} else if err := readEnd(ctx, s, prev); err != nil {
+		return nil, "", err
+	}
+	if seq >= prev.Next {
+		return nil, nextKey, nil
+	}
+	return prev, nextKey, nil
+}
+
+// FirstAfter returns the first segment key of timeline tl after key, or ""
+// when there is none, with one LIST.
+func FirstAfter(ctx context.Context, s objstore.Store, tl uint32, key string) (string, error) {
+	first := ""
+	err := listSegments(ctx, s, tl, key, func(sg Segment) bool { first = sg.Key; return false })
+	return first, err
+}
+
+// bounds returns the sequences after whose segment keys a search for the
+// last segment that starts at or before seq lists, nearest first: seq
+// itself when withSeq, the sequences of m's bases of tl below seq, newest
+// first, and 0, the whole timeline.
+func bounds(m *manifest.Manifest, tl uint32, seq uint64, withSeq bool) []uint64 {
+	var out []uint64
+	if withSeq && seq > 0 {
+		out = append(out, seq)
+	}
+	if m != nil {
+		var bases []uint64
+		for _, b := range m.Bases {
+			if b.Timeline == tl && b.Sequence > 0 && b.Sequence < seq {
+				bases = append(bases, b.Sequence)
+			}
+		}
+		sort.Slice(bases, func(i, j int) bool { return bases[i] > bases[j] })
+		out = append(out, bases...)
+	}
+	return append(out, 0)
+}
+
+// startKey is the key a listing of timeline tl's segments after sequence
+// from starts after: "" for 0, the whole timeline.
+func startKey(tl uint32, from uint64) string {
+	if from == 0 {
+		return ""
+	}
+	return manifest.SegmentKey(tl, from)
+}
+
 func lastKey(ctx context.Context, s objstore.Store, tl uint32, startAfter string) (*Segment, int, error) {
 	var last *Segment
 	n := 0
-	err := listSegments(ctx, s, tl, startAfter, func(sg Segment) { n++; last = &sg })
+	err := listSegments(ctx, s, tl, startAfter, func(sg Segment) bool { n++; last = &sg; return true })
 	if err != nil {
 		return nil, n, err
 	}
@@ -202,9 +293,9 @@ func lastKey(ctx context.Context, s objstore.Store, tl uint32, startAfter string
 }
 
 // listSegments calls fn with each segment key of timeline tl after
-// startAfter, in order; an object there that is not a segment key of tl is
-// an error.
-func listSegments(ctx context.Context, s objstore.Store, tl uint32, startAfter string, fn func(Segment)) error {
+// startAfter, in order, until fn returns false; an object there that is
+// not a segment key of tl is an error.
+func listSegments(ctx context.Context, s objstore.Store, tl uint32, startAfter string, fn func(Segment) bool) error {
 	for info, err := range s.List(ctx, manifest.SegmentPrefix(tl), startAfter) {
 		if err != nil {
 			return fmt.Errorf("list the segments of timeline %d: %w", tl, err)
@@ -213,7 +304,9 @@ func listSegments(ctx context.Context, s objstore.Store, tl uint32, startAfter s
 		if err != nil || t != tl {
 			return fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
 		}
-		fn(Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size})
+		if !fn(Segment{Segment: manifest.Segment{First: first}, Timeline: tl, Key: info.Key, Size: info.Size}) {
+			return nil
+		}
 	}
 	return nil
 }

@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -40,8 +39,8 @@ import (
 // them (run the standby until it is caught up) and promote again.
 var ErrMoreToApply = errors.New("the archive holds batches the standby has not applied")
 
-// DefaultMaxDrains bounds the rounds of Drain then fence again.
-const DefaultMaxDrains = 20
+// maxDrains bounds the rounds of Drain then fence again.
+const maxDrains = 20
 
 // Options say what to promote, and to whom.
 type Options struct {
@@ -57,8 +56,6 @@ type Options struct {
 	// key is taken by the old primary's segment; without it Promote fails
 	// with ErrMoreToApply.
 	Drain func(ctx context.Context) (uint64, error)
-	// MaxDrains bounds the calls of Drain (DefaultMaxDrains when 0).
-	MaxDrains int
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -120,9 +117,6 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
-	if opts.MaxDrains <= 0 {
-		opts.MaxDrains = DefaultMaxDrains
-	}
 	k := opts.Timeline
 	m, _, err := manifest.Load(ctx, store)
 	if err != nil {
@@ -135,7 +129,7 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	s := opts.Applied
 	for drains := 0; ; drains++ {
 		t0 := time.Now()
-		err := fence(ctx, store, k, s, opts.Now())
+		err := fence(ctx, store, m, k, s, opts.Now())
 		res.Timings.Fence += time.Since(t0)
 		if err == nil {
 			break
@@ -143,7 +137,7 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 		if !errors.Is(err, ErrMoreToApply) || opts.Drain == nil {
 			return Result{}, err
 		}
-		if drains == opts.MaxDrains {
+		if drains == maxDrains {
 			return Result{}, fmt.Errorf("%w (after %d rounds of applying: the old primary still writes?)", err, drains)
 		}
 		t0 = time.Now()
@@ -246,8 +240,8 @@ func Marker(k uint32, s uint64, now time.Time) ([]byte, error) {
 // fence creates the end marker of k at s+1. A marker already there (an
 // earlier attempt, or another promotion at the same point, which the
 // commit then decides) is fine; a segment with batches is ErrMoreToApply.
-func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now time.Time) error {
-	if err := archivedAfter(ctx, store, k, s); err != nil {
+func fence(ctx context.Context, store objstore.Store, m *manifest.Manifest, k uint32, s uint64, now time.Time) error {
+	if err := archivedAfter(ctx, store, m, k, s); err != nil {
 		return err
 	}
 	key := manifest.SegmentKey(k, s+1)
@@ -281,8 +275,11 @@ func fence(ctx context.Context, store objstore.Store, k uint32, s uint64, now ti
 // commit), only a promotion at the marker's own point may go on: below it,
 // the archive holds batches up to the marker; above it, the standby holds
 // batches that the timeline's archive never had.
-func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64) error {
-	last, _, err := catalog.LastSegment(ctx, store, nil, k, s)
+// For a standby that is caught up nothing follows s, and the listing goes
+// back to the newest base of k in m below s (catalog.LastSegment): it
+// lists the segments since that base, not the whole timeline.
+func archivedAfter(ctx context.Context, store objstore.Store, m *manifest.Manifest, k uint32, s uint64) error {
+	last, _, err := catalog.LastSegment(ctx, store, m, k, s)
 	if err != nil {
 		return fmt.Errorf("promote: read the segments of timeline %d: %w", k, err)
 	}
@@ -302,16 +299,12 @@ func archivedAfter(ctx context.Context, store objstore.Store, k uint32, s uint64
 	return nil
 }
 
-// readTaken reads the header and trailer of the segment at key.
+// readTaken reads the header and trailer of the segment at key with one
+// HEAD and one ranged GET, never the whole segment.
 func readTaken(ctx context.Context, store objstore.Store, key string) (segments.Header, segments.Trailer, error) {
-	rc, _, err := store.Get(ctx, key, objstore.GetOptions{})
+	info, err := store.Head(ctx, key)
 	if err != nil {
 		return segments.Header{}, segments.Trailer{}, err
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<30))
-	if err != nil {
-		return segments.Header{}, segments.Trailer{}, err
-	}
-	return segments.ReadTrailer(bytes.NewReader(data), int64(len(data)))
+	return catalog.ReadTrailer(ctx, store, key, info.Size)
 }

@@ -175,7 +175,7 @@ func TestPromoteBehindLoses(t *testing.T) {
 // finished by the next one, which drains up to the marker.
 func TestPromoteAfterCrash(t *testing.T) {
 	s := fakeChain(t, 8)
-	if err := fence(ctx, s, 1, 8, time.Now()); err != nil {
+	if err := fence(ctx, s, nil, 1, 8, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	applied := uint64(6)
@@ -306,5 +306,49 @@ func TestPromoteLostAnswer(t *testing.T) {
 	res, err := Promote(ctx, fs, Options{Timeline: 1, Applied: 12, WriterID: "new"})
 	if err != nil || res.Timeline != 2 || res.Branch != 12 {
 		t.Fatalf("a promotion whose commit answer was lost: %+v, %v", res, err)
+	}
+}
+
+// racingStore lets the old primary upload the segment at raceKey between
+// the promotion's listing and its marker's put, and records every GET.
+type racingStore struct {
+	objstore.Store
+	t       *testing.T
+	raceKey string
+	gets    []objstore.GetOptions
+}
+
+func (r *racingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	if key == r.raceKey {
+		r.raceKey = ""
+		if err := putSegment(r.t, r.Store, 1, 11); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return r.Store.Put(ctx, key, body, size, opts)
+}
+
+func (r *racingStore) Get(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.ObjectInfo, error) {
+	r.gets = append(r.gets, opts)
+	return r.Store.Get(ctx, key, opts)
+}
+
+// The old primary uploads the segment at the marker's key after the
+// promotion saw none: fence reads the taken key's header and trailer (with
+// ranged GETs, not the whole segment) and reports the batches to apply.
+func TestFenceRacesUpload(t *testing.T) {
+	s := &racingStore{Store: fakeChain(t, 10), t: t, raceKey: manifest.SegmentKey(1, 11)}
+	err := fence(ctx, s, nil, 1, 10, time.Now())
+	if !errors.Is(err, ErrMoreToApply) || !strings.Contains(err.Error(), manifest.SegmentKey(1, 11)) ||
+		!strings.Contains(err.Error(), "sequences 11 to 11 of timeline 1") {
+		t.Fatalf("fence after a racing upload: %v", err)
+	}
+	if len(s.gets) == 0 {
+		t.Fatal("the taken key was not read")
+	}
+	for _, g := range s.gets {
+		if g.Length <= 0 {
+			t.Fatalf("a GET read a whole object: %+v", s.gets)
+		}
 	}
 }

@@ -39,8 +39,9 @@ type cadence struct {
 // newCadence returns a cadence for the poll interval poll: it polls every
 // poll/10 inside a window that opens 3 fine polls before the predicted
 // arrival and closes 20 after it. A segment that arrives as predicted
-// costs about 5 GETs: the one that finds it, the 3 or 4 misses before it
-// in the window, and the GET right after it that finds no next one.
+// costs about 6 GETs: the one that finds it, the 3 or 4 misses before it
+// in the window, the GET right after it that finds no next one, and one
+// while waiting for the window (docs/OPERATIONS.md has the measurement).
 func newCadence(poll, maxPeriod time.Duration) cadence {
 	fine := max(poll/10, time.Millisecond)
 	return cadence{fine: fine, early: 3 * fine, late: 20 * fine, maxPeriod: maxPeriod, minCap: 4 * poll}

@@ -39,7 +39,9 @@
 // is idle the interval grows to at most Options.MaxPoll, and falls back to
 // Poll as soon as a segment arrives. At start, when S+1 is inside a segment
 // (after a restart, or a base taken inside a segment), the timeline is
-// listed once (catalog.Timeline) to find the segment that holds it.
+// listed once from the newest base below S+1 (catalog.Containing) to find
+// the segment that holds it; the same listing tells whether later data
+// exists when none does.
 //
 // Under a steady load the archiver uploads a segment every segment age, so
 // Run predicts the next one's arrival: one period (the difference of the

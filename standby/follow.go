@@ -120,6 +120,10 @@ func (s *Standby) notFound(ctx context.Context, f *follower, applied uint64) (st
 	}
 	key, data, sure, err := s.findContaining(ctx, f.tl, applied+1)
 	f.resume = !sure
+	if sure && data == nil && err == nil {
+		// The listing looked for later data: the first miss is looked into.
+		f.missing = missing{seq: applied + 1, next: time.Now().Add(s.opts.MissingCheck), every: s.opts.MissingCheck, looked: true}
+	}
 	return key, data, err
 }
 
@@ -172,12 +176,12 @@ func (s *Standby) get(ctx context.Context, key string) ([]byte, error) {
 	return nil, nil
 }
 
-// findContaining lists timeline tl once and reads the segment that holds
-// seq, if any.
+// findContaining lists timeline tl from the newest base below seq
+// (catalog.Containing) and reads the segment that holds seq, if any.
 // It reports sure when the answer is final: the listing worked, and either
 // no segment holds seq or the one that does was read.
 func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (string, []byte, bool, error) {
-	segs, err := catalog.Timeline(ctx, s.store, s.m, tl)
+	sg, later, err := catalog.Containing(ctx, s.store, s.m, tl, seq)
 	if err != nil {
 		if ctx.Err() != nil || isStoreError(err) {
 			s.retried("list timeline", err)
@@ -185,16 +189,14 @@ func (s *Standby) findContaining(ctx context.Context, tl uint32, seq uint64) (st
 		}
 		return "", nil, false, fmt.Errorf("standby: list the segments of timeline %d: %w", tl, err)
 	}
-	for _, sg := range segs {
-		if sg.First <= seq && seq < sg.Next {
-			s.log.Info("resuming inside a segment", "key", sg.Key, "sequence", seq)
-			data, err := s.get(ctx, sg.Key)
-			return sg.Key, data, data != nil, err
-		}
+	if sg != nil {
+		s.log.Info("resuming inside a segment", "key", sg.Key, "sequence", seq)
+		data, err := s.get(ctx, sg.Key)
+		return sg.Key, data, data != nil, err
 	}
 	// No segment holds it: one that was pruned or deleted while the standby
-	// was stopped is found at once.
-	return "", nil, true, s.missingFor(ctx, tl, seq-1)
+	// was stopped is found at once, from the same listing.
+	return "", nil, true, s.missingGiven(ctx, tl, seq-1, later)
 }
 
 // applySegment applies the batches of the segment after the database's

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 
 	"github.com/linxGnu/grocksdb"
@@ -91,7 +90,7 @@ func (s *Standby) startPrimary(ctx context.Context, db *grocksdb.DB, res promote
 	}
 	ao.WriterID = res.WriterID
 	if ao.WorkDir == "" {
-		ao.WorkDir = filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
+		ao.WorkDir = archive.DefaultWorkDir(dir)
 	}
 	if ao.Logger == nil {
 		ao.Logger = s.log

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
-	"github.com/rockstream/rockstream/restore"
 )
 
 // missing follows how long the next segment's key has stayed missing.
@@ -23,7 +23,8 @@ type missing struct {
 // double up to ten times that, it looks for later data (missingFor): a
 // segment that was pruned or deleted never comes, and the standby must not
 // wait for it silently. The first miss of a run is looked into at once
-// (one LIST per start), so that a segment deleted while the standby was
+// (one LIST per start: here, or by the restart's listing in findContaining,
+// which sets looked), so that a segment deleted while the standby was
 // stopped, or one it meets right after its start, stops it without a wait.
 func (s *Standby) checkMissing(ctx context.Context, f *follower, applied uint64) error {
 	now, m := time.Now(), &f.missing
@@ -46,13 +47,11 @@ func (s *Standby) checkMissing(ctx context.Context, f *follower, applied uint64)
 // missingFor fails with ErrRebuild when the segment at applied+1 of
 // timeline tl is missing although the archive holds later data of the
 // standby's history: a later segment of tl (one LIST, after the missing
-// key), or a child timeline that branches from tl after applied. The
-// archiver uploads a timeline's segments in order, so the key is then
-// checked once more (a HEAD) after that evidence: if it is still missing,
-// it will never come. Store errors are retried at the next check.
+// key), or a child timeline that branches from tl after applied. Store
+// errors are retried at the next check.
 func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) error {
 	key := manifest.SegmentKey(tl, applied+1)
-	later, err := s.firstAfter(ctx, tl, key)
+	later, err := catalog.FirstAfter(ctx, s.store, tl, key)
 	if err != nil {
 		if ctx.Err() == nil && !isStoreError(err) {
 			return fmt.Errorf("standby: %w", err)
@@ -62,6 +61,16 @@ func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) err
 		}
 		return nil
 	}
+	return s.missingGiven(ctx, tl, applied, later)
+}
+
+// missingGiven is missingFor once the first segment key of tl after the
+// missing one is known (later; "" for none). The archiver uploads a
+// timeline's segments in order, so the key is checked once more (a HEAD)
+// after the evidence of later data: if it is still missing, it will never
+// come.
+func (s *Standby) missingGiven(ctx context.Context, tl uint32, applied uint64, later string) error {
+	key := manifest.SegmentKey(tl, applied+1)
 	if later == "" {
 		if child, ok, _ := childOnPath(s.m, tl); ok && child.Branch > applied {
 			later = fmt.Sprintf("timeline %d branches from timeline %d at sequence %d", child.ID, tl, child.Branch)
@@ -70,7 +79,7 @@ func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) err
 	if later == "" {
 		return nil // nothing archived after it yet
 	}
-	_, err = s.store.Head(ctx, key)
+	_, err := s.store.Head(ctx, key)
 	switch {
 	case err == nil:
 		return nil // it came meanwhile: the next GET takes it
@@ -81,22 +90,7 @@ func (s *Standby) missingFor(ctx context.Context, tl uint32, applied uint64) err
 		return nil
 	}
 	s.log.Error("the next segment is missing, but the archive holds later data", "key", key, "later", later)
-	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted (%w), "+
+	return fmt.Errorf("segment %s is missing from %s, but the archive holds later data (%s): it was pruned or deleted, "+
 		"and the standby at sequence %d of timeline %d cannot go on: %w (empty %s and start the standby again: it restores the newest base)",
-		key, s.store, later, restore.ErrCorrupt, applied, tl, ErrRebuild, s.opts.Dir)
-}
-
-// firstAfter returns the first segment key of timeline tl after key, or ""
-// when there is none.
-func (s *Standby) firstAfter(ctx context.Context, tl uint32, key string) (string, error) {
-	for info, err := range s.store.List(ctx, manifest.SegmentPrefix(tl), key) {
-		if err != nil {
-			return "", err
-		}
-		if t, _, err := manifest.ParseSegmentKey(info.Key); err != nil || t != tl {
-			return "", fmt.Errorf("list the segments of timeline %d: unexpected object %s: %w", tl, info.Key, manifest.ErrInvalid)
-		}
-		return info.Key, nil
-	}
-	return "", nil
+		key, s.store, later, applied, tl, ErrRebuild, s.opts.Dir)
 }

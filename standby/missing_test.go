@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +135,61 @@ func TestMissingFor(t *testing.T) {
 	put(manifest.SegmentsPrefix + "00000001/junk")
 	if err := s.missingFor(ctx, 1, 90); !errors.Is(err, manifest.ErrInvalid) {
 		t.Fatalf("a foreign object: %v", err)
+	}
+}
+
+// segmentLists counts the listings of segments/ prefixes.
+type segmentLists struct {
+	objstore.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (c *segmentLists) List(ctx context.Context, prefix, startAfter string) iter.Seq2[objstore.ObjectInfo, error] {
+	if strings.HasPrefix(prefix, manifest.SegmentsPrefix) {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return c.Store.List(ctx, prefix, startAfter)
+}
+
+func (c *segmentLists) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestRestartListsOnce: a caught-up standby restarted on an idle archive
+// lists its timeline once (the listing that looks for the segment holding
+// its next sequence also looks for later data), not once more at the first
+// miss nor at the next.
+func TestRestartListsOnce(t *testing.T) {
+	inner, _ := fileStore(t)
+	src := newSource(t, filepath.Join(t.TempDir(), "db"))
+	src.write(t, 20)
+	arch := startArchiver(t, src.dir, inner, 20*time.Millisecond)
+	for range 3 {
+		src.write(t, 30)
+		time.Sleep(40 * time.Millisecond)
+	}
+	waitFor(t, "the archiver", func() bool { return arch.a.Stats().LastSequence == src.latest() })
+	arch.stop(t)
+	dir := filepath.Join(t.TempDir(), "standby")
+	opts := Options{Dir: dir, Poll: 10 * time.Millisecond, MaxPoll: 20 * time.Millisecond, MissingCheck: time.Hour}
+	sb := startStandbyOpts(t, inner, opts)
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
+	if err := sb.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	counted := &segmentLists{Store: inner}
+	sb = startStandbyOpts(t, counted, opts)
+	waitFor(t, "the restarted standby", func() bool { return sb.sb.Status().State == Following })
+	time.Sleep(300 * time.Millisecond) // many misses of the next key
+	if st := sb.sb.Status(); st.State != Following || st.Applied != src.latest() {
+		t.Fatalf("status %+v", st)
+	}
+	if n := counted.count(); n != 1 {
+		t.Fatalf("the restart listed the segments %d times, want 1", n)
 	}
 }

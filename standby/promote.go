@@ -41,12 +41,6 @@ type promoteRequest struct {
 	reply chan promoteReply // buffered
 }
 
-// RecordedTimeline is the timeline that the standby in dir follows: from its
-// STANDBY-TIMELINE file, else the current timeline of m.
-func RecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
-	return readTimeline(dir, m)
-}
-
 // DefaultWriterID is the writer ID that `rockstream archive --db DIR` takes
 // by default: HOSTNAME:absolute DIR. A promoted standby uses it unless
 // Options.WriterID says otherwise, so that the archiver that follows it
@@ -97,10 +91,10 @@ func (s *Standby) Promote(ctx context.Context) (promote.Result, error) {
 func (s *Standby) Promoted() (promote.Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.promoted == nil {
+	if s.st.Promotion == nil {
 		return promote.Result{}, false
 	}
-	return *s.promoted, true
+	return *s.st.Promotion, true
 }
 
 // handlePromote runs a promotion inside the follow loop. It returns
@@ -137,7 +131,8 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 		},
 	})
 	if err != nil {
-		s.retried("promote", err)
+		s.update(func(st *Status) { st.Errors++ })
+		s.log.Error("promotion failed", "timeline", f.tl, "applied", applied, "error", err)
 		s.promoteFailed(req, was, err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("standby: stopped while promoting, and the promotion failed: %w (if it says the old timeline is fenced, "+
@@ -232,7 +227,6 @@ func writerName(m *manifest.Manifest) string {
 func (s *Standby) setPromoted(res promote.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.promoted = &res
 	s.st.State, s.st.Timeline, s.st.Reason = Promoted, res.Timeline, ""
 	s.st.Promotion = &res
 }

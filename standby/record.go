@@ -118,9 +118,12 @@ func readRecord(dir string) (doc timelineDoc, found bool, err error) {
 	return doc, true, nil
 }
 
-// readTimeline reads the recorded timeline (unrecordedTimeline without a
-// record).
-func readTimeline(dir string, m *manifest.Manifest) (uint32, error) {
+// RecordedTimeline is the timeline that the standby in dir follows: the
+// one its STANDBY-TIMELINE file records (ErrRebuild when m does not have
+// it); without that file, for a folder that holds the database, the
+// timeline of m's current path that holds its sequence, or ErrRebuild when
+// that cannot be told (unrecordedTimeline).
+func RecordedTimeline(dir string, m *manifest.Manifest) (uint32, error) {
 	doc, found, err := readRecord(dir)
 	if err != nil {
 		return 0, err

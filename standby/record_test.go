@@ -33,7 +33,7 @@ func TestUnrecordedTimeline(t *testing.T) {
 	if err := sb.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if tl, err := readTimeline(dir, sb.sb.m); err != nil || tl != 1 {
+	if tl, err := RecordedTimeline(dir, sb.sb.m); err != nil || tl != 1 {
 		t.Fatalf("the bootstrap's record: timeline %d, %v", tl, err)
 	}
 
@@ -116,7 +116,7 @@ func TestUnrecordedBelowBranch(t *testing.T) {
 	if err := sb.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if tl, err := readTimeline(dir, sb.sb.m); err != nil || tl != 2 {
+	if tl, err := RecordedTimeline(dir, sb.sb.m); err != nil || tl != 2 {
 		t.Fatalf("the record after following the branch: timeline %d, %v", tl, err)
 	}
 	checkDB(t, dir, src)

@@ -147,7 +147,6 @@ type Standby struct {
 
 	promoteReq chan *promoteRequest
 	done       chan struct{}   // closed when Run returns
-	promoted   *promote.Result // under mu
 	pending    *promoteRequest // answered once the database is closed
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/standby"
 )
 
 func dbFlag() *cli.StringFlag {
@@ -67,7 +68,7 @@ func archiveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
 				Usage: "how often to check the manifest for a new writer (a promotion)"},
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
-				Usage: "this archiver's `ID` in the manifest; a restart with the same ID continues (default HOSTNAME:DIR)"},
+				Usage: "this archiver's `ID` in the manifest; a restart with the same ID continues (default HOSTNAME:DIR, DIR made absolute)"},
 			&cli.BoolFlag{Name: "takeover", EnvVars: []string{"ROCKSTREAM_TAKEOVER"},
 				Usage: "replace another writer of the archive (a primary moved to a new machine)"},
 			&cli.IntFlag{Name: "nice", Value: 10, EnvVars: []string{"ROCKSTREAM_NICE"},
@@ -152,7 +153,7 @@ func openSource(c *cli.Context, log *slog.Logger) (*opened, error) {
 	}
 	o := &opened{db: db, store: store, workDir: c.String("work-dir")}
 	if o.workDir == "" {
-		o.workDir = defaultWorkDir(db)
+		o.workDir = archive.DefaultWorkDir(db)
 	}
 	if o.src, err = rocks.NewFollowerSource(db, filepath.Join(o.workDir, "secondary")); err != nil {
 		return nil, fmt.Errorf("follow %s: %w", db, err)
@@ -189,8 +190,7 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 	}
 	writer := c.String("writer-id")
 	if writer == "" {
-		host, _ := os.Hostname()
-		writer = host + ":" + o.db
+		writer = standby.DefaultWriterID(o.db)
 	}
 	opts := archive.Options{
 		WriterID: writer, Takeover: c.Bool("takeover"), AllowOtherDatabase: c.Bool("allow-other-database"),

@@ -252,9 +252,9 @@ func gapAfterwards(t *testing.T, bucket, dir, sbDir string) {
 	}
 	sameDatabase(t, latest, dir)
 	p := startCLI(t, nil, "standby", "--from", bucket, "--listen=", sbDir)
-	if code := p.wait(t, 30*time.Second); code == exitOK || !strings.Contains(p.out.String(), "must be rebuilt") ||
+	if code := p.wait(t, 30*time.Second); code != exitCorrupt || !strings.Contains(p.out.String(), "must be rebuilt") ||
 		!strings.Contains(p.out.String(), "lacks sequences 2001 to") {
-		t.Fatalf("a standby from before the gap: exit %d, want a failure saying it must be rebuilt\n%s", code, p.out)
+		t.Fatalf("a standby from before the gap: exit %d, want %d saying it must be rebuilt\n%s", code, exitCorrupt, p.out)
 	}
 }
 

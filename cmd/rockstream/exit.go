@@ -11,6 +11,7 @@ import (
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/segments"
+	"github.com/rockstream/rockstream/standby"
 )
 
 // Exit codes: part of the command line's contract, listed in --help.
@@ -20,7 +21,7 @@ const (
 	exitUsage       = 2 // bad flags, arguments or location URL
 	exitUnreachable = 3 // store unreachable, access denied or no such bucket
 	exitFenced      = 4 // another writer took over the archive
-	exitCorrupt     = 5 // corrupt or inconsistent archive content
+	exitCorrupt     = 5 // corrupt or inconsistent archive content, or a standby that must be rebuilt
 )
 
 const exitCodesHelp = `EXIT CODES:
@@ -29,7 +30,8 @@ const exitCodesHelp = `EXIT CODES:
    2  bad usage: a missing or malformed flag, argument or location URL
    3  the store cannot be used: unreachable, access denied, or no such bucket
    4  fenced: another writer took over the archive (a promotion, or a second archiver)
-   5  the archive's content is corrupt or inconsistent (a checksum, a gap, a hostile manifest)`
+   5  the archive's content is corrupt or inconsistent (a checksum, a gap, a hostile manifest),
+      or a standby that must be rebuilt from an empty folder`
 
 // usageError marks an error as bad usage.
 type usageError struct{ err error }
@@ -45,7 +47,7 @@ func exitCode(err error) int {
 	case errors.Is(err, manifest.ErrFenced), errors.Is(err, archive.ErrWriterActive):
 		return exitFenced
 	case errors.Is(err, segments.ErrCorrupt), errors.Is(err, manifest.ErrInvalid), errors.Is(err, segments.ErrUnsupported),
-		errors.Is(err, restore.ErrCorrupt):
+		errors.Is(err, restore.ErrCorrupt), errors.Is(err, standby.ErrRebuild):
 		return exitCorrupt
 	case errors.Is(err, objstore.ErrUnreachable), errors.Is(err, objstore.ErrAccessDenied), errors.Is(err, objstore.ErrNoBucket):
 		return exitUnreachable

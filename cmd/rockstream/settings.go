@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/objstore/location"
 )
 
@@ -193,7 +194,7 @@ func workDirValue(key string) valueFunc {
 		w := d.c.String("work-dir")
 		if w == "" {
 			abs, _ := filepath.Abs(dir)
-			w = defaultWorkDir(abs)
+			w = archive.DefaultWorkDir(abs)
 		}
 		abs, err := filepath.Abs(w)
 		return abs, w, err
@@ -226,10 +227,4 @@ func textValue(key string) valueFunc {
 		v := d.c.String(key)
 		return v, v, nil
 	}
-}
-
-// defaultWorkDir is the work folder of the database in dir:
-// .NAME.rockstream beside it, on the same file system.
-func defaultWorkDir(dir string) string {
-	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".rockstream")
 }

@@ -44,7 +44,7 @@ func standbyCommand() *cli.Command {
 		Flags: []cli.Flag{
 			fromFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9465", EnvVars: []string{"ROCKSTREAM_LISTEN"},
-				Usage: "serve /status and /metrics on `ADDR` (empty: none)"},
+				Usage: "serve GET /status, GET /metrics and POST /promote on `ADDR` (empty: none)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
 				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint"},
 			&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
@@ -164,7 +164,7 @@ func (j *standbyJob) run(ctx context.Context) error {
 func archivePromoted(ctx context.Context, j *standbyJob, res promote.Result) error {
 	work := j.c.String("work-dir")
 	if work == "" {
-		work = defaultWorkDir(j.dir)
+		work = archive.DefaultWorkDir(j.dir)
 	}
 	src, err := rocks.NewFollowerSource(j.dir, filepath.Join(work, "secondary"))
 	if err != nil {
