@@ -70,7 +70,10 @@ type Report struct {
 	// Swept are the records whose grace was over, and Waiting the others.
 	Swept   []Sweep   `json:"swept"`
 	Waiting []Waiting `json:"waiting"`
-	Notes   []string  `json:"notes,omitempty"`
+	// Due, in a dry run only, are the records whose grace is over, with
+	// what their sweep would delete and keep (Swept stays empty).
+	Due   []DueRecord `json:"due,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 	// Before and After are the restorable ranges of each timeline.
 	Before []manifest.Coverage `json:"restorable_before"`
 	After  []manifest.Coverage `json:"restorable_after"`
@@ -106,6 +109,7 @@ type runner struct {
 	log     *slog.Logger
 	cache   listCache
 	records []record // the pending records as last read
+	scanned *View    // the view last read
 	rep     *Report
 }
 
@@ -118,8 +122,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	r.fill(pl)
 	if o.DryRun {
-		r.waiting(r.records)
-		return r.rep, nil
+		return r.rep, r.wouldSweep(ctx)
 	}
 	if err != nil {
 		// The records that are due are swept all the same, so that one
@@ -141,6 +144,7 @@ func (r *runner) view(ctx context.Context) (*View, error) {
 		return nil, err
 	}
 	v.Pending = pendingKeys(r.records, r.opts.Grace)
+	r.scanned = v
 	return v, nil
 }
 
@@ -228,13 +232,6 @@ func (r *runner) fill(pl *Plan) {
 	rep.Kept, rep.Dropped, rep.Scheduled = pl.Kept, pl.Dropped, pl.Delete
 	rep.ScheduledBytes, rep.AlreadyPending, rep.Notes = pl.Bytes(), pl.Pending, append(rep.Notes, pl.Notes...)
 	rep.Before, rep.After = pl.Before, pl.After
-}
-
-// waiting lists the records whose grace is not over.
-func (r *runner) waiting(records []record) {
-	for _, rec := range records {
-		r.rep.Waiting = append(r.rep.Waiting, Waiting{Record: rec.key, Objects: len(rec.Objects), Due: rec.due(r.opts.Grace)})
-	}
 }
 
 func sameWriter(a, b *manifest.Writer) bool {
