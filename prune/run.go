@@ -153,8 +153,11 @@ func (r *runner) view(ctx context.Context) (*View, error) {
 // when another write came first. A record whose commit lost stays: it
 // names objects that the manifest still needs, which its sweep keeps, and
 // it never shortens a later record's wait (a key waits for every record
-// that holds it). An error with a plan is a record that could not be
-// written: nothing was dropped.
+// that holds it). An error with a plan is either a record that could not
+// be written (nothing was dropped: the plan says so in its notes), or,
+// after the bases were dropped, records written again after a slow commit
+// that failed (see afterCommit: the first records stand). An error with no
+// plan dropped nothing.
 func (r *runner) plan(ctx context.Context) (*Plan, error) {
 	o := r.opts
 	for attempt := 1; ; attempt++ {
