@@ -156,8 +156,7 @@ func (r *runner) view(ctx context.Context) (*View, error) {
 // that holds it). An error with a plan is either a record that could not
 // be written (nothing was dropped: the plan says so in its notes), or,
 // after the bases were dropped, records written again after a slow commit
-// that failed (see afterCommit: the first records stand). An error with no
-// plan dropped nothing.
+// that failed (see afterCommit: the first records stand).
 func (r *runner) plan(ctx context.Context) (*Plan, error) {
 	o := r.opts
 	for attempt := 1; ; attempt++ {
