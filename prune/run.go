@@ -136,7 +136,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 // order: a drop that the scanned manifest shows has its record in the
 // listing, because a prune writes the record before its commit.
 func (r *runner) view(ctx context.Context) (*View, error) {
-	v, err := scan(ctx, r.s, nil, r.cache)
+	v, err := scan(ctx, r.s, r.cache)
 	if err != nil {
 		return nil, err
 	}

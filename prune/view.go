@@ -15,7 +15,7 @@ import (
 
 // View is what a plan is made from: the manifest, the segments of its
 // timelines, and the objects under bases/ with the file lists among them.
-// Planning reads nothing else; Scan fills it from a store, tests by hand.
+// Planning reads nothing else; a run fills it from a store, tests by hand.
 type View struct {
 	Manifest *manifest.Manifest
 	ETag     string
@@ -48,20 +48,17 @@ type Pending struct {
 // listCache keeps the file lists read by a run: files.json never changes.
 type listCache map[string]*manifest.FileList
 
-// Scan reads the view of the archive in s: the manifest, the segments, the
+// scan reads the view of the archive in s: the manifest, the segments, the
 // file list of every named base (a bad one is an error), and every
-// files.json under bases/. pending is copied into the view.
-func Scan(ctx context.Context, s objstore.Store, pending map[string]Pending) (*View, error) {
-	return scan(ctx, s, pending, listCache{})
-}
-
-func scan(ctx context.Context, s objstore.Store, pending map[string]Pending, cache listCache) (*View, error) {
+// files.json under bases/, reusing the lists in cache. Pending is left
+// for the caller to fill.
+func scan(ctx context.Context, s objstore.Store, cache listCache) (*View, error) {
 	c, err := catalog.Load(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	v := &View{Manifest: c.Manifest, ETag: c.ETag, Segments: c.Segments, BaseObjects: map[string]objstore.ObjectInfo{},
-		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}, Pending: pending}
+		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}}
 	for _, b := range v.Manifest.Bases {
 		fl := cache[b.FileList]
 		if fl == nil {
