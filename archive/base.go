@@ -115,10 +115,9 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, err
 	}
-	var reused map[string]bool // SST files taken as stored
 	switch {
 	case !done:
-		if fl, reused, err = a.uploadBase(ctx, dir, seq); err != nil {
+		if fl, err = a.uploadBase(ctx, dir, seq); err != nil {
 			return manifest.Base{}, err
 		}
 		b, err = manifest.PutFileList(ctx, a.store, fl)
@@ -151,7 +150,7 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	}
 	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
 	if fl != nil {
-		if err := a.afterCommit(ctx, dir, fl, reused, m); err != nil {
+		if err := a.ensureFiles(ctx, dir, fl); err != nil {
 			return manifest.Base{}, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
@@ -242,23 +241,22 @@ func alive(pid int) bool {
 }
 
 // uploadBase uploads the files of the checkpoint in dir, in parallel,
-// skipping SST files that committed bases hold, and returns the file list
-// and the SST files it skipped.
-func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, map[string]bool, error) {
+// skipping SST files that committed bases hold, and returns the file list.
+func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
+		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
 	}
 	have, err := a.committedSSTs(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	fl := &manifest.FileList{Format: manifest.Format, Identity: a.m.Identity, Timeline: a.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
 	var total int64
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() {
-			return nil, nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
+			return nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
 		}
 		fl.Files = append(fl.Files, manifest.File{Name: e.Name(), Size: info.Size()})
 		total += info.Size()
@@ -268,18 +266,12 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 	}
 	up := baseUpload{a: a, dir: dir, seq: seq, have: have, total: total}
 	if err := up.all(ctx, fl.Files); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
 	a.log.Info("base files stored", "sequence", seq, "files", len(fl.Files), "bytes", total,
 		"uploaded_bytes", up.sent.Load(), "shared_files", up.shared.Load())
-	reused := map[string]bool{}
-	for _, f := range fl.Files {
-		if have[f.Key] {
-			reused[f.Key] = true
-		}
-	}
-	return fl, reused, nil
+	return fl, nil
 }
 
 // committedSSTs returns the SST files that the bases the manifest names
@@ -294,18 +286,14 @@ func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the manifest for the SST files that bases hold: %w", err)
 	}
-	return a.namedSSTs(ctx, m, "")
+	return a.namedSSTs(ctx, m)
 }
 
-// namedSSTs returns the SST files that the bases of m hold, but for the
-// base whose file list is except. A list that cannot be read counts as
-// naming none.
-func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest, except string) (map[string]bool, error) {
+// namedSSTs returns the SST files that the bases of m hold. A list that
+// cannot be read counts as naming none.
+func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[string]bool, error) {
 	have := map[string]bool{}
 	for _, b := range m.Bases {
-		if b.FileList == except {
-			continue
-		}
 		fl := a.lists[b.FileList]
 		if fl == nil {
 			var err error
@@ -327,37 +315,13 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest, except s
 	return have, nil
 }
 
-// afterCommit makes sure, once the manifest names the new base, that
-// every file of it is stored. A prune's sweep that judged a file unneeded
-// before the commit checks the manifest right before each delete, so it
-// can delete one only in the moment after the commit: first each SST file
-// that the base took as stored and that no other committed base names (a
-// base that a prune dropped meanwhile) is put again, which a sweep spares
-// for its grace; then every file of the base, files.json included, is
-// looked at and put again when it is missing.
-func (a *Archiver) afterCommit(ctx context.Context, dir string, fl *manifest.FileList, reused map[string]bool, m *manifest.Manifest) error {
-	if len(reused) > 0 {
-		others, err := a.namedSSTs(ctx, m, fl.Base().FileList)
-		if err != nil {
-			return err
-		}
-		for i := range fl.Files {
-			f := &fl.Files[i]
-			if !reused[f.Key] || others[f.Key] {
-				continue
-			}
-			a.log.Info("an SST file that the new base took as stored is named by no other base now (a prune dropped it); uploading it again", "key", f.Key)
-			if err := a.putAgain(ctx, dir, f); err != nil {
-				return err
-			}
-		}
-	}
-	return a.ensureFiles(ctx, dir, fl)
-}
-
-// ensureFiles looks at every file of the base of fl, and at fl itself, and
-// puts again from the checkpoint in dir any that is missing (a prune that
-// judged it unused just before the base's file list appeared).
+// ensureFiles looks, once the manifest names the base of fl (or before an
+// adopted list is added), at every file of the base and at fl itself, and
+// puts again from the checkpoint in dir any that is missing: a prune's
+// sweep that judged it unused before the base's file list appeared or the
+// commit landed, whose delete was already on its way (a sweep checks the
+// manifest right before each delete, and looks at an SST file's age before
+// that, so a later sweep sees the new base and keeps its files).
 func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.FileList) error {
 	for i := range fl.Files {
 		f := &fl.Files[i]

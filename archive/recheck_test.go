@@ -5,13 +5,9 @@ import (
 	"errors"
 	"io"
 	"math/rand"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/manifest"
@@ -22,69 +18,6 @@ import (
 // Regression tests of the review of prune: once its base is committed, an
 // archiver makes sure that every file of it is stored, against a prune's
 // sweep that judged a file unused just before.
-
-// afterListPut runs fn once, right after the first file list is written.
-type afterListPut struct {
-	objstore.Store
-	mu   sync.Mutex
-	done bool
-	fn   func(listKey string)
-}
-
-func (h *afterListPut) Put(ctx context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
-	info, err := h.Store.Put(ctx, key, body, size, opts)
-	h.mu.Lock()
-	fire := err == nil && strings.HasSuffix(key, "/"+manifest.FileListName) && !h.done
-	h.done = h.done || fire
-	h.mu.Unlock()
-	if fire {
-		h.fn(key)
-	}
-	return info, err
-}
-
-// TestBaseRefreshesReusedSSTAfterDrop: a new base takes an SST file as
-// stored because a committed base names it; a prune drops that base before
-// the new one is committed. After its commit the archiver puts the file
-// again, so that the prune's sweep, which spares SST files written within
-// its grace, leaves it.
-func TestBaseRefreshesReusedSSTAfterDrop(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	src := newMemSource("db-1")
-	rng := rand.New(rand.NewSource(31))
-	src.write(rng, 60)
-	b1, err := archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := sstOf(t, "sst 0 of db-1")
-	old := time.Now().Add(-48 * time.Hour)
-	root := s.(interface{ Root() string }).Root()
-	src.write(rng, 10)
-	h := &afterListPut{Store: s, fn: func(string) {
-		if _, _, err := manifest.Update(ctx, s, nil, func(m *manifest.Manifest) error {
-			m.Bases = slices.DeleteFunc(m.Bases, func(b manifest.Base) bool { return b.Sequence == b1.Sequence })
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-		if err := os.Chtimes(filepath.Join(root, key), old, old); err != nil {
-			t.Error(err)
-		}
-	}}
-	if _, err := archive.TakeBase(ctx, src, h, archive.Options{WorkDir: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	if !h.done {
-		t.Fatal("the hook did not run")
-	}
-	info, err := s.Head(ctx, key)
-	if err != nil || info.ModTime.Before(time.Now().Add(-time.Hour)) {
-		t.Fatalf("the SST file that only the dropped base named was not put again after the commit: %v %v", info.ModTime, err)
-	}
-	checkBasesWhole(t, s)
-}
 
 // deleteAfterCommit deletes every file of the first base whose file list
 // it sees written, and the list itself, right after the next manifest
