@@ -209,7 +209,8 @@ type Archiver struct {
 	// fills segments faster than SegmentAge. Then segments compress their
 	// blocks in flight (Options.Compressors).
 	behind bool
-	// lists caches the file lists of committed bases (they never change).
+	// lists caches the file lists of the bases that the manifest named at
+	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention

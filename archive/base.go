@@ -290,9 +290,11 @@ func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
 }
 
 // namedSSTs returns the SST files that the bases of m hold. A list that
-// cannot be read counts as naming none.
+// cannot be read counts as naming none. The cache of lists keeps only
+// those of m's bases, so that the lists of bases a prune dropped go.
 func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[string]bool, error) {
 	have := map[string]bool{}
+	lists := make(map[string]*manifest.FileList, len(m.Bases))
 	for _, b := range m.Bases {
 		fl := a.lists[b.FileList]
 		if fl == nil {
@@ -304,14 +306,15 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[str
 				a.log.Warn("cannot read a base's file list: its SST files are uploaded again", "base", b.FileList, "error", err)
 				continue
 			}
-			a.lists[b.FileList] = fl
 		}
+		lists[b.FileList] = fl
 		for _, f := range fl.Files {
 			if manifest.IsSST(f.Name) {
 				have[f.Key] = true
 			}
 		}
 	}
+	a.lists = lists
 	return have, nil
 }
 

@@ -137,6 +137,11 @@ func TestRetentionWhileArchiving(t *testing.T) {
 	if len(m.Bases) > 3 {
 		t.Errorf("%d bases left with keep-last 1", len(m.Bases))
 	}
+	// The archiver's cache of file lists holds those that the manifest
+	// named at its last base, not every base it ever saw.
+	if cached := archive.CachedLists(r.a); len(cached) > 3 {
+		t.Errorf("the archiver caches %d file lists after %d bases with keep-last 1: %v", len(cached), st.Bases, cached)
+	}
 	checkRestorable(t, s, src.memSource)
 }
 
