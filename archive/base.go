@@ -185,21 +185,20 @@ func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base,
 			return b, nil, true, nil
 		}
 	}
-	rc, _, err := a.store.Get(ctx, manifest.FileListKey(tl, seq), objstore.GetOptions{})
+	key := manifest.FileListKey(tl, seq)
+	fl, _, err := manifest.ReadFileList(ctx, a.store, key)
 	if objstore.IsNotFound(err) {
 		return manifest.Base{}, nil, false, nil
+	}
+	if errors.Is(err, manifest.ErrInvalid) {
+		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d: %w; delete %s and take the base again", seq, err, key)
 	}
 	if err != nil {
 		return manifest.Base{}, nil, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
-	if err != nil {
-		return manifest.Base{}, nil, false, fmt.Errorf("read %s: %w", manifest.FileListKey(tl, seq), err)
-	}
-	fl, err := manifest.ParseFileList(data)
-	if err != nil {
-		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d: %w", seq, err)
+	if fl.Identity != a.m.Identity {
+		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d is of database %s, not of this archive's %s: %w; delete %s and take the base again",
+			seq, fl.Identity, a.m.Identity, manifest.ErrInvalid, key)
 	}
 	a.log.Info("a complete base at this sequence is stored already; adding it to the manifest", "timeline", tl, "sequence", seq)
 	return fl.Base(), fl, true, nil

@@ -1,7 +1,9 @@
 package archive_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand"
@@ -117,6 +119,62 @@ func TestBaseAdoptedListChecked(t *testing.T) {
 	}
 	if m := checkBasesWhole(t, s); len(m.Bases) != 2 {
 		t.Fatalf("%d bases: the base that is not whole was added", len(m.Bases))
+	}
+}
+
+// TestBaseAdoptedListOfOtherDatabase: a stored file list at the sequence
+// of a new base, of another database, or whose content is of another base
+// than its key, is never adopted: the try stops, naming the list and what
+// to do, and the base is not added.
+func TestBaseAdoptedListOfOtherDatabase(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(34))
+	src.write(rng, 60)
+	if _, err := archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := manifestFileList(ctx, s, manifest.FileListKey(1, src.lastSeq()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.write(rng, 5)
+	key := manifest.FileListKey(1, src.lastSeq())
+	for _, tt := range []struct {
+		name string
+		fl   manifest.FileList
+		want string
+	}{
+		{"other database", manifest.FileList{Identity: "db-other"}, "is of database db-other"},
+		{"other base", manifest.FileList{Identity: first.Identity, Sequence: first.Sequence}, "its key is of timeline"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fl := *first
+			fl.Identity = tt.fl.Identity
+			if tt.fl.Sequence == 0 { // a list of this key's base
+				fl.Sequence = src.lastSeq()
+				fl.Files = nil
+				for _, f := range first.Files {
+					f.Key, _ = manifest.FileKey(1, fl.Sequence, f.Name, f.SHA256)
+					fl.Files = append(fl.Files, f)
+				}
+			}
+			data, err := json.Marshal(&fl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()})
+			if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "delete "+key) {
+				t.Fatalf("a stored list of %s: %v", tt.name, err)
+			}
+			if m := checkBasesWhole(t, s); len(m.Bases) != 1 {
+				t.Fatalf("%d bases: the list of %s was adopted", len(m.Bases), tt.name)
+			}
+		})
 	}
 }
 

@@ -299,7 +299,7 @@ func TestRunSweepJudgesAgain(t *testing.T) {
 	opts := Options{Policy: Policy{KeepLast: 2}, Grace: time.Hour}
 	run(t, s, c, opts)
 	ctx := context.Background()
-	fl, err := readList(ctx, s, manifest.FileListKey(1, 200))
+	fl, _, err := manifest.ReadFileList(ctx, s, manifest.FileListKey(1, 200))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestRunDropAgainSameRun(t *testing.T) {
 	opts := Options{Policy: Policy{KeepLast: 2}, Grace: time.Hour}
 	run(t, s, c, opts)
 	ctx := context.Background()
-	fl, err := readList(ctx, s, manifest.FileListKey(1, 200))
+	fl, _, err := manifest.ReadFileList(ctx, s, manifest.FileListKey(1, 200))
 	if err != nil {
 		t.Fatal(err)
 	}

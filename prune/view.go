@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -94,7 +93,7 @@ func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, ca
 		v.Lists[key] = fl
 		return nil
 	}
-	fl, err := readList(ctx, s, key)
+	fl, _, err := manifest.ReadFileList(ctx, s, key)
 	switch {
 	case objstore.IsNotFound(err):
 		delete(v.BaseObjects, key) // deleted since the listing
@@ -106,35 +105,6 @@ func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, ca
 		v.Lists[key], cache[key] = fl, fl
 	}
 	return nil
-}
-
-// readList reads and validates the file list at key, and checks that it
-// is the list of the base its key names.
-func readList(ctx context.Context, s objstore.Store, key string) (*manifest.FileList, error) {
-	tl, seq, _, err := manifest.ParseBaseFileKey(key)
-	if err != nil {
-		return nil, err
-	}
-	rc, info, err := s.Get(ctx, key, objstore.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("read file list %s: %w", key, err)
-	}
-	defer rc.Close()
-	if info.Size > manifest.MaxFileListSize {
-		return nil, fmt.Errorf("file list %s: %d bytes, more than %d: %w", key, info.Size, manifest.MaxFileListSize, manifest.ErrInvalid)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read file list %s: %w", key, err)
-	}
-	fl, err := manifest.ParseFileList(data)
-	if err != nil {
-		return nil, fmt.Errorf("file list %s: %w", key, err)
-	}
-	if fl.Timeline != tl || fl.Sequence != seq {
-		return nil, fmt.Errorf("file list %s: it is the list of timeline %d sequence %d: %w", key, fl.Timeline, fl.Sequence, manifest.ErrInvalid)
-	}
-	return fl, nil
 }
 
 // modTime is when the object key under bases/ was last written, or the
