@@ -3,6 +3,7 @@ package prune
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -490,5 +491,55 @@ func TestRunUnreadableList(t *testing.T) {
 	}
 	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], manifest.FileListKey(1, 250)) || len(rep.Swept) != 1 {
 		t.Errorf("notes %q, swept %+v", rep.Notes, rep.Swept)
+	}
+}
+
+// listGets counts the gets of file lists.
+type listGets struct {
+	objstore.Store
+	n int
+}
+
+func (g *listGets) Get(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.ObjectInfo, error) {
+	if strings.HasSuffix(key, "/"+manifest.FileListName) {
+		g.n++
+	}
+	return g.Store.Get(ctx, key, opts)
+}
+
+// TestScanCacheFollowsETag: a run's scans read each file list once while
+// it stays the same, and read again an unnamed list that was replaced
+// (manifest.ReplaceFileList): the cache goes by the list's ETag.
+func TestScanCacheFollowsETag(t *testing.T) {
+	a := line()
+	key := a.unnamed(1, 450, time.Minute, "x.sst")
+	s := &listGets{Store: a.materialize(t)}
+	ctx := context.Background()
+	cache := listCache{}
+	if _, err := scan(ctx, s, cache); err != nil {
+		t.Fatal(err)
+	}
+	if s.n != 5 {
+		t.Fatalf("the first scan read %d file lists, want 5", s.n)
+	}
+	v, err := scan(ctx, s, cache)
+	if err != nil || s.n != 5 {
+		t.Fatalf("a scan of the same archive read %d lists more (%v): want none", s.n-5, err)
+	}
+	fl := fileList(1, 450, now, "y.sst")
+	if _, err := manifest.ReplaceFileList(ctx, s, fl); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = scan(ctx, s, cache); err != nil {
+		t.Fatal(err)
+	}
+	names := func(fl *manifest.FileList) (out []string) {
+		for _, f := range fl.Files {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := names(v.Lists[key]); !slices.Contains(got, "y.sst") || slices.Contains(got, "x.sst") || s.n != 6 {
+		t.Fatalf("after the list was replaced the scan has %v (%d reads): want the new list, read once more", got, s.n-5)
 	}
 }

@@ -44,13 +44,31 @@ type Pending struct {
 	Created time.Time
 }
 
-// listCache keeps the file lists read by a run: files.json never changes.
-type listCache map[string]*manifest.FileList
+// listCache keeps the file lists read by a run, each with the ETag it
+// was read at: an unnamed list can be replaced (manifest.ReplaceFileList,
+// by an archiver that fenced another), so a list is reused only while the
+// listing shows the same ETag.
+type listCache map[string]cachedList
+
+type cachedList struct {
+	fl   *manifest.FileList
+	etag string
+}
+
+// get returns the cached list at key when the listing in v shows it with
+// the ETag it was read at.
+func (c listCache) get(v *View, key string) *manifest.FileList {
+	e, ok := c[key]
+	if !ok || e.etag == "" || e.etag != v.BaseObjects[key].ETag {
+		return nil
+	}
+	return e.fl
+}
 
 // scan reads the view of the archive in s: the manifest, the segments, the
-// file list of every named base (a bad one is an error), and every
-// files.json under bases/, reusing the lists in cache. Pending is left
-// for the caller to fill.
+// objects under bases/, the file list of every named base (a bad one is an
+// error), and every other files.json under bases/, reusing the lists in
+// cache. Pending is left for the caller to fill.
 func scan(ctx context.Context, s objstore.Store, cache listCache) (*View, error) {
 	c, err := catalog.Load(ctx, s)
 	if err != nil {
@@ -58,20 +76,23 @@ func scan(ctx context.Context, s objstore.Store, cache listCache) (*View, error)
 	}
 	v := &View{Manifest: c.Manifest, ETag: c.ETag, Segments: c.Segments, BaseObjects: map[string]objstore.ObjectInfo{},
 		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}}
-	for _, b := range v.Manifest.Bases {
-		fl := cache[b.FileList]
-		if fl == nil {
-			if fl, err = manifest.LoadFileList(ctx, s, v.Manifest, b); err != nil {
-				return nil, err
-			}
-		}
-		v.Lists[b.FileList], cache[b.FileList] = fl, fl
-	}
 	for info, err := range s.List(ctx, manifest.BasesPrefix, "") {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", manifest.BasesPrefix, err)
 		}
 		v.BaseObjects[info.Key] = info
+	}
+	for _, b := range v.Manifest.Bases {
+		fl := cache.get(v, b.FileList)
+		if fl == nil {
+			if fl, err = manifest.LoadFileList(ctx, s, v.Manifest, b); err != nil {
+				return nil, err
+			}
+			// Read after the listing: a list replaced since shows
+			// another ETag at the next scan, which reads it again.
+			cache[b.FileList] = cachedList{fl: fl, etag: v.BaseObjects[b.FileList].ETag}
+		}
+		v.Lists[b.FileList] = fl
 	}
 	for key := range v.BaseObjects {
 		if !strings.HasSuffix(key, "/"+manifest.FileListName) || v.Lists[key] != nil {
@@ -89,11 +110,11 @@ func scan(ctx context.Context, s objstore.Store, cache listCache) (*View, error)
 // A list that cannot be read is noted in Unreadable; only a store that
 // fails stops the scan.
 func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, cache listCache) error {
-	if fl := cache[key]; fl != nil {
+	if fl := cache.get(v, key); fl != nil {
 		v.Lists[key] = fl
 		return nil
 	}
-	fl, _, err := manifest.ReadFileList(ctx, s, key)
+	fl, etag, err := manifest.ReadFileList(ctx, s, key)
 	switch {
 	case objstore.IsNotFound(err):
 		delete(v.BaseObjects, key) // deleted since the listing
@@ -102,7 +123,7 @@ func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, ca
 	case err != nil:
 		return err
 	default:
-		v.Lists[key], cache[key] = fl, fl
+		v.Lists[key], cache[key] = fl, cachedList{fl: fl, etag: etag}
 	}
 	return nil
 }
