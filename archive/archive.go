@@ -97,8 +97,8 @@ type Options struct {
 	// reading pauses (default 2). Each holds up to SegmentSize compressed
 	// bytes in memory.
 	Queue int
-	// Concurrency is the number of files a base uploads at once
-	// (default 4).
+	// Concurrency is the number of files a base uploads (and, once it is
+	// committed, checks) at once (default 4).
 	Concurrency int
 	// Compressors is the number of blocks of the open segment that are
 	// compressed at once, on goroutines of their own, while reading goes

@@ -325,22 +325,14 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[str
 // manifest right before each delete, and looks at an SST file's age before
 // that, so a later sweep sees the new base and keeps its files).
 func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.FileList) error {
-	for i := range fl.Files {
-		f := &fl.Files[i]
-		_, err := a.store.Head(ctx, f.Key)
-		if err == nil {
-			continue
-		}
-		if !objstore.IsNotFound(err) {
-			return fmt.Errorf("check the files of the base at %d: %w", fl.Sequence, err)
-		}
-		a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
-		if err := a.putAgain(ctx, dir, f); err != nil {
-			return err
-		}
+	err := eachFile(ctx, a.opts.Concurrency, fl.Files, func(ctx context.Context, f *manifest.File) error {
+		return a.ensureFile(ctx, dir, fl.Sequence, f)
+	})
+	if err != nil {
+		return err
 	}
 	key := fl.Base().FileList
-	_, err := a.store.Head(ctx, key)
+	_, err = a.store.Head(ctx, key)
 	if objstore.IsNotFound(err) {
 		a.log.Warn("the file list of the new base was deleted meanwhile (a prune?); writing it again", "key", key)
 		_, err = manifest.PutFileList(ctx, a.store, fl)
@@ -349,6 +341,20 @@ func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.Fil
 		return fmt.Errorf("check the file list %s: %w", key, err)
 	}
 	return nil
+}
+
+// ensureFile looks at file f of the base at seq and puts it again from
+// the checkpoint in dir when it is missing.
+func (a *Archiver) ensureFile(ctx context.Context, dir string, seq uint64, f *manifest.File) error {
+	_, err := a.store.Head(ctx, f.Key)
+	if err == nil {
+		return nil
+	}
+	if !objstore.IsNotFound(err) {
+		return fmt.Errorf("check the files of the base at %d: %w", seq, err)
+	}
+	a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
+	return a.putAgain(ctx, dir, f)
 }
 
 // putAgain uploads file f of a base from the checkpoint in dir, which must
@@ -379,13 +385,19 @@ type baseUpload struct {
 }
 
 func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
+	return eachFile(ctx, u.a.opts.Concurrency, files, u.one)
+}
+
+// eachFile runs fn on every file, at most n at once, and returns the
+// first error, cancelling the calls still running.
+func eachFile(ctx context.Context, n int, files []manifest.File, fn func(context.Context, *manifest.File) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
-		slots = make(chan struct{}, u.a.opts.Concurrency)
+		slots = make(chan struct{}, max(n, 1))
 	)
 	for i := range files {
 		slots <- struct{}{}
@@ -393,7 +405,7 @@ func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if err := u.one(ctx, &files[i]); err != nil {
+			if err := fn(ctx, &files[i]); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
 		}()

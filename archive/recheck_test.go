@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/manifest"
@@ -67,6 +68,43 @@ func TestBaseRechecksEveryFile(t *testing.T) {
 		t.Fatal("nothing was deleted after the commit")
 	}
 	checkBasesWhole(t, d.Store)
+}
+
+// slowHeads makes each HEAD of a base file take a while, and records how
+// many ran at once.
+type slowHeads struct {
+	objstore.Store
+	mu        sync.Mutex
+	now, most int
+	heads     int
+}
+
+func (h *slowHeads) Head(ctx context.Context, key string) (objstore.ObjectInfo, error) {
+	if strings.HasPrefix(key, manifest.BasesPrefix) || strings.HasPrefix(key, manifest.SSTPrefix) {
+		h.mu.Lock()
+		h.now++
+		h.heads++
+		h.most = max(h.most, h.now)
+		h.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		defer func() { h.mu.Lock(); h.now--; h.mu.Unlock() }()
+	}
+	return h.Store.Head(ctx, key)
+}
+
+// TestBaseChecksFilesInParallel: the check of a committed base's files
+// runs Concurrency HEADs at once, no more.
+func TestBaseChecksFilesInParallel(t *testing.T) {
+	h := &slowHeads{Store: newStore(t)}
+	src := newMemSource("db-1")
+	src.write(rand.New(rand.NewSource(35)), 200)
+	if _, err := archive.TakeBase(context.Background(), src, h, archive.Options{WorkDir: t.TempDir(), Concurrency: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if h.heads < 4 || h.most != 3 {
+		t.Fatalf("%d HEADs, at most %d at once: want 3 at once", h.heads, h.most)
+	}
+	checkBasesWhole(t, h.Store)
 }
 
 // TestBaseAdoptedListChecked: an earlier try wrote its file list and
