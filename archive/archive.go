@@ -98,8 +98,8 @@ type Options struct {
 	// reading pauses (default 2). Each holds up to SegmentSize compressed
 	// bytes in memory.
 	Queue int
-	// Concurrency is the number of files a base uploads at once
-	// (default 4).
+	// Concurrency is the number of files a base uploads (and, once it is
+	// committed, checks) at once (default 4).
 	Concurrency int
 	// Compressors is the number of blocks of the open segment that are
 	// compressed at once, on goroutines of their own, while reading goes
@@ -217,7 +217,8 @@ type Archiver struct {
 	// fills segments faster than SegmentAge. Then segments compress their
 	// blocks in flight (Options.Compressors).
 	behind bool
-	// lists caches the file lists of committed bases (they never change).
+	// lists caches the file lists of the bases that the manifest named at
+	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention

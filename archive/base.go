@@ -115,10 +115,9 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	if err != nil {
 		return manifest.Base{}, err
 	}
-	var reused map[string]bool // SST files taken as stored
 	switch {
 	case !done:
-		if fl, reused, err = a.uploadBase(ctx, dir, seq); err != nil {
+		if fl, err = a.uploadBase(ctx, dir, seq); err != nil {
 			return manifest.Base{}, err
 		}
 		b, err = manifest.PutFileList(ctx, a.store, fl)
@@ -151,7 +150,7 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	}
 	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
 	if fl != nil {
-		if err := a.afterCommit(ctx, dir, fl, reused, m); err != nil {
+		if err := a.ensureFiles(ctx, dir, fl); err != nil {
 			return manifest.Base{}, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
@@ -186,21 +185,20 @@ func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base,
 			return b, nil, true, nil
 		}
 	}
-	rc, _, err := a.store.Get(ctx, manifest.FileListKey(tl, seq), objstore.GetOptions{})
+	key := manifest.FileListKey(tl, seq)
+	fl, _, err := manifest.ReadFileList(ctx, a.store, key)
 	if objstore.IsNotFound(err) {
 		return manifest.Base{}, nil, false, nil
+	}
+	if errors.Is(err, manifest.ErrInvalid) {
+		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d: %w; delete %s and take the base again", seq, err, key)
 	}
 	if err != nil {
 		return manifest.Base{}, nil, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
-	if err != nil {
-		return manifest.Base{}, nil, false, fmt.Errorf("read %s: %w", manifest.FileListKey(tl, seq), err)
-	}
-	fl, err := manifest.ParseFileList(data)
-	if err != nil {
-		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d: %w", seq, err)
+	if fl.Identity != a.m.Identity {
+		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d is of database %s, not of this archive's %s: %w; delete %s and take the base again",
+			seq, fl.Identity, a.m.Identity, manifest.ErrInvalid, key)
 	}
 	a.log.Info("a complete base at this sequence is stored already; adding it to the manifest", "timeline", tl, "sequence", seq)
 	return fl.Base(), fl, true, nil
@@ -242,23 +240,22 @@ func alive(pid int) bool {
 }
 
 // uploadBase uploads the files of the checkpoint in dir, in parallel,
-// skipping SST files that committed bases hold, and returns the file list
-// and the SST files it skipped.
-func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, map[string]bool, error) {
+// skipping SST files that committed bases hold, and returns the file list.
+func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
+		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
 	}
 	have, err := a.committedSSTs(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	fl := &manifest.FileList{Format: manifest.Format, Identity: a.m.Identity, Timeline: a.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
 	var total int64
 	for _, e := range entries {
 		info, err := e.Info()
 		if err != nil || !info.Mode().IsRegular() {
-			return nil, nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
+			return nil, fmt.Errorf("checkpoint %s: %s is not a regular file", dir, e.Name())
 		}
 		fl.Files = append(fl.Files, manifest.File{Name: e.Name(), Size: info.Size()})
 		total += info.Size()
@@ -268,18 +265,12 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 	}
 	up := baseUpload{a: a, dir: dir, seq: seq, have: have, total: total}
 	if err := up.all(ctx, fl.Files); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
 	a.log.Info("base files stored", "sequence", seq, "files", len(fl.Files), "bytes", total,
 		"uploaded_bytes", up.sent.Load(), "shared_files", up.shared.Load())
-	reused := map[string]bool{}
-	for _, f := range fl.Files {
-		if have[f.Key] {
-			reused[f.Key] = true
-		}
-	}
-	return fl, reused, nil
+	return fl, nil
 }
 
 // committedSSTs returns the SST files that the bases the manifest names
@@ -294,18 +285,16 @@ func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the manifest for the SST files that bases hold: %w", err)
 	}
-	return a.namedSSTs(ctx, m, "")
+	return a.namedSSTs(ctx, m)
 }
 
-// namedSSTs returns the SST files that the bases of m hold, but for the
-// base whose file list is except. A list that cannot be read counts as
-// naming none.
-func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest, except string) (map[string]bool, error) {
+// namedSSTs returns the SST files that the bases of m hold. A list that
+// cannot be read counts as naming none. The cache of lists keeps only
+// those of m's bases, so that the lists of bases a prune dropped go.
+func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[string]bool, error) {
 	have := map[string]bool{}
+	lists := make(map[string]*manifest.FileList, len(m.Bases))
 	for _, b := range m.Bases {
-		if b.FileList == except {
-			continue
-		}
 		fl := a.lists[b.FileList]
 		if fl == nil {
 			var err error
@@ -316,65 +305,34 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest, except s
 				a.log.Warn("cannot read a base's file list: its SST files are uploaded again", "base", b.FileList, "error", err)
 				continue
 			}
-			a.lists[b.FileList] = fl
 		}
+		lists[b.FileList] = fl
 		for _, f := range fl.Files {
 			if manifest.IsSST(f.Name) {
 				have[f.Key] = true
 			}
 		}
 	}
+	a.lists = lists
 	return have, nil
 }
 
-// afterCommit makes sure, once the manifest names the new base, that
-// every file of it is stored. A prune's sweep that judged a file unneeded
-// before the commit checks the manifest right before each delete, so it
-// can delete one only in the moment after the commit: first each SST file
-// that the base took as stored and that no other committed base names (a
-// base that a prune dropped meanwhile) is put again, which a sweep spares
-// for its grace; then every file of the base, files.json included, is
-// looked at and put again when it is missing.
-func (a *Archiver) afterCommit(ctx context.Context, dir string, fl *manifest.FileList, reused map[string]bool, m *manifest.Manifest) error {
-	if len(reused) > 0 {
-		others, err := a.namedSSTs(ctx, m, fl.Base().FileList)
-		if err != nil {
-			return err
-		}
-		for i := range fl.Files {
-			f := &fl.Files[i]
-			if !reused[f.Key] || others[f.Key] {
-				continue
-			}
-			a.log.Info("an SST file that the new base took as stored is named by no other base now (a prune dropped it); uploading it again", "key", f.Key)
-			if err := a.putAgain(ctx, dir, f); err != nil {
-				return err
-			}
-		}
-	}
-	return a.ensureFiles(ctx, dir, fl)
-}
-
-// ensureFiles looks at every file of the base of fl, and at fl itself, and
-// puts again from the checkpoint in dir any that is missing (a prune that
-// judged it unused just before the base's file list appeared).
+// ensureFiles looks, once the manifest names the base of fl (or before an
+// adopted list is added), at every file of the base and at fl itself, and
+// puts again from the checkpoint in dir any that is missing: a prune's
+// sweep that judged it unused before the base's file list appeared or the
+// commit landed, whose delete was already on its way (a sweep checks the
+// manifest right before each delete, and looks at an SST file's age before
+// that, so a later sweep sees the new base and keeps its files).
 func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.FileList) error {
-	for i := range fl.Files {
-		f := &fl.Files[i]
-		_, err := a.store.Head(ctx, f.Key)
-		if err == nil {
-			continue
-		}
-		if !objstore.IsNotFound(err) {
-			return fmt.Errorf("check the files of the base at %d: %w", fl.Sequence, err)
-		}
-		a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
-		if err := a.putAgain(ctx, dir, f); err != nil {
-			return err
-		}
+	err := eachFile(ctx, a.opts.Concurrency, fl.Files, func(ctx context.Context, f *manifest.File) error {
+		return a.ensureFile(ctx, dir, fl.Sequence, f)
+	})
+	if err != nil {
+		return err
 	}
 	key := fl.Base().FileList
-	_, err := a.store.Head(ctx, key)
+	_, err = a.store.Head(ctx, key)
 	if objstore.IsNotFound(err) {
 		a.log.Warn("the file list of the new base was deleted meanwhile (a prune?); writing it again", "key", key)
 		_, err = manifest.PutFileList(ctx, a.store, fl)
@@ -383,6 +341,20 @@ func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.Fil
 		return fmt.Errorf("check the file list %s: %w", key, err)
 	}
 	return nil
+}
+
+// ensureFile looks at file f of the base at seq and puts it again from
+// the checkpoint in dir when it is missing.
+func (a *Archiver) ensureFile(ctx context.Context, dir string, seq uint64, f *manifest.File) error {
+	_, err := a.store.Head(ctx, f.Key)
+	if err == nil {
+		return nil
+	}
+	if !objstore.IsNotFound(err) {
+		return fmt.Errorf("check the files of the base at %d: %w", seq, err)
+	}
+	a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
+	return a.putAgain(ctx, dir, f)
 }
 
 // putAgain uploads file f of a base from the checkpoint in dir, which must
@@ -413,13 +385,19 @@ type baseUpload struct {
 }
 
 func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
+	return eachFile(ctx, u.a.opts.Concurrency, files, u.one)
+}
+
+// eachFile runs fn on every file, at most n at once, and returns the
+// first error, cancelling the calls still running.
+func eachFile(ctx context.Context, n int, files []manifest.File, fn func(context.Context, *manifest.File) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
-		slots = make(chan struct{}, u.a.opts.Concurrency)
+		slots = make(chan struct{}, max(n, 1))
 	)
 	for i := range files {
 		slots <- struct{}{}
@@ -427,7 +405,7 @@ func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if err := u.one(ctx, &files[i]); err != nil {
+			if err := fn(ctx, &files[i]); err != nil {
 				once.Do(func() { first = err; cancel() })
 			}
 		}()

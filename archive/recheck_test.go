@@ -1,13 +1,12 @@
 package archive_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,69 +21,6 @@ import (
 // Regression tests of the review of prune: once its base is committed, an
 // archiver makes sure that every file of it is stored, against a prune's
 // sweep that judged a file unused just before.
-
-// afterListPut runs fn once, right after the first file list is written.
-type afterListPut struct {
-	objstore.Store
-	mu   sync.Mutex
-	done bool
-	fn   func(listKey string)
-}
-
-func (h *afterListPut) Put(ctx context.Context, key string, body io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
-	info, err := h.Store.Put(ctx, key, body, size, opts)
-	h.mu.Lock()
-	fire := err == nil && strings.HasSuffix(key, "/"+manifest.FileListName) && !h.done
-	h.done = h.done || fire
-	h.mu.Unlock()
-	if fire {
-		h.fn(key)
-	}
-	return info, err
-}
-
-// TestBaseRefreshesReusedSSTAfterDrop: a new base takes an SST file as
-// stored because a committed base names it; a prune drops that base before
-// the new one is committed. After its commit the archiver puts the file
-// again, so that the prune's sweep, which spares SST files written within
-// its grace, leaves it.
-func TestBaseRefreshesReusedSSTAfterDrop(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	src := newMemSource("db-1")
-	rng := rand.New(rand.NewSource(31))
-	src.write(rng, 60)
-	b1, err := archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := sstOf(t, "sst 0 of db-1")
-	old := time.Now().Add(-48 * time.Hour)
-	root := s.(interface{ Root() string }).Root()
-	src.write(rng, 10)
-	h := &afterListPut{Store: s, fn: func(string) {
-		if _, _, err := manifest.Update(ctx, s, nil, func(m *manifest.Manifest) error {
-			m.Bases = slices.DeleteFunc(m.Bases, func(b manifest.Base) bool { return b.Sequence == b1.Sequence })
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-		if err := os.Chtimes(filepath.Join(root, key), old, old); err != nil {
-			t.Error(err)
-		}
-	}}
-	if _, err := archive.TakeBase(ctx, src, h, archive.Options{WorkDir: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	if !h.done {
-		t.Fatal("the hook did not run")
-	}
-	info, err := s.Head(ctx, key)
-	if err != nil || info.ModTime.Before(time.Now().Add(-time.Hour)) {
-		t.Fatalf("the SST file that only the dropped base named was not put again after the commit: %v %v", info.ModTime, err)
-	}
-	checkBasesWhole(t, s)
-}
 
 // deleteAfterCommit deletes every file of the first base whose file list
 // it sees written, and the list itself, right after the next manifest
@@ -132,6 +68,43 @@ func TestBaseRechecksEveryFile(t *testing.T) {
 		t.Fatal("nothing was deleted after the commit")
 	}
 	checkBasesWhole(t, d.Store)
+}
+
+// slowHeads makes each HEAD of a base file take a while, and records how
+// many ran at once.
+type slowHeads struct {
+	objstore.Store
+	mu        sync.Mutex
+	now, most int
+	heads     int
+}
+
+func (h *slowHeads) Head(ctx context.Context, key string) (objstore.ObjectInfo, error) {
+	if strings.HasPrefix(key, manifest.BasesPrefix) || strings.HasPrefix(key, manifest.SSTPrefix) {
+		h.mu.Lock()
+		h.now++
+		h.heads++
+		h.most = max(h.most, h.now)
+		h.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		defer func() { h.mu.Lock(); h.now--; h.mu.Unlock() }()
+	}
+	return h.Store.Head(ctx, key)
+}
+
+// TestBaseChecksFilesInParallel: the check of a committed base's files
+// runs Concurrency HEADs at once, no more.
+func TestBaseChecksFilesInParallel(t *testing.T) {
+	h := &slowHeads{Store: newStore(t)}
+	src := newMemSource("db-1")
+	src.write(rand.New(rand.NewSource(35)), 200)
+	if _, err := archive.TakeBase(context.Background(), src, h, archive.Options{WorkDir: t.TempDir(), Concurrency: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if h.heads < 4 || h.most != 3 {
+		t.Fatalf("%d HEADs, at most %d at once: want 3 at once", h.heads, h.most)
+	}
+	checkBasesWhole(t, h.Store)
 }
 
 // TestBaseAdoptedListChecked: an earlier try wrote its file list and
@@ -184,6 +157,62 @@ func TestBaseAdoptedListChecked(t *testing.T) {
 	}
 	if m := checkBasesWhole(t, s); len(m.Bases) != 2 {
 		t.Fatalf("%d bases: the base that is not whole was added", len(m.Bases))
+	}
+}
+
+// TestBaseAdoptedListOfOtherDatabase: a stored file list at the sequence
+// of a new base, of another database, or whose content is of another base
+// than its key, is never adopted: the try stops, naming the list and what
+// to do, and the base is not added.
+func TestBaseAdoptedListOfOtherDatabase(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(34))
+	src.write(rng, 60)
+	if _, err := archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := manifestFileList(ctx, s, manifest.FileListKey(1, src.lastSeq()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.write(rng, 5)
+	key := manifest.FileListKey(1, src.lastSeq())
+	for _, tt := range []struct {
+		name string
+		fl   manifest.FileList
+		want string
+	}{
+		{"other database", manifest.FileList{Identity: "db-other"}, "is of database db-other"},
+		{"other base", manifest.FileList{Identity: first.Identity, Sequence: first.Sequence}, "its key is of timeline"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fl := *first
+			fl.Identity = tt.fl.Identity
+			if tt.fl.Sequence == 0 { // a list of this key's base
+				fl.Sequence = src.lastSeq()
+				fl.Files = nil
+				for _, f := range first.Files {
+					f.Key, _ = manifest.FileKey(1, fl.Sequence, f.Name, f.SHA256)
+					fl.Files = append(fl.Files, f)
+				}
+			}
+			data, err := json.Marshal(&fl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = archive.TakeBase(ctx, src, s, archive.Options{WorkDir: t.TempDir()})
+			if !errors.Is(err, manifest.ErrInvalid) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "delete "+key) {
+				t.Fatalf("a stored list of %s: %v", tt.name, err)
+			}
+			if m := checkBasesWhole(t, s); len(m.Bases) != 1 {
+				t.Fatalf("%d bases: the list of %s was adopted", len(m.Bases), tt.name)
+			}
+		})
 	}
 }
 

@@ -69,6 +69,8 @@ func (a *Archiver) pruneOnce(ctx context.Context) error {
 		opts.Now = a.opts.Now
 	}
 	rep, err := prune.Run(ctx, a.store, opts)
+	deleted, bytes := swept(rep)
+	a.count(func(s *Stats) { s.PrunedObjects += deleted; s.PrunedBytes += bytes })
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -79,14 +81,22 @@ func (a *Archiver) pruneOnce(ctx context.Context) error {
 		a.log.Error("the prune failed; the next try is at the next retention interval", "error", err, "interval", a.opts.RetentionInterval)
 		return nil
 	}
-	var deleted, bytes int64
-	for _, sw := range rep.Swept {
-		deleted += int64(sw.Deleted)
-		bytes += sw.DeletedBytes
-	}
-	a.count(func(s *Stats) { s.Prunes++; s.PrunedObjects += deleted; s.PrunedBytes += bytes })
+	a.count(func(s *Stats) { s.Prunes++ })
 	a.log.Info("prune done", "policy", rep.Policy, "kept_bases", len(rep.Kept), "dropped_bases", len(rep.Dropped),
 		"scheduled", len(rep.Scheduled), "swept_records", len(rep.Swept), "deleted", deleted, "deleted_bytes", bytes,
 		"waiting_records", len(rep.Waiting))
 	return nil
+}
+
+// swept counts what the sweeps of rep deleted: a prune that failed may
+// have deleted some before (rep is nil when it did nothing).
+func swept(rep *prune.Report) (deleted, bytes int64) {
+	if rep == nil {
+		return 0, 0
+	}
+	for _, sw := range rep.Swept {
+		deleted += int64(sw.Deleted)
+		bytes += sw.DeletedBytes
+	}
+	return deleted, bytes
 }

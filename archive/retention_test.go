@@ -19,6 +19,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
 	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/segments"
 )
@@ -135,6 +136,11 @@ func TestRetentionWhileArchiving(t *testing.T) {
 	m := checkBasesWhole(t, s)
 	if len(m.Bases) > 3 {
 		t.Errorf("%d bases left with keep-last 1", len(m.Bases))
+	}
+	// The archiver's cache of file lists holds those that the manifest
+	// named at its last base, not every base it ever saw.
+	if cached := archive.CachedLists(r.a); len(cached) > 3 {
+		t.Errorf("the archiver caches %d file lists after %d bases with keep-last 1: %v", len(cached), st.Bases, cached)
 	}
 	checkRestorable(t, s, src.memSource)
 }
@@ -290,6 +296,34 @@ func TestRetentionErrorGoesOn(t *testing.T) {
 		t.Fatalf("the archiver stopped: %v", err)
 	}
 	sameBatches(t, archived(t, s, 1), src.since(firstBase(t, s, 1).Sequence))
+}
+
+// TestRetentionCountsFailedSweeps: a prune that deletes objects and then
+// fails (here the delete of its record) still counts what it deleted.
+func TestRetentionCountsFailedSweeps(t *testing.T) {
+	fs := faultstore.New(newStore(t))
+	fs.Add(faultstore.Rule{Op: faultstore.Delete, KeyContains: manifest.PrunePrefix, Err: errors.New("killed")})
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(27))
+	src.write(rng, 30)
+	opts := testOptions(t, "w")
+	opts.BaseInterval = 50 * time.Millisecond
+	opts.Retention = &prune.Options{Policy: prune.Policy{KeepLast: 1}}
+	opts.RetentionInterval = 20 * time.Millisecond
+	r := start(t, src, fs, opts)
+	waitFor(t, "a failed prune that deleted objects", func() bool {
+		src.write(rng, 2)
+		st := r.a.Stats()
+		return st.PruneErrors > 0 && st.PrunedObjects > 0
+	})
+	if err := r.stop(t); err != nil {
+		t.Fatalf("the archiver stopped: %v", err)
+	}
+	// Every prune that sweeps fails (the record stays, so every later one
+	// sweeps it again): what is counted was counted from failed prunes.
+	if st := r.a.Stats(); st.PrunedBytes <= 0 {
+		t.Errorf("%d objects but %d bytes counted", st.PrunedObjects, st.PrunedBytes)
+	}
 }
 
 // TestRetentionFenced: when the manifest names another writer, the

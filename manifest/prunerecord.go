@@ -24,15 +24,20 @@ const (
 
 // PruneRecord is the content of a pending record, prune/<...>.json: the
 // objects that a prune will delete once its grace period is over, and why.
-// It is written once (if-none-match) after the manifest stopped naming the
-// bases it drops, and deleted when its objects are gone.
+// It is written once (if-none-match) before the manifest commit that stops
+// naming the bases it drops, so that every drop a reader of the manifest
+// can see has its record (a record whose commit lost names objects the
+// manifest still needs, which its sweep keeps), and deleted when its
+// objects are gone.
 type PruneRecord struct {
 	// Format is the version of this document: Format (1).
 	Format int `json:"format"`
 	// Created is when the record was written; its key holds the same time.
 	Created time.Time `json:"created"`
 	// NotBefore is the earliest time at which its objects may be deleted:
-	// Created plus the grace period of the prune that wrote it.
+	// Created plus the grace of the prune that wrote it plus an allowance
+	// for the manifest commit that follows the record (the smaller of the
+	// grace and 10 s); not before Created.
 	NotBefore time.Time `json:"not_before"`
 	// Policy is the retention policy that chose the objects, for people.
 	Policy string `json:"policy"`

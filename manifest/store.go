@@ -245,11 +245,7 @@ func LoadFileList(ctx context.Context, s objstore.Store, m *Manifest, b Base) (*
 	if err := checkKey("file_list", key, FileListKey(b.Timeline, b.Sequence)); err != nil {
 		return nil, fmt.Errorf("load file list %s: %w", key, err)
 	}
-	data, _, err := readObject(ctx, s, key, "", MaxFileListSize)
-	if err != nil {
-		return nil, fmt.Errorf("load file list %s: %w", key, err)
-	}
-	fl, err := ParseFileList(data)
+	fl, _, err := readFileList(ctx, s, key)
 	if err == nil {
 		err = fl.match(m.Identity, b)
 	}
@@ -257,6 +253,44 @@ func LoadFileList(ctx context.Context, s objstore.Store, m *Manifest, b Base) (*
 		return nil, fmt.Errorf("load file list %s from %s: %w", key, s, err)
 	}
 	return fl, nil
+}
+
+// ReadFileList reads and validates the file list at key, which a manifest
+// need not name (a base being uploaded, or dropped), checks that it is the
+// list of the base its key names, and returns it with its ETag. It does
+// not check the identity: the caller compares fl.Identity with its own.
+// A list that is not there matches objstore.ErrNotFound; one that breaks
+// the format, ErrInvalid.
+func ReadFileList(ctx context.Context, s objstore.Store, key string) (*FileList, string, error) {
+	tl, seq, name, err := ParseBaseFileKey(key)
+	if err == nil && name != FileListName {
+		err = invalid("file_list", "%s is not a %s key", short(key), FileListName)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read file list %s: %w", key, err)
+	}
+	fl, etag, err := readFileList(ctx, s, key)
+	if err == nil && (fl.Timeline != tl || fl.Sequence != seq) {
+		err = invalid("sequence", "timeline %d sequence %d, but its key is of timeline %d sequence %d", fl.Timeline, fl.Sequence, tl, seq)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read file list %s from %s: %w", key, s, err)
+	}
+	return fl, etag, nil
+}
+
+// readFileList reads (retrying a transfer that breaks off) and parses the
+// file list at key, and returns it with its ETag.
+func readFileList(ctx context.Context, s objstore.Store, key string) (*FileList, string, error) {
+	data, info, err := readObject(ctx, s, key, "", MaxFileListSize)
+	if err != nil {
+		return nil, "", err
+	}
+	fl, err := ParseFileList(data)
+	if err != nil {
+		return nil, "", err
+	}
+	return fl, info.ETag, nil
 }
 
 // PutFileList validates fl, writes it once at its key (if-none-match) and

@@ -469,3 +469,33 @@ func TestLoadResumesBrokenTransfer(t *testing.T) {
 		t.Fatalf("a transfer that always breaks: %v, want a store error", err)
 	}
 }
+
+// TestReadFileList: a list that no manifest names is read with its ETag,
+// through a broken transfer; one whose content is of another base than its
+// key, a key that is not a files.json, a missing list and a list too large
+// are errors of their kind.
+func TestReadFileList(t *testing.T) {
+	ctx := context.Background()
+	inner := newStore(t)
+	m := goldenManifest(t)
+	info := put(t, inner, m.Bases[0].FileList, readGolden(t, "files.json"))
+	s := faultstore.New(inner)
+	s.Add(faultstore.Rule{Op: faultstore.Get, Nth: 1, Cut: true, CutAt: 100})
+	fl, etag, err := manifest.ReadFileList(ctx, s, m.Bases[0].FileList)
+	if err != nil || len(fl.Files) != 7 || etag != info.ETag || etag == "" {
+		t.Fatalf("ReadFileList through a broken transfer = %+v, %q (want %q), %v", fl, etag, info.ETag, err)
+	}
+	other := m.Bases[1].FileList
+	put(t, inner, other, readGolden(t, "files.json"))
+	_, _, err = manifest.ReadFileList(ctx, s, other)
+	wantErr(t, err, manifest.ErrInvalid, other, "its key is of timeline")
+	sst := strings.TrimSuffix(m.Bases[0].FileList, manifest.FileListName) + "CURRENT"
+	_, _, err = manifest.ReadFileList(ctx, s, sst)
+	wantErr(t, err, manifest.ErrInvalid, "is not a files.json key")
+	_, _, err = manifest.ReadFileList(ctx, s, manifest.FileListKey(9, 9))
+	wantErr(t, err, objstore.ErrNotFound, manifest.FileListKey(9, 9))
+	huge := manifest.FileListKey(9, 10)
+	put(t, inner, huge, bytes.Repeat([]byte(" "), manifest.MaxFileListSize+1))
+	_, _, err = manifest.ReadFileList(ctx, s, huge)
+	wantErr(t, err, manifest.ErrInvalid, huge, "larger than")
+}

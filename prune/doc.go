@@ -77,12 +77,11 @@
 // finds every object it needs for the grace period after the commit. The
 // archiver's own compare-and-swap fails once after a prune's and is
 // redone. A new base reuses only SST files that a committed base names and
-// uploads the others again (refreshing them). After its commit, it puts
-// again each reused SST file that no other committed base names any more,
-// and checks that every file of the base, its files.json included, is
-// there, uploading again any that is not. A base whose upload, from its
+// uploads the others again (refreshing them). After its commit, it checks
+// that every file of the base, its files.json included, is there,
+// uploading again any that is not. A base whose upload, from its
 // start to that check, is shorter than the grace never meets a sweep of
 // its files; a longer one is covered by these checks but for one window:
-// a sweep's delete already on its way when the archiver commits, puts and
+// a sweep's delete already on its way when the archiver commits and
 // looks (about one request's time).
 package prune

@@ -45,7 +45,7 @@ func ageObjects(t *testing.T, s *filestore.Store, when time.Time) {
 func nameAgain(t *testing.T, s objstore.Store, tl uint32, seq uint64) {
 	t.Helper()
 	ctx := context.Background()
-	fl, err := readList(ctx, s, manifest.FileListKey(tl, seq))
+	fl, _, err := manifest.ReadFileList(ctx, s, manifest.FileListKey(tl, seq))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,10 @@ type Report struct {
 	// Swept are the records whose grace was over, and Waiting the others.
 	Swept   []Sweep   `json:"swept"`
 	Waiting []Waiting `json:"waiting"`
-	Notes   []string  `json:"notes,omitempty"`
+	// Due, in a dry run only, are the records whose grace is over, with
+	// what their sweep would delete and keep (Swept stays empty).
+	Due   []DueRecord `json:"due,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 	// Before and After are the restorable ranges of each timeline.
 	Before []manifest.Coverage `json:"restorable_before"`
 	After  []manifest.Coverage `json:"restorable_after"`
@@ -106,6 +109,7 @@ type runner struct {
 	log     *slog.Logger
 	cache   listCache
 	records []record // the pending records as last read
+	scanned *View    // the view last read
 	rep     *Report
 }
 
@@ -118,8 +122,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	r.fill(pl)
 	if o.DryRun {
-		r.waiting(r.records)
-		return r.rep, nil
+		return r.rep, r.wouldSweep(ctx)
 	}
 	if err != nil {
 		// The records that are due are swept all the same, so that one
@@ -133,7 +136,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 // order: a drop that the scanned manifest shows has its record in the
 // listing, because a prune writes the record before its commit.
 func (r *runner) view(ctx context.Context) (*View, error) {
-	v, err := scan(ctx, r.s, nil, r.cache)
+	v, err := scan(ctx, r.s, r.cache)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +144,7 @@ func (r *runner) view(ctx context.Context) (*View, error) {
 		return nil, err
 	}
 	v.Pending = pendingKeys(r.records, r.opts.Grace)
+	r.scanned = v
 	return v, nil
 }
 
@@ -149,8 +153,10 @@ func (r *runner) view(ctx context.Context) (*View, error) {
 // when another write came first. A record whose commit lost stays: it
 // names objects that the manifest still needs, which its sweep keeps, and
 // it never shortens a later record's wait (a key waits for every record
-// that holds it). An error with a plan is a record that could not be
-// written: nothing was dropped.
+// that holds it). An error with a plan is either a record that could not
+// be written (nothing was dropped: the plan says so in its notes), or,
+// after the bases were dropped, records written again after a slow commit
+// that failed (see afterCommit: the first records stand).
 func (r *runner) plan(ctx context.Context) (*Plan, error) {
 	o := r.opts
 	for attempt := 1; ; attempt++ {
@@ -228,13 +234,6 @@ func (r *runner) fill(pl *Plan) {
 	rep.Kept, rep.Dropped, rep.Scheduled = pl.Kept, pl.Dropped, pl.Delete
 	rep.ScheduledBytes, rep.AlreadyPending, rep.Notes = pl.Bytes(), pl.Pending, append(rep.Notes, pl.Notes...)
 	rep.Before, rep.After = pl.Before, pl.After
-}
-
-// waiting lists the records whose grace is not over.
-func (r *runner) waiting(records []record) {
-	for _, rec := range records {
-		r.rep.Waiting = append(r.rep.Waiting, Waiting{Record: rec.key, Objects: len(rec.Objects), Due: rec.due(r.opts.Grace)})
-	}
 }
 
 func sameWriter(a, b *manifest.Writer) bool {

@@ -3,6 +3,7 @@ package prune
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,71 @@ func TestRunDryRun(t *testing.T) {
 	}
 }
 
+// TestRunDryRunDueRecord: a dry run after the grace of an earlier run's
+// record says what the sweep would delete, exactly what a real run then
+// deletes, and changes nothing.
+func TestRunDryRunDueRecord(t *testing.T) {
+	s := line().materialize(t)
+	c := newClock()
+	opts := Options{Policy: Policy{KeepLast: 1}, Grace: time.Hour}
+	first := run(t, s, c, opts)
+	if len(first.Records) != 1 || len(first.Scheduled) == 0 {
+		t.Fatalf("phase 1: records %v, scheduled %d", first.Records, len(first.Scheduled))
+	}
+	c.advance(2 * time.Hour)
+	before := keys(t, s)
+	dry := opts
+	dry.DryRun = true
+	rep := run(t, s, c, dry)
+	if got := keys(t, s); !slices.Equal(got, before) {
+		t.Fatalf("the dry run changed the archive")
+	}
+	if len(rep.Due) != 1 || rep.Due[0].Record != first.Records[0] || len(rep.Waiting) != 0 || len(rep.Swept) != 0 {
+		t.Fatalf("dry run: due %+v, waiting %+v, swept %+v", rep.Due, rep.Waiting, rep.Swept)
+	}
+	would := objectKeys(rep.Due[0].Delete)
+	slices.Sort(would)
+	if len(would) != len(first.Scheduled) || len(rep.Due[0].Kept) != 0 || rep.Due[0].DeleteBytes <= 0 {
+		t.Fatalf("dry run would delete %d objects (%d bytes), keep %+v; phase 1 scheduled %d",
+			len(would), rep.Due[0].DeleteBytes, rep.Due[0].Kept, len(first.Scheduled))
+	}
+	real := run(t, s, c, opts)
+	if len(real.Swept) != 1 || real.Swept[0].Deleted != len(would) || real.Swept[0].DeletedBytes != rep.Due[0].DeleteBytes {
+		t.Fatalf("the real run swept %+v; the dry run said %d objects, %d bytes", real.Swept, len(would), rep.Due[0].DeleteBytes)
+	}
+	if got, want := keys(t, s), without(before, append(would, first.Records[0])); !slices.Equal(got, want) {
+		t.Fatalf("the real run left\n%v\nthe dry run said\n%v", got, want)
+	}
+}
+
+// TestRunDryRunDueKeepsNeeded: a due record whose objects a base names
+// again is reported as kept, with why, not as to delete.
+func TestRunDryRunDueKeepsNeeded(t *testing.T) {
+	s := line().materialize(t)
+	c := newClock()
+	opts := Options{Policy: Policy{KeepLast: 1}, Grace: time.Hour}
+	first := run(t, s, c, opts)
+	// The bases are named again (a restore of the old manifest, say).
+	if _, _, err := manifest.Update(context.Background(), s, nil, func(m *manifest.Manifest) error {
+		for _, b := range first.Dropped {
+			m.Bases = append(m.Bases, b.Base)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(2 * time.Hour)
+	rep := run(t, s, c, Options{Policy: Policy{KeepLast: 10}, Grace: time.Hour, DryRun: true})
+	if len(rep.Due) != 1 || len(rep.Due[0].Delete) != 0 || len(rep.Due[0].Kept) != len(first.Scheduled) {
+		t.Fatalf("due %+v: want every one of %d objects kept", rep.Due, len(first.Scheduled))
+	}
+	for _, o := range rep.Due[0].Kept {
+		if o.Why == "" {
+			t.Errorf("kept %s with no reason", o.Key)
+		}
+	}
+}
+
 // TestRunRecordFails: a run that cannot write its record drops nothing
 // (the record comes before the manifest commit); the next run does it.
 func TestRunRecordFails(t *testing.T) {
@@ -234,7 +300,7 @@ func TestRunSweepJudgesAgain(t *testing.T) {
 	opts := Options{Policy: Policy{KeepLast: 2}, Grace: time.Hour}
 	run(t, s, c, opts)
 	ctx := context.Background()
-	fl, err := readList(ctx, s, manifest.FileListKey(1, 200))
+	fl, _, err := manifest.ReadFileList(ctx, s, manifest.FileListKey(1, 200))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +362,7 @@ func TestRunDropAgainSameRun(t *testing.T) {
 	opts := Options{Policy: Policy{KeepLast: 2}, Grace: time.Hour}
 	run(t, s, c, opts)
 	ctx := context.Background()
-	fl, err := readList(ctx, s, manifest.FileListKey(1, 200))
+	fl, _, err := manifest.ReadFileList(ctx, s, manifest.FileListKey(1, 200))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,5 +491,55 @@ func TestRunUnreadableList(t *testing.T) {
 	}
 	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], manifest.FileListKey(1, 250)) || len(rep.Swept) != 1 {
 		t.Errorf("notes %q, swept %+v", rep.Notes, rep.Swept)
+	}
+}
+
+// listGets counts the gets of file lists.
+type listGets struct {
+	objstore.Store
+	n int
+}
+
+func (g *listGets) Get(ctx context.Context, key string, opts objstore.GetOptions) (io.ReadCloser, objstore.ObjectInfo, error) {
+	if strings.HasSuffix(key, "/"+manifest.FileListName) {
+		g.n++
+	}
+	return g.Store.Get(ctx, key, opts)
+}
+
+// TestScanCacheFollowsETag: a run's scans read each file list once while
+// it stays the same, and read again an unnamed list that was replaced
+// (manifest.ReplaceFileList): the cache goes by the list's ETag.
+func TestScanCacheFollowsETag(t *testing.T) {
+	a := line()
+	key := a.unnamed(1, 450, time.Minute, "x.sst")
+	s := &listGets{Store: a.materialize(t)}
+	ctx := context.Background()
+	cache := listCache{}
+	if _, err := scan(ctx, s, cache); err != nil {
+		t.Fatal(err)
+	}
+	if s.n != 5 {
+		t.Fatalf("the first scan read %d file lists, want 5", s.n)
+	}
+	v, err := scan(ctx, s, cache)
+	if err != nil || s.n != 5 {
+		t.Fatalf("a scan of the same archive read %d lists more (%v): want none", s.n-5, err)
+	}
+	fl := fileList(1, 450, now, "y.sst")
+	if _, err := manifest.ReplaceFileList(ctx, s, fl); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = scan(ctx, s, cache); err != nil {
+		t.Fatal(err)
+	}
+	names := func(fl *manifest.FileList) (out []string) {
+		for _, f := range fl.Files {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := names(v.Lists[key]); !slices.Contains(got, "y.sst") || slices.Contains(got, "x.sst") || s.n != 6 {
+		t.Fatalf("after the list was replaced the scan has %v (%d reads): want the new list, read once more", got, s.n-5)
 	}
 }

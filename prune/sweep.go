@@ -1,10 +1,8 @@
 package prune
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -64,12 +62,7 @@ func (r *runner) sweepAll(ctx context.Context) error {
 // record (returned), and then deletes rec.
 func (r *runner) sweep(ctx context.Context, rec record) (Sweep, *record, error) {
 	sw := Sweep{Record: rec.key}
-	objs := make([]Object, len(rec.Objects))
-	for i, o := range rec.Objects {
-		objs[i] = Object{Key: o.Key, Kind: kindOf(o.Key), Why: o.Why}
-	}
-	slices.SortStableFunc(objs, func(a, b Object) int { return cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]) })
-	grace := max(r.opts.Grace, graceOf(rec.NotBefore.Sub(rec.Created)))
+	objs, grace := recordObjects(rec), r.recordGrace(rec)
 	var carry []Object
 	for start := 0; start < len(objs); start += sweepBatch {
 		batch := objs[start:min(start+sweepBatch, len(objs))]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 // View is what a plan is made from: the manifest, the segments of its
 // timelines, and the objects under bases/ with the file lists among them.
-// Planning reads nothing else; Scan fills it from a store, tests by hand.
+// Planning reads nothing else; a run fills it from a store, tests by hand.
 type View struct {
 	Manifest *manifest.Manifest
 	ETag     string
@@ -45,37 +44,55 @@ type Pending struct {
 	Created time.Time
 }
 
-// listCache keeps the file lists read by a run: files.json never changes.
-type listCache map[string]*manifest.FileList
+// listCache keeps the file lists read by a run, each with the ETag it
+// was read at: an unnamed list can be replaced (manifest.ReplaceFileList,
+// by an archiver that fenced another), so a list is reused only while the
+// listing shows the same ETag.
+type listCache map[string]cachedList
 
-// Scan reads the view of the archive in s: the manifest, the segments, the
-// file list of every named base (a bad one is an error), and every
-// files.json under bases/. pending is copied into the view.
-func Scan(ctx context.Context, s objstore.Store, pending map[string]Pending) (*View, error) {
-	return scan(ctx, s, pending, listCache{})
+type cachedList struct {
+	fl   *manifest.FileList
+	etag string
 }
 
-func scan(ctx context.Context, s objstore.Store, pending map[string]Pending, cache listCache) (*View, error) {
+// get returns the cached list at key when the listing in v shows it with
+// the ETag it was read at.
+func (c listCache) get(v *View, key string) *manifest.FileList {
+	e, ok := c[key]
+	if !ok || e.etag == "" || e.etag != v.BaseObjects[key].ETag {
+		return nil
+	}
+	return e.fl
+}
+
+// scan reads the view of the archive in s: the manifest, the segments, the
+// objects under bases/, the file list of every named base (a bad one is an
+// error), and every other files.json under bases/, reusing the lists in
+// cache. Pending is left for the caller to fill.
+func scan(ctx context.Context, s objstore.Store, cache listCache) (*View, error) {
 	c, err := catalog.Load(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	v := &View{Manifest: c.Manifest, ETag: c.ETag, Segments: c.Segments, BaseObjects: map[string]objstore.ObjectInfo{},
-		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}, Pending: pending}
-	for _, b := range v.Manifest.Bases {
-		fl := cache[b.FileList]
-		if fl == nil {
-			if fl, err = manifest.LoadFileList(ctx, s, v.Manifest, b); err != nil {
-				return nil, err
-			}
-		}
-		v.Lists[b.FileList], cache[b.FileList] = fl, fl
-	}
+		Lists: map[string]*manifest.FileList{}, Unreadable: map[string]error{}}
 	for info, err := range s.List(ctx, manifest.BasesPrefix, "") {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", manifest.BasesPrefix, err)
 		}
 		v.BaseObjects[info.Key] = info
+	}
+	for _, b := range v.Manifest.Bases {
+		fl := cache.get(v, b.FileList)
+		if fl == nil {
+			if fl, err = manifest.LoadFileList(ctx, s, v.Manifest, b); err != nil {
+				return nil, err
+			}
+			// Read after the listing: a list replaced since shows
+			// another ETag at the next scan, which reads it again.
+			cache[b.FileList] = cachedList{fl: fl, etag: v.BaseObjects[b.FileList].ETag}
+		}
+		v.Lists[b.FileList] = fl
 	}
 	for key := range v.BaseObjects {
 		if !strings.HasSuffix(key, "/"+manifest.FileListName) || v.Lists[key] != nil {
@@ -93,11 +110,11 @@ func scan(ctx context.Context, s objstore.Store, pending map[string]Pending, cac
 // A list that cannot be read is noted in Unreadable; only a store that
 // fails stops the scan.
 func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, cache listCache) error {
-	if fl := cache[key]; fl != nil {
+	if fl := cache.get(v, key); fl != nil {
 		v.Lists[key] = fl
 		return nil
 	}
-	fl, err := readList(ctx, s, key)
+	fl, etag, err := manifest.ReadFileList(ctx, s, key)
 	switch {
 	case objstore.IsNotFound(err):
 		delete(v.BaseObjects, key) // deleted since the listing
@@ -106,38 +123,9 @@ func (v *View) readUnnamed(ctx context.Context, s objstore.Store, key string, ca
 	case err != nil:
 		return err
 	default:
-		v.Lists[key], cache[key] = fl, fl
+		v.Lists[key], cache[key] = fl, cachedList{fl: fl, etag: etag}
 	}
 	return nil
-}
-
-// readList reads and validates the file list at key, and checks that it
-// is the list of the base its key names.
-func readList(ctx context.Context, s objstore.Store, key string) (*manifest.FileList, error) {
-	tl, seq, _, err := manifest.ParseBaseFileKey(key)
-	if err != nil {
-		return nil, err
-	}
-	rc, info, err := s.Get(ctx, key, objstore.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("read file list %s: %w", key, err)
-	}
-	defer rc.Close()
-	if info.Size > manifest.MaxFileListSize {
-		return nil, fmt.Errorf("file list %s: %d bytes, more than %d: %w", key, info.Size, manifest.MaxFileListSize, manifest.ErrInvalid)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, manifest.MaxFileListSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read file list %s: %w", key, err)
-	}
-	fl, err := manifest.ParseFileList(data)
-	if err != nil {
-		return nil, fmt.Errorf("file list %s: %w", key, err)
-	}
-	if fl.Timeline != tl || fl.Sequence != seq {
-		return nil, fmt.Errorf("file list %s: it is the list of timeline %d sequence %d: %w", key, fl.Timeline, fl.Sequence, manifest.ErrInvalid)
-	}
-	return fl, nil
 }
 
 // modTime is when the object key under bases/ was last written, or the

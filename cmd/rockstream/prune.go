@@ -33,7 +33,9 @@ func pruneCommand() *cli.Command {
 			"run after the grace otherwise, it deletes what the archive still does not need. A\n" +
 			"restore or standby bootstrap that started before the prune finishes if it takes less\n" +
 			"than the grace; so does a base upload. A run that stops half-way is finished by the next.\n" +
-			"--dry-run lists every object that would go and why, and changes nothing.\n\n" +
+			"--dry-run lists every object that this run would schedule (or, with --grace 0, delete)\n" +
+			"and every object that the sweep of each record whose grace is over would delete now,\n" +
+			"judged as the sweep judges, with why; it changes nothing.\n\n" +
 			"Durations take d, h, m and s: 7d, 36h, 90m, 1d12h.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
@@ -154,6 +156,7 @@ func printPrune(w io.Writer, rep *prune.Report, asJSON bool) error {
 			fmt.Fprintf(w, "  the kept objects that may go later are in %s\n", sw.Carried)
 		}
 	}
+	printDue(w, rep.Due)
 	for _, wt := range rep.Waiting {
 		fmt.Fprintf(w, "Waiting    %s: %d objects, deleted by the first prune after %s\n", wt.Record, wt.Objects, stamp(wt.Due))
 	}
@@ -178,7 +181,11 @@ func printScheduled(w io.Writer, rep *prune.Report) {
 		kinds[prune.KindSegment], kinds[prune.KindFileList], kinds[prune.KindBaseFile], kinds[prune.KindSST])
 	switch {
 	case rep.DryRun:
-		fmt.Fprintf(w, "Would go   %d objects, %s (%s):\n", len(rep.Scheduled), bytesText(rep.ScheduledBytes), counts)
+		when := "in this run (grace 0)"
+		if rep.Grace != prune.FormatDuration(0) {
+			when = "into a record, deleted by the first prune after the grace " + rep.Grace
+		}
+		fmt.Fprintf(w, "Would go   %d objects, %s (%s), %s:\n", len(rep.Scheduled), bytesText(rep.ScheduledBytes), counts, when)
 		for _, o := range rep.Scheduled {
 			fmt.Fprintf(w, "  %s  %s  %s\n", o.Key, bytesText(o.Size), o.Why)
 		}
@@ -189,6 +196,21 @@ func printScheduled(w io.Writer, rep *prune.Report) {
 	}
 	if rep.AlreadyPending > 0 {
 		fmt.Fprintf(w, "Pending    %d more objects are in earlier records\n", rep.AlreadyPending)
+	}
+}
+
+// printDue lists, in a dry run, what the sweep of each record whose grace
+// is over would delete now and keep.
+func printDue(w io.Writer, due []prune.DueRecord) {
+	for _, d := range due {
+		fmt.Fprintf(w, "Would sweep %s (its grace is over): delete %d objects (%s), %d already gone, %d kept\n",
+			d.Record, len(d.Delete), bytesText(d.DeleteBytes), d.Gone, len(d.Kept))
+		for _, o := range d.Delete {
+			fmt.Fprintf(w, "  %s  %s  %s\n", o.Key, bytesText(o.Size), o.Why)
+		}
+		for _, o := range d.Kept {
+			fmt.Fprintf(w, "  kept %s: %s\n", o.Key, o.Why)
+		}
 	}
 }
 

@@ -105,3 +105,27 @@ func checkPruned(t *testing.T, url, dir string, most int) {
 		t.Fatalf("restored sequence %d, the database %d; digests equal: %v", seq, wantSeq, restore.FormatDigest(got) == restore.FormatDigest(want))
 	}
 }
+
+// TestPrintPruneDryRun: a dry run prints what the sweep of a due record
+// would delete and keep, and says when this run's objects would go.
+func TestPrintPruneDryRun(t *testing.T) {
+	rep := &prune.Report{DryRun: true, Grace: "1h",
+		Scheduled: []prune.Object{{Key: "segments/x", Kind: prune.KindSegment, Size: 10, Why: "old"}},
+		Due: []prune.DueRecord{{Record: "prune/r1.json", DeleteBytes: 7, Gone: 1,
+			Delete: []prune.Object{{Key: "sst/a.sst", Kind: prune.KindSST, Size: 7, Why: "dropped base"}},
+			Kept:   []prune.Object{{Key: "sst/b.sst", Why: "named by bases/x/files.json"}}}}}
+	var b strings.Builder
+	if err := printPrune(&b, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Would go   1 objects", "deleted by the first prune after the grace 1h",
+		"Would sweep prune/r1.json (its grace is over): delete 1 objects (7 B), 1 already gone, 1 kept",
+		"  sst/a.sst  7 B  dropped base", "  kept sst/b.sst: named by bases/x/files.json",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+}
