@@ -80,8 +80,11 @@ type Options struct {
 	// 1s).
 	SegmentAge time.Duration
 	// Poll is the wait between two looks at the database when it has no
-	// new batch (default 10ms: a look is one read of the WAL file, about
-	// 0.8% of a core while idle).
+	// new batch (default 10ms). A look is one read of the WAL file (3 µs),
+	// and at most every 100 ms a listing of the database folder, which
+	// costs with its files: 1.2 ms with 2,000 files, 9.8 ms with 16,000
+	// (rocks BenchmarkWALTailIdle, 2 cores shared, load 6). Idle, that is
+	// about 1.2% of a core with 2,000 files, 10% with 16,000.
 	Poll time.Duration
 	// BaseInterval takes a base this long after the last (default 24h).
 	BaseInterval time.Duration
