@@ -221,11 +221,10 @@ type Archiver struct {
 // Stats counts what an Archiver did.
 type Stats struct {
 	Timeline    uint32
-	Segments    int64
+	Segments    int64 // segments uploaded: one PUT each that succeeded
 	Batches     int64
 	BatchBytes  int64 // uncompressed WAL bytes
 	UploadBytes int64 // segment bytes uploaded
-	Puts        int64 // segment puts that succeeded
 	Retries     int64
 	Bases       int64
 	Holes       int64
