@@ -81,8 +81,11 @@ type Options struct {
 	// 1s).
 	SegmentAge time.Duration
 	// Poll is the wait between two looks at the database when it has no
-	// new batch (default 10ms: a look is one read of the WAL file, about
-	// 0.8% of a core while idle).
+	// new batch (default 10ms). A look is one read of the WAL file (3 µs),
+	// and at most every 100 ms a listing of the database folder, which
+	// costs with its files: 1.2 ms with 2,000 files, 9.8 ms with 16,000
+	// (rocks BenchmarkWALTailIdle, 2 cores shared, load 6). Idle, that is
+	// about 1.2% of a core with 2,000 files, 10% with 16,000.
 	Poll time.Duration
 	// BaseInterval takes a base this long after the last (default 24h).
 	BaseInterval time.Duration
@@ -227,11 +230,10 @@ type Archiver struct {
 // Stats counts what an Archiver did.
 type Stats struct {
 	Timeline    uint32
-	Segments    int64
+	Segments    int64 // segments uploaded: one PUT each that succeeded
 	Batches     int64
 	BatchBytes  int64 // uncompressed WAL bytes
 	UploadBytes int64 // segment bytes uploaded
-	Puts        int64 // segment puts that succeeded
 	Retries     int64
 	Bases       int64
 	Holes       int64

@@ -246,7 +246,7 @@ func (a *Archiver) summary() {
 		ago = a.opts.Now().Sub(s.LastUpload).Round(time.Millisecond)
 	}
 	a.log.Info("archive summary", "timeline", a.writer.Timeline,
-		"segments", s.Segments-p.Segments, "puts", s.Puts+s.Retries-p.Puts-p.Retries, "batches", s.Batches-p.Batches,
+		"segments", s.Segments-p.Segments, "puts", s.Segments+s.Retries-p.Segments-p.Retries, "batches", s.Batches-p.Batches,
 		"wal_bytes", s.BatchBytes-p.BatchBytes, "uploaded_bytes", s.UploadBytes-p.UploadBytes,
 		"retries", s.Retries-p.Retries, "bases", s.Bases-p.Bases, "holes", s.Holes-p.Holes,
 		"read_sequence", s.LastSequence, "archived_sequence", s.ArchivedSequence,

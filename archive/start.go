@@ -23,10 +23,15 @@ func (a *Archiver) start(ctx context.Context) (needBase bool, err error) {
 	if _, err := objstore.Check(ctx, a.store, manifest.NewProbeKey()); err != nil {
 		return false, fmt.Errorf("the store cannot hold an archive safely: %w", err)
 	}
-	if err := a.openManifest(ctx, identity); err != nil {
-		return false, err
+	// The claim reads the manifest itself: read it once more only to
+	// create a new archive.
+	err = a.claim(ctx, identity)
+	if errors.Is(err, manifest.ErrNoArchive) {
+		if err = a.openManifest(ctx, identity); err == nil {
+			err = a.claim(ctx, identity)
+		}
 	}
-	if err := a.claim(ctx, identity); err != nil {
+	if err != nil {
 		return false, err
 	}
 	return a.position(ctx)

@@ -200,7 +200,6 @@ func (u *uploader) done1(s *sealed) {
 	a := u.a
 	a.count(func(st *Stats) {
 		st.Segments++
-		st.Puts++
 		st.UploadBytes += int64(len(s.data))
 		st.LastUpload = a.opts.Now()
 		st.ArchivedSequence = max(st.ArchivedSequence, s.next-1)

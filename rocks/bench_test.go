@@ -1,6 +1,7 @@
 package rocks
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -132,4 +133,37 @@ func timeApply(b *testing.B, batches []Batch, opts Options) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// BenchmarkWALTailIdle measures what a WALTail costs while the database is
+// idle, in a folder of n other files (SST files): "poll" is one Next at
+// the end of the newest WAL file without a listing, "list" one listing of
+// the folder (finished). An idle archiver polls every 10 ms and lists at
+// most every walFinishedEvery: per second, 100 polls and 10 listings.
+func BenchmarkWALTailIdle(b *testing.B) {
+	for _, n := range []int{2000, 16000} {
+		dir := b.TempDir()
+		for i := range n {
+			writeFile(b, filepath.Join(dir, fmt.Sprintf("%06d.sst", i+1)), nil)
+		}
+		rng := rand.New(rand.NewPCG(11, 11))
+		writeFile(b, filepath.Join(dir, "999999.log"), encodeWAL(999999, false, testBatches(rng, 1, 5)).data)
+		tail := newTail(b, dir, 1)
+		drainTail(b, tail, nil)
+		b.Run(fmt.Sprintf("poll/files=%d", n), func(b *testing.B) {
+			tail.now = func() time.Time { return time.Unix(1e9, 0) } // never due
+			for b.Loop() {
+				if _, ok, err := tail.Next(); ok || err != nil {
+					b.Fatalf("next at the live end: ok %v, %v", ok, err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("list/files=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if done, err := tail.finished(999999); done || err != nil {
+					b.Fatalf("finished: %v, %v", done, err)
+				}
+			}
+		})
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WALTail reads the batches of a database's write-ahead log by reading its
@@ -31,7 +32,10 @@ import (
 // again from the same offset at the next call. A file is finished once a
 // WAL file with a higher number has data (or two higher files exist) and
 // it was read to its end: its torn or zero-filled tail then ends it, and
-// reading moves on to the next file. Damage before the tail of a finished
+// reading moves on to the next file. Whether a higher file exists takes a
+// listing of the folder, which costs with the number of files in it (SST
+// files too), so Next lists at most once per walFinishedEvery while it
+// waits at the end of a file: a WAL switch is seen up to that much later. Damage before the tail of a finished
 // file is ErrCorrupt, naming the file and the offset.
 //
 // The file being read is kept open: on Linux an open file survives its
@@ -57,6 +61,8 @@ type WALTail struct {
 	buf     []byte // read buffer, shared by the files read in turn
 	err     error  // sticky until Seek
 	closed  bool
+	now     func() time.Time // the clock of the rate limit of finished; tests set it
+	listed  time.Time        // when finished last listed the folder
 
 	// for tests: where the last batch came from, and counters
 	lastPath string
@@ -72,6 +78,9 @@ const (
 	// walMaxRecord bounds the size of a batch that a WALTail assembles (a
 	// segment cannot hold a larger one anyway).
 	walMaxRecord = 1 << 30
+	// walFinishedEvery is the least time between two listings of the
+	// folder while Next waits at the end of a WAL file.
+	walFinishedEvery = 100 * time.Millisecond
 )
 
 // NewWALTail returns a WALTail over the WAL files in dir (a database
@@ -84,7 +93,7 @@ func NewWALTail(dir string) (*WALTail, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("rocks: read wal of %s: not a directory", dir)
 	}
-	return &WALTail{dir: dir, archive: filepath.Join(dir, "archive")}, nil
+	return &WALTail{dir: dir, archive: filepath.Join(dir, "archive"), now: time.Now}, nil
 }
 
 // Seek makes Next continue with the batch that starts at seq (0 is taken
@@ -150,6 +159,9 @@ func (t *WALTail) read() (Batch, bool, error) {
 		}
 		switch res {
 		case readWait:
+			if !t.listDue() {
+				return Batch{}, false, nil
+			}
 			finished, err := t.finished(t.cur.num)
 			if err != nil || !finished {
 				return Batch{}, false, err
@@ -254,6 +266,17 @@ func (t *WALTail) advance() (moved bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// listDue says whether finished may list the folder now, and if so takes
+// the time as that of the listing.
+func (t *WALTail) listDue() bool {
+	now := t.now()
+	if !t.listed.IsZero() && now.Sub(t.listed) < walFinishedEvery && !now.Before(t.listed) {
+		return false
+	}
+	t.listed = now
+	return true
 }
 
 // finished says whether the writer has moved on from WAL file num: a file

@@ -546,7 +546,12 @@ func TestFollowerSource(t *testing.T) {
 	written = append(written, w.writeRandomKeep(rng, 50)...)
 	w.flush()
 	written = append(written, w.writeRandomKeep(rng, 50)...)
-	got = append(got, next()...)
+	// The flush switched to a new WAL file: the tail sees that at its next
+	// listing of the folder, at most walFinishedEvery after the last one.
+	for deadline := time.Now().Add(walFinishedEvery + time.Second); len(got) < len(written) && time.Now().Before(deadline); {
+		got = append(got, next()...)
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(got) != len(written) {
 		t.Fatalf("read %d batches, wrote %d", len(got), len(written))
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testWAL lays out a WAL file as RocksDB's log writer does, for tests: the
@@ -161,6 +162,7 @@ func newTail(t testing.TB, dir string, seq uint64) *WALTail {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tail.Close() })
+	tail.now = jumpingClock(walFinishedEvery) // every wait lists, as the tests expect
 	if err := tail.Seek(seq); err != nil {
 		t.Fatal(err)
 	}
@@ -534,6 +536,47 @@ func TestWALTailFinishedRule(t *testing.T) {
 	got = drainTail(t, tail, nil)
 	if len(got) != 14 || tail.cur == nil || tail.cur.num != 42 {
 		t.Fatalf("read %d batches, now in file %v; want 14 and the newest file", len(got), tail.cur)
+	}
+}
+
+// jumpingClock is a clock that moves by step at each look.
+func jumpingClock(step time.Duration) func() time.Time {
+	now := time.Unix(1e9, 0)
+	return func() time.Time {
+		now = now.Add(step)
+		return now
+	}
+}
+
+// TestWALTailListsAtMostEvery: waiting at the end of the newest WAL file,
+// Next lists the folder at most once per walFinishedEvery, not at every
+// poll, and still sees the writer move to a new file.
+func TestWALTailListsAtMostEvery(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	batches := testBatches(rng, 1, 5)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000040.log"), encodeWAL(40, false, batches).data)
+	tail := newTail(t, dir, 1)
+	tail.now = jumpingClock(walFinishedEvery / 10) // a poll every 10 ms
+	got := drainTail(t, tail, nil)
+	for range 99 {
+		got = drainTail(t, tail, got)
+	}
+	if len(got) != len(batches) {
+		t.Fatalf("read %d batches, want %d", len(got), len(batches))
+	}
+	if tail.listings != 10 {
+		t.Fatalf("%d listings in 100 polls 10 ms apart, want 10 (one per %v)", tail.listings, walFinishedEvery)
+	}
+	next := testBatch(rng, nextSeq(batches), 1, 60)
+	writeFile(t, filepath.Join(dir, "000041.log"), encodeWAL(41, false, [][]byte{next}).data)
+	polls := 0
+	for ; len(got) == len(batches) && polls < 20; polls++ {
+		got = drainTail(t, tail, got)
+	}
+	sameData(t, got, append(append([][]byte(nil), batches...), next))
+	if polls > 10 {
+		t.Fatalf("the new WAL file was read after %d polls, want at most 10", polls)
 	}
 }
 

@@ -58,7 +58,8 @@ func archiveCommand() *cli.Command {
 			&cli.StringFlag{Name: "segment-size", Value: "16MiB", EnvVars: []string{"ROCKSTREAM_SEGMENT_SIZE"},
 				Usage: "seal a segment once its batches reach this `SIZE`"},
 			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
-				Usage: "seal a segment this long after its first batch: the most a standby lags"},
+				Usage: "seal a segment this long after its first batch: the least that batch waits before its upload; " +
+					"a standby lags by this plus the upload, its --poll and the apply"},
 			&cli.DurationFlag{Name: "poll", Value: 10 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
 				Usage: "how often to look for new writes"},
 			&cli.DurationFlag{Name: "base-interval", Value: 24 * time.Hour, EnvVars: []string{"ROCKSTREAM_BASE_INTERVAL"},

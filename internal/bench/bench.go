@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -79,6 +80,7 @@ type bench struct {
 	db       dbInfo // the database of the base and restore figures, once built
 	lsPath   string // the Litestream binary, once built
 	lsErr    error
+	load     float64 // the 1-minute load average at start, -1 if unknown
 }
 
 // Run runs the benchmark and returns its report. A group that fails is
@@ -89,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (*report.Doc, error) {
 		return nil, err
 	}
 	defer e.close()
-	b := &bench{env: e, profiles: map[string][]profileRef{}}
+	b := &bench{env: e, profiles: map[string][]profileRef{}, load: load1()}
 	start := time.Now()
 	facts := [][2]string{{"Command", "`" + cfg.Command + "`"}, {"Date", start.UTC().Format(time.RFC3339)}, {"Mode", mode(cfg)}}
 	if b.wants("lag") {
@@ -168,12 +170,25 @@ func (b *bench) doc(ctx context.Context, facts [][2]string) *report.Doc {
 	header := []string{
 		"Written by `" + b.cfg.Command + "` (cmd/rockstream-bench); every figure below comes from that one run on this machine. " +
 			"Run it on your own machine to get your own figures: `make bench` (short) or `make bench-full`.",
-		"**This machine was shared and noisy**: other jobs (builds and test suites) ran on the same cores during the run " +
-			"(see the load averages). Absolute times drift with that load; the ratios against a baseline measured in the same run drift less, " +
-			"which is why every figure that can be a ratio is one.",
+		b.loadNote(),
 	}
 	sections := append(append(b.sections, b.methodSection()), b.profileSections(ctx)...)
 	return &report.Doc{Title: "rockstream benchmarks", Header: header, Facts: facts, Rows: b.rows, Sections: sections}
+}
+
+// loadNote says how loaded the machine was at the start, from the load
+// average: shared and noisy when it exceeded the number of cores.
+func (b *bench) loadNote() string {
+	cores := runtime.NumCPU()
+	switch {
+	case b.load < 0:
+		return "The load average at start could not be read (/proc/loadavg)."
+	case b.load > float64(cores):
+		return fmt.Sprintf("**This machine was shared and noisy**: the load average at start was %.2f on %d cores, so other jobs ran on the same cores "+
+			"(see the load averages below). Absolute times drift with that load; the ratios against a baseline measured in the same run drift less, "+
+			"which is why every figure that can be a ratio is one.", b.load, cores)
+	}
+	return fmt.Sprintf("The load average at start was %.2f on %d cores (see the load averages below).", b.load, cores)
 }
 
 // methodSection says how the figures are taken.

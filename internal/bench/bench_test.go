@@ -52,6 +52,11 @@ func TestRunTiny(t *testing.T) {
 		"Peak RSS, archiver catching up", "Writer slowdown (db_bench ops/s with the archiver)", "Base upload, file://",
 		"Incremental base after 5% of keys change", restoreBaseFigure, "Restore of the base and the WAL, MinIO", replayFigure, "Peak RSS, restore"}
 	checkRows(t, doc, want)
+	for _, r := range doc.Rows {
+		if r.Figure == replayFigure && r.Base.N != cfg.Runs {
+			t.Errorf("%s: the write rate was measured %d times in %d runs", r.Figure, r.Base.N, cfg.Runs)
+		}
+	}
 	left, _ := os.ReadDir(cfg.WorkDir)
 	if len(left) != 0 {
 		t.Fatalf("the work folder holds %d entries after the run", len(left))

@@ -12,8 +12,11 @@ import (
 
 // lagResult is the lags of the runs at one rate.
 type lagResult struct {
-	rate float64 // MB/s of payload actually written
-	runs [][]time.Duration
+	rate    float64 // MB/s of payload actually written
+	runs    [][]time.Duration
+	bytes   int64         // bytes of write batches written, warm-up included
+	took    time.Duration // the time of the writes and of the standby catching up
+	segPuts int64         // PUTs under segments/ meanwhile
 }
 
 // pct is the p-th percentile of each run, in milliseconds.
@@ -101,6 +104,7 @@ func (b *bench) rockWindow(ctx context.Context, s *rockSession, rate float64) (l
 	}
 	done := make(chan seen, 1)
 	stop := make(chan int64, 1)
+	puts0, start := s.arch.requestsByPrefix()[segmentPuts], time.Now()
 	go func() {
 		vis, err := s.reader.follow(s.next-1, stop)
 		done <- seen{vis, err}
@@ -116,6 +120,7 @@ func (b *bench) rockWindow(ctx context.Context, s *rockSession, rate float64) (l
 	if r.err != nil {
 		return res, r.err
 	}
+	res.took, res.segPuts = time.Since(start), s.arch.requestsByPrefix()[segmentPuts]-puts0
 	res.runs = make([][]time.Duration, b.cfg.Runs)
 	for _, c := range commits {
 		at, ok := r.vis[c.n]
@@ -154,7 +159,7 @@ func (b *bench) rockWrite(ctx context.Context, s *rockSession, rate float64) ([]
 		bytes += int64(n)
 		s.next++
 	}
-	return commits, lagResult{rate: float64(bytes) / 1e6 / time.Since(start).Seconds()}, ctx.Err()
+	return commits, lagResult{rate: float64(bytes) / 1e6 / time.Since(start).Seconds(), bytes: bytes}, ctx.Err()
 }
 
 func lagFigure(age time.Duration, p string, rate float64) string {

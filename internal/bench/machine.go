@@ -68,6 +68,19 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ") + " (1, 5, 15 min)"
 }
 
+// load1 is the 1-minute load average, -1 if it cannot be read.
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(b), &l); err != nil {
+		return -1
+	}
+	return l
+}
+
 // diskOf names the file system and device of dir, and whether the disk
 // rotates.
 func diskOf(dir string) string {

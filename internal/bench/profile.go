@@ -54,7 +54,7 @@ func (b *bench) profileSections(ctx context.Context) []report.Section {
 		}
 		shown[key] = r.Figure
 		for _, ref := range refs {
-			fmt.Fprintf(&body, "%s (`go tool pprof -top`, first 15 lines):\n\n```\n%s\n```\n\n", ref.label, b.pprofTop(ctx, ref.path))
+			fmt.Fprintf(&body, "%s (`go tool pprof -top -nodecount=15`: the top 15 nodes):\n\n```\n%s\n```\n\n", ref.label, b.pprofTop(ctx, ref.path))
 		}
 	}
 	if body.Len() == 0 {
@@ -82,8 +82,7 @@ func (b *bench) pprofTop(ctx context.Context, path string) string {
 	if err != nil {
 		return fmt.Sprintf("go tool pprof failed: %v\n%s", err, out)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return strings.Join(lines[:min(len(lines), 21)], "\n")
+	return strings.TrimSpace(string(out))
 }
 
 // generatorSection states the data generator and its measured ratio.

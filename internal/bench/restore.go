@@ -20,14 +20,20 @@ type restoreSetup struct {
 	file, s3  *location
 	baseSeq   uint64
 	wal       written // the WAL after the base, as the application wrote it
+	keys      uint64  // the key space of the database, for writeRate
 	ldbBackup string  // BackupEngine's backup of the database at the base
 }
+
+// walSeed is the datagen seed of the WAL after the base: writeRate writes
+// the same batches again with it.
+const walSeed = 23
 
 // restoreRun is one run of the restore figures.
 type restoreRun struct {
 	base, ldb         float64 // seconds: base-only restore (file://), ldb restore
 	full, get, replay float64 // seconds: full restore (MinIO), plain GET, replay
 	baseRSS, fullRSS  float64 // MiB
+	write             float64 // MB/s: the application writing the same batches
 }
 
 // restores measures `rockstream restore` against `ldb restore`, against a
@@ -77,7 +83,8 @@ func (b *bench) restoreSetup(ctx context.Context) (*restoreSetup, error) {
 	if _, _, err := b.runProc(ctx, "ldb-backup", "ldb", []string{"--db=" + db, "backup", "--backup_dir=" + s.ldbBackup}); err != nil {
 		return nil, err
 	}
-	a, err := openApp(db, info.keys, 23)
+	s.keys = info.keys
+	a, err := openApp(db, info.keys, walSeed)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +155,31 @@ func (b *bench) restoreRun(ctx context.Context, s *restoreSetup, run int) (resto
 		return r, err
 	}
 	r.get = time.Since(start).Seconds()
-	return r, nil
+	r.write, err = b.writeRate(s)
+	return r, err
+}
+
+// writeRate writes the batches of the WAL after the base again (same seed,
+// same key space, so the same batches), into a new database with WAL on,
+// and returns the rate of the DB.Write calls in MB/s: the replay figure's
+// baseline, measured in each run.
+func (b *bench) writeRate(s *restoreSetup) (float64, error) {
+	dir := b.path("write-rate-db")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	a, err := openApp(dir, s.keys, walSeed)
+	if err != nil {
+		return 0, err
+	}
+	w, err := a.fill(b.cfg.WALBytes, a.random(), false, nil)
+	a.close()
+	if err != nil {
+		return 0, err
+	}
+	if w.bytes != s.wal.bytes {
+		return 0, fmt.Errorf("write rate: wrote %d bytes of batches, the WAL after the base has %d: not the same batches", w.bytes, s.wal.bytes)
+	}
+	return w.rate(), nil
 }
 
 const (
@@ -272,10 +303,10 @@ func (b *bench) smallRestoreRSS(ctx context.Context) ([]float64, error) {
 }
 
 func (b *bench) restoreRows(s *restoreSetup, runs []restoreRun, small []float64) {
-	var base, ldb, full, get, replay, baseRSS, fullRSS []float64
+	var base, ldb, full, get, replay, write, baseRSS, fullRSS []float64
 	for _, r := range runs {
 		base, ldb, full, get = append(base, r.base), append(ldb, r.ldb), append(full, r.full), append(get, r.get)
-		replay = append(replay, float64(s.wal.bytes)/1e6/r.replay)
+		replay, write = append(replay, float64(s.wal.bytes)/1e6/r.replay), append(write, r.write)
 		baseRSS, fullRSS = append(baseRSS, r.baseRSS), append(fullRSS, r.fullRSS)
 	}
 	b.add(report.Row{Figure: restoreBaseFigure, Unit: "s", Value: report.Of(base),
@@ -288,19 +319,12 @@ func (b *bench) restoreRows(s *restoreSetup, runs []restoreRun, small []float64)
 		Note: fmt.Sprintf("base of %s plus %s of WAL; the ratio is the plain GET's time over the restore's: the share of the restore that downloading alone takes.",
 			mib(b.cfg.DBBytes), mib(s.wal.bytes))})
 	b.add(report.Row{Figure: replayFigure, Unit: "MB/s", Value: report.Of(replay),
-		Baseline: "the application's write rate of the same batches (grocksdb, WAL on, no sync)", Base: report.Of([]float64{s.wal.rate()}),
-		Ratio: report.Of(report.Ratios(replay, repeat(s.wal.rate(), len(replay)))), Goals: []report.Goal{{OnRatio: true, Limit: 1, Text: "≥ 1.0× the write rate"}},
-		Note: "the replay phase of the MinIO restore above (from its log), in MB of batches per second."})
+		Baseline: "the application's write rate of the same batches (grocksdb, WAL on, no sync)", Base: report.Of(write),
+		Ratio: report.Of(report.Ratios(replay, write)), Goals: []report.Goal{{OnRatio: true, Limit: 1, Text: "≥ 1.0× the write rate"}},
+		Note: "the replay phase of the MinIO restore above (from its log), in MB of batches per second. The write rate is the time inside DB.Write only " +
+			"(not making the keys and values), the same batches written again in each run into a new database."})
 	b.add(report.Row{Figure: "Peak RSS, restore", Unit: "MiB", Value: report.Of(baseRSS),
 		Baseline: fmt.Sprintf("the same restore of a database 4× smaller (%s)", mib(b.cfg.SmallDBBytes)), Base: report.Of(small),
 		Ratio: report.Of(report.Ratios(baseRSS, small)), Goals: []report.Goal{{OnRatio: true, AtMost: true, Limit: 1.25, Text: "flat: ≤ 1.25× at 4× the size"}},
 		Note: fmt.Sprintf("base-only restores from file://. With the WAL (the MinIO restore): %s MiB.", report.Of(fullRSS))})
-}
-
-func repeat(v float64, n int) []float64 {
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = v
-	}
-	return out
 }

@@ -80,9 +80,6 @@ func (s *service) requestsByPrefix() s3count.Counts {
 type archiverStatus struct {
 	Stats struct {
 		LastSequence uint64
-		BatchBytes   int64
-		Puts         int64
-		Bases        int64
 	} `json:"stats"`
 }
 

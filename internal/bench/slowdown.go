@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/linxGnu/grocksdb"
+
 	"github.com/rockstream/rockstream/internal/bench/report"
 )
 
@@ -15,9 +17,11 @@ import (
 // overwrite (fillrandom's random writes on an existing database: fillrandom
 // itself deletes the database first, which no sidecar survives) on two
 // databases made alike, one followed by `rockstream archive` (its defaults:
-// --nice 10, file:// store on the same disk) and one not, runs alternating.
-// The archiver follows the first database the whole time, so it never has
-// a backlog to catch up on in a measured run.
+// --nice 10, file:// store on the same disk) and one not, the order of the
+// two swapped from run to run. The archiver follows the first database the
+// whole time; after each run on it the harness waits until the archiver
+// has that database's newest sequence, so that no work left over from it
+// runs during the next measured run.
 func (b *bench) slowdown(ctx context.Context) error {
 	with, without := b.path("sd-with"), b.path("sd-without")
 	for _, db := range []string{with, without} {
@@ -38,15 +42,26 @@ func (b *bench) slowdown(ctx context.Context) error {
 	var opsWith, opsWithout []float64
 	for i := range b.cfg.Runs {
 		b.logf("slowdown: run %d/%d", i+1, b.cfg.Runs)
-		n, err := b.dbBench(ctx, without, "overwrite", 0, b.cfg.SlowdownTime)
-		if err != nil {
+		withRun := func() error {
+			n, err := b.dbBench(ctx, with, "overwrite", 0, b.cfg.SlowdownTime)
+			if err != nil {
+				return err
+			}
+			opsWith = append(opsWith, n)
+			seq, err := latestSeq(with)
+			if err != nil {
+				return err
+			}
+			return s.waitArchived(ctx, seq, 5*time.Minute)
+		}
+		withoutRun := func() error {
+			n, err := b.dbBench(ctx, without, "overwrite", 0, b.cfg.SlowdownTime)
+			opsWithout = append(opsWithout, n)
 			return err
 		}
-		opsWithout = append(opsWithout, n)
-		if n, err = b.dbBench(ctx, with, "overwrite", 0, b.cfg.SlowdownTime); err != nil {
+		if err := inOrder(i%2 == 1, withoutRun, withRun); err != nil {
 			return err
 		}
-		opsWith = append(opsWith, n)
 	}
 	if err := s.stop(time.Minute); err != nil {
 		return err
@@ -58,6 +73,19 @@ func (b *bench) slowdown(ctx context.Context) error {
 		Note: fmt.Sprintf("db_bench overwrite for %v per run, one thread, 400-byte values, batches of 4, no compression, "+
 			"WAL kept (--wal_ttl_seconds 3600); the archiver uploads to a file:// folder on the same disk.", b.cfg.SlowdownTime)})
 	return nil
+}
+
+// latestSeq opens the database in dir read-only and returns its latest
+// sequence number.
+func latestSeq(dir string) (uint64, error) {
+	opts := grocksdb.NewDefaultOptions()
+	defer opts.Destroy()
+	db, err := grocksdb.OpenDbForReadOnly(opts, dir, false)
+	if err != nil {
+		return 0, fmt.Errorf("open %s read-only for its latest sequence: %w", dir, err)
+	}
+	defer db.Close()
+	return db.GetLatestSequenceNumber(), nil
 }
 
 // dbBenchKeys is db_bench's key space (--num).

@@ -19,6 +19,9 @@ import (
 // segmentSize is the archiver's default --segment-size.
 const segmentSize = 16 << 20
 
+// segmentPuts is the key of the segment PUTs in s3count.Counts by prefix.
+const segmentPuts = s3count.Put + " " + manifest.SegmentsPrefix
+
 // catchUp is one archiver run catching up on a backlog.
 type catchUp struct {
 	took     time.Duration
@@ -88,7 +91,9 @@ func (b *bench) tpLocations(ctx context.Context) (locs, raws [2]*location, err e
 
 func (b *bench) tpRun(ctx context.Context, a *app, locs, raws [2]*location, run int) (tpRun, error) {
 	var backlog []byte
-	w, err := a.fill(b.cfg.BacklogBytes, a.random(), false, &backlog)
+	// Half a segment more than the backlog configured, so that the count of
+	// segments sealed by size is not an exact division.
+	w, err := a.fill(b.cfg.BacklogBytes+segmentSize/2, a.random(), false, &backlog)
 	if err != nil {
 		return tpRun{}, err
 	}
@@ -188,8 +193,8 @@ func (b *bench) tpRows(runs []tpRun) {
 		fileRate = append(fileRate, float64(r.wal)/1e6/r.file.took.Seconds())
 		s3Rate = append(s3Rate, float64(r.wal)/1e6/r.minio.took.Seconds())
 		zstdR, rawF, rawS = append(zstdR, r.zstd), append(rawF, r.rawFile), append(rawS, r.rawS3)
-		segPuts := r.minio.requests[s3count.Put+" "+manifest.SegmentsPrefix]
-		putsGiB = append(putsGiB, float64(segPuts)/(float64(r.wal)/(1<<30)))
+		segPuts := r.minio.requests[segmentPuts]
+		putsGiB = append(putsGiB, float64(segPuts-1)/(float64(r.wal)/(1<<30)))
 		otherPuts = append(otherPuts, float64(putsOf(r.minio.requests)-segPuts))
 		rss = append(rss, float64(r.file.rss)/(1<<20), float64(r.minio.rss)/(1<<20))
 	}
@@ -221,9 +226,12 @@ func (b *bench) tpRows(runs []tpRun) {
 	}
 	b.add(report.Row{Figure: "Segment PUTs per GiB of WAL", Unit: "PUT/GiB", Value: report.Of(putsGiB),
 		Goals: []report.Goal{{AtMost: true, Limit: 64, Text: "≤ 64 PUT per GiB"}},
-		Note: fmt.Sprintf("the PUTs under segments/ that the archiver sent to MinIO while catching up (counted by the proxy), per GiB of WAL; "+
-			"besides them each start of the archiver made %s other PUTs (its probe of the store's conditional writes, and the manifest), which do not grow with the WAL. "+
-			"Requests of the first run by key prefix: %s.", report.Of(otherPuts), countsList(runs[0].minio.requests))})
+		Note: fmt.Sprintf("the PUTs under segments/ that the archiver sent to MinIO while catching up (counted by the proxy), but the last one, per GiB of WAL: "+
+			"--segment-size counts the bytes of batches before compression, so while it catches up the archiver seals a segment every 16 MiB of WAL (64 per GiB), "+
+			"and the backlog (%s MB) ends in a part of a segment, sealed by age, which is not counted. One PUT more than that fails the goal. "+
+			"While it follows a writer the archiver seals by age instead: see the rows \"Segment PUTs per GiB of WAL, following\". "+
+			"Besides them each start of the archiver made %s other PUTs (its probe of the store's conditional writes, and the manifest), which do not grow with the WAL. "+
+			"Requests of the first run by key prefix: %s.", report.Num(report.Of(wal).Median/1e6), report.Of(otherPuts), countsList(runs[0].minio.requests))})
 	b.add(report.Row{Figure: "Peak RSS, archiver catching up", Unit: "MiB", Value: report.Of(rss),
 		Goals: []report.Goal{{AtMost: true, Limit: 128, Text: "≤ 128 MiB"}},
 		Note:  "VmHWM (read every 20 ms) of every catch-up run above, file:// and MinIO."})
