@@ -56,7 +56,7 @@ func archiveCommand() *cli.Command {
 			fmt.Sprintf(configHelp, "archiver", "db, to", "log-level, log-format, nice and listen") + "\n\n" + exitCodesHelp,
 		Flags: append(sourceFlags(),
 			&cli.StringFlag{Name: "segment-size", Value: "16MiB", EnvVars: []string{"ROCKSTREAM_SEGMENT_SIZE"},
-				Usage: "seal a segment once its batches reach this `SIZE`"},
+				Usage: "seal a segment once its batches reach this `SIZE` (counted before compression)"},
 			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
 				Usage: "seal a segment this long after its first batch: the least that batch waits before its upload; " +
 					"a standby lags by this plus the upload, its --poll and the apply"},
