@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,19 +89,40 @@ func TestRunLag(t *testing.T) {
 	}
 }
 
-// TestRunCanceled checks that a canceled run stops its processes and
-// removes its folder.
+// TestRunCanceled checks that a run canceled in the middle of a group
+// (while the archiver runs) fails, stops its processes and removes its
+// folder. It cancels when the run reports that it is archiving, not after
+// a time: a fast machine finishes a tiny run in seconds.
 func TestRunCanceled(t *testing.T) {
 	cfg := tiny(t, "restore")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var log strings.Builder
+	cfg.Log = cancelOn{w: &log, marker: "archiving it", cancel: cancel}
 	if _, err := Run(ctx, cfg); err == nil {
-		t.Fatal("a run canceled after 3 s succeeded")
+		t.Fatalf("a run canceled while archiving succeeded; its log:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "archiving it") {
+		t.Fatalf("the run never reached the point where it is canceled; its log:\n%s", log.String())
 	}
 	left, _ := os.ReadDir(cfg.WorkDir)
 	if len(left) != 0 {
 		t.Fatalf("the work folder holds %d entries after a canceled run", len(left))
 	}
+}
+
+// cancelOn writes to w and calls cancel once a write holds marker.
+type cancelOn struct {
+	w      io.Writer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.marker) {
+		c.cancel()
+	}
+	return c.w.Write(p)
 }
 
 func checkRows(t *testing.T, doc *report.Doc, want []string) {
