@@ -346,36 +346,55 @@ func restoreFromStore(t *testing.T, s objstore.Store, opts Options) (string, Res
 	return restoreFrom(t, s, opts)
 }
 
-// TestRestoreWarnsOfLeftovers: the folders an interrupted restore leaves
-// beside DIR (kill -9 gives no chance to clean up) are named in a warning
-// and never deleted: an ".old-" folder holds what DIR held before --force.
-func TestRestoreWarnsOfLeftovers(t *testing.T) {
+// TestRestoreLeftovers: of the folders that interrupted restores leave
+// beside DIR (kill -9 gives no chance to clean up), a temporary folder
+// whose lock nobody holds is removed; one whose lock is held (a restore
+// running) is kept; a legacy temporary folder and an ".old-" folder (what
+// DIR held before --force) are named in a warning and kept; another
+// destination's folders are not looked at.
+func TestRestoreLeftovers(t *testing.T) {
 	a := sharedArchive(t)
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "db")
 	oldDir := filepath.Join(parent, ".db.old-123")
-	tmpDir := filepath.Join(parent, ".db.restore-456")
-	other := filepath.Join(parent, ".dbx.restore-789") // another destination's
-	for _, d := range []string{oldDir, tmpDir, other} {
+	legacy := filepath.Join(parent, ".db.restore-456")
+	abandoned := filepath.Join(parent, ".db.restoring-111")
+	busy := filepath.Join(parent, ".db.restoring-222")
+	other := filepath.Join(parent, ".dbx.restoring-789") // another destination's
+	for _, d := range []string{oldDir, legacy, abandoned, busy, other} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	lock, err := tryLock(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
 	var logs strings.Builder
 	opts := Options{Dir: dir, ToSeq: seqp(a.bases[0]), Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	if _, err := Run(context.Background(), fileStore(t, a.bucket), opts); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
-	for _, d := range []string{oldDir, tmpDir} {
+	for _, d := range []string{oldDir, legacy, busy, abandoned} {
 		if !strings.Contains(logs.String(), d) {
-			t.Errorf("no warning names %s; logs:\n%s", d, logs.String())
+			t.Errorf("no log line names %s; logs:\n%s", d, logs.String())
 		}
+	}
+	for _, d := range []string{oldDir, legacy, busy, other} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("the restore removed %s: %v", d, err)
 		}
 	}
+	if _, err := os.Stat(abandoned); !os.IsNotExist(err) {
+		t.Errorf("the abandoned temporary folder %s is still there: %v", abandoned, err)
+	}
 	if strings.Contains(logs.String(), other) {
-		t.Errorf("the warning names another destination's folder %s", other)
+		t.Errorf("the logs name another destination's folder %s", other)
+	}
+	left, _ := filepath.Glob(filepath.Join(parent, ".db.restoring-*"))
+	if len(left) != 1 || left[0] != busy {
+		t.Errorf("temporary folders after the restore: %v, want only %s (the restore's own must be gone)", left, busy)
 	}
 }
 

@@ -18,6 +18,7 @@ type dest struct {
 	dir    string // absolute
 	parent string
 	name   string
+	lock   *os.File // the lock of the temporary folder, while it exists
 }
 
 // checkDest checks, before anything is downloaded, that dir can receive a
@@ -83,37 +84,103 @@ func emptyDir(dir string) (bool, error) {
 	return false, err
 }
 
-// warnLeftovers names the folders that an interrupted restore into the
+// Prefixes of the folders a restore makes beside its destination.
+const (
+	// tempPrefix names the temporary folder of a restore: the restore holds
+	// an exclusive flock(2) on it while it runs, so that a later restore
+	// can tell a folder left by a killed one (no lock) from one in use.
+	tempPrefix = ".restoring-"
+	// legacyTempPrefix named it before the lock existed: such a folder
+	// cannot be told from one in use by an older build, so it is only
+	// named in a warning.
+	legacyTempPrefix = ".restore-"
+	// oldPrefix names what DIR held before a --force restore, moved aside
+	// until the new contents are in place.
+	oldPrefix = ".old-"
+)
+
+// cleanLeftovers deals with the folders that interrupted restores into the
 // same destination left beside it (a kill -9 gives no chance to clean up).
-// They are never deleted here: another restore may be running, and an
-// ".old-" folder holds what DIR held before a --force restore.
-func (d *dest) warnLeftovers(log *slog.Logger) {
+// A temporary folder whose lock nobody holds is removed: its restore is
+// gone. One that is locked belongs to a restore that is running, and is
+// left alone. An ".old-" folder holds what DIR held before a --force
+// restore and a legacy temporary folder may be in use by an older build:
+// those are never deleted here, only named in a warning.
+func (d *dest) cleanLeftovers(log *slog.Logger) {
 	entries, err := os.ReadDir(d.parent)
 	if err != nil {
 		return
 	}
-	kinds := []struct{ prefix, what string }{
-		{"." + d.name + ".restore-", "the temporary folder of an interrupted restore; delete it once no restore into this folder runs"},
-		{"." + d.name + ".old-", "the previous contents of the destination, moved aside by an interrupted --force restore; check it before you delete it"},
-	}
 	for _, e := range entries {
-		for _, k := range kinds {
-			if e.IsDir() && strings.HasPrefix(e.Name(), k.prefix) {
-				log.Warn("a folder left by an earlier restore is beside the destination",
-					"folder", filepath.Join(d.parent, e.Name()), "what", k.what)
-			}
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "."+d.name+".") {
+			continue
+		}
+		path := filepath.Join(d.parent, e.Name())
+		switch rest := strings.TrimPrefix(e.Name(), "."+d.name); {
+		case strings.HasPrefix(rest, tempPrefix):
+			removeAbandoned(path, log)
+		case strings.HasPrefix(rest, legacyTempPrefix):
+			log.Warn("a folder left by an earlier restore is beside the destination", "folder", path,
+				"what", "the temporary folder of an interrupted restore by an older build; delete it once no restore into this folder runs")
+		case strings.HasPrefix(rest, oldPrefix):
+			log.Warn("a folder left by an earlier restore is beside the destination", "folder", path,
+				"what", "the previous contents of the destination, moved aside by an interrupted --force restore; check it before you delete it")
 		}
 	}
 }
 
+// CleanLeftovers does for the destination dir what a restore into it
+// does first: it removes the temporary folders that killed restores left
+// beside it and warns of the folders it cannot judge (see Run). A
+// standby calls it at every start, not only when it bootstraps.
+func CleanLeftovers(dir string, log *slog.Logger) {
+	abs, err := filepath.Abs(dir)
+	if err != nil || filepath.Dir(abs) == abs {
+		return
+	}
+	d := &dest{dir: abs, parent: filepath.Dir(abs), name: filepath.Base(abs)}
+	d.cleanLeftovers(log)
+}
+
+// removeAbandoned removes the temporary folder of a restore that no longer
+// runs (nobody holds its lock).
+func removeAbandoned(path string, log *slog.Logger) {
+	lock, err := tryLock(path)
+	if err != nil {
+		log.Info("a restore into the same folder is running; its temporary folder is left alone", "folder", path, "error", err)
+		return
+	}
+	defer lock.Close()
+	if err := os.RemoveAll(path); err != nil {
+		log.Warn("cannot remove the temporary folder of an interrupted restore", "folder", path, "error", err)
+		return
+	}
+	log.Info("removed the temporary folder of an interrupted restore", "folder", path)
+}
+
+// tryLock takes an exclusive flock(2) on the folder dir without waiting:
+// the lock lasts until the returned file is closed or its process ends.
+func tryLock(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
 // temp makes the temporary folder beside the destination, and the
 // destination's missing parents: only once the restore has a plan, so
-// that a refused restore creates no folder.
+// that a refused restore creates no folder. The folder is locked until
+// unlock.
 func (d *dest) temp() (string, error) {
 	if err := os.MkdirAll(d.parent, 0o755); err != nil {
 		return "", fmt.Errorf("destination %s: %w", d.dir, err)
 	}
-	tmp, err := os.MkdirTemp(d.parent, "."+d.name+".restore-")
+	tmp, err := os.MkdirTemp(d.parent, "."+d.name+tempPrefix)
 	if err != nil {
 		return "", fmt.Errorf("make a temporary folder beside %s: %w", d.dir, err)
 	}
@@ -121,7 +188,20 @@ func (d *dest) temp() (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("make a temporary folder beside %s: %w", d.dir, err)
 	}
+	if d.lock, err = tryLock(tmp); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("make a temporary folder beside %s: %w", d.dir, err)
+	}
 	return tmp, nil
+}
+
+// unlock releases the lock of the temporary folder (once it is installed
+// or removed).
+func (d *dest) unlock() {
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
 }
 
 // install renames tmp into place. A destination that holds files (with
@@ -148,7 +228,7 @@ func (d *dest) install(tmp string, force bool, log *slog.Logger) error {
 
 // replace swaps a full destination for tmp.
 func (d *dest) replace(tmp string, log *slog.Logger) error {
-	old, err := os.MkdirTemp(d.parent, "."+d.name+".old-")
+	old, err := os.MkdirTemp(d.parent, "."+d.name+oldPrefix)
 	if err != nil {
 		return fmt.Errorf("make room beside %s: %w", d.dir, err)
 	}

@@ -107,7 +107,7 @@ func Run(ctx context.Context, store objstore.Store, opts Options) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	dst.warnLeftovers(opts.Logger)
+	dst.cleanLeftovers(opts.Logger)
 	c, err := catalog.Load(ctx, store)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore from %s: %w", store, err)
@@ -128,6 +128,7 @@ func restorePlan(ctx context.Context, store objstore.Store, c *catalog.Catalog, 
 	if err != nil {
 		return Result{}, err
 	}
+	defer dst.unlock()
 	res, err := build(ctx, store, c, plan, tmp, opts)
 	if err == nil && opts.BeforeInstall != nil {
 		err = opts.BeforeInstall(tmp, res)

@@ -247,6 +247,7 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 // archive's database, and returns the timeline to follow.
 func (s *Standby) prepare(ctx context.Context) (uint32, error) {
 	dir := s.opts.Dir
+	restore.CleanLeftovers(dir, s.log)
 	empty, err := isEmpty(dir)
 	if err != nil {
 		return 0, err

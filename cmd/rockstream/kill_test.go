@@ -260,6 +260,9 @@ func TestStandbyKill9(t *testing.T) {
 	if code := p.stop(t); code != exitOK {
 		t.Fatalf("SIGTERM: exit %d\n%s", code, p.out)
 	}
+	if l := bootstrapFolders(t, dir); len(l) != 0 {
+		t.Fatalf("the temporary folders of killed bootstraps are still there after a standby ran: %v", l)
+	}
 	got, gotSeq := testdb.Digest(t, dir)
 	if gotSeq != wantSeq {
 		t.Fatalf("the standby is at %d, the source at %d", gotSeq, wantSeq)
@@ -270,10 +273,10 @@ func TestStandbyKill9(t *testing.T) {
 }
 
 // bootstrapFolders lists the temporary folders of the bootstraps into dir
-// (restore's .NAME.restore-* beside it).
+// (restore's .NAME.restoring-* beside it).
 func bootstrapFolders(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".restore-*"))
+	m, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".restoring-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
