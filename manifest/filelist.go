@@ -42,7 +42,7 @@ type File struct {
 // ParseFileList decodes and validates a files.json.
 func ParseFileList(data []byte) (*FileList, error) {
 	var fl FileList
-	if err := decodeStrict(data, MaxFileListSize, &fl); err != nil {
+	if err := decodeStrict(data, MaxFileListSize, Format, &fl); err != nil {
 		return nil, err
 	}
 	if err := fl.Validate(); err != nil {

@@ -113,7 +113,7 @@ func TestGoldenFileList(t *testing.T) {
 // hostile maps each file of testdata/manifest/hostile to what its error
 // must mention (the bad field).
 var hostile = map[string]string{
-	"manifest-format-2":                    "version 2 is not supported",
+	"manifest-format-3":                    "version 3 is not supported",
 	"manifest-format-missing":              "invalid format: missing",
 	"manifest-format-string":               "invalid format",
 	"manifest-dotdot-key":                  "bases[0].file_list",
@@ -262,4 +262,26 @@ func TestValidationErrorField(t *testing.T) {
 	if want := "invalid holes[0].from: from 3500 is after to 3001"; ve.Error() != want {
 		t.Errorf("message = %q", ve.Error())
 	}
+}
+
+// TestGoldenManifestCFChanges pins the fields of column family changes:
+// the golden file must decode to these values and encode back to the same
+// bytes. A manifest without changes has no such field (TestGoldenManifest),
+// so that older builds read it.
+func TestGoldenManifestCFChanges(t *testing.T) {
+	data := readGolden(t, "manifest-cfchanges.json")
+	m, err := manifest.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []manifest.ColumnFamilyChange{
+		{Timeline: 1, After: 1500, Op: manifest.CFCreate, ID: 3, Name: "roomid_pduleaves",
+			Options:  "compaction_style=kCompactionStyleUniversal;write_buffer_size=4194304;merge_operator=nullptr",
+			Detected: date("2025-03-01T11:00:00Z")},
+		{Timeline: 2, After: 6200, Op: manifest.CFDrop, ID: 3, Name: "roomid_pduleaves", Detected: date("2025-03-04T01:00:00Z")},
+	}
+	if !reflect.DeepEqual(m.ColumnFamilyChanges, want) {
+		t.Fatalf("golden changes decode to\n%+v\nwant\n%+v", m.ColumnFamilyChanges, want)
+	}
+	assertEncodesTo(t, context.Background(), m, data)
 }

@@ -17,9 +17,15 @@ import (
 // Limits of the format. A manifest or file list beyond them is refused as
 // hostile or broken.
 const (
-	// Format is the version of manifest.json and files.json that this
-	// package reads and writes.
+	// Format is the version of files.json and the prune records, and of a
+	// manifest.json without column family changes, that this package reads
+	// and writes.
 	Format = 1
+	// FormatCFChanges is the version of a manifest.json that records
+	// column family changes: builds that predate them refuse it by its
+	// version (a manifest without changes stays at Format, readable by
+	// them). This package reads both.
+	FormatCFChanges = 2
 	// MaxSequence is the largest RocksDB sequence number (2^56-1).
 	MaxSequence = 1<<56 - 1
 	// MaxFileSize is the largest size of one file of a base (16 TiB).
@@ -58,6 +64,12 @@ type Manifest struct {
 	Bases []Base `json:"bases"`
 	// Holes are the ranges of sequences known to be missing.
 	Holes []Hole `json:"holes"`
+	// ColumnFamilyChanges are the column families created and dropped
+	// while the database was archived, in the order they were recorded.
+	// Absent when there are none, so that builds that predate them (which
+	// refuse unknown fields) still read such an archive, and refuse one
+	// that has them rather than restore it without them.
+	ColumnFamilyChanges []ColumnFamilyChange `json:"column_family_changes,omitempty"`
 	// Writer is the archiver allowed to add segments, or nil when none is.
 	Writer *Writer `json:"writer,omitempty"`
 }
@@ -176,7 +188,7 @@ func (m *Manifest) nextTimelineID() uint32 {
 // Parse decodes and validates manifest.json.
 func Parse(data []byte) (*Manifest, error) {
 	var m Manifest
-	if err := decodeStrict(data, MaxManifestSize, &m); err != nil {
+	if err := decodeStrict(data, MaxManifestSize, FormatCFChanges, &m); err != nil {
 		return nil, err
 	}
 	if err := m.Validate(); err != nil {
@@ -197,6 +209,13 @@ func (m *Manifest) encode() ([]byte, error) {
 	return marshal(&c)
 }
 
+// AddCFChange records a column family change, and raises the manifest's
+// format to FormatCFChanges, which builds that predate changes refuse.
+func (m *Manifest) AddCFChange(c ColumnFamilyChange) {
+	m.ColumnFamilyChanges = append(m.ColumnFamilyChanges, c)
+	m.Format = max(m.Format, FormatCFChanges)
+}
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -214,11 +233,11 @@ func marshal(v any) ([]byte, error) {
 
 // decodeStrict decodes one JSON object into v after checking its format
 // version; unknown fields and trailing data are refused.
-func decodeStrict(data []byte, limit int, v any) error {
+func decodeStrict(data []byte, limit int, newest int64, v any) error {
 	if len(data) > limit {
 		return invalid("size", "%d bytes, more than %d", len(data), limit)
 	}
-	if err := checkFormat(data); err != nil {
+	if err := checkFormat(data, newest); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -233,8 +252,9 @@ func decodeStrict(data []byte, limit int, v any) error {
 }
 
 // checkFormat reads only the "format" field, so that a document of another
-// version is refused by its version rather than by a field it adds.
-func checkFormat(data []byte) error {
+// version is refused by its version rather than by a field it adds: the
+// versions from Format to newest are read.
+func checkFormat(data []byte, newest int64) error {
 	var head struct {
 		Format *int64 `json:"format"`
 	}
@@ -244,10 +264,17 @@ func checkFormat(data []byte) error {
 	switch {
 	case head.Format == nil:
 		return invalid("format", "missing")
-	case *head.Format != Format:
-		return invalid("format", "version %d is not supported: this rockstream reads format %d (upgrade it?)", *head.Format, Format)
+	case *head.Format < Format || *head.Format > newest:
+		return invalid("format", "version %d is not supported: this rockstream reads %s (upgrade it?)", *head.Format, formatsText(newest))
 	}
 	return nil
+}
+
+func formatsText(newest int64) string {
+	if newest == Format {
+		return fmt.Sprintf("format %d", Format)
+	}
+	return fmt.Sprintf("formats %d to %d", Format, newest)
 }
 
 func jsonError(err error) error {

@@ -57,7 +57,7 @@ type PruneObject struct {
 // ParsePruneRecord decodes and validates a pending record.
 func ParsePruneRecord(data []byte) (*PruneRecord, error) {
 	var r PruneRecord
-	if err := decodeStrict(data, MaxPruneRecordSize, &r); err != nil {
+	if err := decodeStrict(data, MaxPruneRecordSize, Format, &r); err != nil {
 		return nil, err
 	}
 	if err := r.Validate(); err != nil {

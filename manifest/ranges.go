@@ -50,6 +50,9 @@ type Plan struct {
 	Target   uint64
 	Base     Base
 	Steps    []Step
+	// CFChanges are the column families created or dropped between the
+	// base and the target, in order (see ColumnFamilyChange).
+	CFChanges []ColumnFamilyChange
 }
 
 // Step is one segment of a restore plan. The restore applies the segment's
@@ -102,7 +105,8 @@ func PlanRestore(m *Manifest, segs map[uint32][]Segment, tl uint32, target uint6
 	if err != nil {
 		return nil, fmt.Errorf("plan restore to %d on timeline %d: %w", target, tl, err)
 	}
-	return &Plan{Timeline: tl, Target: target, Base: best.base, Steps: steps}, nil
+	changes := m.CFChangesBetween(m.Lineage(tl), best.base.Sequence, target)
+	return &Plan{Timeline: tl, Target: target, Base: best.base, Steps: steps, CFChanges: changes}, nil
 }
 
 // history is a manifest with the segments of its timelines, indexed.

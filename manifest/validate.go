@@ -32,12 +32,15 @@ func (m *Manifest) Validate() error {
 	if err := m.checkHoles(tls); err != nil {
 		return err
 	}
+	if err := m.checkCFChanges(tls); err != nil {
+		return err
+	}
 	return m.checkWriter(tls)
 }
 
 func (m *Manifest) checkHeader() error {
-	if m.Format != Format {
-		return invalid("format", "version %d is not supported: this rockstream reads format %d", m.Format, Format)
+	if m.Format != Format && m.Format != FormatCFChanges {
+		return invalid("format", "version %d is not supported: this rockstream reads %s", m.Format, formatsText(FormatCFChanges))
 	}
 	if err := checkText("identity", m.Identity, 1, maxIdentityLen); err != nil {
 		return err
