@@ -191,11 +191,19 @@ func TestFaultyStore(t *testing.T) {
 	sbFS.Add(faultstore.Rule{Op: faultstore.List, Every: 2, Err: storeFault("list", "api error SlowDown (503)")})
 	sbFS.Latency("", 2*time.Millisecond)
 
+	// Write at least the batches, and on until two more bases have been
+	// committed while the faults are on: a base counted before they start
+	// would show nothing about bases under faults.
 	batches := testenv.Scale(3000, 30000)
-	for i := 0; i < batches; i += 30 {
+	basesBefore := arch.a.Stats().Bases
+	for i := 0; i < batches || arch.a.Stats().Bases < basesBefore+2; i += 30 {
+		if i > 100*batches {
+			t.Fatalf("%d batches written and %d bases committed under faults, want 2", i, arch.a.Stats().Bases-basesBefore)
+		}
 		w.write(t, 30)
 		time.Sleep(10 * time.Millisecond)
 	}
+	basesUnderFaults := arch.a.Stats().Bases - basesBefore
 	latest := w.db.GetLatestSequenceNumber()
 	waitUntilT(t, "the archive to catch up", func() bool { return archivedTo(t, direct, 1) == latest })
 	waitUntilT(t, "the standby to catch up", func() bool { return sb.sb.Status().Applied == latest })
@@ -233,7 +241,7 @@ func TestFaultyStore(t *testing.T) {
 			t.Errorf("no %s were injected: the test shows nothing about them", what)
 		}
 	}
-	t.Logf("%d batches through %d proxy faults (%d 503, %d 500, %d resets before, %d after the server applied the request) and %d store faults; archiver retries %d and %d bases, standby errors %d; archive, standby and restore equal the source, verify OK",
+	t.Logf("%d batches through %d proxy faults (%d 503, %d 500, %d resets before, %d after the server applied the request) and %d store faults; archiver retries %d and %d bases (%d under faults), standby errors %d; archive, standby and restore equal the source, verify OK",
 		n, proxy.Injected(), proxy.SlowDowns.Load(), proxy.Internals.Load(), proxy.ResetsBefore.Load(), proxy.ResetsAfter.Load(),
-		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, st.Errors)
+		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, basesUnderFaults, st.Errors)
 }
