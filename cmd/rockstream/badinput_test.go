@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,6 +47,8 @@ type badEnv struct {
 	targets       string // a folder for the targets that the rows name (and must not create)
 	noBucket      string // a URL of a bucket that does not exist
 	down          string // a URL of an endpoint where nothing listens
+	root          string // the test's whole work folder: every folder above is in it
+	cwd, tmp      string // the rows' working folder and TMPDIR, in root
 	srv           *miniotest.Server
 }
 
@@ -69,6 +70,15 @@ func newBadEnv(t *testing.T) *badEnv {
 	e.noBucket = "s3://no-such-bucket-rs/db?endpoint=" + srv.Endpoint
 	e.down = "s3://" + e.s3 + "/db?endpoint=http://127.0.0.1:1"
 	e.targets = filepath.Join(t.TempDir(), "targets")
+	e.cwd, e.tmp = t.TempDir(), t.TempDir()
+	// t.TempDir gives folders of one parent: the rows must leave all of it
+	// as it was, the folders they name and any other.
+	e.root = filepath.Dir(e.notDB)
+	for _, d := range []string{file, e.full, e.empty, e.other, e.targets, e.cwd, e.tmp} {
+		if !strings.HasPrefix(d, e.root+string(filepath.Separator)) {
+			t.Fatalf("%s is not in the test's work folder %s", d, e.root)
+		}
+	}
 	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
 	return e
@@ -245,7 +255,7 @@ func TestBadInputEveryCommand(t *testing.T) {
 // nothing was written.
 func (e *badEnv) run(t *testing.T, r badRow) {
 	before := e.snapshot(t)
-	p := startCLI(t, r.env, r.args...)
+	p := startCLIIn(t, e.cwd, append([]string{"TMPDIR=" + e.tmp}, r.env...), r.args...)
 	code := p.wait(t, time.Minute)
 	out := p.out.String()
 	if code != r.code {
@@ -264,31 +274,38 @@ func (e *badEnv) run(t *testing.T, r badRow) {
 	}
 }
 
-// snapshot describes everything the rows must leave alone: the file
-// archive (without the file store's own lock and temporary files), the
-// databases, the folders, the targets and the MinIO bucket.
+// snapshot describes everything the rows must leave alone: the test's
+// whole work folder (the file archive without the file store's own lock
+// and temporary files, the databases, the folders, the targets, the rows'
+// working folder and TMPDIR) and every bucket of the MinIO server with
+// its objects (a row must not create a bucket either).
 func (e *badEnv) snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	for _, dir := range []string{e.file, e.db, e.other, e.notDB, e.full, e.empty, e.targets} {
-		if _, err := os.Stat(dir); err != nil {
-			fmt.Fprintf(&b, "%s: %v\n", dir, os.IsNotExist(err))
-			continue
-		}
-		for _, line := range strings.Split(treeOf(t, dir), "\n") {
-			if !strings.Contains(line, "/.objstore/") {
-				b.WriteString(line + "\n")
-			}
+	for _, line := range strings.Split(treeOf(t, e.root), "\n") {
+		if !strings.Contains(line, "/.objstore/") {
+			b.WriteString(line + "\n")
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := e.srv.Client(miniotest.AccessKey, miniotest.SecretKey).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(e.s3)})
+	c := e.srv.Client(miniotest.AccessKey, miniotest.SecretKey)
+	buckets, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range out.Contents {
-		fmt.Fprintf(&b, "s3 %s %s\n", aws.ToString(o.Key), aws.ToString(o.ETag))
+	for _, bk := range buckets.Buckets {
+		fmt.Fprintf(&b, "bucket %s\n", aws.ToString(bk.Name))
+		p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: bk.Name})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range out.Contents {
+				fmt.Fprintf(&b, "s3 %s/%s %s\n", aws.ToString(bk.Name), aws.ToString(o.Key), aws.ToString(o.ETag))
+			}
+		}
 	}
 	return b.String()
 }

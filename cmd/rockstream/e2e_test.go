@@ -41,7 +41,14 @@ type proc struct {
 
 func startCLI(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	return startCLIIn(t, "", env, args...)
+}
+
+// startCLIIn is startCLI with the working folder dir ("" for the test's).
+func startCLIIn(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "ROCKSTREAM_TEST_MAIN=1"), env...)
 	p := &proc{cmd: cmd, out: new(bytes.Buffer), err: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
