@@ -118,8 +118,11 @@ type Options struct {
 	// RetryMax bounds the wait between two tries of an upload, and is the
 	// wait before a failed base is tried again (default 30s).
 	RetryMax time.Duration
-	// DrainTimeout bounds the upload of what was read after a stop
-	// (default 2m).
+	// DrainTimeout bounds a stop: from the moment the archiver sees it,
+	// sealing what was read, waiting for room in a full queue and the
+	// uploads all share this one deadline (default 60s, inside a service
+	// manager's usual stop timeout of 90s). What is not uploaded by then
+	// stays in the WAL and is archived at the next start.
 	DrainTimeout time.Duration
 	// SummaryEvery is the interval of the summary line logged at info:
 	// what was archived since the last one, the position and the lag
@@ -167,7 +170,7 @@ func (o *Options) defaults() error {
 	def(&o.BaseInterval, 24*time.Hour)
 	def(&o.FenceCheck, 10*time.Second)
 	def(&o.RetryMax, 30*time.Second)
-	def(&o.DrainTimeout, 2*time.Minute)
+	def(&o.DrainTimeout, time.Minute)
 	if o.SummaryEvery == 0 {
 		o.SummaryEvery = time.Minute
 	}
@@ -213,8 +216,9 @@ type Archiver struct {
 	stats    Stats
 	summed   Stats // the stats at the last summary line
 	lastBase time.Time
-	walBytes int64 // batch bytes since the last base
-	lastSize int   // bytes of the last segment sealed: the next one's likely size
+	walBytes int64     // batch bytes since the last base
+	lastSize int       // bytes of the last segment sealed: the next one's likely size
+	stopBy   time.Time // when a stop must be over (set when Run sees the stop)
 	// behind is true from the start of Run until a segment is sealed by its
 	// age rather than its size: the archiver is catching up, or the writer
 	// fills segments faster than SegmentAge. Then segments compress their
@@ -231,6 +235,7 @@ type Archiver struct {
 type Stats struct {
 	Timeline    uint32
 	Segments    int64 // segments uploaded: one PUT each that succeeded
+	Sealed      int64 // segments sealed and handed to the uploader
 	Batches     int64
 	BatchBytes  int64 // uncompressed WAL bytes
 	UploadBytes int64 // segment bytes uploaded

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"strings"
@@ -176,4 +177,52 @@ func putForeignSegment(t *testing.T, s objstore.Store, tl uint32, bs []segments.
 	if _, err := s.Put(context.Background(), manifest.SegmentKey(tl, bs[0].Seq), &buf, int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStopWithFullQueueOneDeadline: a stop while segment uploads hang and
+// the queue is full ends after one DrainTimeout (the seal's wait for room
+// and the drain share the stop's deadline), says how many segments it
+// left, and the restart archives them from the WAL. Before, each wait had
+// a DrainTimeout of its own: at least two of them.
+func TestStopWithFullQueueOneDeadline(t *testing.T) {
+	fs := faultstore.New(newStore(t))
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(12))
+	src.write(rng, 20)
+	opts := testOptions(t, "w")
+	opts.DrainTimeout = 4 * time.Second
+	opts.Queue = 1
+	r := start(t, src, fs, opts)
+	waitFor(t, "the first base", func() bool { return r.a.Stats().Bases == 1 })
+	fs.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: "segments/", Delay: time.Hour})
+	// One segment hangs in its upload, the next waits in the queue (room
+	// for one), and the batches of a third are read: the stop must seal it
+	// into a full queue.
+	sealed, puts := r.a.Stats().Sealed, fs.Calls(faultstore.Put)
+	for i, want := range []int64{sealed + 1, sealed + 2} {
+		src.write(rng, 1)
+		waitFor(t, fmt.Sprintf("segment %d to be sealed", i+1), func() bool { return r.a.Stats().Sealed >= want })
+	}
+	waitFor(t, "the first segment's upload to hang", func() bool { return fs.Calls(faultstore.Put) > puts })
+	src.write(rng, 1)
+	waitFor(t, "the last batch to be read", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	began := time.Now()
+	err := r.stop(t)
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "sealed segments not uploaded") {
+		t.Fatalf("the stop with hanging uploads returned %v, want it to say what it left", err)
+	}
+	// The old code waited DrainTimeout for room, then DrainTimeout for the
+	// drain: at least 2x. One deadline ends the stop near 1x.
+	if took >= 2*opts.DrainTimeout {
+		t.Fatalf("the stop took %v with DrainTimeout %v: more than one deadline", took, opts.DrainTimeout)
+	}
+	fs.Reset()
+	r = start(t, src, fs, opts)
+	waitFor(t, "the restart to catch up", func() bool { return bucketEnd(t, fs, 1) == src.lastSeq()+1 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	sameBatches(t, archived(t, fs, 1), src.since(firstBase(t, fs, 1).Sequence))
+	t.Logf("stop with hanging uploads and a full queue: %v (DrainTimeout %v): %v", took.Round(time.Millisecond), opts.DrainTimeout, err)
 }

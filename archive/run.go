@@ -92,8 +92,8 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 	a.behind = true // until a segment is sealed by its age
 	for {
 		if ctx.Err() != nil {
-			// Stopping: the last segment is queued with the drain's time.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
+			// Stopping: the last segment is queued before the stop's deadline.
+			dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), a.stopDeadline())
 			defer cancel()
 			return a.seal(dctx, cur, up, true)
 		}
@@ -233,6 +233,7 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),
 	}
+	a.count(func(s *Stats) { s.Sealed++ })
 	return up.queue(ctx, s)
 }
 

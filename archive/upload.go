@@ -67,16 +67,16 @@ func (u *uploader) queue(ctx context.Context, s *sealed) error {
 		return u.failed()
 	case <-ctx.Done():
 	}
-	// Stopping with a full queue: wait for room as long as a drain may
-	// take. Past that, this segment and every later one stay unuploaded
-	// (counted in left), so the chain has no gap; the next start reads
-	// them from the WAL again.
+	// Stopping with a full queue: wait for room until the stop's
+	// deadline. Past that, this segment and every later one stay
+	// unuploaded (counted in left), so the chain has no gap; the next
+	// start reads them from the WAL again.
 	select {
 	case u.ch <- s:
 		return nil
 	case <-u.done:
 		return u.failed()
-	case <-time.After(u.a.opts.DrainTimeout):
+	case <-time.After(time.Until(u.a.stopDeadline())):
 		u.mu.Lock()
 		u.dropping = true
 		u.mu.Unlock()
@@ -220,12 +220,24 @@ func transient(err error) bool {
 	return !errors.As(err, &c)
 }
 
-// drain waits for the queued segments after a stop, up to DrainTimeout.
+// stopDeadline is when a stop must be over: DrainTimeout after the first
+// call, which comes when the archiver sees the stop. Every wait of the
+// stop (room in the queue, the uploads) ends by it, so a stop with a full
+// queue takes DrainTimeout, not one DrainTimeout per wait.
+func (a *Archiver) stopDeadline() time.Time {
+	if a.stopBy.IsZero() {
+		a.stopBy = time.Now().Add(a.opts.DrainTimeout)
+	}
+	return a.stopBy
+}
+
+// drain waits for the queued segments after a stop, up to the stop's
+// deadline.
 func (a *Archiver) drain(u *uploader) error {
 	close(u.ch)
 	select {
 	case <-u.done:
-	case <-time.After(a.opts.DrainTimeout):
+	case <-time.After(time.Until(a.stopDeadline())):
 		u.cancel()
 		<-u.done
 	}
