@@ -160,15 +160,73 @@ func scanWAL(path string, num uint64) (walScan, error) {
 }
 
 // batchSequences is the number of sequence numbers that recovery gives the
-// write batch data when it replays it: for now the count of its header.
+// write batch data when it replays it: the count of its header, less its
+// empty range deletions (begin == end), which recovery's MemTableInserter
+// applies without taking a sequence (db/write_batch.cc, DeleteRangeCF;
+// TestPrimaryEmptyDeleteRange).
 //
-// That is exact for the batches of a plain DB and of a TransactionDB with
-// WRITE_COMMITTED. It is the seam for the batches whose header count is not
-// what they consume (two-phase commit markers with seq_per_batch, the
-// WRITE_PREPARED and WRITE_UNPREPARED policies, where a batch uses one
-// sequence per sub-batch): a tracker of those replaces it.
+// This is exact for the batches of a plain DB and of a TransactionDB with
+// WRITE_COMMITTED, whose 2PC markers take no sequence. It is the seam for
+// the batches whose header count is not what they consume (seq_per_batch:
+// the WRITE_PREPARED and WRITE_UNPREPARED policies, where a batch takes one
+// sequence per sub-batch): a tracker of those replaces it. A batch that
+// cannot be walked (an unknown record type) counts its header's count.
 func batchSequences(data []byte) uint64 {
-	return uint64(binary.LittleEndian.Uint32(data[8:]))
+	count := uint64(binary.LittleEndian.Uint32(data[8:]))
+	empty, ok := emptyRangeDeletions(data)
+	if !ok || empty > count {
+		return count
+	}
+	return count - empty
+}
+
+// walShapes gives, for every WriteBatch record type of RocksDB 7.8
+// (db/dbformat.h, ValueType; ReadRecordFromWriteBatch in
+// db/write_batch.cc), whether a column family id follows its tag and how
+// many length-prefixed slices.
+var walShapes = map[byte]struct {
+	cf     bool
+	slices int
+}{
+	0x00: {false, 1}, 0x01: {false, 2}, 0x02: {false, 2}, 0x03: {false, 1},
+	0x04: {true, 1}, 0x05: {true, 2}, 0x06: {true, 2}, 0x07: {false, 1},
+	0x08: {true, 1}, 0x09: {false, 0}, 0x0A: {false, 1}, 0x0B: {false, 1},
+	0x0C: {false, 1}, 0x0D: {false, 0}, 0x0E: {true, 2}, 0x0F: {false, 2},
+	0x10: {true, 2}, 0x11: {false, 2}, 0x12: {false, 0}, 0x13: {false, 0},
+	0x15: {false, 2}, 0x16: {false, 2}, 0x17: {true, 2},
+}
+
+// emptyRangeDeletions counts the range deletions of a batch whose begin
+// and end are equal (bytewise); ok is false when the batch cannot be walked.
+func emptyRangeDeletions(data []byte) (n uint64, ok bool) {
+	for off := headerSize; off < len(data); {
+		tag := data[off]
+		shape, known := walShapes[tag]
+		if !known {
+			return 0, false
+		}
+		off++
+		if shape.cf {
+			_, w := binary.Uvarint(data[off:])
+			if w <= 0 {
+				return 0, false
+			}
+			off += w
+		}
+		var sl [2][]byte
+		for i := range shape.slices {
+			l, w := binary.Uvarint(data[off:])
+			if w <= 0 || l > uint64(len(data)-off-w) {
+				return 0, false
+			}
+			sl[i] = data[off+w : off+w+int(l)]
+			off += w + int(l)
+		}
+		if (tag == 0x0E || tag == 0x0F) && string(sl[0]) == string(sl[1]) {
+			n++
+		}
+	}
+	return n, true
 }
 
 // sequence is the last sequence that recovery of the checkpoint reaches:
