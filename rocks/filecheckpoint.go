@@ -76,6 +76,10 @@ func CopyCheckpoint(dbDir, walDir, dir string) (CopiedCheckpoint, error) {
 	return res, nil
 }
 
+// afterManifestRead, when set (by tests), runs in each round between the
+// read of the MANIFEST and the links.
+var afterManifestRead func()
+
 // copier is one CopyCheckpoint.
 type copier struct {
 	dbDir, walDir, dir string
@@ -137,6 +141,9 @@ func (c *copier) round() error {
 		return err
 	}
 	m := c.mr.st.manifest(c.mr.name)
+	if afterManifestRead != nil {
+		afterManifestRead()
+	}
 	if err := c.linkLive(m); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package rocks
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linxGnu/grocksdb"
 )
@@ -310,4 +313,99 @@ func TestCheckpointTransactionDB(t *testing.T) {
 		}
 		v.Free()
 	}
+}
+
+// TestCheckpointBusyWriter: db_bench fillrandom at full speed, with small
+// memtables (a WAL switch and a flush every 64 KiB), compactions, WAL
+// retention and several column families, while checkpoints are taken back
+// to back: every one succeeds (files that a compaction deletes under it are
+// found again in the MANIFEST read on) and opens with the database's
+// options at the sequence returned. ROCKSTREAM_LONG=1 takes 100.
+func TestCheckpointBusyWriter(t *testing.T) {
+	bench := requireTool(t, "db_bench")
+	requireTool(t, "ldb")
+	n := 20
+	if os.Getenv("ROCKSTREAM_LONG") == "1" {
+		n = 100
+	}
+	dir := filepath.Join(t.TempDir(), "db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bench, "--benchmarks=fillrandom", "--db="+dir, "--num=100000000",
+		"--write_buffer_size=65536", "--wal_ttl_seconds=3600", "--num_column_families=3",
+		"--value_size=100", "--compression_type=none", "--seed=1", "--threads=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() { cancel(); <-exited }()
+	waitForDatabase(t, dir, exited, &stderr)
+	for !flushed(dir) { // wait for the first flush, so compactions come soon
+		select {
+		case err := <-exited:
+			t.Fatalf("db_bench exited: %v: %s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	src, take := sourceCheckpoint(t, dir)
+	var retries []int
+	var cps []string
+	var seqs []uint64
+	for range n {
+		cp, seq := take()
+		retries = append(retries, src.LastCheckpoint().Retries)
+		cps, seqs = append(cps, cp), append(seqs, seq)
+	}
+	cancel()
+	<-exited
+	exited <- nil
+	for i, cp := range cps {
+		checkOwn(t, cp, seqs[i], nil)
+	}
+	t.Logf("%d checkpoints from seq %d to %d, retries per checkpoint %v", n, seqs[0], seqs[n-1], retries)
+	if seqs[n-1] == seqs[0] {
+		t.Fatal("db_bench wrote nothing during the checkpoints: the test shows nothing")
+	}
+}
+
+// flushed says whether the database in dir has an SST file.
+func flushed(dir string) bool {
+	m, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	return err == nil && len(m) > 0
+}
+
+// TestCheckpointFilesVanish: between the read of the MANIFEST and the
+// links, the writer compacts (the SST files read are deleted) and flushes
+// with WAL retention off (the WAL files read are deleted): the round is
+// taken again with the MANIFEST read on, and the checkpoint is exact.
+func TestCheckpointFilesVanish(t *testing.T) {
+	rng := rand.New(rand.NewPCG(57, 58))
+	w := newOptionsWriter(t, filepath.Join(t.TempDir(), "db"), "write_buffer_size=65536", "a")
+	for range 3 {
+		w.writeRandom(rng, 200)
+		w.flush()
+	}
+	w.writeRandom(rng, 100)
+	rounds := 0
+	afterManifestRead = func() {
+		if rounds++; rounds == 1 {
+			w.writeRandom(rng, 50)
+			w.compact()
+			w.flush()
+		}
+	}
+	defer func() { afterManifestRead = nil }()
+	src, take := sourceCheckpoint(t, w.dir)
+	cp, seq := take()
+	if got := src.LastCheckpoint().Retries; got == 0 {
+		t.Fatalf("no retry after %d rounds: the test shows nothing", rounds)
+	}
+	if seq != w.latest() {
+		t.Fatalf("checkpoint at seq %d, writer at %d", seq, w.latest())
+	}
+	checkOwn(t, cp, seq, liveDigest(t, w))
+	t.Logf("%d retries", src.LastCheckpoint().Retries)
 }
