@@ -16,8 +16,21 @@
 //     the batch at hand.
 //   - FollowerSource: the sidecar archiver's Source (archive.Source) over a
 //     database that another process writes: it reads the batches with a
-//     WALTail and opens a secondary instance (a Follower) only to take a
-//     checkpoint, closing it after.
+//     WALTail and takes a checkpoint with CopyCheckpoint, with no RocksDB
+//     instance at all.
+//   - ReadManifest: the MANIFEST read in plain Go (its log of VersionEdits
+//     applied as RocksDB recovers it): last sequence, live column families
+//     with their SST and blob files, tracked WALs, column family additions
+//     and drops.
+//   - CopyCheckpoint: a checkpoint of a database that another process
+//     writes, made of files: the MANIFEST's bytes up to its last complete
+//     edit, hard links to the SST and blob files it names, the WAL files
+//     that recovery replays or checks (cut at their last complete record),
+//     OPTIONS and IDENTITY. Files that vanish meanwhile (a compaction) make
+//     it read the MANIFEST on and try again. Its sequence is computed in Go:
+//     the MANIFEST's last sequence or the end of the last batch of the WAL
+//     copied, whichever is larger (batchSequences is the seam for batches
+//     whose header count is not what they consume).
 //   - Primary: the archiver's Source (archive.Source) over a database that
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and
@@ -46,6 +59,19 @@
 // # RocksDB 7.8.3 behaviours found while testing
 //
 // These are pinned by tests (names in brackets).
+//
+//   - Debian's RocksDB aborts the process instead of returning an error on
+//     a read-only open of a database whose MANIFEST tracks WALs when the
+//     options do not (db_impl_open.cc:624), on a secondary instance over a
+//     WAL with 2PC markers (write_batch.cc:601), and crashes on a secondary
+//     instance of an integrated BlobDB database. Nothing in the sidecar's
+//     path opens a RocksDB instance any more, and no checkpoint is opened
+//     to learn its sequence [TestCheckpointTrackedWALs,
+//     TestCheckpointTransactionDB, TestCheckpointBlobDB].
+//   - A VersionEdit that adds or drops a column family carries the
+//     MANIFEST's last sequence as of its previous write, which can be
+//     behind the database's (VersionSet::LogAndApplyCFHelper)
+//     [TestReadManifestLdb].
 //
 //   - A checkpoint of a secondary is built from the secondary's view as of
 //     its last catch-up but takes the WAL files live at the time of the
