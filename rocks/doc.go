@@ -68,6 +68,7 @@
 //     path opens a RocksDB instance any more, and no checkpoint is opened
 //     to learn its sequence [TestCheckpointTrackedWALs,
 //     TestCheckpointTransactionDB, TestCheckpointBlobDB].
+//
 //   - A VersionEdit that adds or drops a column family carries the
 //     MANIFEST's last sequence as of its previous write, which can be
 //     behind the database's (VersionSet::LogAndApplyCFHelper)
@@ -80,9 +81,11 @@
 //     Checkpoint detects that and retries after a catch-up
 //     [TestCheckpointArchivedWAL]. A checkpoint's last sequence can be ahead
 //     of the follower's [TestFollowCheckpointApply].
+//
 //   - A secondary does not notice that its database was deleted and created
 //     again in the same directory (db_bench does that); CatchUp compares the
 //     IDENTITY file [TestFollowerReplaced].
+//
 //   - Replaying a batch that holds an empty range deletion (begin == end)
 //     does not count that operation's sequence: a follower, a read-only
 //     open or a restarted writer ends one sequence short when such a batch
@@ -91,15 +94,18 @@
 //     aborts the process (transaction_log_impl.cc: current_last_seq_ <=
 //     LastSequence()) [TestEmptyDeleteRange]. WALTail, which the sidecar
 //     reads with, has no such limit [TestWALTailEmptyDeleteRange].
+//
 //   - A flush that drops the newest entries (a Put and its SingleDelete)
 //     makes the database reopen at an older last sequence
 //     [TestSequenceAfterFlushAndReopen]. Apply reports both as a gap instead
 //     of writing at shifted sequences.
+//
 //   - On a primary (the program's own handle) an empty range deletion is
 //     counted, so reading its batch is safe, but a checkpoint taken while it
 //     is the last batch ends one sequence short, inside that batch; the
 //     Primary then refuses to continue from there
 //     [TestPrimaryEmptyDeleteRange].
+//
 //   - A checkpoint of a primary without a flush leaves out the writes made
 //     without the WAL, and opens at the database's sequence all the same
 //     when logged writes follow them [TestPrimaryCheckpointUnloggedWrites].
@@ -108,6 +114,7 @@
 //     [TestPrimaryCheckpointDroppedEntries]. Primary.Checkpoint flushes only
 //     when the first applies. No checkpoint holds an IDENTITY file;
 //     Primary.Checkpoint copies it.
+//
 //   - RocksDB logs a batch before it decodes it: a malformed batch, a merge
 //     without a merge operator, an unknown column family or a range deletion
 //     that ends before it begins fails after it is in the WAL (and a bad

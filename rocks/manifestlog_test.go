@@ -78,11 +78,26 @@ func parseLdbManifest(t *testing.T, out []byte) ldbManifest {
 func checkManifestWithLdb(t *testing.T, dir string) *Manifest {
 	t.Helper()
 	ldb := requireTool(t, "ldb")
-	got, err := ReadManifest(dir)
-	if err != nil {
-		t.Fatal(err)
+	// The writer's background compactions may go on: compare a state that
+	// stayed the same while ldb read it.
+	var got *Manifest
+	var want ldbManifest
+	for attempt := 0; ; attempt++ {
+		before, err := ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = parseLdbManifest(t, runLdb(t, ldb, "manifest_dump", "--hex", "--db="+dir))
+		if got, err = ReadManifest(dir); err != nil {
+			t.Fatal(err)
+		}
+		if got.Size == before.Size {
+			break
+		}
+		if attempt == 100 {
+			t.Fatal("the manifest changed during each of 100 reads by ldb")
+		}
 	}
-	want := parseLdbManifest(t, runLdb(t, ldb, "manifest_dump", "--hex", "--db="+dir))
 	totals := []uint64{got.NextFileNumber, got.LastSequence, got.PrevLogNumber, uint64(got.MaxColumnFamily), got.MinLogNumberToKeep}
 	// ldb prints the version set's next file number, which recovery sets to
 	// the MANIFEST's plus one (the number of the MANIFEST it writes next).
