@@ -7,8 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
-
-	"github.com/linxGnu/grocksdb"
+	"path/filepath"
 )
 
 // checkpointAttempts bounds the retries of Checkpoint.
@@ -20,8 +19,13 @@ const checkpointAttempts = 5
 //
 // SST files are hard-linked and the live WAL files copied without a flush,
 // so the checkpoint can hold batches that the follower has not caught up
-// to: the sequence returned is read by opening the checkpoint (read-only, as
-// a restore would recover it), and can be ahead of LatestSequence.
+// to: the sequence returned is the one that recovery of the checkpoint
+// reaches, read in Go from its MANIFEST and WAL (checkpointSequence), and
+// can be ahead of LatestSequence.
+//
+// The sidecar (FollowerSource) no longer checkpoints through a secondary:
+// see CopyCheckpoint. A secondary aborts on 2PC markers in the WAL and
+// crashes on an integrated BlobDB database.
 //
 // RocksDB builds the checkpoint from the follower's view as of its last
 // CatchUp, with the WAL files that are live at the time of the call. Two
@@ -57,15 +61,32 @@ func (f *Follower) checkpointFiles(dir string) (err error) {
 	}
 }
 
-// checkpointSequence returns the last sequence of the checkpoint in dir,
-// opened read-only as a restore would recover it (its WAL replayed).
+// checkpointSequence returns the last sequence that recovery of the
+// checkpoint in dir reaches, read in Go (checkpointDirSequence): the larger
+// of its MANIFEST's last sequence and the end of the last complete batch of
+// its WAL files. No RocksDB instance opens it: a read-only open aborts the
+// process when the database tracks WALs in its MANIFEST
+// (track_and_verify_wals_in_manifest) and our options do not
+// (db_impl_open.cc:624, assert(recovery_ctx != nullptr)).
 func checkpointSequence(dir string) (uint64, error) {
-	db, err := OpenReadOnly(dir)
+	m, err := ReadManifest(dir)
 	if err != nil {
 		return 0, fmt.Errorf("rocks: checkpoint %s: %w", dir, err)
 	}
-	defer db.Close()
-	return db.LatestSequence(), nil
+	paths, err := walFiles(dir)
+	if err != nil {
+		return 0, err
+	}
+	seq := m.LastSequence
+	for _, p := range paths {
+		num, _ := walNumber(filepath.Base(p))
+		scan, err := scanWAL(p, num)
+		if err != nil {
+			return 0, fmt.Errorf("rocks: checkpoint %s: %w", dir, err)
+		}
+		seq = max(seq, scan.lastSeq)
+	}
+	return seq, nil
 }
 
 // tryCheckpoint creates a checkpoint and removes it again if it is
@@ -120,27 +141,13 @@ func checkWALCoverage(dir string) error {
 		dir, flushed, first)
 }
 
-// manifestSequence opens dir read-only without its WAL (an empty wal_dir)
-// and returns the last sequence that its MANIFEST records.
+// manifestSequence returns the last sequence that the MANIFEST of the
+// checkpoint in dir records: the point up to which its SST files hold the
+// database, before the WAL is replayed.
 func manifestSequence(dir string) (uint64, error) {
-	noWAL, err := os.MkdirTemp("", "rocks-nowal-")
+	m, err := ReadManifest(dir)
 	if err != nil {
 		return 0, fmt.Errorf("rocks: checkpoint %s: %w", dir, err)
 	}
-	defer os.RemoveAll(noWAL)
-	names, err := listColumnFamilies(dir)
-	if err != nil {
-		return 0, err
-	}
-	opts := newOptions()
-	opts.SetWalDir(noWAL)
-	h, err := openHandle(dir, names, opts, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
-		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
-		return grocksdb.OpenDbForReadOnlyColumnFamilies(o, dir, n, co, false)
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer h.close()
-	return h.latestSequence(), nil
+	return m.LastSequence, nil
 }

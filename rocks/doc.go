@@ -16,8 +16,21 @@
 //     the batch at hand.
 //   - FollowerSource: the sidecar archiver's Source (archive.Source) over a
 //     database that another process writes: it reads the batches with a
-//     WALTail and opens a secondary instance (a Follower) only to take a
-//     checkpoint, closing it after.
+//     WALTail and takes a checkpoint with CopyCheckpoint, with no RocksDB
+//     instance at all.
+//   - ReadManifest: the MANIFEST read in plain Go (its log of VersionEdits
+//     applied as RocksDB recovers it): last sequence, live column families
+//     with their SST and blob files, tracked WALs, column family additions
+//     and drops.
+//   - CopyCheckpoint: a checkpoint of a database that another process
+//     writes, made of files: the MANIFEST's bytes up to its last complete
+//     edit, hard links to the SST and blob files it names, the WAL files
+//     that recovery replays or checks (cut at their last complete record),
+//     OPTIONS and IDENTITY. Files that vanish meanwhile (a compaction) make
+//     it read the MANIFEST on and try again. Its sequence is computed in Go:
+//     the MANIFEST's last sequence or the end of the last batch of the WAL
+//     copied, whichever is larger (batchSequences is the seam for batches
+//     whose header count is not what they consume).
 //   - Primary: the archiver's Source (archive.Source) over a database that
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and
@@ -47,6 +60,20 @@
 //
 // These are pinned by tests (names in brackets).
 //
+//   - Debian's RocksDB aborts the process instead of returning an error on
+//     a read-only open of a database whose MANIFEST tracks WALs when the
+//     options do not (db_impl_open.cc:624), on a secondary instance over a
+//     WAL with 2PC markers (write_batch.cc:601), and crashes on a secondary
+//     instance of an integrated BlobDB database. Nothing in the sidecar's
+//     path opens a RocksDB instance any more, and no checkpoint is opened
+//     to learn its sequence [TestCheckpointTrackedWALs,
+//     TestCheckpointTransactionDB, TestCheckpointBlobDB].
+//
+//   - A VersionEdit that adds or drops a column family carries the
+//     MANIFEST's last sequence as of its previous write, which can be
+//     behind the database's (VersionSet::LogAndApplyCFHelper)
+//     [TestReadManifestLdb].
+//
 //   - A checkpoint of a secondary is built from the secondary's view as of
 //     its last catch-up but takes the WAL files live at the time of the
 //     call, so a WAL file that the writer archived in between is left out
@@ -54,9 +81,11 @@
 //     Checkpoint detects that and retries after a catch-up
 //     [TestCheckpointArchivedWAL]. A checkpoint's last sequence can be ahead
 //     of the follower's [TestFollowCheckpointApply].
+//
 //   - A secondary does not notice that its database was deleted and created
 //     again in the same directory (db_bench does that); CatchUp compares the
 //     IDENTITY file [TestFollowerReplaced].
+//
 //   - Replaying a batch that holds an empty range deletion (begin == end)
 //     does not count that operation's sequence: a follower, a read-only
 //     open or a restarted writer ends one sequence short when such a batch
@@ -65,15 +94,18 @@
 //     aborts the process (transaction_log_impl.cc: current_last_seq_ <=
 //     LastSequence()) [TestEmptyDeleteRange]. WALTail, which the sidecar
 //     reads with, has no such limit [TestWALTailEmptyDeleteRange].
+//
 //   - A flush that drops the newest entries (a Put and its SingleDelete)
 //     makes the database reopen at an older last sequence
 //     [TestSequenceAfterFlushAndReopen]. Apply reports both as a gap instead
 //     of writing at shifted sequences.
+//
 //   - On a primary (the program's own handle) an empty range deletion is
 //     counted, so reading its batch is safe, but a checkpoint taken while it
 //     is the last batch ends one sequence short, inside that batch; the
 //     Primary then refuses to continue from there
 //     [TestPrimaryEmptyDeleteRange].
+//
 //   - A checkpoint of a primary without a flush leaves out the writes made
 //     without the WAL, and opens at the database's sequence all the same
 //     when logged writes follow them [TestPrimaryCheckpointUnloggedWrites].
@@ -82,6 +114,7 @@
 //     [TestPrimaryCheckpointDroppedEntries]. Primary.Checkpoint flushes only
 //     when the first applies. No checkpoint holds an IDENTITY file;
 //     Primary.Checkpoint copies it.
+//
 //   - RocksDB logs a batch before it decodes it: a malformed batch, a merge
 //     without a merge operator, an unknown column family or a range deletion
 //     that ends before it begins fails after it is in the WAL (and a bad

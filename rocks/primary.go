@@ -148,8 +148,9 @@ func (p *Primary) Next() (segments.Batch, bool, error) {
 }
 
 // Checkpoint writes a checkpoint of the database into dir, which must not
-// exist, and returns its last sequence number, read by opening the
-// checkpoint read-only as a restore would recover it.
+// exist, and returns its last sequence number: the one that recovery of the
+// checkpoint reaches, read in Go from its MANIFEST and WAL files
+// (checkpointSequence), never by opening it.
 //
 // It takes RocksDB's checkpoint as the Follower does: SST files
 // hard-linked, the live WAL files copied, no flush, with file deletions held
@@ -204,12 +205,9 @@ func (p *Primary) tryCheckpoint(dir string, flush bool) (seq uint64, err error) 
 	if err := copyDBMeta(p.dir, dir); err != nil {
 		return 0, err
 	}
-	db, err := OpenReadOnly(dir)
-	if err != nil {
-		return 0, fmt.Errorf("rocks: checkpoint %s: %w", dir, err)
+	if seq, err = checkpointSequence(dir); err != nil {
+		return 0, err
 	}
-	seq = db.LatestSequence()
-	db.Close()
 	return seq, p.checkLogged(dir, seq)
 }
 

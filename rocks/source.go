@@ -3,7 +3,10 @@ package rocks
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rockstream/rockstream/archive"
@@ -16,22 +19,21 @@ import (
 //
 // It reads the batches from the WAL files themselves, with a WALTail: no
 // RocksDB instance follows the writer between bases, so following costs
-// neither a replay of every write into memtables nor their memory.
-// A RocksDB secondary instance is opened only for a checkpoint (a base),
-// and closed after it: kept open, it would hold memtables and table
-// readers that nothing uses until the next base (a day, or 4 GiB of WAL,
-// later), and the writer's SST and WAL files that it still has open would
-// stay on disk after the writer deletes them, until its next catch-up. A
-// fresh secondary is also exactly up to date, which a checkpoint needs.
+// neither a replay of every write into memtables nor their memory. A
+// checkpoint (a base) needs no RocksDB instance either: CopyCheckpoint reads
+// the MANIFEST in Go and copies and links the files it names. A RocksDB
+// secondary instance is opened only when Follower asks for one.
 //
 // A FollowerSource is used by one goroutine at a time (the Archiver's).
 type FollowerSource struct {
 	dir, scratch string
+	walDir       string // where its WAL files are: dir, or the wal_dir of its OPTIONS
 	identity     string
 	tail         *WALTail
 	f            *Follower // kept open only once Follower was called
 	checked      time.Time // the last look at IDENTITY
 	now          func() time.Time
+	last         CopiedCheckpoint // what the last Checkpoint copied
 }
 
 var _ archive.Source = (*FollowerSource)(nil)
@@ -42,9 +44,10 @@ var _ archive.Source = (*FollowerSource)(nil)
 // files that never come.
 const identityCheckInterval = time.Second
 
-// NewFollowerSource follows the database in dbDir. scratchDir (created if
-// missing, not shared) holds the files of the secondary instance that
-// Checkpoint opens: its info LOG.
+// NewFollowerSource follows the database in dbDir, its WAL files in the
+// wal_dir that its newest OPTIONS file names (dbDir when none). scratchDir
+// (created if missing, not shared) holds the files of the secondary
+// instance that Follower opens: its info LOG.
 func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
 	identity, err := ReadIdentity(dbDir)
 	if err != nil {
@@ -56,18 +59,23 @@ func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
 	if err := os.MkdirAll(scratchDir, 0o755); err != nil {
 		return nil, fmt.Errorf("rocks: follow %s: %w", dbDir, err)
 	}
-	tail, err := NewWALTail(dbDir)
+	walDir, err := walDirOf(dbDir)
 	if err != nil {
 		return nil, err
 	}
-	return &FollowerSource{dir: dbDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}, nil
+	tail, err := NewWALTail(walDir)
+	if err != nil {
+		return nil, err
+	}
+	return &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}, nil
 }
 
 // Follower returns a secondary instance of the database, for reads: it is
-// opened at the first call and kept until Close, and Checkpoint then uses
-// it (after a CatchUp) instead of opening one of its own. It is nil when
-// the database cannot be opened. Note what an open secondary costs (see
-// FollowerSource).
+// opened at the first call and kept until Close. It is nil when the
+// database cannot be opened. An open secondary holds memtables and table
+// readers, and keeps the writer's deleted files on disk until its next
+// catch-up; it aborts on a TransactionDB's WAL and crashes on an integrated
+// BlobDB database (RocksDB 7.8.3).
 func (s *FollowerSource) Follower() *Follower {
 	if s.f == nil {
 		f, err := OpenFollower(s.dir, s.scratch)
@@ -134,48 +142,50 @@ func forArchive(b Batch, ok bool, err error) (segments.Batch, bool, error) {
 	return segments.Batch{Seq: b.Seq, Count: b.Count, Data: b.Data}, true, nil
 }
 
-// Checkpoint writes a checkpoint into dir, with the database's IDENTITY
-// and newest OPTIONS file, which a secondary's checkpoint lacks. It opens a
-// secondary instance for it (or catches up the one that Follower opened),
-// closes it before it opens the checkpoint to read its last sequence, so
-// that the two replays of the WAL into memtables do not add up, and hands
-// the memory back after each. A database that was replaced is ErrReplaced.
+// Checkpoint writes a checkpoint into dir with CopyCheckpoint: no RocksDB
+// instance at all (a secondary instance aborts on a TransactionDB's 2PC
+// markers and crashes on an integrated BlobDB database; a read-only open
+// aborts on a MANIFEST that tracks WALs), files copied and linked while the
+// writer goes on, and the sequence read in Go. A database that was replaced
+// is ErrReplaced. LastCheckpoint says what the last one copied.
 func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 	if err := s.checkIdentity(); err != nil {
 		return 0, err
 	}
-	if s.f != nil {
-		if err := s.f.CatchUp(); err != nil {
-			return 0, err
-		}
-		if err := s.f.checkpointFiles(dir); err != nil {
-			return 0, err
-		}
-	} else if err := s.checkpointFiles(dir); err != nil {
-		return 0, err
-	}
-	seq, err := checkpointSequence(dir)
-	releaseMemory()
+	res, err := CopyCheckpoint(s.dir, s.walDir, dir)
 	if err != nil {
 		return 0, err
 	}
-	if err := copyDBMeta(s.dir, dir); err != nil {
-		return 0, err
-	}
-	return seq, nil
+	s.last = res
+	return res.Seq, nil
 }
 
-// checkpointFiles writes the checkpoint with a secondary instance of its
-// own, up to date by construction, and closes it.
-func (s *FollowerSource) checkpointFiles(dir string) error {
-	f, err := OpenFollower(s.dir, s.scratch)
+// LastCheckpoint says what the last Checkpoint copied (its retries, WAL
+// files, bytes).
+func (s *FollowerSource) LastCheckpoint() CopiedCheckpoint { return s.last }
+
+// walDirOf returns where the database in dbDir has its WAL files: the
+// wal_dir of its newest OPTIONS file, or dbDir when that is empty. A
+// relative wal_dir (relative to the writer's working directory, which the
+// archiver cannot know) is an error.
+func walDirOf(dbDir string) (string, error) {
+	path, err := newestOptionsFile(dbDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return dbDir, nil // a database of RocksDB before 4.x; no wal_dir then
+	}
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer releaseMemory()
-	defer f.Close()
-	if f.Identity() != s.identity {
-		return fmt.Errorf("%w: %s: identity %s when the archiver started, %s now", ErrReplaced, s.dir, s.identity, f.Identity())
+	opts, err := readDBOptions(path)
+	if err != nil {
+		return "", err
 	}
-	return f.checkpointFiles(dir)
+	dir := strings.TrimSpace(opts["wal_dir"])
+	switch {
+	case dir == "":
+		return dbDir, nil
+	case !filepath.IsAbs(dir):
+		return "", fmt.Errorf("rocks: follow %s: %s sets a relative wal_dir %q: give the writer an absolute one", dbDir, path, dir)
+	}
+	return dir, nil
 }
