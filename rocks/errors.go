@@ -20,6 +20,10 @@ var (
 	ErrUnsupported = errors.New("rocks: unsupported write batch")
 	// ErrReplaced: the followed database was deleted, or replaced by another.
 	ErrReplaced = errors.New("rocks: database replaced")
+	// ErrNoPrepare: a batch commits a two-phase-commit transaction whose
+	// prepare was not read. Returned as a
+	// *NoPrepareError.
+	ErrNoPrepare = errors.New("rocks: transaction prepare not read")
 	// ErrClosed: the Follower, DB or Updates was closed.
 	ErrClosed = errors.New("rocks: closed")
 )
