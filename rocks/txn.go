@@ -3,6 +3,7 @@ package rocks
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // Two-phase commit (TransactionDB, named transactions).
@@ -107,6 +108,9 @@ type prepared struct {
 // The zero value knows no transaction.
 type Txns struct {
 	open map[string]prepared
+	// dropped holds the transactions rolled back whose prepare was not
+	// seen, until merge: their prepare, if merge brings it, is over.
+	dropped map[string]bool
 	// lenient takes a commit whose prepare it has not seen as using no
 	// sequence, for a reader that wants only the transactions left open.
 	lenient bool
@@ -123,8 +127,13 @@ func (t *Txns) Pending() []string {
 }
 
 // change is what one batch does to the prepared sections: a name maps to
-// its section, or to nil once committed or rolled back within the batch.
+// its section, or to nil once committed or rolled back within the batch;
+// droppedKey+name to nil for a rollback whose prepare was not seen.
 type change map[string]*prepared
+
+// droppedKey prefixes the names of a change that are rollbacks of
+// transactions whose prepare was not seen (a NUL: names are user strings).
+const droppedKey = "\x00dropped:"
 
 // lookup finds a section prepared and not yet done, within the batch or
 // before it.
@@ -145,10 +154,18 @@ func (t *Txns) apply(ch change) {
 		t.open = map[string]prepared{}
 	}
 	for n, p := range ch {
+		if d, ok := strings.CutPrefix(n, droppedKey); ok {
+			if t.dropped == nil {
+				t.dropped = map[string]bool{}
+			}
+			t.dropped[d] = true
+			continue
+		}
 		if p == nil {
 			delete(t.open, n)
 		} else {
 			t.open[n] = *p
+			delete(t.dropped, n)
 		}
 	}
 }
@@ -157,16 +174,20 @@ func (t *Txns) apply(ch change) {
 // and when build is true, plain is the batch that recovery inserts (the
 // records outside prepared sections, and at each commit the committed
 // section's records), with the batch's sequence and span in its header;
-// nil when span is 0. The tracker changes only when step succeeds. A commit
-// of a transaction whose prepare it has not seen is a *NoPrepareError; a WritePrepared or WriteUnprepared marker is
-// ErrUnsupported.
-func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, err error) {
+// nil when span is 0, data itself for a batch without transaction
+// markers. ch is what the batch does to the prepared sections:
+// apply it once the batch is taken. A commit of a transaction whose
+// prepare it has not seen is a *NoPrepareError; a WritePrepared or
+// WriteUnprepared marker is ErrUnsupported, and so is, with build, a
+// commit with a timestamp.
+func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch change, err error) {
 	seq, _, err := batchHeader(data)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	ch := change{}
+	ch = change{}
 	var sec *prepared // the section being read
+	marked := false   // a transaction marker was read
 	var out []byte
 	if build {
 		out = make([]byte, headerSize, len(data))
@@ -174,7 +195,7 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, err err
 	for off := headerSize; off < len(data); {
 		r, next, err := nextRecord(data, off)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		switch {
 		case r.data && sec != nil:
@@ -183,10 +204,13 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, err err
 		case r.data:
 			span++
 			out = appendIf(build, out, r.raw)
+		case build && r.tag == tagCommitWithTimestamp:
+			return 0, nil, nil, fmt.Errorf("%w: a commit with a timestamp (user-defined timestamps) at offset %d", ErrUnsupported, off)
 		default:
+			marked = marked || r.tag != tagLogData && r.tag != tagNoop
 			var done prepared
 			if sec, done, err = t.marker(ch, sec, r, seq, off); err != nil {
-				return 0, nil, err
+				return 0, nil, nil, err
 			}
 			if r.tag == tagCommit || r.tag == tagCommitWithTimestamp {
 				span += done.count
@@ -196,15 +220,17 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, err err
 		off = next
 	}
 	if sec != nil {
-		return 0, nil, fmt.Errorf("%w: a prepared section without its end marker", ErrCorrupt)
+		return 0, nil, nil, fmt.Errorf("%w: a prepared section without its end marker", ErrCorrupt)
 	}
-	t.apply(ch)
-	if !build || span == 0 {
-		return span, nil, nil
+	switch {
+	case !build || span == 0:
+		return span, nil, ch, nil
+	case !marked:
+		return span, data, ch, nil // a plain batch: as it is
 	}
 	binary.LittleEndian.PutUint64(out, seq)
 	binary.LittleEndian.PutUint32(out[8:], span)
-	return span, out, nil
+	return span, out, ch, nil
 }
 
 func appendIf(build bool, out, b []byte) []byte {
@@ -249,6 +275,9 @@ func (t *Txns) marker(ch change, sec *prepared, r record, seq uint64, off int) (
 		if !ok && r.tag != tagRollback && !t.lenient {
 			return nil, done, &NoPrepareError{Name: name, Offset: off}
 		}
+		if !ok && r.tag == tagRollback {
+			ch[droppedKey+name] = nil
+		}
 		// A rollback whose prepare was not read has nothing to drop and
 		// uses no sequence: recovery takes it so too (MarkRollback).
 		ch[name] = nil
@@ -277,6 +306,23 @@ func (e *NoPrepareError) Unwrap() error { return ErrNoPrepare }
 // numbers that it uses: its header's count for a batch without transaction
 // markers. Feed it every batch, in WAL order.
 func (t *Txns) Span(data []byte) (uint32, error) {
-	span, _, err := t.step(data, false)
+	span, _, ch, err := t.step(data, false)
+	if err == nil {
+		t.apply(ch)
+	}
 	return span, err
+}
+
+// merge adds the sections of o, which were prepared before the batches
+// that t read, that t does not hold and did not see rolled back.
+func (t *Txns) merge(o *Txns) {
+	for name, p := range o.open {
+		if _, ok := t.open[name]; !ok && !t.dropped[name] {
+			if t.open == nil {
+				t.open = map[string]prepared{}
+			}
+			t.open[name] = p
+		}
+	}
+	t.dropped = nil
 }

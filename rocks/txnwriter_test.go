@@ -219,32 +219,83 @@ func (w *txnWriter) workload(rng *rand.Rand, rounds int) {
 	w.t.Helper()
 	var names []string
 	for i := range rounds {
-		switch r := rng.IntN(10); {
-		case r < 3:
-			w.plain(rng)
-		case r < 6 || len(names) == 0:
-			names = append(names, w.prepare(rng))
-		case r < 7:
-			w.unnamed(rng)
-		default:
-			k := rng.IntN(len(names))
-			if rng.IntN(3) == 0 {
-				w.rollback(names[k])
-			} else {
-				w.commit(names[k])
-			}
-			names = append(names[:k], names[k+1:]...)
-		}
-		if i%17 == 16 {
-			w.flush()
-		}
+		names = w.step(rng, names, i)
 	}
+	w.finish(rng, names)
+}
+
+// step does one round of workload: names are the transactions prepared.
+func (w *txnWriter) step(rng *rand.Rand, names []string, i int) []string {
+	w.t.Helper()
+	switch r := rng.IntN(10); {
+	case r < 3:
+		w.plain(rng)
+	case r < 6 || len(names) == 0:
+		names = append(names, w.prepare(rng))
+	case r < 7:
+		w.unnamed(rng)
+	default:
+		k := rng.IntN(len(names))
+		if rng.IntN(3) == 0 {
+			w.rollback(names[k])
+		} else {
+			w.commit(names[k])
+		}
+		names = append(names[:k], names[k+1:]...)
+	}
+	if i%17 == 16 {
+		w.flush()
+	}
+	return names
+}
+
+// finish commits the transactions prepared, then prepares one that it
+// leaves so, and writes a plain batch.
+func (w *txnWriter) finish(rng *rand.Rand, names []string) {
+	w.t.Helper()
 	for _, n := range names {
 		w.commit(n)
 	}
 	left := w.prepare(rng)
 	w.forget(left)
 	w.plain(rng)
+}
+
+// digest digests the writer's column families as Digest does.
+func (w *txnWriter) digest() Digest {
+	w.t.Helper()
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	d := Digest{}
+	for i, cf := range w.list {
+		it := w.db.NewIteratorCF(ro, cf)
+		s, err := digestIterator(it)
+		it.Close()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		d[cfNames[i]] = s
+	}
+	return d
+}
+
+// checkpoint writes a checkpoint of the writer into dir and returns its
+// sequence.
+func (w *txnWriter) checkpoint(dir string) uint64 {
+	w.t.Helper()
+	cp, err := w.db.NewCheckpoint()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer cp.Destroy()
+	seq := w.seq()
+	if err := cp.CreateCheckpoint(dir, 0); err != nil {
+		w.t.Fatal(err)
+	}
+	if after := w.seq(); after != seq {
+		w.t.Fatalf("the checkpoint moved the sequence from %d to %d", seq, after)
+	}
+	return seq
 }
 
 func (w *txnWriter) close() {

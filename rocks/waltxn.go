@@ -59,14 +59,7 @@ func (t *WALTail) readOlder() error {
 	}
 	// Nothing read since Seek ended a transaction that it did not know (the
 	// first such commit brings us here), so the two sets add up.
-	for name, p := range older.open {
-		if _, ok := t.txns.txns.open[name]; !ok {
-			if t.txns.txns.open == nil {
-				t.txns.txns.open = map[string]prepared{}
-			}
-			t.txns.txns.open[name] = p
-		}
-	}
+	t.txns.txns.merge(&older)
 	t.txns.complete = true
 	return nil
 }
