@@ -143,9 +143,9 @@ type Standby struct {
 	db       *rocks.DB
 	from     uint64 // the database's sequence when Run opened it
 	txnsRead bool   // the transactions prepared before from were read (txns.go)
-	m    *manifest.Manifest
-	etag string
-	read time.Time // when the manifest was last read
+	m        *manifest.Manifest
+	etag     string
+	read     time.Time // when the manifest was last read
 
 	promoteReq chan *promoteRequest
 	done       chan struct{}   // closed when Run returns

@@ -3,9 +3,9 @@ package standby
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
