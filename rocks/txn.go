@@ -185,7 +185,6 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	ch = change{}
 	var sec *prepared // the section being read
 	marked := false   // a transaction marker was read
 	var out []byte
@@ -204,11 +203,15 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 		case r.data:
 			span++
 			out = appendIf(build, out, r.raw)
+		case r.tag == tagLogData || r.tag == tagNoop: // nothing to a sequence, anywhere
 		case build && r.tag == tagCommitWithTimestamp:
 			return 0, nil, nil, fmt.Errorf("%w: a commit with a timestamp (user-defined timestamps) at offset %d", ErrUnsupported, off)
 		default:
-			marked = marked || r.tag != tagLogData && r.tag != tagNoop
+			marked = true
 			var done prepared
+			if ch == nil {
+				ch = change{} // only for batches with markers: plain ones cost no map
+			}
 			if sec, done, err = t.marker(ch, sec, r, seq, off); err != nil {
 				return 0, nil, nil, err
 			}
@@ -265,7 +268,7 @@ func (t *Txns) marker(ch change, sec *prepared, r record, seq uint64, off int) (
 	case tagBeginUnprepare:
 		return nil, done, fmt.Errorf("%w: a WriteUnprepared transaction (TransactionDBOptions write_policy WRITE_UNPREPARED) at offset %d: rockstream reads the WriteCommitted policy only", ErrUnsupported, off)
 	}
-	if sec != nil && r.tag != tagLogData && r.tag != tagNoop {
+	if sec != nil {
 		return nil, done, fmt.Errorf("%w: record type 0x%02x inside a prepared section at offset %d", ErrCorrupt, r.tag, off)
 	}
 	switch r.tag {
