@@ -23,7 +23,11 @@ import (
 //
 // Seek positions it on the batch that starts at a sequence; Next returns
 // the batches from there, each one starting exactly where the one before
-// ended (Batch.Next), across WAL files too. A batch that does not is a
+// ended (Batch.Next), across WAL files too. A batch's Count is the number
+// of sequences it uses, which differs from its header's for the batches of
+// two-phase-commit transactions (waltxn.go): the commit of a transaction
+// prepared before the first file read makes it read the older WAL files,
+// once per Seek. A batch that does not is a
 // *GapError (ErrGap): a WAL file that was deleted before it was read,
 // writes made with disableWAL. Nothing is ever skipped silently.
 //
