@@ -261,6 +261,11 @@ func (s *Standby) apply(ctx context.Context, tl uint32, key string, b segments.B
 		return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", key, b.Seq, err)
 	}
 	seq := s.db.LatestSequence()
+	if seq != b.Seq+uint64(b.Count)-1 {
+		// What Apply wrote disagrees with the span the segment records.
+		return fmt.Errorf("segment %s: %w: the batch at sequence %d uses %d sequences, applied it ends at %d",
+			key, restore.ErrCorrupt, b.Seq, b.Count, seq)
+	}
 	s.mu.Lock()
 	s.st.Applied, s.st.AppliedTime = seq, b.Time
 	s.st.Batches++
