@@ -4,6 +4,11 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -58,6 +63,7 @@ func TestTxnsMatchTransactionDB(t *testing.T) {
 	w.workload(rand.New(rand.NewPCG(13, 1)), 300)
 	_, got := readTail(t, w.dir, 1)
 	sameSpans(t, got, w.want)
+	t.Run("ldb", func(t *testing.T) { sameSpans(t, ldbSpans(t, w.dir), w.want) })
 	var header, zero int
 	for _, b := range got {
 		if _, count, _ := batchHeader(b.Data); count != b.Count {
@@ -162,4 +168,73 @@ func BenchmarkTxnsSpan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// ldbSpans reads every WAL file of dir (and archive/) with `ldb dump_wal`,
+// a reader independent of this package, and works out each batch's span
+// from its listing with the rule of txn.go: the data operations outside
+// BEGIN_PREPARE..END_PREPARE, plus at each COMMIT those of its prepare.
+func ldbSpans(t *testing.T, dir string) []Batch {
+	t.Helper()
+	ldb := requireTool(t, "ldb")
+	var paths []string
+	for _, d := range []string{filepath.Join(dir, "archive"), dir} {
+		ps, err := walFiles(d)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		paths = append(paths, ps...)
+	}
+	slices.SortFunc(paths, func(a, b string) int {
+		na, _ := walNumber(filepath.Base(a))
+		nb, _ := walNumber(filepath.Base(b))
+		return cmpUint(na, nb)
+	})
+	prepared := map[string]uint32{}
+	var out []Batch
+	for _, path := range paths {
+		dump, err := exec.Command(ldb, "dump_wal", "--walfile="+path).Output()
+		if err != nil {
+			t.Fatalf("ldb dump_wal %s: %v", path, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(dump)), "\n") {
+			f := strings.SplitN(line, ",", 5)
+			if len(f) < 5 {
+				continue // an empty file
+			}
+			seq, _ := strconv.ParseUint(f[0], 10, 64)
+			out = append(out, Batch{Seq: seq, Count: ldbSpan(t, f[4], prepared)})
+		}
+	}
+	return out
+}
+
+func ldbSpan(t *testing.T, ops string, prepared map[string]uint32) uint32 {
+	var span, section uint32
+	in := false
+	for _, tok := range strings.Fields(ops) {
+		name, arg, _ := strings.Cut(strings.TrimSuffix(tok, ")"), "(")
+		switch name {
+		case "PUT", "DELETE", "SINGLE_DELETE", "DELETE_RANGE", "MERGE":
+			if in {
+				section++
+			} else {
+				span++
+			}
+		case "BEGIN_PREPARE":
+			in, section = true, 0
+		case "END_PREPARE":
+			in, prepared[arg] = false, section
+		case "COMMIT":
+			n, ok := prepared[arg]
+			if !ok {
+				t.Fatalf("ldb dump_wal: commit of %s without its prepare", arg)
+			}
+			span += n
+			delete(prepared, arg)
+		case "ROLLBACK":
+			delete(prepared, arg)
+		}
+	}
+	return span
 }
