@@ -1,7 +1,6 @@
 package rocks
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,9 +61,6 @@ func PreparedIn(dir string, upTo uint64) (*Txns, error) {
 		}
 		return nil
 	})
-	if errors.Is(err, os.ErrNotExist) {
-		return txns, nil // no WAL file
-	}
 	txns.lenient = false
 	return txns, err
 }

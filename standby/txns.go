@@ -73,6 +73,8 @@ func (s *Standby) preparedAt(ctx context.Context, tl uint32, upTo uint64) (*rock
 			return nil, err
 		}
 	}
+	s.log.Info("read the transactions prepared before this run", "base", plan.Base.FileList,
+		"segments", len(plan.Steps), "prepared", len(txns.Pending()))
 	return txns, nil
 }
 
