@@ -99,7 +99,6 @@ func nextRecord(data []byte, off int) (r record, next int, err error) {
 type prepared struct {
 	records []byte // the data records, one after another as in the batch
 	count   uint32
-	seq     uint64 // the header sequence of the batch that prepared it
 }
 
 // Txns follows the prepared sections of a WAL's two-phase-commit
@@ -186,11 +185,7 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 		return 0, nil, nil, err
 	}
 	var sec *prepared // the section being read
-	marked := false   // a transaction marker was read
-	var out []byte
-	if build {
-		out = make([]byte, headerSize, len(data))
-	}
+	var out []byte    // with build, the plain batch, from the first marker on
 	for off := headerSize; off < len(data); {
 		r, next, err := nextRecord(data, off)
 		if err != nil {
@@ -202,22 +197,28 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 			sec.count++
 		case r.data:
 			span++
-			out = appendIf(build, out, r.raw)
+			if out != nil {
+				out = append(out, r.raw...)
+			}
 		case r.tag == tagLogData || r.tag == tagNoop: // nothing to a sequence, anywhere
 		case build && r.tag == tagCommitWithTimestamp:
 			return 0, nil, nil, fmt.Errorf("%w: a commit with a timestamp (user-defined timestamps) at offset %d", ErrUnsupported, off)
 		default:
-			marked = true
+			if build && out == nil { // what came before is plain records, as they are
+				out = append(make([]byte, 0, len(data)), data[:off]...)
+			}
 			var done prepared
 			if ch == nil {
 				ch = change{} // only for batches with markers: plain ones cost no map
 			}
-			if sec, done, err = t.marker(ch, sec, r, seq, off); err != nil {
+			if sec, done, err = t.marker(ch, sec, r, off); err != nil {
 				return 0, nil, nil, err
 			}
 			if r.tag == tagCommit || r.tag == tagCommitWithTimestamp {
 				span += done.count
-				out = appendIf(build, out, done.records)
+				if out != nil {
+					out = append(out, done.records...)
+				}
 			}
 		}
 		off = next
@@ -228,7 +229,7 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 	switch {
 	case !build || span == 0:
 		return span, nil, ch, nil
-	case !marked:
+	case out == nil:
 		return span, data, ch, nil // a plain batch: as it is
 	}
 	binary.LittleEndian.PutUint64(out, seq)
@@ -236,23 +237,16 @@ func (t *Txns) step(data []byte, build bool) (span uint32, plain []byte, ch chan
 	return span, out, ch, nil
 }
 
-func appendIf(build bool, out, b []byte) []byte {
-	if !build {
-		return out
-	}
-	return append(out, b...)
-}
-
 // marker takes a transaction marker into ch. sec is the section being
 // read; next is the section after the marker, and done the section that a
 // commit or rollback ends.
-func (t *Txns) marker(ch change, sec *prepared, r record, seq uint64, off int) (next *prepared, done prepared, err error) {
+func (t *Txns) marker(ch change, sec *prepared, r record, off int) (next *prepared, done prepared, err error) {
 	switch r.tag {
 	case tagBeginPrepare:
 		if sec != nil {
 			return nil, done, fmt.Errorf("%w: a prepare marker inside a prepared section at offset %d", ErrCorrupt, off)
 		}
-		return &prepared{seq: seq}, done, nil
+		return &prepared{}, done, nil
 	case tagEndPrepare:
 		if sec == nil {
 			return nil, done, fmt.Errorf("%w: an end-of-prepare marker without its begin at offset %d", ErrCorrupt, off)
