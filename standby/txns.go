@@ -156,7 +156,7 @@ func (s *Standby) stepPrepared(ctx context.Context, txns *rocks.Txns, st manifes
 		switch {
 		case b.Seq <= st.After:
 			continue
-		case end > st.StopAt+1, b.Count > 0 && end > st.StopAt,
+		case end > st.StopAt+1, // ends after StopAt
 			b.Count == 0 && b.Seq > st.StopAt && !(tail && b.Seq == tr.NextSeq):
 			return nil
 		}
