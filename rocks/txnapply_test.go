@@ -60,7 +60,7 @@ func TestApplyTransactions(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "copy")
 	db := openCopy(t, dir, true)
-	applyChecked(t, db, got[:atBase])
+	applyChecked(t, db, got[:atBase], w.gone)
 	if latest := db.LatestSequence(); latest != baseSeq {
 		t.Fatalf("copy at %d after the batches of the base, the checkpoint is at %d", latest, baseSeq)
 	}
@@ -83,7 +83,7 @@ func TestApplyTransactions(t *testing.T) {
 		t.Fatalf("prepared in the base's WAL: %v, want %v", p, openAtBase)
 	}
 	db.Prepared(prepared)
-	applyChecked(t, db, rest[k:])
+	applyChecked(t, db, rest[k:], w.gone)
 
 	if diff := w.digest().Diff(mustDigest(t, db)); diff != "" {
 		t.Fatalf("copy differs from the writer: %s", diff)
@@ -144,8 +144,10 @@ func openCopy(t *testing.T, dir string, create bool) *DB {
 	return db
 }
 
-// applyChecked applies batches and checks the latest sequence after each.
-func applyChecked(t *testing.T, db *DB, batches []Batch) {
+// applyChecked applies batches and checks the latest sequence after each,
+// and that no key of never (the "cf/key" of transactions that never
+// commit) is ever in db.
+func applyChecked(t *testing.T, db *DB, batches []Batch, never ...map[string]bool) {
 	t.Helper()
 	for i, b := range batches {
 		if err := db.Apply(b.Data); err != nil {
@@ -153,6 +155,9 @@ func applyChecked(t *testing.T, db *DB, batches []Batch) {
 		}
 		if latest, want := db.LatestSequence(), b.Next()-1; latest != want {
 			t.Fatalf("batch %d (seq %d count %d): latest seq %d, the writer's %d", i, b.Seq, b.Count, latest, want)
+		}
+		for _, gone := range never {
+			checkGone(t, db, gone)
 		}
 	}
 }
