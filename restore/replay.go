@@ -82,7 +82,9 @@ func (r *replayer) step(ctx context.Context, st manifest.Step) error {
 	if err := checkHeader(sr.Header(), st); err != nil {
 		return err
 	}
-	if err := sr.SkipTo(st.After + 1); err != nil {
+	// From After, not After+1: a batch that uses no sequence (a
+	// transaction's prepare) at After+1 is still to apply.
+	if err := sr.SkipTo(st.After); err != nil {
 		return segmentError(st.Key, err)
 	}
 	r.res.Segments++
@@ -107,6 +109,9 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 		}
 		if err != nil {
 			return false, segmentError(st.Key, err)
+		}
+		if b.Seq <= st.After {
+			continue // in the database already
 		}
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > st.StopAt {
 			return true, nil

@@ -32,6 +32,7 @@ type DB struct {
 	wo    *grocksdb.WriteOptions // nil when read-only
 	flush bool                   // flush on Close (the WAL is disabled)
 	err   error                  // sticky: a write failed half-way
+	txns  Txns                   // prepared sections not yet committed (txn.go)
 }
 
 // OpenWritable opens (or creates) the database in dir with all its column
@@ -98,17 +99,29 @@ func OpenReadOnly(dir string) (*DB, error) {
 // the sequence it had in the source, which must be LatestSequence()+1, or
 // Apply returns a *GapError (ErrGap) and writes nothing. RocksDB then gives
 // the batch the same sequence numbers as in the source: afterwards
-// LatestSequence() is Seq+Count-1. The batch is decoded first; a malformed
-// batch (ErrCorrupt) or one that cannot be replayed here (ErrUnsupported) is
-// refused, since RocksDB would log it before finding it bad, and a database
-// with a bad batch in its WAL does not open again.
+// LatestSequence() is Seq plus the number of sequences the batch used in
+// the source (its Batch.Count), as it is in the source.
+//
+// Two-phase-commit transactions (TransactionDB, WriteCommitted) are
+// applied as RocksDB's recovery applies them: a prepare is held (in
+// memory) and writes nothing, its commit writes the held records at the
+// commit's sequences, a rollback drops them. What Apply writes is a plain
+// batch with the records that become visible, never a transaction marker.
+// A commit whose prepare Apply did not see (it is before the batches
+// applied: see Prepared) is a *NoPrepareError (ErrNoPrepare), and writes
+// nothing.
+//
+// The batch is decoded first; a malformed batch (ErrCorrupt) or one that
+// cannot be replayed here (ErrUnsupported) is refused, since RocksDB would
+// log it before finding it bad, and a database with a bad batch in its WAL
+// does not open again.
 func (d *DB) Apply(data []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.writable(); err != nil {
 		return err
 	}
-	seq, count, err := checkBatch(data, d.h.hasCF)
+	seq, _, err := batchHeader(data)
 	if err != nil {
 		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
 	}
@@ -116,7 +129,37 @@ func (d *DB) Apply(data []byte) error {
 	if seq != latest+1 {
 		return &GapError{Dir: d.h.dir, Expected: latest + 1, Got: seq, Latest: latest}
 	}
-	return d.write(data, seq+uint64(count)-1)
+	span, plain, ch, err := d.txns.step(data, true)
+	if err != nil {
+		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	}
+	if span == 0 {
+		d.txns.apply(ch) // a prepare, a rollback, log data: nothing to write
+		return nil
+	}
+	if _, _, err := checkBatch(plain, d.h.hasCF); err != nil {
+		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	}
+	d.txns.apply(ch)
+	return d.write(plain, seq+uint64(span)-1)
+}
+
+// Prepared adds to what Apply knows the transactions that txns holds
+// prepared (PreparedIn): those prepared before the first batch applied by
+// this DB, whose commits may come. A database restored from a base at
+// sequence S needs PreparedIn of the base's WAL copies up to S, and the
+// archive's batches up to its latest sequence.
+func (d *DB) Prepared(txns *Txns) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.txns.merge(txns)
+}
+
+// PendingTransactions lists the transactions that Apply holds prepared.
+func (d *DB) PendingTransactions() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.txns.Pending()
 }
 
 // write writes data and checks that the database then ends at last.

@@ -37,7 +37,10 @@
 //     continuity checks, takes checkpoints of it, and never closes it.
 //   - DB: a local database opened writable (restore, standby) or read-only;
 //     Apply replays a batch read from the WAL with the sequence numbers it
-//     had in the source.
+//     had in the source, two-phase-commit transactions as recovery would.
+//   - Txns: the prepared sections of a TransactionDB's two-phase-commit
+//     transactions, and how many sequences each batch uses (txn.go);
+//     PreparedIn reads them from a base's WAL copies.
 //   - ReadWALRetention, ReadIdentity, CheckpointFiles: files of a database
 //     directory, in plain Go.
 //   - Digest: sha256 of every key and value per column family, to compare a
@@ -45,11 +48,18 @@
 //
 // # Sequence numbers
 //
-// A batch holds Count operations with sequences Seq to Seq+Count-1; the
-// next batch starts at Seq+Count (Batch.Next). Applying batches read from
-// the WAL, in order, to a checkpoint of the source keeps the sequences
-// aligned: after each batch the copy's LatestSequence is Seq+Count-1
-// (checked by Apply, for multi-column-family batches too).
+// A batch uses the sequences Seq to Seq+Count-1; the next batch starts at
+// Seq+Count (Batch.Next). Count is the batch header's count of records but
+// for a TransactionDB's two-phase commit (WriteCommitted policy): a prepare
+// is logged with its records and uses no sequence, a commit uses its own
+// records' and the prepared count, whose records are inserted at its
+// sequences, and a rollback uses none (Txns, after
+// utilities/transactions/pessimistic_transaction.cc and db/write_batch.cc's
+// MemTableInserter). WALTail gives that Count; Updates and Primary, over
+// a plain grocksdb.DB, give the header's. Applying batches read from the
+// WAL, in order, to a checkpoint of the source keeps the sequences aligned:
+// after each batch the copy's LatestSequence is Seq+Count-1 (checked by
+// Apply, for multi-column-family batches too).
 //
 // Updates(from) yields first the batch that covers from: when from is
 // inside a multi-operation batch, RocksDB positions on that batch, which

@@ -15,11 +15,16 @@ var (
 	// ErrCorrupt: a write batch is malformed.
 	ErrCorrupt = errors.New("rocks: corrupt write batch")
 	// ErrUnsupported: a write batch holds a record that Apply cannot replay
-	// (merge, blob index, transaction markers, timestamps, or a column family
-	// that the database does not have).
+	// (merge, blob index, wide columns, a WritePrepared or WriteUnprepared
+	// transaction, a commit with a timestamp, or a column family that the
+	// database does not have).
 	ErrUnsupported = errors.New("rocks: unsupported write batch")
 	// ErrReplaced: the followed database was deleted, or replaced by another.
 	ErrReplaced = errors.New("rocks: database replaced")
+	// ErrNoPrepare: a batch commits a two-phase-commit transaction whose
+	// prepare was not read. Returned as a
+	// *NoPrepareError.
+	ErrNoPrepare = errors.New("rocks: transaction prepare not read")
 	// ErrClosed: the Follower, DB or Updates was closed.
 	ErrClosed = errors.New("rocks: closed")
 )

@@ -23,7 +23,11 @@ import (
 //
 // Seek positions it on the batch that starts at a sequence; Next returns
 // the batches from there, each one starting exactly where the one before
-// ended (Batch.Next), across WAL files too. A batch that does not is a
+// ended (Batch.Next), across WAL files too. A batch's Count is the number
+// of sequences it uses, which differs from its header's for the batches of
+// two-phase-commit transactions (waltxn.go): the commit of a transaction
+// prepared before the first file read makes it read the older WAL files,
+// once per Seek. A batch that does not is a
 // *GapError (ErrGap): a WAL file that was deleted before it was read,
 // writes made with disableWAL. Nothing is ever skipped silently.
 //
@@ -63,6 +67,7 @@ type WALTail struct {
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
 	listed  time.Time        // when finished last listed the folder
+	txns    walTxns          // two-phase-commit transactions (waltxn.go)
 
 	// for tests: where the last batch came from, and counters
 	lastPath string
@@ -108,6 +113,7 @@ func (t *WALTail) Seek(seq uint64) error {
 	}
 	t.closeFile()
 	t.target, t.next, t.seeking, t.sought, t.err = max(seq, 1), max(seq, 1), true, true, nil
+	t.txns = walTxns{}
 	return nil
 }
 
@@ -196,7 +202,11 @@ func (t *WALTail) batch(payload []byte) (b Batch, keep bool, err error) {
 		return Batch{}, false, fmt.Errorf("rocks: read wal %s at offset %d: %w: a record of %d bytes, shorter than a write batch header",
 			t.cur.path, t.cur.recOff, ErrCorrupt, len(payload))
 	}
-	b = Batch{Seq: binary.LittleEndian.Uint64(payload), Count: binary.LittleEndian.Uint32(payload[8:]), Data: payload}
+	span, err := t.span(payload) // not the header's count with transactions (waltxn.go)
+	if err != nil {
+		return Batch{}, false, err
+	}
+	b = Batch{Seq: binary.LittleEndian.Uint64(payload), Count: span, Data: payload}
 	if t.seeking {
 		switch {
 		case b.Seq < t.target && b.Next() <= t.target:

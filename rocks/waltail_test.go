@@ -85,15 +85,36 @@ func (w *testWAL) physical(kind byte, payload []byte, hdr int) {
 // maskCRC is RocksDB's crc32c::Mask.
 func maskCRC(crc uint32) uint32 { return (crc>>15 | crc<<17) + walCRCMaskDelta }
 
-// testBatch returns a write batch representation of size bytes (at least
-// the header) with the given sequence and count; its records are filler,
-// which WALTail does not decode.
+// testBatch returns a write batch of size bytes (more when size cannot
+// hold count records) with the given sequence and count: count Puts whose
+// last value is filler, and a Noop to make up the size when a varint
+// length cannot.
 func testBatch(rng *rand.Rand, seq uint64, count uint32, size int) []byte {
-	b := make([]byte, max(size, headerSize))
+	body := max(size-headerSize, 4*int(count))
+	b := make([]byte, headerSize, headerSize+body)
 	binary.LittleEndian.PutUint64(b, seq)
 	binary.LittleEndian.PutUint32(b[8:], count)
-	for i := headerSize; i < len(b); i++ {
-		b[i] = byte(rng.Uint32())
+	for range int(count) - 1 {
+		b = append(b, tagValue, 1, 'k', 0)
+	}
+	if count == 0 {
+		for len(b) < headerSize+body {
+			b = append(b, tagNoop)
+		}
+		return b
+	}
+	rem := headerSize + body - len(b) // for the last Put: tag, 1, 'k', varint, value
+	vlen := rem - 4
+	for binary.PutUvarint(make([]byte, 10), uint64(vlen))+vlen+3 > rem {
+		vlen--
+	}
+	b = append(b, tagValue, 1, 'k')
+	b = binary.AppendUvarint(b, uint64(vlen))
+	for range vlen {
+		b = append(b, byte(rng.Uint32()))
+	}
+	for len(b) < headerSize+body {
+		b = append(b, tagNoop)
 	}
 	return b
 }
@@ -620,10 +641,12 @@ func FuzzWALTail(f *testing.F) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			total := 0
+			var txns Txns
 			for i, b := range got {
-				seq, count, herr := batchHeader(b.Data)
-				if herr != nil || seq != b.Seq || count != b.Count {
-					t.Fatalf("batch %d: seq %d count %d, its data says %d %d (%v)", i, b.Seq, b.Count, seq, count, herr)
+				seq, _, herr := batchHeader(b.Data)
+				span, serr := txns.Span(b.Data)
+				if herr != nil || serr != nil || seq != b.Seq || span != b.Count {
+					t.Fatalf("batch %d: seq %d count %d, its data says %d %d (%v, %v)", i, b.Seq, b.Count, seq, span, herr, serr)
 				}
 				if i == 0 && b.Seq != max(seek, 1) || i > 0 && b.Seq != got[i-1].Next() {
 					t.Fatalf("batch %d at seq %d breaks the sequence", i, b.Seq)

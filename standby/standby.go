@@ -140,10 +140,12 @@ type Standby struct {
 	behind time.Time // archive time the lag counts from, when behind
 
 	// Owned by Run.
-	db   *rocks.DB
-	m    *manifest.Manifest
-	etag string
-	read time.Time // when the manifest was last read
+	db       *rocks.DB
+	from     uint64 // the database's sequence when Run opened it
+	txnsRead bool   // the transactions prepared before from were read (txns.go)
+	m        *manifest.Manifest
+	etag     string
+	read     time.Time // when the manifest was last read
 
 	promoteReq chan *promoteRequest
 	done       chan struct{}   // closed when Run returns
@@ -215,6 +217,7 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 	if s.db, err = rocks.OpenWritable(s.opts.Dir, rocks.Options{}); err != nil {
 		return fmt.Errorf("open the standby database %s: %w", s.opts.Dir, err)
 	}
+	s.from = s.db.LatestSequence()
 	if res, ok := s.ownPromotion(tl); ok {
 		return s.closePromoted(res)
 	}
