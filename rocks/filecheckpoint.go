@@ -94,6 +94,7 @@ type walCopy struct {
 	name    string
 	size    int64  // after the cut
 	lastSeq uint64 // the last sequence of its last batch; 0: none
+	twoPC   bool   // it holds two-phase-commit markers (see copier.sequence)
 }
 
 func (c *copier) close() {

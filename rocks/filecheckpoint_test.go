@@ -267,9 +267,16 @@ func TestCheckpointTransactionDB(t *testing.T) {
 	}
 	committed2 := txn("c2", "committed2", (*grocksdb.Transaction).Commit)
 
+	want, err := TransactionDBSequence(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, take := sourceCheckpoint(t, dir)
 	cp, seq := take()
 	t.Logf("checkpoint at seq %d", seq)
+	if seq != want {
+		t.Errorf("Checkpoint says seq %d, the TransactionDB is at %d (a prepare takes no sequence, a commit its prepared records)", seq, want)
+	}
 	for _, tx := range []*grocksdb.Transaction{committed, rolled, committed2} {
 		tx.Destroy()
 	}

@@ -13,7 +13,8 @@ import (
 // walScan is what scanning a WAL copy found.
 type walScan struct {
 	end     int64  // the end of its last complete record
-	lastSeq uint64 // the last sequence of its last batch; 0: no batch
+	lastSeq uint64 // the last sequence of its last batch by batchSequences; 0: no batch
+	twoPC   bool   // a batch holds two-phase-commit markers: lastSeq is not to be trusted
 }
 
 // copyWALs copies the WAL files that recovery of m needs or checks into
@@ -127,7 +128,7 @@ func (c *copier) copyWAL(l walLog) (walCopy, error) {
 		os.Remove(dst)
 		return walCopy{}, fmt.Errorf("rocks: checkpoint: %w", err)
 	}
-	return walCopy{num: l.num, name: l.name, size: scan.end, lastSeq: scan.lastSeq}, nil
+	return walCopy{num: l.num, name: l.name, size: scan.end, lastSeq: scan.lastSeq, twoPC: scan.twoPC}, nil
 }
 
 // scanWAL reads the WAL file at path, whose number is num, to the end of
@@ -156,6 +157,7 @@ func scanWAL(path string, num uint64) (walScan, error) {
 		if n := batchSequences(rec); n > 0 {
 			s.lastSeq = max(s.lastSeq, binary.LittleEndian.Uint64(rec)+n-1)
 		}
+		s.twoPC = s.twoPC || hasTxnMarkers(rec)
 	}
 }
 
@@ -233,8 +235,97 @@ func emptyRangeDeletions(data []byte) (n uint64, ok bool) {
 // that of the MANIFEST, or the end of the last batch of the WAL copies.
 func (c *copier) sequence(manifestSeq uint64) (uint64, error) {
 	seq := manifestSeq
+	twoPC := false
 	for _, w := range c.wals {
 		seq = max(seq, w.lastSeq)
+		twoPC = twoPC || w.twoPC
 	}
-	return seq, nil
+	if !twoPC {
+		return seq, nil
+	}
+	last, err := c.txnSequence()
+	return max(manifestSeq, last), err
+}
+
+// txnSequence reads the WAL copies again, oldest first, with a Txns: a
+// prepare takes no sequence, a commit takes its prepared records too. A
+// commit whose prepare is in no copy is given only its own records, as
+// recovery does (it inserts nothing for a transaction it did not rebuild:
+// MemTableInserter::MarkCommit, db/write_batch.cc).
+func (c *copier) txnSequence() (uint64, error) {
+	var t Txns
+	var last uint64
+	for _, w := range c.wals {
+		path := filepath.Join(c.dir, w.name)
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, fmt.Errorf("rocks: checkpoint: %w", err)
+		}
+		lr := newLogReader(f, path, w.num, walMaxRecord)
+		for {
+			rec, ok, err := lr.next()
+			if err != nil || !ok {
+				f.Close()
+				if err != nil {
+					return 0, fmt.Errorf("rocks: checkpoint: read wal %w", err)
+				}
+				break
+			}
+			span, err := t.Span(rec)
+			if errors.Is(err, ErrNoPrepare) {
+				span, err = uint32(batchSequences(rec)), nil
+			}
+			if err != nil {
+				f.Close()
+				return 0, fmt.Errorf("rocks: checkpoint: wal %s: %w", path, err)
+			}
+			if span > 0 {
+				last = max(last, binary.LittleEndian.Uint64(rec)+uint64(span)-1)
+			}
+		}
+	}
+	return last, nil
+}
+
+// hasTxnMarkers says whether a batch holds a two-phase-commit marker
+// (BeginPrepare, EndPrepare, Commit, Rollback, their other policies'
+// forms, a commit with a timestamp). A batch that cannot be walked says
+// false: batchSequences then stands.
+func hasTxnMarkers(data []byte) bool {
+	found := false
+	walkRecords(data, func(tag byte) {
+		switch tag {
+		case 0x09, 0x0A, 0x0B, 0x0C, 0x12, 0x13, 0x15:
+			found = true
+		}
+	})
+	return found
+}
+
+// walkRecords calls fn with the tag of each record of a batch, as far as
+// it can walk it.
+func walkRecords(data []byte, fn func(tag byte)) {
+	for off := headerSize; off < len(data); {
+		tag := data[off]
+		shape, known := walShapes[tag]
+		if !known {
+			return
+		}
+		fn(tag)
+		off++
+		if shape.cf {
+			_, w := binary.Uvarint(data[off:])
+			if w <= 0 {
+				return
+			}
+			off += w
+		}
+		for range shape.slices {
+			l, w := binary.Uvarint(data[off:])
+			if w <= 0 || l > uint64(len(data)-off-w) {
+				return
+			}
+			off += w + int(l)
+		}
+	}
 }
