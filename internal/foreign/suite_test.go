@@ -1,0 +1,237 @@
+package foreign_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rockstream/rockstream/internal/foreign"
+	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/internal/testenv"
+)
+
+// outcome is what rockstream must do with a configuration: archive,
+// restore and follow it exactly (works), or refuse it when the archiver
+// starts, saying so (refused: the archiver must exit non-zero with this
+// text in its output).
+type outcome struct {
+	refused string
+}
+
+var works = outcome{}
+
+// foreignCase is one application configuration of the suite.
+type foreignCase struct {
+	shape string
+	minio bool // archive to MinIO instead of file://
+	want  outcome
+}
+
+func (c foreignCase) name() string {
+	if c.minio {
+		return c.shape + "@minio"
+	}
+	return c.shape
+}
+
+// foreignCases is the suite's table: every shape of package foreign (and
+// db_bench's merge workload, shape dbbench) and what rockstream must do
+// with it. docs/COMPATIBILITY.md says what each does today.
+var foreignCases = []foreignCase{
+	{shape: "plain", want: works},
+	{shape: "plain", minio: true, want: works},
+	{shape: "homeserver", want: works},
+	{shape: "merge", want: works},
+	{shape: "txn", want: works},
+	{shape: "cfchurn", want: works},
+	{shape: "walzstd", want: works},
+	{shape: "smallmem", want: works},
+	{shape: "dbbench", want: works},
+}
+
+// TestForeignWriters runs, for each configuration, an application that
+// writes with its own options (cmd/foreignwriter, or db_bench) while
+// 'rockstream archive' runs beside it as a sidecar, then checks each step
+// as a subtest: the archive reaches the writer's final sequence; a restore
+// of the latest state and at several of the writer's marks (its initial
+// mark, which the first base holds, and three later) equals the state the
+// writer recorded there, family by family (the set of families too), with
+// the first differing key named; a standby built from the archive equals
+// the final state; and the application opens the restored folder
+// read-write with its own options, sees the final state and writes.
+//
+// ROCKSTREAM_LONG=1 writes ten times as many batches.
+func TestForeignWriters(t *testing.T) {
+	testenv.RequireTool(t, "ldb")
+	for _, c := range foreignCases {
+		t.Run(c.name(), func(t *testing.T) {
+			r := newRun(t, c)
+			ok := t.Run("archive", r.archive)
+			if c.want.refused != "" {
+				return
+			}
+			if !ok && len(r.marks) == 0 {
+				t.Fatalf("the writer recorded no marks, nothing to compare with")
+			}
+			r.steps(t)
+		})
+	}
+}
+
+// run is one configuration's run: its folders, archive, processes, marks.
+type run struct {
+	c          foreignCase
+	rockstream string
+	writer     string
+	root       string
+	db         string
+	marksFile  string
+	url        string
+	env        []string
+	marks      []foreign.Mark
+}
+
+func newRun(t *testing.T, c foreignCase) *run {
+	rs, w := bins(t)
+	root := t.TempDir()
+	r := &run{c: c, rockstream: rs, writer: w, root: root, db: filepath.Join(root, "db"),
+		marksFile: filepath.Join(root, "marks", "marks.jsonl"), url: "file://" + filepath.Join(root, "archive")}
+	if err := os.MkdirAll(filepath.Dir(r.marksFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c.minio {
+		srv := miniotest.Shared(t)
+		r.url = "s3://" + srv.NewBucket(t) + "/" + c.shape + "?endpoint=" + srv.Endpoint
+		r.env = []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey, "AWS_REGION=us-east-1"}
+	}
+	return r
+}
+
+// steps checks the restores, the standby and the application's open.
+func (r *run) steps(t *testing.T) {
+	final := r.marks[len(r.marks)-1]
+	latest := filepath.Join(r.root, "restore-latest")
+	t.Run("restore-latest", func(t *testing.T) {
+		r.restore(t, latest, 0)
+		r.compare(t, latest, final)
+	})
+	for _, m := range restorePoints(r.marks) {
+		t.Run(fmt.Sprintf("restore-at-%s-%d", m.Name, m.Seq), func(t *testing.T) {
+			dir := filepath.Join(r.root, fmt.Sprintf("restore-%d", m.Seq))
+			r.restore(t, dir, m.Seq)
+			r.compare(t, dir, m)
+		})
+	}
+	t.Run("standby", func(t *testing.T) { r.standby(t, final) })
+	t.Run("app-open", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(latest, "CURRENT")); err != nil {
+			t.Fatalf("no restored folder to open (restore-latest failed): %v", err)
+		}
+		out, err := r.verify(latest, final.Seq, "--read-write")
+		if err != nil {
+			t.Fatalf("the application (%s options) cannot open the restored folder read-write and find its final state: %v\n%s", r.c.shape, err, out)
+		}
+	})
+}
+
+// restorePoints are the marks a restore targets besides the latest: the
+// initial mark (where the first base is) and three marks spread over the
+// rest, the final one excluded.
+func restorePoints(ms []foreign.Mark) []foreign.Mark {
+	final := ms[len(ms)-1]
+	var mid []foreign.Mark
+	for _, m := range ms[1:] {
+		if m.Name == "mark" && m.Seq < final.Seq && m.Seq > ms[0].Seq {
+			mid = append(mid, m)
+		}
+	}
+	out := []foreign.Mark{ms[0]}
+	if ms[0].Seq == final.Seq {
+		return nil
+	}
+	if len(mid) <= 3 {
+		return append(out, mid...)
+	}
+	for i := range 3 {
+		out = append(out, mid[(i*(len(mid)-1))/2])
+	}
+	return out
+}
+
+func (r *run) restore(t *testing.T, dir string, seq uint64) {
+	t.Helper()
+	args := []string{"restore", "--from", r.url}
+	if seq != 0 {
+		args = append(args, "--to-seq", strconv.FormatUint(seq, 10))
+	}
+	p := start(t, r.env, nil, r.rockstream, append(args, dir)...)
+	<-p.done
+	if p.err != nil {
+		t.Fatalf("rockstream %s: %v\n%s", strings.Join(args, " "), p.err, tail(p.output()))
+	}
+}
+
+// compare opens dir with the application's options, read-only, and checks
+// that it holds the state of mark m; the writer names the first differing
+// key of each family that differs.
+func (r *run) compare(t *testing.T, dir string, m foreign.Mark) {
+	t.Helper()
+	out, err := r.verify(dir, m.Seq)
+	if err != nil {
+		t.Fatalf("%s is not the writer's state at sequence %d (%s mark after batch %d): %v\n%s",
+			filepath.Base(dir), m.Seq, m.Name, m.Batch, err, out)
+	}
+}
+
+// verify runs the writer's verify mode on dir against the mark at seq.
+func (r *run) verify(dir string, seq uint64, extra ...string) (string, error) {
+	args := append([]string{"--shape", r.c.shape, "--verify", dir, "--marks", r.marksFile,
+		"--mark", strconv.FormatUint(seq, 10)}, extra...)
+	p := startNoT(r.writer, args...)
+	<-p.done
+	return tail(p.output()), p.err
+}
+
+// startNoT runs a short command whose failure is the result, not a test
+// error.
+func startNoT(name string, args ...string) *proc {
+	p := &proc{name: filepath.Base(name), done: make(chan struct{})}
+	p.cmd = newCmd(name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		p.err = err
+		close(p.done)
+		return p
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	return p
+}
+
+// standby builds a standby from the archive, waits until it applied the
+// writer's final sequence, stops it and compares it with the final mark.
+func (r *run) standby(t *testing.T, final foreign.Mark) {
+	dir := filepath.Join(r.root, "standby")
+	addr := freeAddr(t)
+	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms", dir)
+	var last string
+	err := waitFor(p, waitLimit, func() bool {
+		st, err := standbyStatus(addr)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%+v", st)
+		return st.Applied >= final.Seq
+	})
+	if err != nil {
+		t.Fatalf("the standby never applied the writer's final sequence %d: %v\nits last status: %s", final.Seq, err, last)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("the standby exits with %v on SIGTERM:\n%s", err, tail(p.output()))
+	}
+	r.compare(t, dir, final)
+}
+
