@@ -234,4 +234,3 @@ func (r *run) standby(t *testing.T, final foreign.Mark) {
 	}
 	r.compare(t, dir, final)
 }
-
