@@ -211,11 +211,15 @@ func startNoT(name string, args ...string) *proc {
 }
 
 // standby builds a standby from the archive, waits until it applied the
-// writer's final sequence, stops it and compares it with the final mark.
+// writer's final sequence and compares it (running) with the final mark;
+// then promotes it, opens the promoted folder as the application does
+// (read-write, its own options: the final state, and a write), and stops
+// the process, which archives the folder after the promotion.
 func (r *run) standby(t *testing.T, final foreign.Mark) {
 	dir := filepath.Join(r.root, "standby")
 	addr := freeAddr(t)
-	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms", dir)
+	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",
+		"--work-dir", filepath.Join(r.root, "standby-work"), "--segment-age", "100ms", dir)
 	var last string
 	err := waitFor(p, waitLimit, func() bool {
 		st, err := standbyStatus(addr)
@@ -229,8 +233,21 @@ func (r *run) standby(t *testing.T, final foreign.Mark) {
 	if err != nil {
 		t.Fatalf("the standby never applied the writer's final sequence %d: %v\nits last status: %s", final.Seq, err, last)
 	}
+	r.compare(t, dir, final)
+	t.Run("promote", func(t *testing.T) { r.promote(t, p, addr, dir, final) })
 	if err := p.stop(t); err != nil {
 		t.Fatalf("the standby exits with %v on SIGTERM:\n%s", err, tail(p.output()))
 	}
-	r.compare(t, dir, final)
+}
+
+func (r *run) promote(t *testing.T, standby *proc, addr, dir string, final foreign.Mark) {
+	pr := start(t, r.env, nil, r.rockstream, "promote", "--standby", "http://"+addr)
+	<-pr.done
+	if pr.err != nil {
+		t.Fatalf("rockstream promote: %v\n%s\nthe standby:\n%s", pr.err, tail(pr.output()), tail(standby.output()))
+	}
+	out, err := r.verify(dir, final.Seq, "--read-write")
+	if err != nil {
+		t.Fatalf("the application (%s options) cannot open the promoted folder read-write and find its final state: %v\n%s", r.c.shape, err, out)
+	}
 }
