@@ -49,6 +49,15 @@ func Open(shape *Shape, dir string, mode Mode) (*App, error) {
 		// DB needs it to read a WAL with prepared sections.
 		dbStr = join(dbStr, "allow_2pc=true")
 	}
+	if shape.WALDir {
+		// the application keeps its WAL folder beside each database folder
+		// and makes it when missing (a restored folder has none)
+		wal := filepath.Clean(dir) + ".wal"
+		if err := os.MkdirAll(wal, 0o755); err != nil {
+			return nil, fmt.Errorf("foreign: %s: %w", shape.Name, err)
+		}
+		dbStr = join(dbStr, "wal_dir="+wal)
+	}
 	dbOpts, err := parseOptions(dbStr)
 	if err != nil {
 		return nil, fmt.Errorf("foreign: %s database options: %w", shape.Name, err)

@@ -36,6 +36,11 @@
 //     dropped while writing, names reused after a drop.
 //   - walzstd: wal_compression=zstd.
 //   - smallmem: 64 KiB to 256 KiB write buffers, many WAL switches.
+//   - waldir: the WAL in DIR.wal beside the database DIR (wal_dir).
+//   - unordered: unordered_write=true.
+//   - avoidflush: avoid_flush_during_recovery=true.
+//   - blobdb: integrated BlobDB (enable_blob_files, min_blob_size=64).
+//   - comparator: the built-in rocksdb.ReverseBytewiseComparator.
 //   - dbbench: what db_bench --benchmarks=mergerandom --merge_operator=uint64add
 //     writes; the program only reads it (verify), db_bench is the writer.
 //

@@ -56,7 +56,9 @@ func (a *App) TakeMark(name string, batch int, cpDir string) (Mark, error) {
 }
 
 func checkpointSequence(shape *Shape, dir string) (uint64, error) {
-	c, err := Open(shape, dir, ReadOnly)
+	cp := *shape
+	cp.WALDir = false // a checkpoint holds its WAL files
+	c, err := Open(&cp, dir, ReadOnly)
 	if err != nil {
 		return 0, fmt.Errorf("foreign: read the sequence of checkpoint %s: %w", dir, err)
 	}

@@ -26,6 +26,9 @@ type Shape struct {
 	Dynamic func(name string) string
 	// ManualFlush: the shape sets manual_wal_flush and calls FlushWAL.
 	ManualFlush bool
+	// WALDir: the WAL goes to the folder DIR.wal beside the database DIR
+	// (wal_dir).
+	WALDir bool
 	// ReadOnlyShape: the program never writes this shape (db_bench does).
 	ReadOnlyShape bool
 	step          func(a *App, w *workload, i int) error
@@ -78,9 +81,18 @@ func shapes() []*Shape {
 		{Name: "walzstd", DBOptions: keepWAL + ";wal_compression=kZSTD", Families: []Family{{Name: "default", Options: "write_buffer_size=262144"}},
 			step: writePlain},
 		{Name: "smallmem", DBOptions: keepWAL, Families: smallmemFamilies, step: writePlain},
+		{Name: "waldir", DBOptions: keepWAL, Families: small, WALDir: true, step: writePlain},
+		{Name: "unordered", DBOptions: keepWAL + ";unordered_write=true", Families: small, step: writePlain},
+		{Name: "avoidflush", DBOptions: keepWAL + ";avoid_flush_during_recovery=true", Families: small, step: writePlain},
+		{Name: "blobdb", DBOptions: keepWAL, Families: []Family{{Name: "default",
+			Options: "write_buffer_size=65536;enable_blob_files=true;min_blob_size=64;blob_file_size=1048576"}}, step: writePlain},
+		{Name: "comparator", DBOptions: keepWAL, Families: []Family{{Name: "default",
+			Options: "write_buffer_size=262144;comparator=rocksdb.ReverseBytewiseComparator"}}, step: writePlain},
 		{Name: "dbbench", Families: []Family{{Name: "default", Options: "merge_operator=uint64add"}}, ReadOnlyShape: true},
 	}
 }
+
+var small = []Family{{Name: "default", Options: "write_buffer_size=262144"}}
 
 var mergeFamilies = []Family{
 	{Name: "default", Options: "write_buffer_size=131072"},

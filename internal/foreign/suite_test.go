@@ -49,6 +49,11 @@ var foreignCases = []foreignCase{
 	{shape: "cfchurn", want: works},
 	{shape: "walzstd", want: works},
 	{shape: "smallmem", want: works},
+	{shape: "waldir", want: works},
+	{shape: "unordered", want: works},
+	{shape: "avoidflush", want: works},
+	{shape: "blobdb", want: works},
+	{shape: "comparator", want: works},
 	{shape: "dbbench", want: works},
 }
 
@@ -92,6 +97,7 @@ type run struct {
 	url        string
 	env        []string
 	marks      []foreign.Mark
+	archived   uint64 // the last sequence the archive held when the archive step ended
 }
 
 func newRun(t *testing.T, c foreignCase) *run {
@@ -216,6 +222,9 @@ func startNoT(name string, args ...string) *proc {
 // (read-write, its own options: the final state, and a write), and stops
 // the process, which archives the folder after the promotion.
 func (r *run) standby(t *testing.T, final foreign.Mark) {
+	if r.archived < final.Seq {
+		t.Fatalf("the archive holds up to sequence %d, not the final mark's %d (see the archive step): no standby can reach it", r.archived, final.Seq)
+	}
 	dir := filepath.Join(r.root, "standby")
 	addr := freeAddr(t)
 	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",

@@ -46,7 +46,9 @@ func Diff(shape *Shape, got, want string) ([]string, error) {
 		return nil, err
 	}
 	defer g.Close()
-	w, err := Open(shape, want, ReadWrite)
+	cp := *shape
+	cp.WALDir = false // a checkpoint holds its WAL files
+	w, err := Open(&cp, want, ReadWrite)
 	if err != nil {
 		return nil, err
 	}
