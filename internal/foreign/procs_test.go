@@ -82,6 +82,13 @@ func (p *proc) output() string {
 
 func start(t *testing.T, env []string, stdin io.Reader, name string, args ...string) *proc {
 	t.Helper()
+	return startOwned(t, t, env, stdin, name, args...)
+}
+
+// startOwned starts a process that outlives the subtest t: owner's cleanup
+// kills it.
+func startOwned(t, owner *testing.T, env []string, stdin io.Reader, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: filepath.Base(name), cmd: exec.Command(name, args...), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr, p.cmd.Stdin = p, p, stdin
 	p.cmd.Env = append(os.Environ(), env...)
@@ -89,7 +96,7 @@ func start(t *testing.T, env []string, stdin io.Reader, name string, args ...str
 		t.Fatal(err)
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
 	})
@@ -138,13 +145,33 @@ func waitFor(p *proc, limit time.Duration, cond func() bool) error {
 // (the initial mark is archived in about 0.3 s on a loaded 2-core machine).
 var waitLimit = testenv.Scale(20*time.Second, 3*time.Minute)
 
+// tail returns what matters of a process's output: its error lines (logged
+// errors and warnings, the final error, an assertion or a crash), or else
+// its last lines. A crash's goroutine dump and registers are left out.
 func tail(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 30 {
-		lines = append([]string{"..."}, lines[len(lines)-30:]...)
+	var key []string
+	for _, l := range lines {
+		for _, m := range keyMarkers {
+			if strings.Contains(l, m) {
+				key = append(key, l)
+				break
+			}
+		}
+	}
+	switch {
+	case len(key) > 12:
+		return strings.Join(append(key[:12], "..."), "\n")
+	case len(key) > 0:
+		return strings.Join(key, "\n")
+	case len(lines) > 20:
+		lines = append([]string{"..."}, lines[len(lines)-20:]...)
 	}
 	return strings.Join(lines, "\n")
 }
+
+var keyMarkers = []string{"level=ERROR", "level=WARN", "rockstream:", "foreignwriter:", "differs from", "column family",
+	"Assertion", "SIGABRT", "SIGSEGV", "fatal error", "panic:", "signal arrived", "Aborted"}
 
 // lineValue returns the number after prefix on a line of the output, when
 // there is one.

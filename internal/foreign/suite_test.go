@@ -71,10 +71,13 @@ var foreignCases = []foreignCase{
 // ROCKSTREAM_LONG=1 writes ten times as many batches.
 func TestForeignWriters(t *testing.T) {
 	testenv.RequireTool(t, "ldb")
+	var runs []*run
 	for _, c := range foreignCases {
 		t.Run(c.name(), func(t *testing.T) {
 			r := newRun(t, c)
-			ok := t.Run("archive", r.archive)
+			r.parent = t
+			runs = append(runs, r)
+			ok := r.step(t, "archive", r.archive)
 			if c.want.refused != "" {
 				return
 			}
@@ -84,6 +87,36 @@ func TestForeignWriters(t *testing.T) {
 			r.steps(t)
 		})
 	}
+	t.Logf("outcome per configuration and step:\n%s", matrix(runs))
+}
+
+// step runs one step as a subtest and records its outcome.
+func (r *run) step(t *testing.T, name string, f func(*testing.T)) bool {
+	ok := t.Run(name, f)
+	r.results = append(r.results, stepResult{name, ok})
+	return ok
+}
+
+type stepResult struct {
+	name string
+	ok   bool
+}
+
+// matrix is a table of every run's steps, for the log.
+func matrix(runs []*run) string {
+	var b strings.Builder
+	for _, r := range runs {
+		fmt.Fprintf(&b, "%-12s", r.c.name())
+		for _, s := range r.results {
+			v := "PASS"
+			if !s.ok {
+				v = "FAIL"
+			}
+			fmt.Fprintf(&b, " %s:%s", s.name, v)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // run is one configuration's run: its folders, archive, processes, marks.
@@ -97,6 +130,10 @@ type run struct {
 	url        string
 	env        []string
 	marks      []foreign.Mark
+	results    []stepResult
+	standbyP   *proc  // the running standby, between the standby and promote steps
+	standbyA   string // its --listen address
+	parent     *testing.T
 	archived   uint64 // the last sequence the archive held when the archive step ended
 }
 
@@ -120,19 +157,24 @@ func newRun(t *testing.T, c foreignCase) *run {
 func (r *run) steps(t *testing.T) {
 	final := r.marks[len(r.marks)-1]
 	latest := filepath.Join(r.root, "restore-latest")
-	t.Run("restore-latest", func(t *testing.T) {
+	r.step(t, "restore-latest", func(t *testing.T) {
 		r.restore(t, latest, 0)
 		r.compare(t, latest, final)
 	})
-	for _, m := range restorePoints(r.marks) {
-		t.Run(fmt.Sprintf("restore-at-%s-%d", m.Name, m.Seq), func(t *testing.T) {
+	for i, m := range restorePoints(r.marks) {
+		name := "restore-at-initial"
+		if i > 0 {
+			name = fmt.Sprintf("restore-at-mark-%d", i)
+		}
+		r.step(t, name, func(t *testing.T) {
 			dir := filepath.Join(r.root, fmt.Sprintf("restore-%d", m.Seq))
 			r.restore(t, dir, m.Seq)
 			r.compare(t, dir, m)
 		})
 	}
-	t.Run("standby", func(t *testing.T) { r.standby(t, final) })
-	t.Run("app-open", func(t *testing.T) {
+	r.step(t, "standby", func(t *testing.T) { r.standby(t, final) })
+	r.step(t, "promote", func(t *testing.T) { r.promote(t, final) })
+	r.step(t, "app-open", func(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(latest, "CURRENT")); err != nil {
 			t.Fatalf("no restored folder to open (restore-latest failed): %v", err)
 		}
@@ -217,17 +259,15 @@ func startNoT(name string, args ...string) *proc {
 }
 
 // standby builds a standby from the archive, waits until it applied the
-// writer's final sequence and compares it (running) with the final mark;
-// then promotes it, opens the promoted folder as the application does
-// (read-write, its own options: the final state, and a write), and stops
-// the process, which archives the folder after the promotion.
+// writer's final sequence and compares it (running) with the final mark. It
+// leaves the standby running for the promote step.
 func (r *run) standby(t *testing.T, final foreign.Mark) {
 	if r.archived < final.Seq {
 		t.Fatalf("the archive holds up to sequence %d, not the final mark's %d (see the archive step): no standby can reach it", r.archived, final.Seq)
 	}
 	dir := filepath.Join(r.root, "standby")
 	addr := freeAddr(t)
-	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",
+	p := startOwned(t, r.parent, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",
 		"--work-dir", filepath.Join(r.root, "standby-work"), "--segment-age", "100ms", dir)
 	var last string
 	err := waitFor(p, waitLimit, func() bool {
@@ -240,21 +280,33 @@ func (r *run) standby(t *testing.T, final foreign.Mark) {
 		return st.Applied >= final.Seq
 	})
 	if err != nil {
+		p.stop(t)
 		t.Fatalf("the standby never applied the writer's final sequence %d: %v\nits last status: %s", final.Seq, err, last)
 	}
+	r.standbyP, r.standbyA = p, addr
 	r.compare(t, dir, final)
-	t.Run("promote", func(t *testing.T) { r.promote(t, p, addr, dir, final) })
-	if err := p.stop(t); err != nil {
-		t.Fatalf("the standby exits with %v on SIGTERM:\n%s", err, tail(p.output()))
-	}
 }
 
-func (r *run) promote(t *testing.T, standby *proc, addr, dir string, final foreign.Mark) {
-	pr := start(t, r.env, nil, r.rockstream, "promote", "--standby", "http://"+addr)
+// promote promotes the running standby, opens the promoted folder as the
+// application does (read-write, its own options: the final state, and a
+// write), and stops the process, which archives the folder after the
+// promotion.
+func (r *run) promote(t *testing.T, final foreign.Mark) {
+	sb := r.standbyP
+	if sb == nil {
+		t.Fatalf("no standby caught up to promote (see the standby step)")
+	}
+	defer func() {
+		if err := sb.stop(t); err != nil {
+			t.Errorf("the standby exits with %v on SIGTERM after its promotion:\n%s", err, tail(sb.output()))
+		}
+	}()
+	pr := start(t, r.env, nil, r.rockstream, "promote", "--standby", "http://"+r.standbyA)
 	<-pr.done
 	if pr.err != nil {
-		t.Fatalf("rockstream promote: %v\n%s\nthe standby:\n%s", pr.err, tail(pr.output()), tail(standby.output()))
+		t.Fatalf("rockstream promote: %v\n%s\nthe standby:\n%s", pr.err, tail(pr.output()), tail(sb.output()))
 	}
+	dir := filepath.Join(r.root, "standby")
 	out, err := r.verify(dir, final.Seq, "--read-write")
 	if err != nil {
 		t.Fatalf("the application (%s options) cannot open the promoted folder read-write and find its final state: %v\n%s", r.c.shape, err, out)
