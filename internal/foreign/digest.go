@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"math"
 
 	"github.com/linxGnu/grocksdb"
 )
@@ -49,9 +50,8 @@ func (d Digest) Diff(want Digest) string {
 
 // Digest reads every column family of the app.
 func (a *App) Digest() (Digest, error) {
-	ro := grocksdb.NewDefaultReadOptions()
+	ro := a.readOptions()
 	defer ro.Destroy()
-	ro.SetFillCache(false)
 	d := Digest{}
 	for _, n := range a.Families() {
 		s, err := a.digestFamily(ro, a.cfs[n])
@@ -79,6 +79,17 @@ func (a *App) digestFamily(ro *grocksdb.ReadOptions, cf *grocksdb.ColumnFamilyHa
 	return FamilyDigest{Keys: n, Sum: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// readOptions reads the newest state (with user-defined timestamps: at the
+// largest timestamp).
+func (a *App) readOptions() *grocksdb.ReadOptions {
+	ro := grocksdb.NewDefaultReadOptions()
+	ro.SetFillCache(false)
+	if a.shape.Timestamps {
+		ro.SetTimestamp(timestamp(math.MaxUint64))
+	}
+	return ro
+}
+
 func writeField(h hash.Hash, b []byte) {
 	var l [8]byte
 	binary.BigEndian.PutUint64(l[:], uint64(len(b)))
@@ -89,7 +100,7 @@ func writeField(h hash.Hash, b []byte) {
 // FirstDifferences compares a (got) with want key by key, family by family,
 // and describes the first difference in each family that differs.
 func FirstDifferences(a, want *App) ([]string, error) {
-	ro := grocksdb.NewDefaultReadOptions()
+	ro := a.readOptions()
 	defer ro.Destroy()
 	var out []string
 	names := map[string]bool{}

@@ -29,6 +29,10 @@ type Shape struct {
 	// WALDir: the WAL goes to the folder DIR.wal beside the database DIR
 	// (wal_dir).
 	WALDir bool
+	// Timestamps: the families use user-defined timestamps (the built-in
+	// leveldb.BytewiseComparator.u64ts); writes carry one, reads give the
+	// newest.
+	Timestamps bool
 	// ReadOnlyShape: the program never writes this shape (db_bench does).
 	ReadOnlyShape bool
 	step          func(a *App, w *workload, i int) error
@@ -88,6 +92,8 @@ func shapes() []*Shape {
 			Options: "write_buffer_size=65536;enable_blob_files=true;min_blob_size=64;blob_file_size=1048576"}}, step: writePlain},
 		{Name: "comparator", DBOptions: keepWAL, Families: []Family{{Name: "default",
 			Options: "write_buffer_size=262144;comparator=rocksdb.ReverseBytewiseComparator"}}, step: writePlain},
+		{Name: "udt", DBOptions: keepWAL, Families: []Family{{Name: "default",
+			Options: "write_buffer_size=262144;comparator=leveldb.BytewiseComparator.u64ts"}}, Timestamps: true, step: writeTimestamped},
 		{Name: "dbbench", Families: []Family{{Name: "default", Options: "merge_operator=uint64add"}}, ReadOnlyShape: true},
 	}
 }

@@ -54,6 +54,7 @@ var foreignCases = []foreignCase{
 	{shape: "avoidflush", want: works},
 	{shape: "blobdb", want: works},
 	{shape: "comparator", want: works},
+	{shape: "udt", want: works},
 	{shape: "dbbench", want: works},
 }
 

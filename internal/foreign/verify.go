@@ -2,6 +2,7 @@ package foreign
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/linxGnu/grocksdb"
 )
@@ -28,7 +29,11 @@ func Verify(shape *Shape, dir string, mode Mode) (Mark, error) {
 	}
 	wb := grocksdb.NewWriteBatch()
 	defer wb.Destroy()
-	wb.PutCF(a.cfs["default"], []byte("verify-write"), []byte("the application goes on"))
+	if shape.Timestamps {
+		wb.PutCFWithTS(a.cfs["default"], []byte("verify-write"), timestamp(math.MaxUint64-1), []byte("the application goes on"))
+	} else {
+		wb.PutCF(a.cfs["default"], []byte("verify-write"), []byte("the application goes on"))
+	}
 	if err := a.write(wb); err != nil {
 		return Mark{}, fmt.Errorf("foreign: write to %s after opening it: %w", dir, err)
 	}

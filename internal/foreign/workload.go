@@ -83,6 +83,27 @@ func writePlain(a *App, w *workload, _ int) error {
 	return a.write(wb)
 }
 
+// writeTimestamped: puts and deletes, each with the batch's number as its
+// timestamp (8 bytes little-endian, as u64ts encodes it).
+func writeTimestamped(a *App, w *workload, i int) error {
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	ts := timestamp(uint64(i) + 1)
+	for range w.ops() {
+		_, cf := w.pick(a)
+		if w.r.IntN(7) == 0 {
+			wb.DeleteCFWithTS(cf, w.key(), ts)
+		} else {
+			wb.PutCFWithTS(cf, w.key(), ts, w.value())
+		}
+	}
+	return a.write(wb)
+}
+
+func timestamp(n uint64) []byte {
+	return binary.LittleEndian.AppendUint64(nil, n)
+}
+
 // writeHomeserver: a batch per event touching a few maps, most of them the
 // hot ones (events, state), the WAL flushed by hand every 8 batches.
 func writeHomeserver(a *App, w *workload, i int) error {
