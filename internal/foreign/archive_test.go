@@ -104,7 +104,11 @@ func (r *run) waitArchived(t *testing.T, a *proc, seq uint64, what string) bool 
 	})
 	r.archived = got
 	if err != nil {
-		t.Errorf("the archive never held the writer's %s mark (sequence %d; it holds up to %d): %v", what, seq, got, err)
+		msg := fmt.Sprintf("the archive never held the writer's %s mark (sequence %d; it holds up to %d): %v", what, seq, got, err)
+		if !a.exited() {
+			msg += "\nthe archiver, still running, said:\n" + tail(a.output())
+		}
+		t.Error(msg)
 		return false
 	}
 	return true
