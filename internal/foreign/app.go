@@ -171,7 +171,8 @@ func (a *App) FlushWAL() error {
 }
 
 // Checkpoint writes a RocksDB checkpoint of the database into dir, without
-// a flush (RocksDB flushes anyway when allow_2pc is set).
+// a flush (RocksDB flushes anyway when allow_2pc is set): it leaves out
+// writes made without the WAL that are still in a memtable.
 func (a *App) Checkpoint(dir string) error {
 	var cp *grocksdb.Checkpoint
 	var err error

@@ -41,6 +41,7 @@
 //   - avoidflush: avoid_flush_during_recovery=true.
 //   - blobdb: integrated BlobDB (enable_blob_files, min_blob_size=64).
 //   - comparator: the built-in rocksdb.ReverseBytewiseComparator.
+//   - unlogged: one batch in 40 written with WriteOptions.DisableWAL.
 //   - udt: user-defined timestamps (leveldb.BytewiseComparator.u64ts).
 //   - dbbench: what db_bench --benchmarks=mergerandom --merge_operator=uint64add
 //     writes; the program only reads it (verify), db_bench is the writer.

@@ -170,7 +170,7 @@ func tail(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-var keyMarkers = []string{"level=ERROR", "level=WARN", "rockstream:", "foreignwriter:", "differs from", "column family",
+var keyMarkers = []string{"level=ERROR", "level=WARN", "rockstream:", "foreignwriter:", "differs from", "column family", "key by key", "key-by-key",
 	"Assertion", "SIGABRT", "SIGSEGV", "fatal error", "panic:", "signal arrived", "Aborted"}
 
 // lineValue returns the number after prefix on a line of the output, when

@@ -83,6 +83,22 @@ func writePlain(a *App, w *workload, _ int) error {
 	return a.write(wb)
 }
 
+// unloggedEvery: the unlogged shape writes batch i without the WAL when
+// i%unloggedEvery == unloggedEvery/2 (never the last batches of a run).
+const unloggedEvery = 40
+
+// writeUnlogged: writePlain, with one batch in unloggedEvery written with
+// WriteOptions.DisableWAL: it consumes sequence numbers but never reaches
+// the WAL.
+func writeUnlogged(a *App, w *workload, i int) error {
+	if i%unloggedEvery != unloggedEvery/2 {
+		return writePlain(a, w, i)
+	}
+	a.wo.DisableWAL(true)
+	defer a.wo.DisableWAL(false)
+	return writePlain(a, w, i)
+}
+
 // writeTimestamped: puts and deletes, each with the batch's number as its
 // timestamp (8 bytes little-endian, as u64ts encodes it).
 func writeTimestamped(a *App, w *workload, i int) error {

@@ -139,6 +139,9 @@ func verify(f flags, out io.Writer) error {
 		for _, l := range lines {
 			fmt.Fprintln(out, l)
 		}
+		if err == nil && len(lines) == 0 {
+			fmt.Fprintf(out, "the mark's checkpoint %s shows no difference key by key\n", want.Checkpoint)
+		}
 	}
 	return fmt.Errorf("%s differs from the mark at sequence %d", f.verify, f.mark)
 }
