@@ -118,7 +118,9 @@ func (r *run) waitArchived(t *testing.T, a *proc, seq uint64, what string) bool 
 // with the expected message.
 func (r *run) checkRefused(t *testing.T, a *proc) {
 	t.Helper()
-	<-a.done
+	if err := waitFor(nil, waitLimit, a.exited); err != nil {
+		t.Fatalf("the archiver must refuse %s saying %q; it still runs: %v\n%s", r.c.shape, r.c.want.refused, err, tail(a.output()))
+	}
 	if a.err == nil || !strings.Contains(a.output(), r.c.want.refused) {
 		t.Fatalf("the archiver must refuse %s saying %q; it exited with %v:\n%s", r.c.shape, r.c.want.refused, a.err, tail(a.output()))
 	}
