@@ -74,8 +74,10 @@ var foreignCases = []foreignCase{
 // mark, which the first base holds, and three later) equals the state the
 // writer recorded there, family by family (the set of families too), with
 // the first differing key named; a standby built from the archive equals
-// the final state; and the application opens the restored folder
-// read-write with its own options, sees the final state and writes.
+// the final state; once promoted, and the restored folder too, the
+// application opens it read-write with its own options, sees the final
+// state and writes. Configurations run in parallel (most of a run waits on
+// processes); the log ends with a table of every step's outcome.
 //
 // ROCKSTREAM_LONG=1 writes ten times as many batches.
 func TestForeignWriters(t *testing.T) {
