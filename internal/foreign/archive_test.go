@@ -35,7 +35,8 @@ func (r *run) archive(t *testing.T) {
 	}
 	stdin, goLine := io.Pipe()
 	defer goLine.Close()
-	args := append([]string{"--db", r.db, "--shape", r.c.shape, "--marks", r.marksFile}, writerArgs()...)
+	args := append([]string{"--db", r.db, "--shape", r.c.shape, "--marks", r.marksFile,
+		"--threads", strconv.Itoa(max(r.c.threads, 1))}, writerArgs()...)
 	w := start(t, nil, stdin, r.writer, args...)
 	initial := r.waitLine(t, w, "ready")
 	a := r.startArchiver(t)

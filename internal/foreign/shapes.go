@@ -33,6 +33,9 @@ type Shape struct {
 	// leveldb.BytewiseComparator.u64ts); writes carry one, reads give the
 	// newest.
 	Timestamps bool
+	// Serial: the shape's writes share state (transactions, families
+	// created and dropped, write options) and run from one thread only.
+	Serial bool
 	// ReadOnlyShape: the program never writes this shape (db_bench does).
 	ReadOnlyShape bool
 	step          func(a *App, w *workload, i int) error
@@ -79,9 +82,9 @@ func shapes() []*Shape {
 		{Name: "plain", DBOptions: keepWAL, Families: []Family{{Name: "default"}}, step: writePlain},
 		{Name: "homeserver", DBOptions: homeserverDB, Families: homeserverFamilies(), ManualFlush: true, step: writeHomeserver},
 		{Name: "merge", DBOptions: keepWAL, Families: mergeFamilies, step: writeMerge},
-		{Name: "txn", DBOptions: keepWAL, Families: txnFamilies, Txn: true, step: writeTxn, finish: leavePrepared},
+		{Name: "txn", DBOptions: keepWAL, Families: txnFamilies, Txn: true, Serial: true, step: writeTxn, finish: leavePrepared},
 		{Name: "cfchurn", DBOptions: keepWAL, Families: []Family{{Name: "default", Options: "write_buffer_size=262144"}},
-			Dynamic: churnOptions, step: writeChurn},
+			Dynamic: churnOptions, Serial: true, step: writeChurn},
 		{Name: "walzstd", DBOptions: keepWAL + ";wal_compression=kZSTD", Families: []Family{{Name: "default", Options: "write_buffer_size=262144"}},
 			step: writePlain},
 		{Name: "smallmem", DBOptions: keepWAL, Families: smallmemFamilies, step: writePlain},
@@ -95,7 +98,7 @@ func shapes() []*Shape {
 		// unlogged keeps the default 64 MiB write buffer: nothing is flushed
 		// during a run, so every base misses the unlogged writes, whatever
 		// the timing (and so do the marks' checkpoints: no key-by-key diff)
-		{Name: "unlogged", DBOptions: keepWAL, Families: []Family{{Name: "default"}}, step: writeUnlogged},
+		{Name: "unlogged", DBOptions: keepWAL, Families: []Family{{Name: "default"}}, Serial: true, step: writeUnlogged},
 		{Name: "udt", DBOptions: keepWAL, Families: []Family{{Name: "default",
 			Options: "write_buffer_size=262144;comparator=leveldb.BytewiseComparator.u64ts"}}, Timestamps: true, step: writeTimestamped},
 		{Name: "dbbench", Families: []Family{{Name: "default", Options: "merge_operator=uint64add"}}, ReadOnlyShape: true},

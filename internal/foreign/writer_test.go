@@ -92,6 +92,24 @@ func names(ms []foreign.Mark) []string {
 	return n
 }
 
+// TestWriterThreads: two threads write every batch (the final mark counts
+// them all), and a shape whose writes share state refuses them.
+func TestWriterThreads(t *testing.T) {
+	db, marksFile, marks := runWriter(t, "homeserver", append([]string{"--threads", "2"}, smallRun...)...)
+	final := marks[len(marks)-1]
+	if final.Batch != 400 {
+		t.Errorf("the final mark counts %d batches, want 400", final.Batch)
+	}
+	if out, err := verifyOut(t, "--shape", "homeserver", "--verify", db, "--marks", marksFile, "--mark", strconv.FormatUint(final.Seq, 10)); err != nil {
+		t.Fatalf("reopened, the database is not the final mark: %v\n%s", err, out)
+	}
+	_, w := bins(t)
+	out, err := exec.Command(w, "--db", filepath.Join(t.TempDir(), "db"), "--shape", "txn", "--marks", filepath.Join(t.TempDir(), "m"), "--threads", "2").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "one thread only") {
+		t.Fatalf("txn with 2 threads: %v\n%s", err, out)
+	}
+}
+
 // TestWriterDeterministic: the same seed writes the same states, another
 // seed other ones.
 func TestWriterDeterministic(t *testing.T) {

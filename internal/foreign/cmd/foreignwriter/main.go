@@ -65,6 +65,7 @@ func parse(args []string) (flags, error) {
 	fs.IntVar(&f.cfg.Batches, "batches", 2000, "batches in all")
 	fs.IntVar(&f.cfg.MarkEvery, "mark-every", 400, "a mark every N batches")
 	fs.Float64Var(&f.cfg.Rate, "rate", 0, "batches per second (0: as fast as it can)")
+	fs.IntVar(&f.cfg.Threads, "threads", 1, "threads writing at once, paused at each mark (over 1: the states depend on their interleaving)")
 	fs.StringVar(&f.verify, "verify", "", "open `DIR` with the shape's options and print its state")
 	fs.BoolVar(&f.readWrite, "read-write", false, "verify: open read-write and write one batch after")
 	fs.Uint64Var(&f.mark, "mark", 0, "verify: compare with the mark of this `SEQ` in --marks")
