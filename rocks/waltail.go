@@ -34,8 +34,16 @@ import (
 // it was read to its end: its torn or zero-filled tail then ends it, and
 // reading moves on to the next file. Whether a higher file exists takes a
 // listing of the folder, which costs with the number of files in it (SST
-// files too), so Next lists at most once per walFinishedEvery while it
-// waits at the end of a file: a WAL switch is seen up to that much later. Damage before the tail of a finished
+// files too). So the WALTail keeps the WAL files of its last listing, and
+// decides from them first: at the end of a file it moves on at once when
+// two newer files are known, or one that has data (a stat of that one
+// file); it moves to the next known file without listing while two or
+// more newer ones are known (catching up, a listing per many files,
+// whatever their size). Only when what it knows does not tell, at the
+// live end of the newest file, does it list, at most once per
+// walFinishedEvery while it waits: a WAL switch is seen up to that much
+// later there, and a waiting WALTail costs one listing per
+// walFinishedEvery, nothing more. Damage before the tail of a finished
 // file is ErrCorrupt, naming the file and the offset.
 //
 // The file being read is kept open: on Linux an open file survives its
@@ -47,9 +55,11 @@ import (
 // (an idle database without WAL retention) is reported as a gap only once
 // the next batch is written; until then Next says ok=false.
 //
-// Supported: RocksDB's log format as of 7.x, legacy and recyclable records;
-// WAL compression (a SetCompressionType record) and record types newer
-// than 7.8 are ErrUnsupported. A WALTail is used by one goroutine at a time.
+// Supported: RocksDB's log format as of 7.x, legacy and recyclable
+// records, and WAL compression (wal_compression=zstd: a SetCompressionType
+// record, then records that are each one zstd frame, see walzstd.go).
+// Other compression types and record types unknown to 7.8 are
+// ErrUnsupported. A WALTail is used by one goroutine at a time.
 type WALTail struct {
 	dir     string
 	archive string
@@ -63,11 +73,14 @@ type WALTail struct {
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
 	listed  time.Time        // when finished last listed the folder
+	known   []walLog         // the WAL files of the last listing of dir and archive/, by number
+	empty   uint64           // a newer file found empty by a stat; 0: none
 
 	// for tests: where the last batch came from, and counters
 	lastPath string
 	lastOff  int64
 	listings int // directory listings at the live end
+	lists    int // listings of dir and archive/ (locate, advance)
 	opened   int // WAL files opened for reading (not counting first-record probes)
 }
 
@@ -159,10 +172,7 @@ func (t *WALTail) read() (Batch, bool, error) {
 		}
 		switch res {
 		case readWait:
-			if !t.listDue() {
-				return Batch{}, false, nil
-			}
-			finished, err := t.finished(t.cur.num)
+			finished, err := t.finishedNow()
 			if err != nil || !finished {
 				return Batch{}, false, err
 			}
@@ -243,29 +253,74 @@ func (t *WALTail) locate() (ok bool, err error) {
 	return false, nil
 }
 
-// advance moves from the finished current file to the next one. moved is
-// false when that file vanished meanwhile and no other came (the database
-// was deleted?): the next call tries again.
+// advance moves from the finished current file to the next one: the next
+// file of the last listing, listing again first when it knew fewer than
+// two newer files (near the live end, where the writer may have created
+// more since). moved is false when the files known vanished meanwhile and
+// no other came (the database was deleted?): the next call tries again.
 func (t *WALTail) advance() (moved bool, err error) {
-	logs, err := t.list()
-	if err != nil {
-		return false, err
-	}
-	for _, l := range logs {
-		if l.num <= t.cur.num {
-			continue
+	for try := range 2 {
+		if try == 1 || len(t.newer(t.cur.num)) < 2 {
+			if _, err := t.list(); err != nil {
+				return false, err
+			}
 		}
-		f, err := t.open(l)
-		if err != nil {
-			return false, err
-		}
-		if f != nil {
-			t.closeFile()
-			t.cur = f
-			return true, nil
+		for _, l := range t.newer(t.cur.num) {
+			f, err := t.open(l)
+			if err != nil {
+				return false, err
+			}
+			if f != nil {
+				t.closeFile()
+				t.cur = f
+				return true, nil
+			}
 		}
 	}
 	return false, nil
+}
+
+// newer returns the WAL files of the last listing numbered above num.
+func (t *WALTail) newer(num uint64) []walLog {
+	i, found := slices.BinarySearchFunc(t.known, num, func(l walLog, n uint64) int { return cmpUint(l.num, n) })
+	if found {
+		i++
+	}
+	return t.known[i:]
+}
+
+// finishedNow says whether the writer has moved on from the current file,
+// from what the last listing showed if it tells (two newer files, or one
+// that has data), else from a listing when one is due.
+func (t *WALTail) finishedNow() (bool, error) {
+	num := t.cur.num
+	switch newer := t.newer(num); {
+	case len(newer) >= 2:
+		return true, nil
+	case len(newer) == 1 && newer[0].num != t.empty:
+		data, err := t.hasData(newer[0].name)
+		if err != nil || data {
+			return data, err
+		}
+		t.empty = newer[0].num // stat it again only with a listing
+	}
+	if !t.listDue() {
+		return false, nil
+	}
+	return t.finished(num)
+}
+
+// hasData says whether the WAL file name of dir holds data, or has gone
+// from dir (moved to archive/ or deleted: the writer is past it too).
+func (t *WALTail) hasData(name string) (bool, error) {
+	fi, err := os.Stat(filepath.Join(t.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+	}
+	return fi.Size() > 0, nil
 }
 
 // listDue says whether finished may list the folder now, and if so takes
@@ -305,14 +360,7 @@ func (t *WALTail) finished(num uint64) (bool, error) {
 	case 0:
 		return false, nil
 	case 1:
-		fi, err := os.Stat(filepath.Join(t.dir, newer[0]))
-		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil // moved to archive/: the writer is past it too
-		}
-		if err != nil {
-			return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
-		}
-		return fi.Size() > 0, nil
+		return t.hasData(newer[0])
 	}
 	return true, nil
 }
@@ -333,9 +381,12 @@ func walNumber(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-// list returns the WAL files of dir and archive/, by number. dir is listed
-// first: RocksDB only moves files from dir to archive/, so a file that
-// moves meanwhile is seen at least once.
+// list returns the WAL files of dir and archive/, by number, and keeps them
+// as the files known. dir is listed first: RocksDB only moves files from
+// dir to archive/, so a file that moves meanwhile is seen at least once.
+// The files known stay exact for what advance takes from them: RocksDB
+// numbers WAL files in the order it creates them, so no file can appear
+// later between two that a listing showed.
 func (t *WALTail) list() ([]walLog, error) {
 	var logs []walLog
 	for _, d := range []string{t.dir, t.archive} {
@@ -353,7 +404,9 @@ func (t *WALTail) list() ([]walLog, error) {
 		}
 	}
 	slices.SortFunc(logs, func(a, b walLog) int { return cmpUint(a.num, b.num) })
-	return slices.CompactFunc(logs, func(a, b walLog) bool { return a.num == b.num }), nil
+	t.known = slices.CompactFunc(logs, func(a, b walLog) bool { return a.num == b.num })
+	t.lists++
+	return t.known, nil
 }
 
 func cmpUint(a, b uint64) int {
@@ -410,8 +463,10 @@ func (t *WALTail) firstSequence(l walLog) (seq uint64, found bool, err error) {
 
 // readFirstSequence reads the sequence of the first batch of the WAL file
 // f, whose number is num; found is false when it has no intact first record
-// yet.
-func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, found bool, err error) {
+// yet. It reads the first physical record only (a First fragment holds the
+// batch's header too), but in a compressed file, whose first batch it
+// reads whole after the SetCompressionType record.
+func readFirstSequence(f *os.File, path string, num uint64) (seq uint64, found bool, err error) {
 	var block [walBlockSize]byte
 	n, err := f.ReadAt(block[:], 0)
 	if err != nil && err != io.EOF {
@@ -424,9 +479,9 @@ func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, foun
 	switch p.typ {
 	case walFullType, walFirstType, walRecyclableFullType, walRecyclableFirstType:
 	case walSetCompressionType:
-		return 0, false, fmt.Errorf("rocks: read wal %s: %w: %s", path, ErrUnsupported, compressionMessage(p.payload))
+		return compressedFirstSequence(f, path, num)
 	default:
-		return 0, false, fmt.Errorf("rocks: read wal %s: %w: its first record has type %d", path, ErrUnsupported, p.typ)
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: its first record has type %d, unknown to RocksDB 7.8's log format", path, ErrUnsupported, p.typ)
 	}
 	if len(p.payload) < headerSize {
 		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(p.payload))
@@ -434,11 +489,20 @@ func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, foun
 	return binary.LittleEndian.Uint64(p.payload), true, nil
 }
 
-func compressionMessage(payload []byte) string {
-	if len(payload) == 0 {
-		return "the WAL is compressed (wal_compression); rockstream reads uncompressed WAL only"
+// compressedFirstSequence reads the first batch of the compressed WAL file
+// f whole, as a live file (an incomplete record is not found yet).
+func compressedFirstSequence(f *os.File, path string, num uint64) (seq uint64, found bool, err error) {
+	w := &walFile{num: num, path: path, f: f, buf: make([]byte, 0, walBlockSize)}
+	payload, _, res, err := w.read()
+	switch {
+	case err != nil:
+		return 0, false, err
+	case res != readRecord:
+		return 0, false, nil
+	case len(payload) < headerSize:
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(payload))
 	}
-	return fmt.Sprintf("the WAL is compressed (wal_compression, compression type %d); rockstream reads uncompressed WAL only", payload[0])
+	return binary.LittleEndian.Uint64(payload), true, nil
 }
 
 // physical is a physical record: a header and a payload within a block.
@@ -510,6 +574,8 @@ type walFile struct {
 	bufOff   int64
 	finished bool // the writer has moved on: what the file holds is all it will hold
 	recycled bool // the file's records are of the recyclable types
+	typed    bool // recycled is known: a record other than SetCompressionType was read
+	zstd     bool // the records after the first are compressed (wal_compression=zstd)
 }
 
 // readResult is what walFile.read found.
@@ -579,8 +645,9 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			return nil, false, 0, w.corrupt(off, why)
 		}
 		w.off = off + int64(p.size)
-		if off == 0 {
+		if !w.typed && p.typ != walSetCompressionType {
 			w.recycled = p.typ >= walRecyclableFullType && p.typ <= walRecyclableLastType
+			w.typed = true
 		}
 		switch p.typ {
 		case walFullType, walRecyclableFullType:
@@ -590,7 +657,7 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			// An empty First fragment right before is an old writer's bug
 			// that RocksDB's reader forgives.
 			w.inFrag, w.frag, w.recOff = false, nil, off
-			return p.payload, false, readRecord, nil
+			return w.record(p.payload, false)
 		case walFirstType, walRecyclableFirstType:
 			if w.inFrag && len(w.frag) > 0 {
 				return nil, false, 0, w.corrupt(off, "a first fragment inside a fragmented record")
@@ -613,9 +680,16 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			}
 			rec := append(w.frag, p.payload...)
 			w.inFrag, w.frag = false, nil
-			return rec, true, readRecord, nil
+			return w.record(rec, true)
 		case walSetCompressionType:
-			return nil, false, 0, fmt.Errorf("rocks: read wal %s at offset %d: %w: %s", w.path, off, ErrUnsupported, compressionMessage(p.payload))
+			if off != 0 {
+				// db/log_reader.cc:262: only a file's first record.
+				return nil, false, 0, w.corrupt(off, "a SetCompressionType record that is not the file's first")
+			}
+			if err := compressionType(w.path, off, p.payload); err != nil {
+				return nil, false, 0, err
+			}
+			w.zstd = true
 		case walZeroType:
 			return nil, false, 0, w.corrupt(off, fmt.Sprintf("a record of type 0 with %d bytes", len(p.payload)))
 		default:
@@ -623,6 +697,19 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 				w.path, off, ErrUnsupported, p.typ)
 		}
 	}
+}
+
+// record returns a logical record as read: decompressed when the file is
+// compressed. owned says whether rec is the caller's already.
+func (w *walFile) record(rec []byte, owned bool) ([]byte, bool, readResult, error) {
+	if !w.zstd {
+		return rec, owned, readRecord, nil
+	}
+	out, err := decompress(w.path, w.recOff, rec)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	return out, true, readRecord, nil
 }
 
 // checkSize refuses to grow a fragmented record past walMaxRecord.

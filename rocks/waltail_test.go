@@ -416,16 +416,17 @@ func TestWALTailRecycled(t *testing.T) {
 	}
 }
 
-// TestWALTailUnsupported: WAL compression and unknown record types are
-// ErrUnsupported, not corruption and not a silent skip.
+// TestWALTailUnsupported: WAL compression other than zstd and unknown
+// record types are ErrUnsupported, not corruption and not a silent skip; a
+// zstd WAL whose record does not decompress is ErrCorrupt.
 func TestWALTailUnsupported(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	compressed := &testWAL{num: 4}
-	compressed.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
-	compressed.add(testBatch(rng, 1, 1, 40))
+	lz4 := &testWAL{num: 4}
+	lz4.physical(walSetCompressionType, []byte{4, 0, 0, 0}, walHeaderSize) // kLZ4Compression
+	lz4.add(testBatch(rng, 1, 1, 40))
 	unknown := encodeWAL(4, false, [][]byte{testBatch(rng, 1, 1, 40)})
 	unknown.physical(10, []byte("a record of a newer RocksDB"), walHeaderSize)
-	for name, w := range map[string]*testWAL{"compressed": compressed, "unknown type": unknown} {
+	for name, w := range map[string]*testWAL{"compressed with lz4": lz4, "unknown type": unknown} {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "000004.log"), w.data)
 		_, err := drainTailErr(newTail(t, dir, 1), nil)
@@ -433,6 +434,16 @@ func TestWALTailUnsupported(t *testing.T) {
 			t.Fatalf("%s: %v, want ErrUnsupported", name, err)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+	bad := &testWAL{num: 4}
+	bad.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
+	bad.add(testBatch(rng, 1, 1, 40)) // not compressed
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000004.log"), bad.data)
+	writeFile(t, filepath.Join(dir, "000005.log"), nil)
+	writeFile(t, filepath.Join(dir, "000006.log"), nil)
+	if _, err := drainTailErr(newTail(t, dir, 1), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "decompress") {
+		t.Fatalf("zstd WAL with a record that is not zstd: %v, want ErrCorrupt", err)
 	}
 }
 
