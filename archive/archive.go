@@ -215,16 +215,18 @@ type Archiver struct {
 	lastBase time.Time
 	walBytes int64 // batch bytes since the last base
 	lastSize int   // bytes of the last segment sealed: the next one's likely size
-	// behind is true from the start of Run until a segment is sealed by its
-	// age rather than its size: the archiver is catching up, or the writer
-	// fills segments faster than SegmentAge. Then segments compress their
-	// blocks in flight (Options.Compressors).
+	// behind is true from the start of Run, and after a segment during
+	// which the reader never caught up with the database: the archiver is
+	// catching up, or the writer writes faster than it reads. Then segments
+	// compress their blocks in flight (Options.Compressors).
 	behind bool
 	// lists caches the file lists of the bases that the manifest named at
 	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
+	// lag tracks the database's head and what waits for upload (under mu).
+	lag lag
 }
 
 // Stats counts what an Archiver did.
@@ -241,8 +243,24 @@ type Stats struct {
 	// queued: in a segment, or in a base.
 	LastSequence uint64
 	// ArchivedSequence is the last sequence that the archive holds: in an
-	// uploaded segment, or in a base. LastSequence minus it is the lag.
+	// uploaded segment, or in a base.
 	ArchivedSequence uint64
+	// HeadSequence is the database's last sequence: the last complete
+	// batch of its newest WAL file as last seen (a Source that is a
+	// HeadReader), else LastSequence.
+	HeadSequence uint64
+	// LagSequences is HeadSequence minus ArchivedSequence: how far the
+	// archive is behind the database.
+	LagSequences uint64
+	// LagBytes is the WAL bytes the archive lacks: the batch bytes read and
+	// not uploaded, plus the bytes of WAL files not read yet up to the head
+	// (when the Source can tell).
+	LagBytes int64
+	// LagSeconds is how long the oldest write that the archive lacks has
+	// waited: since the oldest batch not uploaded yet was read, or since the
+	// head was first seen beyond what was read, whichever is earlier; 0
+	// when the archive holds everything.
+	LagSeconds float64
 	LastUpload       time.Time
 	// Prunes counts the scheduled prunes that succeeded, PruneErrors those
 	// that failed; PrunedObjects and PrunedBytes what their sweeps deleted.
@@ -264,7 +282,9 @@ func New(src Source, store objstore.Store, opts Options) (*Archiver, error) {
 func (a *Archiver) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.stats
+	s := a.stats
+	a.lagStats(&s)
+	return s
 }
 
 // archived records that the archive holds every batch up to seq.

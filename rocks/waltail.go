@@ -75,6 +75,13 @@ type WALTail struct {
 	listed  time.Time        // when finished last listed the folder
 	known   []walLog         // the WAL files of the last listing of dir and archive/, by number
 	empty   uint64           // a newer file found empty by a stat; 0: none
+	waiting bool             // the last Next stopped at the end of the file being read
+
+	// The head (walhead.go): the last listing of dir, the newest file's scan.
+	dirLogs    []walLog
+	headListed time.Time
+	head       *headScan
+	sizes      map[uint64]int64 // sizes of files the writer no longer appends to
 
 	// for tests: where the last batch came from, and counters
 	lastPath string
@@ -136,6 +143,7 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 		return Batch{}, false, t.err
 	}
 	b, ok, err = t.read()
+	t.waiting = err == nil && !ok
 	if err != nil {
 		t.err = err
 		t.closeFile()
@@ -147,6 +155,7 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 // Close closes the file being read. Closing twice is harmless.
 func (t *WALTail) Close() error {
 	t.closeFile()
+	t.closeHead()
 	t.closed, t.buf = true, nil
 	return nil
 }
@@ -310,19 +319,6 @@ func (t *WALTail) finishedNow() (bool, error) {
 	return t.finished(num)
 }
 
-// hasData says whether the WAL file name of dir holds data, or has gone
-// from dir (moved to archive/ or deleted: the writer is past it too).
-func (t *WALTail) hasData(name string) (bool, error) {
-	fi, err := os.Stat(filepath.Join(t.dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
-	}
-	return fi.Size() > 0, nil
-}
-
 // listDue says whether finished may list the folder now, and if so takes
 // the time as that of the listing.
 func (t *WALTail) listDue() bool {
@@ -340,27 +336,19 @@ func (t *WALTail) listDue() bool {
 // next one, before it writes into that one.) The newest file is always in
 // dir, never in archive/, so archive/ is not listed.
 func (t *WALTail) finished(num uint64) (bool, error) {
-	t.listings++
-	d, err := os.Open(t.dir)
+	logs, err := t.scanDir()
 	if err != nil {
-		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+		return false, err
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+	i, found := slices.BinarySearchFunc(logs, num, func(l walLog, n uint64) int { return cmpUint(l.num, n) })
+	if found {
+		i++
 	}
-	var newer []string
-	for _, name := range names {
-		if n, ok := walNumber(name); ok && n > num {
-			newer = append(newer, name)
-		}
-	}
-	switch len(newer) {
+	switch newer := logs[i:]; len(newer) {
 	case 0:
 		return false, nil
 	case 1:
-		return t.hasData(newer[0])
+		return t.hasData(newer[0].name)
 	}
 	return true, nil
 }
