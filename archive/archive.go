@@ -261,7 +261,7 @@ type Stats struct {
 	// head was first seen beyond what was read, whichever is earlier; 0
 	// when the archive holds everything.
 	LagSeconds float64
-	LastUpload       time.Time
+	LastUpload time.Time
 	// Prunes counts the scheduled prunes that succeeded, PruneErrors those
 	// that failed; PrunedObjects and PrunedBytes what their sweeps deleted.
 	Prunes        int64

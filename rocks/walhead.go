@@ -193,4 +193,3 @@ func (t *WALTail) hasData(name string) (bool, error) {
 	}
 	return fi.Size() > 0, nil
 }
-
