@@ -34,12 +34,17 @@ type headScan struct {
 // It costs nothing while the reader waits at the end of the newest file
 // that it knows of: the head is where the reader is, or in a newer file
 // that the last listing found, which Head then reads from where it last
-// stopped. While the reader is behind, Head lists dir at most once per
-// walFinishedEvery and reads the newest file's new records; in between it
-// returns what it found last.
+// stopped. While the reader is behind, Head lists dir and archive/ at most
+// once per walFinishedEvery and reads the newest file's new records; in
+// between it returns what it found last.
 func (t *WALTail) Head() (h WALHead, behind int64, err error) {
 	if !t.sought || t.closed {
 		return WALHead{}, 0, nil
+	}
+	if t.cur == nil && t.err == nil {
+		if _, err := t.locate(); err != nil { // where Next will read from
+			return WALHead{}, 0, err
+		}
 	}
 	if t.cur == nil {
 		return t.headAt(), 0, nil
@@ -47,9 +52,11 @@ func (t *WALTail) Head() (h WALHead, behind int64, err error) {
 	if !t.waiting {
 		if now := t.now(); t.headListed.IsZero() || now.Sub(t.headListed) >= walFinishedEvery || now.Before(t.headListed) {
 			t.headListed = now
-			if _, err := t.scanDir(); err != nil {
+			logs, err := t.list() // archive/ too: the files between count
+			if err != nil {
 				return WALHead{}, 0, err
 			}
+			t.dirLogs = slices.Clone(logs)
 		}
 	}
 	if err := t.scanHead(); err != nil {

@@ -404,12 +404,28 @@ func TestWALTailCompressedRocksDB(t *testing.T) {
 	t.Logf("%d compressed batches in %d WAL files, %d from archive/", len(got), len(files), archived)
 }
 
+// drainN reads n batches.
+func drainN(t *testing.T, tail *WALTail, n int) []tailBatch {
+	t.Helper()
+	var got []tailBatch
+	for len(got) < n {
+		b, ok, err := tail.Next()
+		if err != nil || !ok {
+			t.Fatalf("next after %d batches: ok %v, %v", len(got), ok, err)
+		}
+		got = append(got, tailBatch{b, tail.lastPath, tail.lastOff})
+	}
+	return got
+}
+
 // TestWALTailSwitchesWithoutWaiting reads a backlog of db_bench's WAL in
 // 256 KiB files (a writer with small memtables) with a clock that never
 // moves: the tail goes from file to file without a listing slot, so it
 // reads the whole backlog in one go; it lists the folder far less often
 // than it switches files, and waiting at the live end it lists no more than
-// its rate allows (never, with this clock, after the first time).
+// its rate allows (never, with this clock, after the first time). Head
+// finds the database's last sequence and the WAL bytes before it while the
+// tail is behind, and costs no listing at the live end.
 func TestWALTailSwitchesWithoutWaiting(t *testing.T) {
 	bench := requireTool(t, "db_bench")
 	dir := filepath.Join(t.TempDir(), "bench")
@@ -422,7 +438,12 @@ func TestWALTailSwitchesWithoutWaiting(t *testing.T) {
 	tail := newTail(t, dir, 1)
 	frozen := time.Unix(1e9, 0)
 	tail.now = func() time.Time { return frozen }
-	got := drainTail(t, tail, nil)
+	first := drainN(t, tail, 1)
+	head, behind, err := tail.Head()
+	if err != nil || head.Sequence != 60000 {
+		t.Fatalf("head before reading the backlog: %+v, %v; want sequence 60000", head, err)
+	}
+	got := drainTail(t, tail, first)
 	if want := 60000 / 2; len(got) != want {
 		t.Fatalf("read %d batches in one go with a clock that does not move, want all %d", len(got), want)
 	}
@@ -433,9 +454,26 @@ func TestWALTailSwitchesWithoutWaiting(t *testing.T) {
 	for _, b := range got {
 		files[filepath.Base(b.path)] = true
 	}
+	var total int64
+	for name := range files {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			fi, err = os.Stat(filepath.Join(dir, "archive", name))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += fi.Size()
+	}
+	if behind < total*9/10 || behind > total {
+		t.Fatalf("the head was %d bytes ahead after the first batch, want about the %d bytes of the WAL files", behind, total)
+	}
 	listings, lists := tail.listings, tail.lists
 	for range 100 {
 		drainTail(t, tail, got)
+		if head, behind, err := tail.Head(); err != nil || head.Sequence != 60000 || behind != 0 {
+			t.Fatalf("head at the live end: %+v, %d bytes behind, %v; want sequence 60000, 0 bytes", head, behind, err)
+		}
 	}
 	t.Logf("%d WAL files read with %d listings of dir and archive/, %d at the live end", len(files), lists, listings)
 	switch {
