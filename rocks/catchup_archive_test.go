@@ -3,10 +3,11 @@ package rocks
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,24 @@ func (g *gatedSource) Next() (segments.Batch, bool, error) {
 		return segments.Batch{}, false, nil
 	}
 	return g.FollowerSource.Next()
+}
+
+// lockedBuffer is a log's buffer that a test reads while it is written.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // waitFor polls cond until it holds, failing after a minute.
@@ -65,8 +84,9 @@ func TestArchiveBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	const segSize = 1 << 20
+	log := &lockedBuffer{}
 	a, err := archive.New(src, store, archive.Options{WorkDir: t.TempDir(), SegmentSize: segSize, SegmentAge: time.Millisecond,
-		Poll: time.Millisecond, SummaryEvery: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Poll: time.Millisecond, SummaryEvery: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +116,9 @@ func TestArchiveBacklog(t *testing.T) {
 	waitFor(t, "a lag in seconds", func() bool { return a.Stats().LagSeconds > 0 })
 	behind := a.Stats()
 	t.Logf("behind: %+v", behind)
+	waitFor(t, "a summary line with the lag", func() bool {
+		return strings.Contains(log.String(), "read_sequence=2000 archived_sequence=2000 head_sequence=102000 lag_sequences=100000 lag_bytes=")
+	})
 	if behind.LagSequences != num || behind.LastSequence != 2000 || behind.Segments != 0 {
 		t.Fatalf("behind: lag %d sequences, read up to %d, %d segments; want %d, 2000, 0", behind.LagSequences, behind.LastSequence, behind.Segments, num)
 	}
