@@ -89,6 +89,7 @@ type WALTail struct {
 	listings int // directory listings at the live end
 	lists    int // listings of dir and archive/ (locate, advance)
 	opened   int // WAL files opened for reading (not counting first-record probes)
+	probes   int // first records read to locate a sequence
 }
 
 // Limits of a WALTail.
@@ -242,16 +243,9 @@ func (t *WALTail) locate() (ok bool, err error) {
 		if err != nil || len(logs) == 0 {
 			return false, err
 		}
-		start := 0
-		for i := len(logs) - 1; i >= 0; i-- {
-			seq, found, err := t.firstSequence(logs[i])
-			if err != nil {
-				return false, err
-			}
-			if found && seq <= t.target {
-				start = i
-				break
-			}
+		start, err := t.startFile(logs)
+		if err != nil {
+			return false, err
 		}
 		f, err := t.open(logs[start])
 		if err != nil || f != nil {
@@ -260,6 +254,57 @@ func (t *WALTail) locate() (ok bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// startFile returns the index of the newest of logs whose first batch
+// starts at or before the sequence sought, else 0. The first sequences grow
+// with the files' numbers, so it searches by halves (a restart behind
+// thousands of small WAL files reads a dozen first records, not thousands)
+// once the newest files without an intact first record (just created) are
+// passed; a file in the middle without one (deleted meanwhile) makes it
+// look at each file from the newest down.
+func (t *WALTail) startFile(logs []walLog) (int, error) {
+	hi := len(logs) - 1
+	for ; hi >= 0; hi-- {
+		seq, found, err := t.firstSequence(logs[hi])
+		if err != nil || found && seq <= t.target {
+			return hi, err
+		}
+		if found {
+			break
+		}
+	}
+	lo, start := 0, 0
+	for hi--; lo <= hi; {
+		mid := lo + (hi-lo)/2
+		seq, found, err := t.firstSequence(logs[mid])
+		switch {
+		case err != nil:
+			return 0, err
+		case !found:
+			return t.startFileLinear(logs[:hi+1], start)
+		case seq <= t.target:
+			start, lo = mid, mid+1
+		default:
+			hi = mid - 1
+		}
+	}
+	return start, nil
+}
+
+// startFileLinear is startFile looking at each file from the newest down;
+// start is the answer when none of logs starts at or before the target.
+func (t *WALTail) startFileLinear(logs []walLog, start int) (int, error) {
+	for i := len(logs) - 1; i >= 0; i-- {
+		seq, found, err := t.firstSequence(logs[i])
+		if err != nil {
+			return 0, err
+		}
+		if found && seq <= t.target {
+			return i, nil
+		}
+	}
+	return start, nil
 }
 
 // advance moves from the finished current file to the next one: the next
@@ -441,6 +486,7 @@ func (t *WALTail) open(l walLog) (*walFile, error) {
 // too); found is false when the file is gone or has no intact first record
 // yet.
 func (t *WALTail) firstSequence(l walLog) (seq uint64, found bool, err error) {
+	t.probes++
 	f, path, err := t.openLog(l)
 	if err != nil || f == nil {
 		return 0, false, err

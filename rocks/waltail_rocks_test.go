@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -476,6 +477,16 @@ func TestWALTailSwitchesWithoutWaiting(t *testing.T) {
 		}
 	}
 	t.Logf("%d WAL files read with %d listings of dir and archive/, %d at the live end", len(files), lists, listings)
+	for _, i := range []int{0, 1, len(got) / 3, len(got) / 2, len(got) - 2, len(got) - 1} {
+		from := newTail(t, dir, got[i].Seq)
+		rest := drainTail(t, from, nil)
+		if len(rest) != len(got)-i || rest[0].Seq != got[i].Seq {
+			t.Fatalf("seek to seq %d: %d batches, want %d from it", got[i].Seq, len(rest), len(got)-i)
+		}
+		if most := 2 + 2*bits.Len(uint(len(files))); from.probes > most {
+			t.Fatalf("seek to seq %d read %d first records of %d WAL files, want at most %d", got[i].Seq, from.probes, len(files), most)
+		}
+	}
 	switch {
 	case len(files) < 20:
 		t.Fatalf("db_bench wrote %d WAL files, want 20 or more", len(files))
