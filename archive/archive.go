@@ -78,11 +78,16 @@ type Options struct {
 	// (default 16 MiB).
 	SegmentSize int
 	// SegmentAge seals a segment this long after its first batch (default
-	// 1s).
+	// 1s), once the archiver has caught up with the database while the
+	// segment was open: a read found nothing new, and the database's head
+	// (a Source that is a HeadReader) was not beyond what was read. Until
+	// then batches wait in the WAL, and the segment is sealed by
+	// SegmentSize only, however small the WAL files.
 	SegmentAge time.Duration
 	// Poll is the wait between two looks at the database when it has no
-	// new batch (default 10ms). A look is one read of the WAL file (3 µs),
-	// and at most every 100 ms a listing of the database folder, which
+	// new batch (default 10ms). A look is one read of the WAL file (3 µs)
+	// and of the head (nothing more while the reader is in the newest WAL
+	// file), and at most every 100 ms a listing of the database folder, which
 	// costs with its files: 1.2 ms with 2,000 files, 9.8 ms with 16,000
 	// (rocks BenchmarkWALTailIdle, 2 cores shared, load 6). Idle, that is
 	// about 1.2% of a core with 2,000 files, 10% with 16,000.
@@ -107,8 +112,8 @@ type Options struct {
 	// Compressors is the number of blocks of the open segment that are
 	// compressed at once, on goroutines of their own, while reading goes
 	// on (segments.WriterOptions.Concurrency; default 2), when the
-	// archiver is behind: from its start until a segment is sealed by
-	// SegmentAge rather than SegmentSize. Blocks in flight let it catch up
+	// archiver is behind: from its start, and after a segment during which
+	// it never caught up (see SegmentAge). Blocks in flight let it catch up
 	// on a backlog with more than one core; following a writer, it
 	// compresses on the reading goroutine, which costs less CPU. Negative:
 	// always on the reading goroutine. The segments are the same either
