@@ -76,11 +76,13 @@ func (a *Archiver) observeHead(force bool) {
 }
 
 // headAhead reports whether the WAL holds batches that were not read yet,
-// as the last look at the head showed.
+// as the last look at the head showed: a head beyond what was read, with
+// WAL bytes before it. (A head without bytes, the latest sequence of a
+// program's handle, can be ahead of its WAL: writes with disableWAL.)
 func (a *Archiver) headAhead() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.lag.head.Known && a.lag.head.Sequence >= a.next
+	return a.lag.head.Known && a.lag.head.Sequence >= a.next && a.lag.head.Bytes > 0
 }
 
 // opened records that a segment's first batch was read now.

@@ -125,11 +125,15 @@ func (t *WALTail) bytesTo(h WALHead) int64 {
 		return max(h.Offset-t.cur.off, 0)
 	}
 	n := h.Offset + max(t.size(walLog{t.cur.num, filepath.Base(t.cur.path)})-t.cur.off, 0)
-	between := append(slices.Clone(t.newer(t.cur.num)), t.dirLogs...)
-	slices.SortFunc(between, func(a, b walLog) int { return cmpUint(a.num, b.num) })
-	between = slices.CompactFunc(between, func(a, b walLog) bool { return a.num == b.num })
-	for _, l := range between {
-		if l.num > t.cur.num && l.num < hnum {
+	known := t.cur.num // the files of the full listing, then those only dir showed since
+	for _, l := range t.newer(t.cur.num) {
+		if l.num >= hnum {
+			break
+		}
+		n, known = n+t.size(l), l.num
+	}
+	for _, l := range t.dirLogs {
+		if l.num > known && l.num < hnum {
 			n += t.size(l)
 		}
 	}
