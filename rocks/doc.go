@@ -13,7 +13,9 @@
 //     (<dir>/<n>.log and <dir>/archive/<n>.log) in plain Go, while the
 //     writer appends to them, with the same continuity checks and no RocksDB
 //     instance: no replay into memtables, no memory but a read buffer and
-//     the batch at hand.
+//     the batch at hand. It reads compressed WAL (wal_compression=zstd), and
+//     its Head tells where the WAL ends (the newest file's last batch), so
+//     that the archiver measures its lag against the database.
 //   - FollowerSource: the sidecar archiver's Source (archive.Source) over a
 //     database that another process writes: it reads the batches with a
 //     WALTail and takes a checkpoint with CopyCheckpoint, with no RocksDB

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // testWAL lays out a WAL file as RocksDB's log writer does, for tests: the
@@ -437,16 +439,17 @@ func TestWALTailRecycled(t *testing.T) {
 	}
 }
 
-// TestWALTailUnsupported: WAL compression and unknown record types are
-// ErrUnsupported, not corruption and not a silent skip.
+// TestWALTailUnsupported: WAL compression other than zstd and unknown
+// record types are ErrUnsupported, not corruption and not a silent skip; a
+// zstd WAL whose record does not decompress is ErrCorrupt.
 func TestWALTailUnsupported(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	compressed := &testWAL{num: 4}
-	compressed.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
-	compressed.add(testBatch(rng, 1, 1, 40))
+	lz4 := &testWAL{num: 4}
+	lz4.physical(walSetCompressionType, []byte{4, 0, 0, 0}, walHeaderSize) // kLZ4Compression
+	lz4.add(testBatch(rng, 1, 1, 40))
 	unknown := encodeWAL(4, false, [][]byte{testBatch(rng, 1, 1, 40)})
 	unknown.physical(10, []byte("a record of a newer RocksDB"), walHeaderSize)
-	for name, w := range map[string]*testWAL{"compressed": compressed, "unknown type": unknown} {
+	for name, w := range map[string]*testWAL{"compressed with lz4": lz4, "unknown type": unknown} {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "000004.log"), w.data)
 		_, err := drainTailErr(newTail(t, dir, 1), nil)
@@ -454,6 +457,16 @@ func TestWALTailUnsupported(t *testing.T) {
 			t.Fatalf("%s: %v, want ErrUnsupported", name, err)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+	bad := &testWAL{num: 4}
+	bad.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
+	bad.add(testBatch(rng, 1, 1, 40)) // not compressed
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000004.log"), bad.data)
+	writeFile(t, filepath.Join(dir, "000005.log"), nil)
+	writeFile(t, filepath.Join(dir, "000006.log"), nil)
+	if _, err := drainTailErr(newTail(t, dir, 1), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "decompress") {
+		t.Fatalf("zstd WAL with a record that is not zstd: %v, want ErrCorrupt", err)
 	}
 }
 
@@ -601,6 +614,40 @@ func TestWALTailListsAtMostEvery(t *testing.T) {
 	}
 }
 
+// encodeZstdWAL is encodeWAL as RocksDB writes it with wal_compression=zstd:
+// a SetCompressionType record, then each batch as one zstd frame.
+func encodeZstdWAL(t testing.TB, num uint64, batches [][]byte) *testWAL {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	w := &testWAL{num: num}
+	w.physical(walSetCompressionType, []byte{walCompressionZSTD, 0, 0, 0}, walHeaderSize)
+	for _, b := range batches {
+		w.add(enc.EncodeAll(b, nil))
+	}
+	return w
+}
+
+// TestWALTailZstdHandMade reads a zstd WAL of the test's own encoder, then
+// the next file: batches as written, the fragmented one too.
+func TestWALTailZstdHandMade(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	batches := testBatches(rng, 1, 40)
+	batches = append(batches, testBatch(rng, nextSeq(batches), 3, 100_000)) // random bytes: a frame over a block
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000007.log"), encodeZstdWAL(t, 7, batches).data)
+	tail := newTail(t, dir, 1)
+	got := drainTail(t, tail, nil)
+	sameData(t, got, batches)
+	next := testBatch(rng, nextSeq(batches), 1, 60)
+	writeFile(t, filepath.Join(dir, "000008.log"), encodeZstdWAL(t, 8, [][]byte{next}).data)
+	sameData(t, drainTail(t, tail, got), append(batches, next))
+	sameData(t, drainTail(t, newTail(t, dir, nextSeq(batches)), nil), [][]byte{next}) // Seek reads a compressed first batch
+}
+
 // FuzzWALTail reads arbitrary bytes as a WAL file, first live, then
 // finished by a newer file: no panic, only the package's errors, batches
 // that are contiguous and made of the file's bytes (memory bounded by the
@@ -623,6 +670,7 @@ func FuzzWALTail(f *testing.F) {
 	damaged[100] ^= 1
 	f.Add(damaged, uint64(1))
 	f.Add(append(bytes.Clone(legacy[:330]), make([]byte, walBlockSize)...), uint64(5))
+	f.Add(encodeZstdWAL(f, 5, small(1, 20, 300, 40_000, 50)).data, uint64(1))
 	root, n := f.TempDir(), 0
 	f.Fuzz(func(t *testing.T, data []byte, seek uint64) {
 		n++
@@ -653,7 +701,8 @@ func FuzzWALTail(f *testing.F) {
 				}
 				total += len(b.Data)
 			}
-			if total > len(data)+walBlockSize {
+			compressed := len(data) > walHeaderSize && data[6] == walSetCompressionType // zstd may expand
+			if total > len(data)+walBlockSize && !compressed {
 				t.Fatalf("%d bytes of batches from a file of %d", total, len(data))
 			}
 		}

@@ -73,6 +73,14 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
 	gauge("archived_sequence", "Last sequence the archive holds (an uploaded segment or a base).",
 		func(s archive.Stats) float64 { return float64(s.ArchivedSequence) })
+	gauge("head_sequence", "The database's last sequence: the last complete batch of its newest WAL file, as last seen.",
+		func(s archive.Stats) float64 { return float64(s.HeadSequence) })
+	gauge("lag_sequences", "Sequences the database holds and the archive does not (head_sequence minus archived_sequence).",
+		func(s archive.Stats) float64 { return float64(s.LagSequences) })
+	gauge("lag_bytes", "WAL bytes the archive lacks: batches read and not uploaded, and WAL not read yet up to the head.",
+		func(s archive.Stats) float64 { return float64(s.LagBytes) })
+	gauge("lag_seconds", "How long the oldest write that the archive lacks has waited (0: it holds everything).",
+		func(s archive.Stats) float64 { return s.LagSeconds })
 	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
 		if s.LastUpload.IsZero() {
 			return 0
