@@ -20,6 +20,12 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err == nil && needBase {
 		err = a.firstBase(ctx)
 	}
+	if err == nil {
+		if h, open := a.openHoleAt(a.next); open {
+			a.log.Warn("the archive holds a hole that no base ends yet: taking that base", "hole_from", h.From)
+			err = a.endHole(ctx, h.From)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		a.log.Info("stopped while starting; nothing was read yet")
 		return nil // what a stop interrupted was never committed
@@ -134,6 +140,9 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			}
 			cur = nil
 			if err := a.recoverGap(ctx, err); err != nil {
+				if ctx.Err() != nil {
+					continue // stopping: the hole is recorded, the next start ends it
+				}
 				return err
 			}
 		case err != nil:

@@ -119,7 +119,11 @@ func printTimeline(w io.Writer, t catalog.TimelineStatus, now time.Time) {
 		fmt.Fprintf(w, "  restorable: sequences %d..%d  (%s .. %s)\n", r.From, r.To, stamp(r.FromTime), stamp(r.ToTime))
 	}
 	for _, h := range t.Holes {
-		fmt.Fprintf(w, "  HOLE: sequences %d..%d missing", h.From, h.To)
+		if h.To >= manifest.MaxSequence-1 {
+			fmt.Fprintf(w, "  HOLE: sequences from %d on missing (open: the archiver is taking the base that ends it)", h.From)
+		} else {
+			fmt.Fprintf(w, "  HOLE: sequences %d..%d missing", h.From, h.To)
+		}
 		if h.Reason != "" {
 			fmt.Fprintf(w, ": %s", h.Reason)
 		}
