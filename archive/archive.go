@@ -40,6 +40,10 @@ var (
 	ErrOtherDatabase = errors.New("the archive belongs to another database")
 	// ErrWriterActive is an archive whose timeline another archiver writes.
 	ErrWriterActive = errors.New("another archiver writes this archive")
+	// ErrBaseNotYet is a Source that cannot give a whole checkpoint now,
+	// but will later: writes made without the WAL are not flushed yet. The
+	// archiver tries again every RetryMax and says why.
+	ErrBaseNotYet = errors.New("no whole base can be taken yet")
 )
 
 // Source is the database being archived.

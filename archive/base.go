@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
@@ -24,6 +25,17 @@ import (
 func (a *Archiver) firstBase(ctx context.Context) error {
 	a.log.Info("taking a first base: the archive has none for this timeline")
 	b, err := a.takeBase(ctx, nil)
+	for errors.Is(err, ErrBaseNotYet) {
+		a.log.Warn("the first base must wait: the database holds writes that a base cannot see yet; trying again",
+			"in", a.opts.RetryMax, "why", err,
+			"fix", "write with the WAL on; the base is taken once the writer flushes every column family")
+		select {
+		case <-time.After(a.opts.RetryMax):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b, err = a.takeBase(ctx, nil)
+	}
 	if err != nil {
 		return err
 	}

@@ -153,6 +153,9 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 		return 0, err
 	}
 	res, err := CopyCheckpoint(s.dir, s.walDir, dir)
+	if errors.Is(err, ErrUnflushed) {
+		return 0, fmt.Errorf("%w: %w", archive.ErrBaseNotYet, err)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -78,6 +78,7 @@ type WALTail struct {
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
 	listed  time.Time        // when finished last listed the folder
 	txns    walTxns          // two-phase-commit transactions (waltxn.go)
+	lastNum uint64           // the number of the WAL file of the last batch returned; 0: none since Seek
 	known   []walLog         // the WAL files of the last listing of dir and archive/, by number
 	empty   uint64           // a newer file found empty by a stat; 0: none
 	waiting bool             // the last Next stopped at the end of the file being read
@@ -134,7 +135,7 @@ func (t *WALTail) Seek(seq uint64) error {
 	}
 	t.closeFile()
 	t.target, t.next, t.seeking, t.sought, t.err = max(seq, 1), max(seq, 1), true, true, nil
-	t.txns = walTxns{}
+	t.txns, t.lastNum = walTxns{}, 0
 	return nil
 }
 
@@ -209,7 +210,7 @@ func (t *WALTail) read() (Batch, bool, error) {
 			if !owned {
 				b.Data = slices.Clone(payload)
 			}
-			t.lastPath, t.lastOff = t.cur.path, t.cur.recOff
+			t.lastPath, t.lastOff, t.lastNum = t.cur.path, t.cur.recOff, t.cur.num
 			return b, true, nil
 		}
 	}
@@ -237,7 +238,10 @@ func (t *WALTail) batch(payload []byte) (b Batch, keep bool, err error) {
 		}
 	}
 	if b.Seq != t.next {
-		return Batch{}, false, &GapError{Dir: t.dir, Expected: t.next, Got: b.Seq, File: t.cur.path}
+		// The batch before was in this file or the one before it: no file
+		// is missing, so the sequences between were never logged.
+		unlogged := !t.seeking && t.lastNum != 0 && t.lastNum+1 >= t.cur.num
+		return Batch{}, false, &GapError{Dir: t.dir, Expected: t.next, Got: b.Seq, File: t.cur.path, Unlogged: unlogged}
 	}
 	t.seeking, t.next = false, b.Next()
 	return b, true, nil
