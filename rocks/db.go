@@ -1,7 +1,9 @@
 package rocks
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 
@@ -22,6 +24,16 @@ type Options struct {
 	// family; atomic flush is on, so that a crash leaves the column families
 	// at one sequence.
 	DisableWAL bool
+	// Own opens the database with its own options, read from its OPTIONS
+	// file (merge operators, compaction, compression, table and blob
+	// options, WAL settings), as the application would: merges then
+	// replay in the column families that have a merge operator. A merge
+	// operator or comparator that is not built into RocksDB must be in
+	// Operators, else the open fails with an *OptionsError
+	// (ErrForeignOptions). CreateIfMissing, ColumnFamilies and DisableWAL
+	// do not apply.
+	Own       bool
+	Operators *Operators
 }
 
 // DB is a local database that batches are applied to (restore, standby),
@@ -37,6 +49,9 @@ type DB struct {
 // OpenWritable opens (or creates) the database in dir with all its column
 // families, plus opts.ColumnFamilies.
 func OpenWritable(dir string, opts Options) (*DB, error) {
+	if opts.Own {
+		return openOwnWritable(dir, opts.Operators)
+	}
 	names, err := writableColumnFamilies(dir, opts)
 	if err != nil {
 		return nil, err
@@ -55,6 +70,24 @@ func OpenWritable(dir string, opts Options) (*DB, error) {
 	wo := grocksdb.NewDefaultWriteOptions()
 	wo.DisableWAL(opts.DisableWAL)
 	return &DB{h: h, wo: wo, flush: opts.DisableWAL}, nil
+}
+
+func openOwnWritable(dir string, ops *Operators) (*DB, error) {
+	if err := checkDatabase(dir); err != nil {
+		return nil, err
+	}
+	o, err := loadOwnOptions(dir, ops)
+	if err != nil {
+		return nil, err
+	}
+	h, err := openOwn(dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbColumnFamilies(o, dir, n, co)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{h: h, wo: grocksdb.NewDefaultWriteOptions()}, nil
 }
 
 // writableColumnFamilies lists the column families that dir has, plus the
@@ -77,9 +110,34 @@ func writableColumnFamilies(dir string, opts Options) ([]string, error) {
 }
 
 // OpenReadOnly opens the database in dir read-only, with all its column
-// families. RocksDB replays its WAL in memory and changes no file. Apply
-// fails on it.
-func OpenReadOnly(dir string) (*DB, error) {
+// families and its own options (Options.Own; RocksDB's defaults when the
+// folder has no OPTIONS file). RocksDB replays its WAL in memory and
+// changes no file. Apply fails on it.
+func OpenReadOnly(dir string) (*DB, error) { return OpenReadOnlyWith(dir, nil) }
+
+// OpenReadOnlyWith is OpenReadOnly with the application's own operators.
+func OpenReadOnlyWith(dir string, ops *Operators) (*DB, error) {
+	if err := checkDatabase(dir); err != nil {
+		return nil, err
+	}
+	o, err := loadOwnOptions(dir, ops)
+	if errors.Is(err, fs.ErrNotExist) {
+		return openDefaultReadOnly(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := openOwn(dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbForReadOnlyColumnFamilies(o, dir, n, co, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{h: h}, nil
+}
+
+func openDefaultReadOnly(dir string) (*DB, error) {
 	names, err := listColumnFamilies(dir)
 	if err != nil {
 		return nil, err
@@ -108,7 +166,7 @@ func (d *DB) Apply(data []byte) error {
 	if err := d.writable(); err != nil {
 		return err
 	}
-	seq, count, err := checkBatch(data, d.h.hasCF)
+	seq, count, err := d.check(data)
 	if err != nil {
 		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
 	}
@@ -117,6 +175,25 @@ func (d *DB) Apply(data []byte) error {
 		return &GapError{Dir: d.h.dir, Expected: latest + 1, Got: seq, Latest: latest}
 	}
 	return d.write(data, seq+uint64(count)-1)
+}
+
+// check decodes a batch before Apply writes it. A database with merge
+// operators takes merges in their column families; two-phase-commit
+// markers are refused (Replayer recovers them).
+func (d *DB) check(data []byte) (uint64, uint32, error) {
+	if len(d.h.merges) == 0 {
+		return checkBatch(data, d.h.hasCF)
+	}
+	s, err := scanBatch(data, d.h.hasCF, d.h.hasMerge)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case s.twoPC:
+		return 0, 0, fmt.Errorf("%w: two-phase-commit markers", ErrUnsupported)
+	case s.badRange:
+		return 0, 0, fmt.Errorf("%w: a range deletion ends before it begins", ErrCorrupt)
+	}
+	return s.seq, s.count, nil
 }
 
 // write writes data and checks that the database then ends at last.

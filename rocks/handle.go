@@ -95,6 +95,8 @@ func listColumnFamilies(dir string) ([]string, error) {
 
 func (h *handle) hasCF(id uint32) bool { return h.ids[id] }
 
+func (h *handle) hasMerge(id uint32) bool { return h.merges[id] }
+
 func (h *handle) latestSequence() uint64 { return h.db.GetLatestSequenceNumber() }
 
 func (h *handle) columnFamilies() []ColumnFamily {
