@@ -68,11 +68,11 @@ type Replayer struct {
 	seq     uint64 // where the database is: recovered, or the base's (hand-off)
 	next    uint64 // where the next batch must start
 	w       *WALWriter
-	num     uint64 // the log number of w
-	nextNum uint64 // the log number of the next WAL file
+	num     uint64   // the log number of w
+	nextNum uint64   // the log number of the next WAL file
 	chunks  []uint64 // the log numbers written
-	twoPC   bool   // a batch had two-phase-commit markers
-	empty   bool   // the last batch ends with an empty range deletion
+	twoPC   bool     // a batch had two-phase-commit markers
+	empty   bool     // the last batch ends with an empty range deletion
 	files   []string
 }
 
