@@ -72,6 +72,7 @@ type Replayer struct {
 	nextNum uint64   // the log number of the next WAL file
 	chunks  []uint64 // the log numbers written
 	twoPC   bool     // a batch had two-phase-commit markers
+	merged  bool     // a batch had merges
 	empty   bool     // the last batch ends with an empty range deletion
 	files   []string
 }
@@ -137,6 +138,12 @@ func (r *Replayer) open() (*handle, error) {
 // base's in hand-off.
 func (r *Replayer) Sequence() uint64 { return r.seq }
 
+// Next is the sequence that the next batch must start at.
+func (r *Replayer) Next() uint64 { return r.next }
+
+// HadMerges says whether a batch added so far held merges.
+func (r *Replayer) HadMerges() bool { return r.merged }
+
 // Files are the WAL files written in hand-off.
 func (r *Replayer) Files() []string { return r.files }
 
@@ -166,6 +173,7 @@ func (r *Replayer) Add(data []byte) error {
 	}
 	r.next = Batch{Seq: s.seq, Count: s.count}.Next()
 	r.twoPC = r.twoPC || s.twoPC
+	r.merged = r.merged || s.merge
 	r.empty = s.emptyRangeAt
 	return nil
 }

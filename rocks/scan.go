@@ -52,6 +52,7 @@ type batchScan struct {
 	twoPC        bool // it holds two-phase-commit markers
 	emptyRangeAt bool // its last counted record is an empty range deletion
 	badRange     bool // a range deletion ends before it begins (bytewise)
+	merge        bool // it holds merges
 }
 
 // scanBatch decodes every record of a batch for a replay by recovery, so
@@ -75,6 +76,7 @@ func scanBatch(data []byte, hasCF, hasMerge func(uint32) bool) (batchScan, error
 		}
 		s.twoPC = s.twoPC || r.twoPC
 		s.badRange = s.badRange || r.badRange
+		s.merge = s.merge || r.merge
 		if r.counts {
 			found++
 			s.emptyRangeAt = r.emptyRange
@@ -94,6 +96,7 @@ type scanned struct {
 	twoPC      bool
 	emptyRange bool
 	badRange   bool
+	merge      bool
 }
 
 func scanRecord(data []byte, off int, hasCF, hasMerge func(uint32) bool) (scanned, error) {
@@ -115,7 +118,8 @@ func scanRecord(data []byte, off int, hasCF, hasMerge func(uint32) bool) (scanne
 		}
 		off += n
 	}
-	if (tag == tagMerge || tag == tagCFMerge) && !hasMerge(cf) {
+	r.merge = tag == tagMerge || tag == tagCFMerge
+	if r.merge && !hasMerge(cf) {
 		return r, fmt.Errorf("%w: merge record (type 0x%02x) at offset %d in column family id %d, which has no merge operator in the database's options", ErrUnsupported, tag, off-1, cf)
 	}
 	var sl [2][]byte
