@@ -44,6 +44,9 @@ type DB struct {
 	wo    *grocksdb.WriteOptions // nil when read-only
 	flush bool                   // flush on Close (the WAL is disabled)
 	err   error                  // sticky: a write failed half-way
+	// foreign: opened read-only with placeholders for merge operators
+	// that rockstream lacks (an *OptionsError): Digest fails with it.
+	foreign error
 }
 
 // OpenWritable opens (or creates) the database in dir with all its column
@@ -112,7 +115,9 @@ func writableColumnFamilies(dir string, opts Options) ([]string, error) {
 // OpenReadOnly opens the database in dir read-only, with all its column
 // families and its own options (Options.Own; RocksDB's defaults when the
 // folder has no OPTIONS file). RocksDB replays its WAL in memory and
-// changes no file. Apply fails on it.
+// changes no file. Apply fails on it. A merge operator that rockstream
+// lacks gets a placeholder, so that the sequence can be read; Digest then
+// fails with the *OptionsError.
 func OpenReadOnly(dir string) (*DB, error) { return OpenReadOnlyWith(dir, nil) }
 
 // OpenReadOnlyWith is OpenReadOnly with the application's own operators.
@@ -121,6 +126,13 @@ func OpenReadOnlyWith(dir string, ops *Operators) (*DB, error) {
 		return nil, err
 	}
 	o, err := loadOwnOptions(dir, ops)
+	var foreign error
+	if errors.Is(err, ErrForeignOptions) {
+		// Recovery inserts merge records without merging them: the
+		// sequence can be read, the values cannot.
+		foreign = err
+		o, err = loadOptions(dir, ops, loadMode{placeholders: true})
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return openDefaultReadOnly(dir)
 	}
@@ -134,7 +146,7 @@ func OpenReadOnlyWith(dir string, ops *Operators) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{h: h}, nil
+	return &DB{h: h, foreign: foreign}, nil
 }
 
 func openDefaultReadOnly(dir string) (*DB, error) {
@@ -285,6 +297,9 @@ func (d *DB) Digest() (Digest, error) {
 	defer d.mu.Unlock()
 	if d.h == nil {
 		return nil, fmt.Errorf("rocks: digest: %w", ErrClosed)
+	}
+	if d.foreign != nil {
+		return nil, fmt.Errorf("rocks: digest %s: %w", d.h.dir, d.foreign)
 	}
 	return d.h.digest()
 }

@@ -36,12 +36,37 @@ const replayCacheBytes = 32 << 20
 // Built-in merge operators are set by name (GetOptionsFromString), whether
 // or not LoadLatestOptions resolved them.
 func loadOwnOptions(dir string, ops *Operators) (*ownOptions, error) {
+	return loadOptions(dir, ops, loadMode{})
+}
+
+// loadFollowerOptions loads the options of the database in dir for a
+// secondary instance (Follower), which inserts merge records into its
+// memtables but never merges them (it takes checkpoints and reads the
+// WAL): a merge operator that rockstream lacks gets a placeholder that
+// fails if it is ever called. The WAL folder stays the writer's (the
+// database is on this machine).
+func loadFollowerOptions(dir string) (*ownOptions, error) {
+	return loadOptions(dir, nil, loadMode{placeholders: true, keepWALDir: true})
+}
+
+// loadMode says how loadOptions treats what it finds.
+type loadMode struct {
+	placeholders bool // a merge operator rockstream lacks gets a placeholder
+	keepWALDir   bool // the database's wal_dir is on this machine
+}
+
+func loadOptions(dir string, ops *Operators, mode loadMode) (*ownOptions, error) {
 	fams, file, err := readFamilyOptions(dir)
 	if err != nil {
 		return nil, err
 	}
-	if f := findingsOf(fams, ops); len(f) > 0 {
-		return nil, &OptionsError{File: file, Findings: f}
+	findings := findingsOf(fams, ops)
+	if mode.placeholders {
+		ops = placeholders(findings, ops)
+		findings = findingsOf(fams, ops)
+	}
+	if len(findings) > 0 {
+		return nil, &OptionsError{File: file, Findings: findings}
 	}
 	o := &ownOptions{cache: grocksdb.NewLRUCache(replayCacheBytes), fams: fams, file: file}
 	o.latest, err = grocksdb.LoadLatestOptions(dir, grocksdb.NewDefaultEnv(), false, o.cache)
@@ -57,7 +82,7 @@ func loadOwnOptions(dir string, ops *Operators) (*ownOptions, error) {
 		o.destroy()
 		return nil, fmt.Errorf("rocks: load the options of %s (%s): %w", dir, file, err)
 	}
-	if err := o.localize(); err != nil {
+	if err := o.localize(mode.keepWALDir); err != nil {
 		o.destroy()
 		return nil, fmt.Errorf("rocks: load the options of %s (%s): %w", dir, file, err)
 	}
@@ -114,11 +139,13 @@ func (o *ownOptions) families(ops *Operators) error {
 // info log in the database's folder (a wal_dir or db_log_dir of the source
 // machine names a folder that is not here), the memtables flushed at the
 // end of a recovery (replay depends on it), nothing created.
-func (o *ownOptions) localize() error {
+func (o *ownOptions) localize(keepWALDir bool) error {
 	if err := o.setDB("avoid_flush_during_recovery=false"); err != nil {
 		return err
 	}
-	o.db.SetWalDir("")
+	if !keepWALDir {
+		o.db.SetWalDir("")
+	}
 	o.db.SetDbLogDir("")
 	o.db.SetCreateIfMissing(false)
 	o.db.SetCreateIfMissingColumnFamilies(false)
@@ -156,4 +183,32 @@ func (o *ownOptions) destroy() {
 	}
 	o.cache.Destroy()
 	o.extra, o.latest, o.db, o.cfs = nil, nil, nil, nil
+}
+
+// placeholders adds to ops a placeholder for each merge operator of
+// findings.
+func placeholders(findings []Finding, ops *Operators) *Operators {
+	out := &Operators{Merge: map[string]grocksdb.MergeOperator{}}
+	if ops != nil {
+		out.Comparators = ops.Comparators
+		for k, v := range ops.Merge {
+			out.Merge[k] = v
+		}
+	}
+	for _, f := range findings {
+		if f.Kind == "merge operator" {
+			out.Merge[f.Name] = unavailableMerge(f.Name)
+		}
+	}
+	return out
+}
+
+// unavailableMerge stands for a merge operator of the application's that
+// rockstream does not have; merging with it fails.
+type unavailableMerge string
+
+func (u unavailableMerge) Name() string { return string(u) }
+
+func (u unavailableMerge) FullMerge(key, existing []byte, ops [][]byte) ([]byte, bool) {
+	return nil, false
 }

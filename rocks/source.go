@@ -154,12 +154,14 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 	} else if err := s.checkpointFiles(dir); err != nil {
 		return 0, err
 	}
+	// The OPTIONS file first: the checkpoint is opened with the
+	// database's own options (a merge in its WAL needs the merge operator).
+	if err := copyDBMeta(s.dir, dir); err != nil {
+		return 0, err
+	}
 	seq, err := checkpointSequence(dir)
 	releaseMemory()
 	if err != nil {
-		return 0, err
-	}
-	if err := copyDBMeta(s.dir, dir); err != nil {
 		return 0, err
 	}
 	return seq, nil
