@@ -9,12 +9,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/rockstream/rockstream/internal/testenv"
 	"github.com/rockstream/rockstream/rocks"
 )
 
@@ -330,5 +332,49 @@ func TestRestoreHandOff(t *testing.T) {
 		}
 		app.close()
 		sameDigest(t, dir, oracle, ops)
+	}
+}
+
+// TestRestoreDBBenchMerges archives what db_bench writes with
+// --benchmarks=mergerandom --merge_operator=uint64add (another process,
+// merges in every batch), and restores a mid-point and the latest state:
+// each equals a copy of the source taken at that sequence.
+func TestRestoreDBBenchMerges(t *testing.T) {
+	dbBench := testenv.RequireTool(t, "db_bench")
+	root := t.TempDir()
+	db := filepath.Join(root, "db")
+	run := func(existing bool, n int) uint64 {
+		t.Helper()
+		args := []string{"--db=" + db, "--benchmarks=mergerandom", "--merge_operator=uint64add", "--wal_ttl_seconds=3600",
+			"--write_buffer_size=65536", "--value_size=8", "--threads=1", fmt.Sprintf("--num=%d", n), "--seed=7",
+			fmt.Sprintf("--use_existing_db=%v", existing)}
+		if out, err := exec.Command(dbBench, args...).CombinedOutput(); err != nil {
+			t.Fatalf("db_bench: %v: %s", err, out)
+		}
+		_, seq := digestWith(t, db, nil)
+		return seq
+	}
+	run(false, 2000)
+	bucket := filepath.Join(root, "bucket")
+	arch := startArchiver(t, db, fileStore(t, bucket), filepath.Join(root, "work"))
+	waitFor(t, "the first base", func() bool { return arch.a.Stats().Bases >= 1 })
+	oracles := map[uint64]string{}
+	for i := range 2 {
+		seq := run(true, 5000)
+		oracle := filepath.Join(root, fmt.Sprintf("oracle-%d", i))
+		if err := os.CopyFS(oracle, os.DirFS(db)); err != nil {
+			t.Fatal(err)
+		}
+		oracles[seq] = oracle
+		waitFor(t, "the archive", func() bool { return arch.a.Stats().LastSequence >= seq })
+	}
+	arch.stop(t)
+	for seq, oracle := range oracles {
+		dir := filepath.Join(root, fmt.Sprintf("restored-%d", seq))
+		res, err := Run(context.Background(), fileStore(t, bucket), Options{Dir: dir, ToSeq: seqp(seq), Logger: quiet()})
+		if err != nil || res.Sequence != seq || res.Batches < 5000 {
+			t.Fatalf("restore to %d: %v (sequence %d, %d batches)", seq, err, res.Sequence, res.Batches)
+		}
+		sameDigest(t, dir, oracle, nil)
 	}
 }
