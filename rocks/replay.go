@@ -73,6 +73,9 @@ type Replayer struct {
 	chunks  []uint64 // the log numbers written
 	twoPC   bool     // a batch had two-phase-commit markers
 	merged  bool     // a batch had merges
+	// prepared are the sequences that each transaction prepared since the
+	// base (by xid) will take at its commit.
+	prepared map[string]uint32
 	empty   bool     // the last batch ends with an empty range deletion
 	files   []string
 }
@@ -158,6 +161,10 @@ func (r *Replayer) Add(data []byte) error {
 	if s.seq != r.next {
 		return &GapError{Dir: r.dir, Expected: r.next, Got: s.seq, Latest: r.seq}
 	}
+	next, err := r.after(s) // refused before it is written
+	if err != nil {
+		return err
+	}
 	if r.w != nil && r.w.Size() >= r.opts.ChunkBytes {
 		if err := r.endChunk(s.seq - 1); err != nil {
 			return err
@@ -171,7 +178,8 @@ func (r *Replayer) Add(data []byte) error {
 	if err := r.w.Add(data); err != nil {
 		return err
 	}
-	r.next = Batch{Seq: s.seq, Count: s.count}.Next()
+	r.next = next
+	r.account(s)
 	r.twoPC = r.twoPC || s.twoPC
 	r.merged = r.merged || s.merge
 	r.empty = s.emptyRangeAt
@@ -193,6 +201,38 @@ func (r *Replayer) startChunk() error {
 	r.nextNum = r.num + 1
 	r.chunks = append(r.chunks, r.num)
 	return nil
+}
+
+// after is the sequence that the batch after s starts at. A batch with a
+// prepared section takes no sequence: its operations take theirs at the
+// commit, which takes as many as were prepared (RocksDB's WriteCommitted
+// transactions: db/write_batch.cc MarkEndPrepare, MarkCommit).
+func (r *Replayer) after(s batchScan) (uint64, error) {
+	switch {
+	case s.prepare != nil:
+		return s.seq, nil
+	case s.commit != nil && s.count == 0:
+		n, ok := r.prepared[string(s.commit)]
+		if !ok {
+			return 0, fmt.Errorf("rocks: replay into %s: %w: the batch at sequence %d commits transaction %q, whose prepared batch is not in the replay (prepared before the base)",
+				r.dir, ErrUnsupported, s.seq, s.commit)
+		}
+		return s.seq + uint64(n), nil
+	}
+	return Batch{Seq: s.seq, Count: s.count}.Next(), nil
+}
+
+// account notes a written batch's prepared section or commit.
+func (r *Replayer) account(s batchScan) {
+	switch {
+	case s.prepare != nil:
+		if r.prepared == nil {
+			r.prepared = map[string]uint32{}
+		}
+		r.prepared[string(s.prepare)] = s.count
+	case s.commit != nil:
+		delete(r.prepared, string(s.commit))
+	}
 }
 
 func (r *Replayer) hasCF(id uint32) bool { return r.ids == nil || r.ids[id] }

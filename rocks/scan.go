@@ -53,6 +53,9 @@ type batchScan struct {
 	emptyRangeAt bool // its last counted record is an empty range deletion
 	badRange     bool // a range deletion ends before it begins (bytewise)
 	merge        bool // it holds merges
+	prepare      []byte // the xid of its prepared section (EndPrepare)
+	commit       []byte // the xid it commits (Commit)
+	rollback     bool   // it holds a Rollback marker
 }
 
 // scanBatch decodes every record of a batch for a replay by recovery, so
@@ -77,6 +80,14 @@ func scanBatch(data []byte, hasCF, hasMerge func(uint32) bool) (batchScan, error
 		s.twoPC = s.twoPC || r.twoPC
 		s.badRange = s.badRange || r.badRange
 		s.merge = s.merge || r.merge
+		switch r.tag {
+		case tagEndPrepareXID:
+			s.prepare = r.xid
+		case tagCommitXID, tagCommitXIDAndTimestamp:
+			s.commit = r.xid
+		case tagRollbackXID:
+			s.rollback = true
+		}
 		if r.counts {
 			found++
 			s.emptyRangeAt = r.emptyRange
@@ -97,6 +108,8 @@ type scanned struct {
 	emptyRange bool
 	badRange   bool
 	merge      bool
+	tag        byte
+	xid        []byte // of a two-phase-commit marker
 }
 
 func scanRecord(data []byte, off int, hasCF, hasMerge func(uint32) bool) (scanned, error) {
@@ -105,7 +118,7 @@ func scanRecord(data []byte, off int, hasCF, hasMerge func(uint32) bool) (scanne
 	if !ok {
 		return scanned{}, unsupported(tag, off)
 	}
-	r := scanned{counts: shape.counts, twoPC: twoPCTags[tag]}
+	r := scanned{counts: shape.counts, twoPC: twoPCTags[tag], tag: tag}
 	off++
 	var cf uint32
 	if shape.cf {
@@ -128,6 +141,9 @@ func scanRecord(data []byte, off int, hasCF, hasMerge func(uint32) bool) (scanne
 		if sl[i], off, err = readSlice(data, off); err != nil {
 			return r, err
 		}
+	}
+	if r.twoPC && shape.slices > 0 {
+		r.xid = sl[shape.slices-1] // CommitXIDAndTimestamp: the timestamp, then the xid
 	}
 	if tag == tagRangeDeletion || tag == tagCFRangeDeletion {
 		r.emptyRange = bytes.Equal(sl[0], sl[1])
