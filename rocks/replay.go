@@ -76,8 +76,8 @@ type Replayer struct {
 	// prepared are the sequences that each transaction prepared since the
 	// base (by xid) will take at its commit.
 	prepared map[string]uint32
-	empty   bool     // the last batch ends with an empty range deletion
-	files   []string
+	empty    bool // the last batch ends with an empty range deletion
+	files    []string
 }
 
 // NewReplayer prepares a replay into the database in dir. Unless in

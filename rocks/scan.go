@@ -49,10 +49,10 @@ var replayShapes = func() map[byte]recordShape {
 type batchScan struct {
 	seq          uint64
 	count        uint32
-	twoPC        bool // it holds two-phase-commit markers
-	emptyRangeAt bool // its last counted record is an empty range deletion
-	badRange     bool // a range deletion ends before it begins (bytewise)
-	merge        bool // it holds merges
+	twoPC        bool   // it holds two-phase-commit markers
+	emptyRangeAt bool   // its last counted record is an empty range deletion
+	badRange     bool   // a range deletion ends before it begins (bytewise)
+	merge        bool   // it holds merges
 	prepare      []byte // the xid of its prepared section (EndPrepare)
 	commit       []byte // the xid it commits (Commit)
 	rollback     bool   // it holds a Rollback marker
