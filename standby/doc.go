@@ -31,7 +31,9 @@
 // and atomic: after a crash (even kill -9) the database's latest sequence is
 // exactly the last batch applied, and Run resumes right after it. Each batch
 // is applied only when it starts at the database's latest sequence + 1
-// (rocks.DB.Apply), so no batch is applied twice or skipped.
+// (rocks.DB.Apply), so no batch is applied twice or skipped. The database is
+// opened with its own options (its OPTIONS file), so merges replay with
+// their merge operators (Options.Operators for the application's own).
 //
 // With S applied, the next segment is at manifest.SegmentKey(tl, S+1): the
 // segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key
