@@ -24,7 +24,6 @@ import (
 type WALWriter struct {
 	w     *bufio.Writer
 	c     io.Closer
-	sync  func() error
 	off   int64 // bytes written, the offset in the file
 	crcOf [walLastType + 1]uint32
 }
@@ -39,7 +38,7 @@ func CreateWAL(dir string, num uint64) (*WALWriter, error) {
 		return nil, fmt.Errorf("rocks: create wal: %w", err)
 	}
 	w := NewWALWriter(f)
-	w.c, w.sync = f, f.Sync
+	w.c = f
 	return w, nil
 }
 
@@ -120,13 +119,12 @@ func (w *WALWriter) write(b []byte) error {
 	return nil
 }
 
-// Close writes what is buffered, syncs a file made by CreateWAL and
-// closes it.
+// Close writes what is buffered and closes a file made by CreateWAL. It
+// does not sync it: a Replayer's file is deleted once recovered (RocksDB
+// reads it from the page cache), and restore syncs every file it keeps
+// before its rename.
 func (w *WALWriter) Close() error {
 	err := w.w.Flush()
-	if err == nil && w.sync != nil {
-		err = w.sync()
-	}
 	if w.c != nil {
 		if cerr := w.c.Close(); err == nil {
 			err = cerr
