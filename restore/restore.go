@@ -52,8 +52,8 @@ type Options struct {
 	// files of its own there, so that they arrive with the database in the
 	// one rename (the standby its timeline record).
 	BeforeInstall func(tmp string, res Result) error
-	// Operators are the application's own merge operators and
-	// comparators (library mode): the restore replays with them.
+	// Operators are the application's own merge operators (library
+	// mode): the restore replays with them.
 	Operators *rocks.Operators
 	// HandOff writes the base and the archived batches up to the target
 	// as WAL files and does not open the database: the application's own

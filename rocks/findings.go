@@ -10,13 +10,17 @@ import (
 	"github.com/linxGnu/grocksdb"
 )
 
-// Operators are the application's own merge operators and comparators, by
-// the name that its OPTIONS file records for them (the operator's Name()).
-// Library mode passes them, so that a database whose options name a
-// custom operator opens with it; without it, such a database is a Finding.
+// Operators are the application's own merge operators, by the name that
+// its OPTIONS file records for them (the operator's Name()). Library mode
+// passes them, so that a database whose options name a custom merge
+// operator opens with it; without it, such a database is a Finding.
+//
+// A comparator of the application's own is always a Finding (a restore
+// needs --hand-off): with grocksdb v1.7.15, options loaded from an OPTIONS
+// file that names one do not open even with the comparator set on them
+// (RocksDB: "Missing configurable object: comparator").
 type Operators struct {
-	Merge       map[string]grocksdb.MergeOperator
-	Comparators map[string]*grocksdb.Comparator
+	Merge map[string]grocksdb.MergeOperator
 }
 
 // Finding is an option of a database that rockstream cannot replay with by
@@ -50,7 +54,7 @@ func (e *OptionsError) Error() string {
 	}
 	return fmt.Sprintf("%v: %s names %s; rockstream cannot replay batches with them by itself: "+
 		"restore with --hand-off (the application's own RocksDB replays the archived WAL at its first open), "+
-		"or pass the operators in library mode (rocks.Operators)", ErrForeignOptions, e.File, strings.Join(parts, ", "))
+		"or, for a merge operator, pass it in library mode (rocks.Operators)", ErrForeignOptions, e.File, strings.Join(parts, ", "))
 }
 
 // Unwrap makes errors.Is(err, ErrForeignOptions) true.
@@ -104,7 +108,7 @@ func findingsOf(fams []familyOptions, ops *Operators) []Finding {
 		if f.merge != "" && !builtinMergeOperators[f.merge] && ops.merge(f.merge) == nil {
 			out = append(out, Finding{Family: f.name, Kind: "merge operator", Name: f.merge})
 		}
-		if f.comparator != "" && !builtinComparators[f.comparator] && ops.comparator(f.comparator) == nil {
+		if f.comparator != "" && !builtinComparators[f.comparator] {
 			out = append(out, Finding{Family: f.name, Kind: "comparator", Name: f.comparator})
 		}
 	}
@@ -116,13 +120,6 @@ func (o *Operators) merge(name string) grocksdb.MergeOperator {
 		return nil
 	}
 	return o.Merge[name]
-}
-
-func (o *Operators) comparator(name string) *grocksdb.Comparator {
-	if o == nil {
-		return nil
-	}
-	return o.Comparators[name]
 }
 
 // readFamilyOptions reads the column family sections of the newest

@@ -31,8 +31,9 @@ type ownOptions struct {
 const replayCacheBytes = 32 << 20
 
 // loadOwnOptions loads the options of the database in dir. A merge
-// operator or a comparator that is not built in comes from ops; one that
-// ops lacks fails with an *OptionsError (ErrForeignOptions) naming it.
+// operator that is not built in comes from ops; one that ops lacks, and a
+// comparator that is not built in, fail with an *OptionsError
+// (ErrForeignOptions) naming them.
 // Built-in merge operators are set by name (GetOptionsFromString), whether
 // or not LoadLatestOptions resolved them.
 func loadOwnOptions(dir string, ops *Operators) (*ownOptions, error) {
@@ -102,7 +103,7 @@ func latestDBOptions(l *grocksdb.LatestOptions) (*grocksdb.Options, error) {
 }
 
 // families takes each column family's options and sets the merge
-// operators and comparators by name.
+// operators by name.
 func (o *ownOptions) families(ops *Operators) error {
 	o.names = o.latest.ColumnFamilyNames()
 	all := o.latest.ColumnFamilyOpts()
@@ -113,9 +114,6 @@ func (o *ownOptions) families(ops *Operators) error {
 	for i, name := range o.names {
 		cf := &all[i]
 		f := byName[name]
-		if op := ops.comparator(f.comparator); op != nil {
-			cf.SetComparator(op)
-		}
 		switch op := ops.merge(f.merge); {
 		case op != nil:
 			// Only on options that latest owns: its Destroy frees the
@@ -190,7 +188,6 @@ func (o *ownOptions) destroy() {
 func placeholders(findings []Finding, ops *Operators) *Operators {
 	out := &Operators{Merge: map[string]grocksdb.MergeOperator{}}
 	if ops != nil {
-		out.Comparators = ops.Comparators
 		for k, v := range ops.Merge {
 			out.Merge[k] = v
 		}

@@ -1,6 +1,7 @@
 package rocks
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -294,4 +295,32 @@ func failReplay(t *testing.T, dir string, err error) {
 func tailLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestReplayerCustomComparator: a column family ordered by a comparator of
+// the application's own is a finding, and a replay is refused before
+// anything is written (the restore then needs --hand-off).
+func TestReplayerCustomComparator(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	rev := grocksdb.NewComparator("test.Reverse", func(a, b []byte) int { return bytes.Compare(b, a) })
+	o := grocksdb.NewDefaultOptions()
+	o.SetCreateIfMissing(true)
+	o.SetCreateIfMissingColumnFamilies(true)
+	ro := grocksdb.NewDefaultOptions()
+	ro.SetComparator(rev)
+	db, cfs, err := grocksdb.OpenDbColumnFamilies(o, src, []string{"default", "rev"}, []*grocksdb.Options{o, ro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cf := range cfs {
+		cf.Destroy()
+	}
+	db.Close()
+	want := Finding{Family: "rev", Kind: "comparator", Name: "test.Reverse"}
+	if fs, _, err := InspectOptions(src, nil); err != nil || len(fs) != 1 || fs[0] != want {
+		t.Fatalf("findings %v (%v), want [%v]", fs, err, want)
+	}
+	if _, err := NewReplayer(src, ReplayOptions{}); !errors.Is(err, ErrForeignOptions) || !strings.Contains(err.Error(), "test.Reverse") {
+		t.Fatalf("replay: %v, want ErrForeignOptions naming the comparator", err)
+	}
 }

@@ -54,11 +54,11 @@ type Options struct {
 	// Labels are constant labels of every metric that Handler serves
 	// (the command line sets "database" for each standby of a config file).
 	Labels map[string]string
-	// Operators are the application's own merge operators and
-	// comparators (library mode). The standby opens the database with its
+	// Operators are the application's own merge operators (library
+	// mode). The standby opens the database with its
 	// own options (its OPTIONS file), so merges replay; a merge operator
-	// or comparator of the application's own that is not here stops it
-	// (rocks.ErrForeignOptions).
+	// of the application's own that is not here, or a comparator of its
+	// own, stops it (rocks.ErrForeignOptions).
 	Operators *rocks.Operators
 }
 
