@@ -70,7 +70,9 @@ func loadOptions(dir string, ops *Operators, mode loadMode) (*ownOptions, error)
 		return nil, &OptionsError{File: file, Findings: findings}
 	}
 	o := &ownOptions{cache: grocksdb.NewLRUCache(replayCacheBytes), fams: fams, file: file}
-	o.latest, err = grocksdb.LoadLatestOptions(dir, grocksdb.NewDefaultEnv(), false, o.cache)
+	// Unknown options are ignored only in a file that a newer RocksDB
+	// wrote (options/options_parser.cc RocksDBOptionsParser::Parse).
+	o.latest, err = grocksdb.LoadLatestOptions(dir, grocksdb.NewDefaultEnv(), true, o.cache)
 	if err != nil {
 		o.destroy()
 		return nil, fmt.Errorf("rocks: load the options of %s (%s): %w", dir, file, err)

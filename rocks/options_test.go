@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,4 +226,40 @@ func getCF(t *testing.T, db *grocksdb.DB, cf *grocksdb.ColumnFamilyHandle, key [
 	}
 	defer s.Free()
 	return bytes.Clone(s.Data())
+}
+
+// TestOwnOptionsNewerRocksDB: an OPTIONS file that a newer RocksDB wrote,
+// with options 7.8.3 does not know, loads (they are ignored); the same
+// unknown option in a file of 7.8.3 itself is an error, not ignored.
+func TestOwnOptionsNewerRocksDB(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		ok      bool
+	}{{"9.1.0", true}, {"7.8.3", false}} {
+		dir := filepath.Join(t.TempDir(), "db")
+		writeWithMerge(t, dir, "uint64add", u64(1), u64(2))
+		file, err := newestOptionsFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(b), "rocksdb_version=7.8.3", "rocksdb_version="+c.version, 1)
+		s = strings.Replace(s, "[DBOptions]\n", "[DBOptions]\n  option_of_the_future=1\n", 1)
+		if s == string(b) || !strings.Contains(s, "option_of_the_future") {
+			t.Fatal("the OPTIONS file was not changed")
+		}
+		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		db, err := OpenReadOnly(dir)
+		if (err == nil) != c.ok {
+			t.Fatalf("rocksdb_version=%s: open: %v, want ok=%v", c.version, err, c.ok)
+		}
+		if err == nil {
+			db.Close()
+		}
+	}
 }
