@@ -37,12 +37,22 @@
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and
 //     continuity checks, takes checkpoints of it, and never closes it.
-//   - DB: a local database opened writable (restore, standby) or read-only;
-//     Apply replays a batch read from the WAL with the sequence numbers it
-//     had in the source, two-phase-commit transactions as recovery would.
+//   - DB: a local database opened writable (the standby) or read-only,
+//     with the database's own options (Options.Own: its OPTIONS file) or
+//     RocksDB's defaults; Apply replays a batch read from the WAL with the
+//     sequence numbers it had in the source.
+//   - Replayer: restore's and the drill's replay by RocksDB's own recovery:
+//     batches written as WAL files (WALWriter) into a base, recovered with
+//     the database's own options in chunks, the sequence checked; or, in
+//     hand-off, only written, for the application's RocksDB to recover.
+//   - InspectOptions, Operators, Finding: what an OPTIONS file needs that
+//     rockstream does not have (a merge operator or comparator of the
+//     application's own), and the application's own operators in library
+//     mode.
 //   - Txns: the prepared sections of a TransactionDB's two-phase-commit
 //     transactions, and how many sequences each batch uses (txn.go);
-//     PreparedIn reads them from a base's WAL copies.
+//     PreparedIn reads them from a base's WAL copies. Apply applies
+//     transactions as recovery would.
 //   - ReadWALRetention, ReadIdentity, CheckpointFiles: files of a database
 //     directory, in plain Go.
 //   - Digest: sha256 of every key and value per column family, to compare a
@@ -126,6 +136,26 @@
 //     [TestPrimaryCheckpointDroppedEntries]. Primary.Checkpoint flushes only
 //     when the first applies. No checkpoint holds an IDENTITY file;
 //     Primary.Checkpoint copies it.
+//
+//   - LoadLatestOptions resolves the built-in merge operators that an
+//     OPTIONS file names (uint64add, stringappend, stringappendtest, max,
+//     put, bytesxor, sortlist) [TestOwnOptionsMergeOperators]; grocksdb
+//     v1.7.15 gives no access to the DBOptions it loads (latestDBOptions
+//     reads them, the layout checked), and its Options.Destroy frees a Go
+//     merge operator a second time (options with one are left to the
+//     LatestOptions that own them).
+//
+//   - Recovery in point-in-time mode stops silently at a batch that fails
+//     to insert (a merge without a merge operator), and skips writes to a
+//     column family it does not know: the Replayer decodes every batch
+//     first and checks the sequence reached. A batch with two-phase-commit
+//     markers recovered without allow_2pc aborts Debian's RocksDB
+//     (write_batch.cc:601) [TestReplayerTwoPhaseCommit]. The flush at the
+//     end of a recovery can drop the newest entries and reopen behind, as
+//     Apply's can (restore's finish).
+//
+//   - A checkpoint of a secondary holds no OPTIONS file (the sidecar's
+//     file checkpoint copies the newest one).
 //
 //   - RocksDB logs a batch before it decodes it: a malformed batch, a merge
 //     without a merge operator, an unknown column family or a range deletion

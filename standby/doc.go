@@ -31,7 +31,9 @@
 // and atomic: after a crash (even kill -9) the database's latest sequence is
 // exactly the last batch applied, and Run resumes right after it. Each batch
 // is applied only when it starts at the database's latest sequence + 1
-// (rocks.DB.Apply), so no batch is applied twice or skipped.
+// (rocks.DB.Apply), so no batch is applied twice or skipped. The database is
+// opened with its own options (its OPTIONS file), so merges replay with
+// their merge operators (Options.Operators for the application's own).
 //
 // A TransactionDB's two-phase-commit transactions are applied as RocksDB's
 // recovery applies them (rocks.DB.Apply): a prepare is held in memory, its
