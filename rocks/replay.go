@@ -33,7 +33,6 @@ type ReplayOptions struct {
 // defaultChunkBytes is ReplayOptions.ChunkBytes' default.
 const defaultChunkBytes = 256 << 20
 
-
 // Replayer replays batches read from the archive into the database in a
 // folder by RocksDB's own recovery, the most faithful replayer there is:
 // it writes them as a WAL file (WALWriter) numbered above every file of
