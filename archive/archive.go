@@ -228,6 +228,9 @@ type Archiver struct {
 	walBytes int64     // batch bytes since the last base
 	lastSize int       // bytes of the last segment sealed: the next one's likely size
 	stopBy   time.Time // when a stop must be over (set when Run sees the stop)
+	// replayNeeds is the Source's last answer to ReplayNeeds (replayneeds.go).
+	replayNeeds   []string
+	replayChecked bool
 	// behind is true from the start of Run, and after a segment during
 	// which the reader never caught up with the database: the archiver is
 	// catching up, or the writer writes faster than it reads. Then segments
@@ -253,6 +256,9 @@ type Stats struct {
 	Retries     int64
 	Bases       int64
 	Holes       int64
+	// ReplayNeeds are the options of the database that rockstream cannot
+	// replay by itself (see ReplayChecker); empty when it replays it all.
+	ReplayNeeds []string
 	// LastSequence is the last sequence that the archive holds or has
 	// queued: in a segment, or in a base.
 	LastSequence uint64

@@ -36,6 +36,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.checkReplay()
 	pctx, stopPrunes := context.WithCancel(ctx)
 	a.retention = a.startRetention(pctx)
 	defer func() { stopPrunes(); <-a.retention.done }()
@@ -122,6 +123,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			lastFence = now
 		}
 		if a.opts.SummaryEvery > 0 && now.Sub(lastSummary) >= a.opts.SummaryEvery {
+			a.checkReplay()
 			a.summary()
 			lastSummary = now
 		}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/internal/testenv"
 	"github.com/rockstream/rockstream/rocks"
 )
@@ -146,6 +148,13 @@ var appMerges = map[int]func(rng *rand.Rand) []byte{
 // checkpoints by sequence.
 func archiveApp(t *testing.T, root string, fams []family, custom map[string]grocksdb.MergeOperator, merges map[int]func(*rand.Rand) []byte) (string, map[uint64]string) {
 	t.Helper()
+	bucket, oracles, _ := archiveAppStats(t, root, fams, custom, merges)
+	return bucket, oracles
+}
+
+// archiveAppStats is archiveApp that also gives the archiver's last Stats.
+func archiveAppStats(t *testing.T, root string, fams []family, custom map[string]grocksdb.MergeOperator, merges map[int]func(*rand.Rand) []byte) (string, map[uint64]string, archive.Stats) {
+	t.Helper()
 	app := openApp(t, filepath.Join(root, "db"), fams, custom)
 	app.write(200, merges)
 	bucket := filepath.Join(root, "bucket")
@@ -160,7 +169,7 @@ func archiveApp(t *testing.T, root string, fams []family, custom map[string]groc
 		waitFor(t, "the archive", func() bool { return arch.a.Stats().LastSequence >= seq })
 	}
 	arch.stop(t)
-	return bucket, oracles
+	return bucket, oracles, arch.a.Stats()
 }
 
 // TestRestoreOwnOptions restores a database with merge operators and
@@ -172,7 +181,10 @@ func TestRestoreOwnOptions(t *testing.T) {
 	defer func(n int64) { replayChunkBytes = n }(replayChunkBytes)
 	replayChunkBytes = 64 << 10
 	root := t.TempDir()
-	bucket, oracles := archiveApp(t, root, appFamilies, nil, appMerges)
+	bucket, oracles, stats := archiveAppStats(t, root, appFamilies, nil, appMerges)
+	if len(stats.ReplayNeeds) != 0 {
+		t.Fatalf("built-in merge operators reported as needing the application: %q", stats.ReplayNeeds)
+	}
 	for seq, oracle := range oracles {
 		dir := filepath.Join(root, fmt.Sprintf("restored-%d", seq))
 		res, err := Run(context.Background(), fileStore(t, bucket), Options{Dir: dir, ToSeq: seqp(seq), Logger: quiet()})
@@ -311,8 +323,21 @@ func TestRestoreHandOff(t *testing.T) {
 	fams := []family{{"default", ""}, {"m", ""}}
 	custom := map[string]grocksdb.MergeOperator{"m": concat{}}
 	merges := map[int]func(*rand.Rand) []byte{1: func(rng *rand.Rand) []byte { return fmt.Appendf(nil, "c%d", rng.IntN(50)) }}
-	bucket, oracles := archiveApp(t, root, fams, custom, merges)
+	bucket, oracles, stats := archiveAppStats(t, root, fams, custom, merges)
 	ops := &rocks.Operators{Merge: map[string]grocksdb.MergeOperator{concatName: concat{}}}
+	// Known at archive time, and in status, not first at restore time.
+	if len(stats.ReplayNeeds) != 1 || !strings.Contains(stats.ReplayNeeds[0], concatName) {
+		t.Fatalf("the archiver's ReplayNeeds: %q, want the operator %q", stats.ReplayNeeds, concatName)
+	}
+	st, err := catalog.ReadStatusWith(context.Background(), fileStore(t, bucket), ReplayNeeds)
+	if err != nil || len(st.Bases) == 0 || len(st.Problems) != 0 {
+		t.Fatalf("status: %v, %d bases, problems %q", err, len(st.Bases), st.Problems)
+	}
+	for _, b := range st.Bases {
+		if len(b.ReplayNeeds) != 1 || !strings.Contains(b.ReplayNeeds[0], concatName) {
+			t.Fatalf("status of the base at %d: replay needs %q, want the operator %q", b.Sequence, b.ReplayNeeds, concatName)
+		}
+	}
 	for seq, oracle := range oracles {
 		dir := filepath.Join(root, fmt.Sprintf("restored-%d", seq))
 		_, err := Run(context.Background(), fileStore(t, bucket), Options{Dir: dir, ToSeq: seqp(seq), Logger: quiet()})

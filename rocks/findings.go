@@ -2,8 +2,10 @@ package rocks
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -137,9 +139,25 @@ func readFamilyOptions(dir string) ([]familyOptions, string, error) {
 		return nil, "", fmt.Errorf("rocks: read options: %w", err)
 	}
 	defer f.Close()
+	out, err := parseFamilyOptions(f, path)
+	return out, path, err
+}
+
+// InspectOptionsData is InspectOptions over the bytes of an OPTIONS file
+// (one stored in an archive's base, for status), named name in messages.
+func InspectOptionsData(data []byte, name string, ops *Operators) ([]Finding, error) {
+	fams, err := parseFamilyOptions(bytes.NewReader(data), name)
+	if err != nil {
+		return nil, err
+	}
+	return findingsOf(fams, ops), nil
+}
+
+// parseFamilyOptions reads the column family sections of an OPTIONS file.
+func parseFamilyOptions(r io.Reader, path string) ([]familyOptions, error) {
 	var out []familyOptions
 	in := false // in a [CFOptions] section
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -162,12 +180,12 @@ func readFamilyOptions(dir string) ([]familyOptions, string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, "", fmt.Errorf("rocks: read options: %s: %w", path, err)
+		return nil, fmt.Errorf("rocks: read options: %s: %w", path, err)
 	}
 	if len(out) == 0 {
-		return nil, "", fmt.Errorf("rocks: read options: %s: no [CFOptions] section", path)
+		return nil, fmt.Errorf("rocks: read options: %s: no [CFOptions] section", path)
 	}
-	return out, path, nil
+	return out, nil
 }
 
 // familySection returns the family of a `[CFOptions "name"]` line.

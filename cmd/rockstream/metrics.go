@@ -66,6 +66,8 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
 	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
 	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
+	gauge("replay_needs", "Options of the database that rockstream cannot replay by itself (a merge operator or comparator of the application's own): above 0, a restore needs --hand-off or the operators, and a standby cannot follow.",
+		func(s archive.Stats) float64 { return float64(len(s.ReplayNeeds)) })
 	counter("prunes_total", "Scheduled prunes (--retention-*) that succeeded.", func(s archive.Stats) float64 { return float64(s.Prunes) })
 	counter("prune_errors_total", "Scheduled prunes that failed (tried again at the next interval).", func(s archive.Stats) float64 { return float64(s.PruneErrors) })
 	counter("pruned_objects_total", "Objects deleted by the scheduled prunes.", func(s archive.Stats) float64 { return float64(s.PrunedObjects) })
