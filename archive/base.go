@@ -20,17 +20,24 @@ import (
 	"github.com/rockstream/rockstream/objstore"
 )
 
+// notYetRetry is how often a base that the Source said it cannot take yet
+// (ErrBaseNotYet: writes without the WAL, not flushed) is tried again. A
+// Source answers that again at no cost until the database flushed.
+const notYetRetry = time.Second
+
 // firstBase takes the base that an archive without one needs before its
 // first segment.
 func (a *Archiver) firstBase(ctx context.Context) error {
 	a.log.Info("taking a first base: the archive has none for this timeline")
 	b, err := a.takeBase(ctx, nil)
-	for errors.Is(err, ErrBaseNotYet) {
-		a.log.Warn("the first base must wait: the database holds writes that a base cannot see yet; trying again",
-			"in", a.opts.RetryMax, "why", err,
-			"fix", "write with the WAL on; the base is taken once the writer flushes every column family")
+	for tries := 0; errors.Is(err, ErrBaseNotYet); tries++ {
+		if tries%60 == 0 {
+			a.log.Warn("the first base must wait: the database holds writes that a base cannot see yet; trying again until the writer flushes",
+				"every", notYetRetry, "why", err,
+				"fix", "write with the WAL on; the base is taken once the writer flushes every column family")
+		}
 		select {
-		case <-time.After(a.opts.RetryMax):
+		case <-time.After(notYetRetry):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -82,10 +82,16 @@ func (a *Archiver) endHole(ctx context.Context, from uint64) error {
 		if ctx.Err() != nil || errors.Is(err, manifest.ErrFenced) {
 			return fmt.Errorf("end the hole from %d with a base: %w", from, err)
 		}
-		a.log.Error("the base that ends the hole failed; trying again", "hole_from", from, "attempt", attempt,
-			"in", a.opts.RetryMax, "error", err)
+		wait := a.opts.RetryMax
+		if errors.Is(err, ErrBaseNotYet) {
+			wait = min(wait, notYetRetry)
+		}
+		if !errors.Is(err, ErrBaseNotYet) || attempt%60 == 1 {
+			a.log.Error("the base that ends the hole failed; trying again", "hole_from", from, "attempt", attempt,
+				"in", wait, "error", err)
+		}
 		select {
-		case <-time.After(a.opts.RetryMax):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return fmt.Errorf("end the hole from %d with a base: %w", from, ctx.Err())
 		}

@@ -77,10 +77,14 @@ var builtinMergeOperators = map[string]bool{
 }
 
 // builtinComparators are the comparators RocksDB resolves by name
-// (util/comparator.cc): the bytewise ones.
+// (util/comparator.cc): the bytewise ones, and the bytewise one with
+// 64-bit user-defined timestamps.
 var builtinComparators = map[string]bool{
 	"leveldb.BytewiseComparator":        true,
 	"rocksdb.ReverseBytewiseComparator": true,
+	// BytewiseComparatorWithU64Ts, of user-defined timestamps
+	// (util/comparator.cc RegisterBuiltinComparators, CreateFromString).
+	"leveldb.BytewiseComparator.u64ts": true,
 }
 
 // familyOptions are what this package reads of a [CFOptions "name"]

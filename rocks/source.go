@@ -34,6 +34,10 @@ type FollowerSource struct {
 	checked      time.Time // the last look at IDENTITY
 	now          func() time.Time
 	last         CopiedCheckpoint // what the last Checkpoint copied
+	// unflushed is the last Checkpoint's ErrUnflushed, given again while
+	// the MANIFEST stays as it was then (unflushedAt, manifestStamp).
+	unflushed   error
+	unflushedAt string
 }
 
 var _ archive.Source = (*FollowerSource)(nil)
@@ -152,9 +156,17 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 	if err := s.checkIdentity(); err != nil {
 		return 0, err
 	}
+	// After ErrUnflushed, only a flush (a MANIFEST that changed) can make a
+	// whole checkpoint: until then the same answer, without a copy.
+	stamp, _ := manifestStamp(s.dir)
+	if s.unflushed != nil && stamp != "" && stamp == s.unflushedAt {
+		return 0, s.unflushed
+	}
+	s.unflushed = nil
 	res, err := CopyCheckpoint(s.dir, s.walDir, dir)
 	if errors.Is(err, ErrUnflushed) {
-		return 0, fmt.Errorf("%w: %w", archive.ErrBaseNotYet, err)
+		s.unflushed, s.unflushedAt = fmt.Errorf("%w: %w", archive.ErrBaseNotYet, err), stamp
+		return 0, s.unflushed
 	}
 	if err != nil {
 		return 0, err
@@ -176,6 +188,21 @@ func (s *FollowerSource) ReplayNeeds() ([]string, error) {
 		out[i] = f.String()
 	}
 	return out, nil
+}
+
+// manifestStamp names the state of the database's MANIFEST: the file
+// CURRENT names, and its size. A flush or compaction changes it.
+func manifestStamp(dbDir string) (string, error) {
+	cur, err := os.ReadFile(filepath.Join(dbDir, "CURRENT"))
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimSpace(string(cur))
+	fi, err := os.Stat(filepath.Join(dbDir, name))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s:%d", name, fi.Size()), nil
 }
 
 // LastCheckpoint says what the last Checkpoint copied (its retries, WAL

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/linxGnu/grocksdb"
 )
 
 // Mark is the exact state the writer had at one point: its latest sequence,
@@ -28,6 +30,9 @@ type Mark struct {
 func (a *App) TakeMark(name string, batch int, cpDir string) (Mark, error) {
 	if err := a.FlushWAL(); err != nil {
 		return Mark{}, fmt.Errorf("foreign: flush the WAL at mark %s: %w", name, err)
+	}
+	if err := a.flushAtMark(); err != nil {
+		return Mark{}, fmt.Errorf("foreign: flush at mark %s: %w", name, err)
 	}
 	m := Mark{Name: name, Batch: batch}
 	seq, ok := a.Sequence()
@@ -53,6 +58,22 @@ func (a *App) TakeMark(name string, batch int, cpDir string) (Mark, error) {
 	}
 	m.Seq, m.Families = seq, d
 	return m, nil
+}
+
+// flushAtMark flushes every family of a FlushAtMarks shape and waits.
+func (a *App) flushAtMark() error {
+	if !a.shape.FlushAtMarks || a.mode == ReadOnly || a.db == nil {
+		return nil
+	}
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	for _, h := range a.cfs {
+		if err := a.db.FlushCF(h, fo); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkpointSequence(shape *Shape, dir string) (uint64, error) {
