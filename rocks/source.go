@@ -53,6 +53,12 @@ const identityCheckInterval = time.Second
 // (created if missing, not shared) holds the files of the secondary
 // instance that Follower opens: its info LOG.
 func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
+	return NewFollowerSourceWAL(dbDir, "", scratchDir)
+}
+
+// NewFollowerSourceWAL is NewFollowerSource with the folder of the WAL
+// files given (the archiver's --wal-dir); "" reads it from the OPTIONS file.
+func NewFollowerSourceWAL(dbDir, walDir, scratchDir string) (*FollowerSource, error) {
 	identity, err := ReadIdentity(dbDir)
 	if err != nil {
 		return nil, err
@@ -63,9 +69,10 @@ func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
 	if err := os.MkdirAll(scratchDir, 0o755); err != nil {
 		return nil, fmt.Errorf("rocks: follow %s: %w", dbDir, err)
 	}
-	walDir, err := walDirOf(dbDir)
-	if err != nil {
-		return nil, err
+	if walDir == "" {
+		if walDir, err = walDirOf(dbDir); err != nil {
+			return nil, err
+		}
 	}
 	tail, err := NewWALTail(walDir)
 	if err != nil {

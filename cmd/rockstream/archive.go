@@ -34,8 +34,10 @@ func toFlag() *cli.StringFlag {
 func sourceFlags() []cli.Flag {
 	return []cli.Flag{
 		dbFlag(), toFlag(),
+		&cli.StringFlag{Name: "wal-dir", EnvVars: []string{"ROCKSTREAM_WAL_DIR"},
+			Usage: "the `DIR` of the database's WAL files, when the writer keeps them apart (its wal_dir option) (default: the wal_dir of the database's newest OPTIONS file, else --db)"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},
-			Usage: "`DIR` for the secondary instance's files and base checkpoints; on the database's file system so checkpoints hard-link (default: .DBNAME.rockstream beside DIR)"},
+			Usage: "`DIR` for base checkpoints; on the database's file system so checkpoints hard-link (default: .DBNAME.rockstream beside DIR)"},
 		&cli.BoolFlag{Name: "allow-other-database", EnvVars: []string{"ROCKSTREAM_ALLOW_OTHER_DATABASE"},
 			Usage: "archive into an archive of another database identity (after the database was replaced)"},
 	}
@@ -46,8 +48,8 @@ func archiveCommand() *cli.Command {
 		Name:  "archive",
 		Usage: "ship a live RocksDB to the archive, next to the program that writes it",
 		Description: "archive reads every write batch of the database in --db from its WAL files as\n" +
-			"they are written (the program that writes it needs no change; a RocksDB secondary\n" +
-			"instance is opened only to checkpoint a base), and uploads\n" +
+			"they are written (the program that writes it needs no change, and no RocksDB instance\n" +
+			"is opened: a base is taken by copying files), and uploads\n" +
 			"them in sealed, compressed, checksummed segments to --to, with base copies of the\n" +
 			"database. It runs until SIGTERM or SIGINT, then uploads what it has read and exits 0.\n\n" +
 			"The writer must keep its WAL for a while after each flush: set WAL_ttl_seconds\n" +
@@ -156,7 +158,16 @@ func openSource(c *cli.Context, log *slog.Logger) (*opened, error) {
 	if o.workDir == "" {
 		o.workDir = archive.DefaultWorkDir(db)
 	}
-	if o.src, err = rocks.NewFollowerSource(db, filepath.Join(o.workDir, "secondary")); err != nil {
+	walDir := c.String("wal-dir")
+	if walDir != "" {
+		if walDir, err = filepath.Abs(walDir); err != nil {
+			return nil, usageError{fmt.Errorf("--wal-dir %s: %w", c.String("wal-dir"), err)}
+		}
+		if fi, err := os.Stat(walDir); err != nil || !fi.IsDir() {
+			return nil, usageError{fmt.Errorf("--wal-dir %s: not a folder (%v)", walDir, err)}
+		}
+	}
+	if o.src, err = rocks.NewFollowerSourceWAL(db, walDir, filepath.Join(o.workDir, "secondary")); err != nil {
 		return nil, fmt.Errorf("follow %s: %w", db, err)
 	}
 	return o, nil

@@ -110,6 +110,7 @@ func (e *badEnv) archiveRows() []badRow {
 		badRow{"archive", "not a database", []string{"archive", "--db", e.notDB, "--to", e.fileURL}, nil, exitUsage, []string{e.notDB, "not a rocksdb database"}},
 		badRow{"archive", "missing database", []string{"archive", "--db", filepath.Join(e.empty, "missing"), "--to", e.fileURL}, nil, exitUsage, []string{filepath.Join(e.empty, "missing")}},
 		badRow{"archive", "another database's archive", []string{"archive", "--db", e.other, "--to", e.fileURL}, nil, exitUsage, []string{"belongs to another database", "--allow-other-database"}},
+		badRow{"archive", "wal-dir missing", []string{"archive", "--db", e.db, "--to", e.fileURL, "--wal-dir", filepath.Join(e.empty, "nowal")}, nil, exitUsage, []string{"--wal-dir", filepath.Join(e.empty, "nowal"), "not a folder"}},
 		badRow{"archive", "zero segment size", []string{"archive", "--db", e.db, "--to", e.fileURL, "--segment-size", "0"}, nil, exitUsage, []string{"--segment-size"}},
 		badRow{"archive", "segment size text", []string{"archive", "--db", e.db, "--to", e.fileURL, "--segment-size", "lots"}, nil, exitUsage, []string{`--segment-size "lots"`}},
 		badRow{"archive", "negative segment age", []string{"archive", "--db", e.db, "--to", e.fileURL, "--segment-age", "-1s"}, nil, exitUsage, []string{"--segment-age"}},
