@@ -1,0 +1,93 @@
+package rocks
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// ErrFamilyID is a column family change that this database cannot follow:
+// the id that RocksDB gives (or gave) a family is not the one the change
+// names, so batches that name it would write to another family.
+var ErrFamilyID = errors.New("column family id mismatch")
+
+// CreateFamily creates the column family name with options (the family's
+// section of an OPTIONS file, "key=value;...", applied over RocksDB's
+// defaults; see FamilyOptions), and checks that RocksDB gives it id:
+// RocksDB gives a new family max_column_family+1
+// (VersionSet::CreateColumnFamily, db/version_set.cc), which the MANIFEST
+// says before anything is created. A family that exists already with that
+// name and id is left as it is (created is false): a base taken after the
+// change holds it. Any other disagreement is ErrFamilyID.
+func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.writable(); err != nil {
+		return false, err
+	}
+	for _, cf := range d.h.cfs {
+		switch {
+		case cf.ID() == id && cf.Name() == name:
+			return false, nil
+		case cf.ID() == id || cf.Name() == name:
+			return false, fmt.Errorf("rocks: create column family %q (id %d) in %s: %w: the database has %q with id %d",
+				name, id, d.h.dir, ErrFamilyID, cf.Name(), cf.ID())
+		}
+	}
+	m, err := ReadManifest(d.h.dir)
+	if err != nil {
+		return false, fmt.Errorf("rocks: create column family %q: %w", name, err)
+	}
+	if next := m.MaxColumnFamily + 1; next != id {
+		return false, fmt.Errorf("rocks: create column family %q in %s: %w: the archive says id %d, RocksDB would give it id %d (max_column_family %d)",
+			name, d.h.dir, ErrFamilyID, id, next, m.MaxColumnFamily)
+	}
+	o, err := grocksdb.GetOptionsFromString(d.h.opts, options)
+	if err != nil {
+		return false, fmt.Errorf("rocks: create column family %q in %s: its options %q: %w", name, d.h.dir, options, err)
+	}
+	defer o.Destroy()
+	cf, err := d.h.db.CreateColumnFamily(o, name)
+	if err != nil {
+		return false, fmt.Errorf("rocks: create column family %q in %s: %w", name, d.h.dir, err)
+	}
+	d.h.cfs = append(d.h.cfs, cf)
+	d.h.ids[cf.ID()] = true
+	if cf.ID() != id {
+		d.err = fmt.Errorf("rocks: create column family %q in %s: %w: RocksDB gave it id %d, the archive says %d", name, d.h.dir, ErrFamilyID, cf.ID(), id)
+		return true, d.err
+	}
+	return true, nil
+}
+
+// DropFamily drops the column family id, which must be named name. A
+// family that is gone already is left so (dropped is false): a base taken
+// after the change lacks it. A family with that id and another name is
+// ErrFamilyID; the default column family cannot be dropped.
+func (d *DB) DropFamily(id uint32, name string) (dropped bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.writable(); err != nil {
+		return false, err
+	}
+	if id == 0 {
+		return false, fmt.Errorf("rocks: drop column family %q in %s: %w: id 0 is the default column family", name, d.h.dir, ErrFamilyID)
+	}
+	i := slices.IndexFunc(d.h.cfs, func(cf *grocksdb.ColumnFamilyHandle) bool { return cf.ID() == id })
+	if i < 0 {
+		return false, nil
+	}
+	cf := d.h.cfs[i]
+	if cf.Name() != name {
+		return false, fmt.Errorf("rocks: drop column family %q (id %d) in %s: %w: id %d is %q here", name, id, d.h.dir, ErrFamilyID, id, cf.Name())
+	}
+	if err := d.h.db.DropColumnFamily(cf); err != nil {
+		return false, fmt.Errorf("rocks: drop column family %q in %s: %w", name, d.h.dir, err)
+	}
+	cf.Destroy()
+	d.h.cfs = slices.Delete(d.h.cfs, i, i+1)
+	delete(d.h.ids, id)
+	return true, nil
+}
