@@ -28,7 +28,11 @@ func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 		return fmt.Errorf("base %s: %w: the checkpoint opens at sequence %d, the manifest says %d",
 			plan.Base.FileList, ErrCorrupt, got, plan.Base.Sequence)
 	}
-	err = applySteps(ctx, db, s, plan.Steps, plan.Target, conc, res, progress)
+	fam := &familyChanges{pending: plan.CFChanges}
+	err = applySteps(ctx, db, s, plan.Steps, plan.Target, conc, res, progress, fam)
+	if err == nil {
+		err = fam.upTo(db, db.LatestSequence()) // families.go
+	}
 	if err == nil {
 		if err = db.Flush(); err != nil {
 			err = fmt.Errorf("flush %s: %w", dir, err)
@@ -42,14 +46,14 @@ func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 
 // applySteps applies the segments of steps to db, up to target, reading
 // up to conc segments ahead.
-func applySteps(ctx context.Context, db *rocks.DB, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64)) error {
+func applySteps(ctx context.Context, db *rocks.DB, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges) error {
 	keys := make([]string, len(steps))
 	for i, st := range steps {
 		keys[i] = st.Key
 	}
 	p := startPrefetch(ctx, s, keys, conc)
 	defer p.close()
-	r := &replayer{db: db, p: p, res: res, progress: progress, target: target}
+	r := &replayer{db: db, p: p, res: res, progress: progress, target: target, fam: fam}
 	for _, st := range steps {
 		if err := r.step(ctx, st); err != nil {
 			return err
@@ -65,6 +69,7 @@ type replayer struct {
 	res      *Result
 	progress func(int64)
 	target   uint64
+	fam      *familyChanges // created and dropped before the batches after them
 }
 
 // step applies the batches of one segment that end after st.After and at
@@ -110,6 +115,9 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 		}
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > st.StopAt {
 			return true, nil
+		}
+		if err := r.fam.upTo(r.db, b.Seq-1); err != nil {
+			return false, err
 		}
 		if err := r.db.Apply(b.Data); err != nil {
 			return false, applyError(st.Key, b.Seq, err)
@@ -197,7 +205,7 @@ func finish(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 		return fmt.Errorf("open the restored database %s again: %w", dir, err)
 	}
 	var tail Result
-	err = applySteps(ctx, db, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil)
+	err = applySteps(ctx, db, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil, &familyChanges{pending: plan.CFChanges})
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", dir, cerr)
 	}

@@ -20,7 +20,9 @@ var ErrFamilyID = errors.New("column family id mismatch")
 // (VersionSet::CreateColumnFamily, db/version_set.cc), which the MANIFEST
 // says before anything is created. A family that exists already with that
 // name and id is left as it is (created is false): a base taken after the
-// change holds it. Any other disagreement is ErrFamilyID.
+// change holds it; so is an id below max_column_family that the database
+// lacks: the family was created and dropped since. Any other disagreement
+// is ErrFamilyID.
 func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -39,6 +41,9 @@ func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err er
 	m, err := ReadManifest(d.h.dir)
 	if err != nil {
 		return false, fmt.Errorf("rocks: create column family %q: %w", name, err)
+	}
+	if id <= m.MaxColumnFamily {
+		return false, nil // created before and dropped since: a later state
 	}
 	if next := m.MaxColumnFamily + 1; next != id {
 		return false, fmt.Errorf("rocks: create column family %q in %s: %w: the archive says id %d, RocksDB would give it id %d (max_column_family %d)",

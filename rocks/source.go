@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,7 @@ type FollowerSource struct {
 	checked      time.Time // the last look at IDENTITY
 	now          func() time.Time
 	last         CopiedCheckpoint // what the last Checkpoint copied
+	fam          familyWatch      // column families created and dropped (familywatch.go)
 }
 
 var _ archive.Source = (*FollowerSource)(nil)
@@ -67,7 +69,9 @@ func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}, nil
+	s := &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}
+	s.fam = familyWatch{dir: dbDir, walDir: walDir, log: slog.Default(), now: time.Now}
+	return s, nil
 }
 
 // Follower returns a secondary instance of the database, for reads: it is
@@ -122,12 +126,22 @@ func (s *FollowerSource) checkIdentity() error {
 }
 
 // Seek makes Next continue at seq.
-func (s *FollowerSource) Seek(seq uint64) error { return s.tail.Seek(seq) }
+func (s *FollowerSource) Seek(seq uint64) error {
+	s.fam.pos = max(seq, 1) - 1 // the family watch places what it finds after the batches read
+	return s.tail.Seek(seq)
+}
 
 // Next returns the next batch. A WAL gap matches archive.ErrGap as well as
 // ErrGap; a seq given to Seek that is inside a batch is an error, not a gap.
+// Once the family watch started (FamilyChanges), each batch is looked at
+// for the column families it names.
 func (s *FollowerSource) Next() (segments.Batch, bool, error) {
-	return forArchive(s.tail.Next())
+	s.fam.poll()
+	b, ok, err := s.tail.Next()
+	if err == nil && ok {
+		err = s.fam.batch(b)
+	}
+	return forArchive(b, ok, err)
 }
 
 // forArchive turns a WAL reader's answer into an archive.Source's: a gap
@@ -157,6 +171,7 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 		return 0, err
 	}
 	s.last = res
+	s.watchFrom(res)
 	return res.Seq, nil
 }
 

@@ -76,6 +76,9 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return false, err
 	}
 	applied := s.db.LatestSequence()
+	if err := s.applyFamilies(f.tl, applied); err != nil {
+		return false, err
+	}
 	child, ok, err := s.branch(f.tl, applied)
 	if err != nil {
 		return false, err
@@ -229,6 +232,9 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		}
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return nil // the rest is past the branch point
+		}
+		if err := s.familiesBefore(ctx, f.tl, b); err != nil {
+			return err
 		}
 		if err := s.apply(key, b); err != nil {
 			return err

@@ -1,0 +1,60 @@
+package rocks
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/manifest"
+)
+
+var _ archive.FamilyWatcher = (*FollowerSource)(nil)
+
+// SetLogger sets where the source logs what it cannot carry of a column
+// family change (options left out); slog.Default() otherwise.
+func (s *FollowerSource) SetLogger(l *slog.Logger) { s.fam.log = l }
+
+// ResumeFamilies starts the column family watch of an archive that
+// continues after sequence at: its families are those of the database in
+// baseDir (a base's CURRENT and MANIFEST, read with ReadManifest) changed
+// by changes, in order. The next Next compares them with the database's
+// MANIFEST: what differs happened while no archiver ran.
+func (s *FollowerSource) ResumeFamilies(baseDir string, changes []manifest.ColumnFamilyChange, at uint64) error {
+	m, err := ReadManifest(baseDir)
+	if err != nil {
+		return fmt.Errorf("rocks: the column families of the base: %w", err)
+	}
+	s.fam.start(familiesAfter(m, changes), at)
+	return nil
+}
+
+// familiesAfter is the families of m after changes.
+func familiesAfter(m *Manifest, changes []manifest.ColumnFamilyChange) map[uint32]string {
+	known := map[uint32]string{}
+	for _, f := range m.Families {
+		known[f.ID] = f.Name
+	}
+	for _, c := range changes {
+		if c.Op == manifest.CFCreate {
+			known[c.ID] = c.Name
+		} else {
+			delete(known, c.ID)
+		}
+	}
+	return known
+}
+
+// FamilyChanges returns the column families created and dropped that the
+// source noticed since the last call, each with its After (Timeline is the
+// archiver's to set). The watch starts at the first Checkpoint (with its
+// families) unless ResumeFamilies started it.
+func (s *FollowerSource) FamilyChanges() ([]manifest.ColumnFamilyChange, error) {
+	return s.fam.take(), nil
+}
+
+// watchFrom starts the watch at a checkpoint, unless it runs already.
+func (s *FollowerSource) watchFrom(res CopiedCheckpoint) {
+	if !s.fam.started() && res.Manifest != nil {
+		s.fam.start(familiesAfter(res.Manifest, nil), res.Seq)
+	}
+}
