@@ -24,43 +24,59 @@ const familyCheckInterval = 250 * time.Millisecond
 //
 // RocksDB writes neither to the WAL (DBImpl::CreateColumnFamilyImpl,
 // DropColumnFamilyImpl: a VersionEdit in the MANIFEST only), and the edit
-// carries the MANIFEST's last sequence, which can be behind the database's
-// (VersionSet::LogAndApplyCFHelper, db/version_set.cc). So:
+// carries the MANIFEST's last sequence, which can be far behind the
+// database's (VersionSet::LogAndApplyCFHelper, db/version_set.cc): the
+// sequence at which a change happened is not recorded anywhere. The watch
+// places a change at the earliest point it can prove is after it:
 //
 //   - a batch that names a family the watch does not know makes it read
-//     the MANIFEST at once: a create, after max(the edit's sequence, the
-//     sequence before that batch);
+//     the MANIFEST at once: a create, right before that batch;
 //   - every familyCheckInterval, the MANIFEST is read again when it
-//     changed: a new family is a create after max(the edit's sequence, the
-//     batches read so far), since no batch read so far named it; a family
-//     gone is a drop after the WAL's head at that moment (every batch that
-//     wrote to it is at or before that head; a drop placed later than it
-//     happened only keeps the family longer in restores in between).
+//     changed. A new family is a create after the WAL's head at that moment
+//     (it exists by then), or right before the first batch that writes to
+//     it if one comes before that head; it is pending until the batches
+//     read reach one or the other. A family gone is a drop after the WAL's
+//     head at that moment: every batch that wrote to it is at or before it.
+//
+// So a restore between the change and where it is placed lacks a family
+// that was created (and empty), or still holds one that was dropped:
+// nothing written is lost, and an application that opens the restored
+// database with create_missing_column_families gets the same result.
 type familyWatch struct {
 	dir, walDir string
 	log         *slog.Logger
 	now         func() time.Time
 
-	known   map[uint32]string // the families the archive holds: id → name; nil until started
+	known   map[uint32]string // the families that exist after pos: id → name; nil until started
 	gone    map[uint32]uint64 // the families dropped since the start: id → the drop's After
-	pos     uint64            // the last sequence of the batches read
+	pending map[uint32]*pendingCreate
+	pos     uint64 // the last sequence of the batches read
 	changes []manifest.ColumnFamilyChange
 	looked  time.Time // the last look at the MANIFEST's size
 	current string    // CURRENT's content at the last read
 	size    int64     // the MANIFEST's size at the last read
 }
 
+// pendingCreate is a create noticed by a look at the MANIFEST, placed at
+// the WAL's head then (c.After) unless a batch before it writes to the
+// family; and the family's drop, if noticed meanwhile.
+type pendingCreate struct {
+	c    manifest.ColumnFamilyChange
+	drop *manifest.ColumnFamilyChange
+}
+
 // start watches from the families known, after sequence at. The next poll
 // reads the MANIFEST: what differs from known happened while nobody
 // watched.
 func (w *familyWatch) start(known map[uint32]string, at uint64) {
-	w.known, w.pos, w.changes, w.gone = maps.Clone(known), at, nil, map[uint32]uint64{}
+	w.known, w.pos, w.changes = maps.Clone(known), at, nil
+	w.gone, w.pending = map[uint32]uint64{}, map[uint32]*pendingCreate{}
 	w.looked, w.current, w.size = time.Time{}, "", -1
 }
 
 func (w *familyWatch) started() bool { return w.known != nil }
 
-// batch looks at a batch that the source returns.
+// batch looks at a batch that the source is about to return.
 func (w *familyWatch) batch(b Batch) error {
 	if !w.started() {
 		return nil
@@ -70,24 +86,58 @@ func (w *familyWatch) batch(b Batch) error {
 		return fmt.Errorf("rocks: the column families of the batch at sequence %d: %w", b.Seq, err)
 	}
 	w.pos = max(w.pos, b.Seq-1)
+	w.settleUpTo(w.pos)
 	for _, id := range ids {
-		if _, ok := w.known[id]; ok {
-			continue
-		}
-		if after, ok := w.gone[id]; ok && b.Next()-1 <= after {
-			continue // written before the drop noticed, which comes after it
-		}
-		if err := w.read(); err != nil {
+		if err := w.named(b, id); err != nil {
 			return err
-		}
-		after, gone := w.gone[id]
-		if _, ok := w.known[id]; !ok && !(gone && b.Next()-1 <= after) {
-			return fmt.Errorf("rocks: the batch at sequence %d writes to column family id %d, which %s never created (its MANIFEST was rewritten since?): the archive cannot place its creation; take a new base",
-				b.Seq, id, w.dir)
 		}
 	}
 	w.pos = max(w.pos, b.Next()-1)
 	return nil
+}
+
+// named handles a batch b that writes to family id.
+func (w *familyWatch) named(b Batch, id uint32) error {
+	if w.pending[id] != nil {
+		w.settle(id, b.Seq-1)
+		return nil
+	}
+	if _, ok := w.known[id]; ok {
+		return nil
+	}
+	if after, ok := w.gone[id]; ok && b.Next()-1 <= after {
+		return nil // written before its drop, placed after this batch
+	}
+	if err := w.read(); err != nil {
+		return err
+	}
+	if w.pending[id] != nil {
+		w.settle(id, b.Seq-1)
+		return nil
+	}
+	return fmt.Errorf("rocks: the batch at sequence %d writes to column family id %d, which %s never created (its MANIFEST was rewritten since?): the archive cannot place its creation; take a new base",
+		b.Seq, id, w.dir)
+}
+
+// settleUpTo settles the pending creates placed at or before seq.
+func (w *familyWatch) settleUpTo(seq uint64) {
+	for _, id := range slices.Sorted(maps.Keys(w.pending)) {
+		if p := w.pending[id]; p.c.After <= seq {
+			w.settle(id, p.c.After)
+		}
+	}
+}
+
+// settle records the pending create of id after sequence after, then its
+// drop if noticed.
+func (w *familyWatch) settle(id uint32, after uint64) {
+	p := w.pending[id]
+	delete(w.pending, id)
+	p.c.After = min(p.c.After, after)
+	w.changes = append(w.changes, p.c)
+	if p.drop != nil {
+		w.changes = append(w.changes, *p.drop)
+	}
 }
 
 // poll reads the MANIFEST again when it changed, at most every
@@ -99,6 +149,7 @@ func (w *familyWatch) poll() {
 		return
 	}
 	w.looked = now
+	defer w.settleUpTo(w.pos)
 	cur, err := os.ReadFile(filepath.Join(w.dir, "CURRENT"))
 	if err != nil {
 		w.log.Warn("cannot read CURRENT to look for column family changes; trying again", "error", err)
@@ -135,46 +186,51 @@ func (w *familyWatch) read() error {
 		return fmt.Errorf("rocks: look for column family changes: %w", err)
 	}
 	w.current, w.size = string(cur), m.Size
+	head, err := walHead(w.walDir)
+	if err != nil {
+		return err
+	}
+	head = max(head, m.LastSequence, w.pos)
 	live := map[uint32]string{}
 	for _, f := range m.Families {
 		live[f.ID] = f.Name
 	}
 	for _, id := range slices.Sorted(maps.Keys(live)) {
 		if _, ok := w.known[id]; !ok && id != 0 {
-			w.create(m, id, live[id])
+			w.create(id, live[id], head, true)
 		}
 	}
 	// Families created and dropped before this read, known to the
-	// MANIFEST's edits only: created here, and dropped below after the
-	// WAL's head, so that the batches that wrote to them (read or not yet)
-	// sit between.
+	// MANIFEST's edits only: created, then dropped below after the WAL's
+	// head, so that the batches that wrote to them sit between.
 	for _, e := range m.FamilyEdits {
 		_, isLive := live[e.ID]
 		_, known := w.known[e.ID]
 		_, wasGone := w.gone[e.ID]
 		if !e.Drop && !isLive && !known && !wasGone {
-			w.create(m, e.ID, e.Name)
+			w.create(e.ID, e.Name, head, false)
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.known)) {
 		if _, ok := live[id]; !ok {
-			if err := w.drop(m, id); err != nil {
-				return err
-			}
+			w.drop(id, head)
 		}
 	}
 	return nil
 }
 
-// create records the creation of family id, found in m.
-func (w *familyWatch) create(m *Manifest, id uint32, name string) {
-	var editSeq uint64
-	for _, e := range m.FamilyEdits {
-		if e.ID == id && !e.Drop {
-			editSeq = e.LastSequence
-		}
-	}
+// optionsWait bounds the wait for the OPTIONS file that RocksDB writes
+// right after it created a family (DBImpl::CreateColumnFamilies writes it
+// once the MANIFEST edit is in).
+const optionsWait = 2 * time.Second
+
+// create notices the creation of family id, pending at head.
+func (w *familyWatch) create(id uint32, name string, head uint64, live bool) {
 	opts, dropped, found, err := FamilyOptions(w.dir, name)
+	for deadline := time.Now().Add(optionsWait); live && err == nil && !found && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		opts, dropped, found, err = FamilyOptions(w.dir, name)
+	}
 	switch {
 	case err != nil || !found:
 		w.log.Warn("a new column family has no section in the newest OPTIONS file (dropped since?): it is recorded with RocksDB's default options",
@@ -183,22 +239,20 @@ func (w *familyWatch) create(m *Manifest, id uint32, name string) {
 		w.log.Warn("options of a new column family that RocksDB cannot take back from their text are left out: a restore creates it without them",
 			"family", name, "id", id, "left_out", dropped)
 	}
-	c := manifest.ColumnFamilyChange{After: max(editSeq, w.pos), Op: manifest.CFCreate, ID: id, Name: name, Options: opts, Detected: w.now().UTC()}
-	w.changes = append(w.changes, c)
+	w.pending[id] = &pendingCreate{c: manifest.ColumnFamilyChange{After: head, Op: manifest.CFCreate, ID: id, Name: name, Options: opts, Detected: w.now().UTC()}}
 	w.known[id] = name
 }
 
-// drop records the drop of family id, after the WAL's head.
-func (w *familyWatch) drop(m *Manifest, id uint32) error {
-	head, err := walHead(w.walDir)
-	if err != nil {
-		return err
+// drop notices the drop of family id, placed after head.
+func (w *familyWatch) drop(id uint32, head uint64) {
+	c := manifest.ColumnFamilyChange{After: head, Op: manifest.CFDrop, ID: id, Name: w.known[id], Detected: w.now().UTC()}
+	if p := w.pending[id]; p != nil {
+		p.drop = &c
+	} else {
+		w.changes = append(w.changes, c)
 	}
-	c := manifest.ColumnFamilyChange{After: max(head, m.LastSequence, w.pos), Op: manifest.CFDrop, ID: id, Name: w.known[id], Detected: w.now().UTC()}
-	w.changes = append(w.changes, c)
 	delete(w.known, id)
 	w.gone[id] = c.After
-	return nil
 }
 
 // take returns the changes noticed since the last call.
