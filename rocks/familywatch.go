@@ -49,6 +49,7 @@ type familyWatch struct {
 
 	known   map[uint32]string // the families that exist after pos: id → name; nil until started
 	gone    map[uint32]uint64 // the families dropped since the start: id → the drop's After
+	maxID   uint32            // the largest family id the archive knows of, dropped or not
 	pending map[uint32]*pendingCreate
 	pos     uint64 // the last sequence of the batches read
 	changes []manifest.ColumnFamilyChange
@@ -68,8 +69,8 @@ type pendingCreate struct {
 // start watches from the families known, after sequence at. The next poll
 // reads the MANIFEST: what differs from known happened while nobody
 // watched.
-func (w *familyWatch) start(known map[uint32]string, at uint64) {
-	w.known, w.pos, w.changes = maps.Clone(known), at, nil
+func (w *familyWatch) start(known map[uint32]string, maxID uint32, at uint64) {
+	w.known, w.maxID, w.pos, w.changes = maps.Clone(known), maxID, at, nil
 	w.gone, w.pending = map[uint32]uint64{}, map[uint32]*pendingCreate{}
 	w.looked, w.current, w.size = time.Time{}, "", -1
 }
@@ -202,12 +203,11 @@ func (w *familyWatch) read() error {
 	}
 	// Families created and dropped before this read, known to the
 	// MANIFEST's edits only: created, then dropped below after the WAL's
-	// head, so that the batches that wrote to them sit between.
+	// head, so that the batches that wrote to them sit between. Ids up to
+	// maxID are the archive's already.
 	for _, e := range m.FamilyEdits {
 		_, isLive := live[e.ID]
-		_, known := w.known[e.ID]
-		_, wasGone := w.gone[e.ID]
-		if !e.Drop && !isLive && !known && !wasGone {
+		if !e.Drop && !isLive && e.ID > w.maxID {
 			w.create(e.ID, e.Name, head, false)
 		}
 	}
@@ -239,6 +239,7 @@ func (w *familyWatch) create(id uint32, name string, head uint64, live bool) {
 		w.log.Warn("options of a new column family that RocksDB cannot take back from their text are left out: a restore creates it without them",
 			"family", name, "id", id, "left_out", dropped)
 	}
+	w.maxID = max(w.maxID, id)
 	w.pending[id] = &pendingCreate{c: manifest.ColumnFamilyChange{After: head, Op: manifest.CFCreate, ID: id, Name: name, Options: opts, Detected: w.now().UTC()}}
 	w.known[id] = name
 }

@@ -24,24 +24,28 @@ func (s *FollowerSource) ResumeFamilies(baseDir string, changes []manifest.Colum
 	if err != nil {
 		return fmt.Errorf("rocks: the column families of the base: %w", err)
 	}
-	s.fam.start(familiesAfter(m, changes), at)
+	known, maxID := familiesAfter(m, changes)
+	s.fam.start(known, maxID, at)
 	return nil
 }
 
-// familiesAfter is the families of m after changes.
-func familiesAfter(m *Manifest, changes []manifest.ColumnFamilyChange) map[uint32]string {
-	known := map[uint32]string{}
+// familiesAfter is the families of m after changes, and the largest id
+// they gave (RocksDB never gives an id twice).
+func familiesAfter(m *Manifest, changes []manifest.ColumnFamilyChange) (map[uint32]string, uint32) {
+	known, maxID := map[uint32]string{}, m.MaxColumnFamily
 	for _, f := range m.Families {
 		known[f.ID] = f.Name
+		maxID = max(maxID, f.ID)
 	}
 	for _, c := range changes {
+		maxID = max(maxID, c.ID)
 		if c.Op == manifest.CFCreate {
 			known[c.ID] = c.Name
 		} else {
 			delete(known, c.ID)
 		}
 	}
-	return known
+	return known, maxID
 }
 
 // FamilyChanges returns the column families created and dropped that the
@@ -55,6 +59,7 @@ func (s *FollowerSource) FamilyChanges() ([]manifest.ColumnFamilyChange, error) 
 // watchFrom starts the watch at a checkpoint, unless it runs already.
 func (s *FollowerSource) watchFrom(res CopiedCheckpoint) {
 	if !s.fam.started() && res.Manifest != nil {
-		s.fam.start(familiesAfter(res.Manifest, nil), res.Seq)
+		known, maxID := familiesAfter(res.Manifest, nil)
+		s.fam.start(known, maxID, res.Seq)
 	}
 }

@@ -297,3 +297,55 @@ func checkRecorded(t *testing.T, m *manifest.Manifest, want map[string]int) {
 		t.Errorf("recorded %v, want %v", got, want)
 	}
 }
+
+// TestFamilyChangesArchiverRestarted: a family created while no archiver
+// ran (restarted before the first write to it), and one dropped while none
+// ran (restarted before the next write), are recorded once each at the
+// restart, and restores at each step equal the writer.
+func TestFamilyChangesArchiverRestarted(t *testing.T) {
+	store, _ := fileStore(t)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	w.write(t, 20, "default")
+	arch := startArchiver(t, w.dir, store, 20*time.Millisecond)
+	var steps []famStep
+	steps = append(steps, w.state(t, "before"))
+	waitFamArchived(t, arch, steps[0].seq)
+	arch.stop(t)
+
+	w.write(t, 1, "default")
+	w.create(t, "a", universalOptions)
+	steps = append(steps, w.state(t, "a created while stopped"))
+	arch = startArchiver(t, w.dir, store, 20*time.Millisecond)
+	waitRecorded(t, store, manifest.CFCreate, "a")
+	w.write(t, 20, "a", "default")
+	steps = append(steps, w.state(t, "a written"))
+	waitFamArchived(t, arch, steps[2].seq)
+	arch.stop(t)
+
+	w.write(t, 1, "default")
+	w.drop(t, "a")
+	steps = append(steps, w.state(t, "a dropped while stopped"))
+	arch = startArchiver(t, w.dir, store, 20*time.Millisecond)
+	waitRecorded(t, store, manifest.CFDrop, "a")
+	w.write(t, 20, "default")
+	steps = append(steps, w.state(t, "written after the drop"))
+	last := steps[len(steps)-1]
+	waitFamArchived(t, arch, last.seq)
+	arch.stop(t)
+	// Once more, with nothing changed: nothing more is recorded.
+	arch = startArchiver(t, w.dir, store, 20*time.Millisecond)
+	w.write(t, 5, "default")
+	end := w.state(t, "end")
+	waitFamArchived(t, arch, end.seq)
+	arch.stop(t)
+	steps = append(steps, end)
+
+	m, _, err := manifest.Load(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecorded(t, m, map[string]int{"create a": 1, "drop a": 1})
+	for _, st := range steps {
+		checkRestoreAt(t, store, st)
+	}
+}
