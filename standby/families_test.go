@@ -12,6 +12,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
@@ -245,6 +246,17 @@ func TestFamilyChangesFollowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecorded(t, m, map[string]int{"create a": 1, "create b": 1, "drop a": 1, "create c": 1, "drop c": 1})
+	st, err := catalog.ReadStatus(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, c := range st.Timelines[0].FamilyChanges {
+		shown = append(shown, c.Op+" "+c.Name)
+	}
+	if want := []string{"create a", "create b", "drop a", "create c", "drop c"}; !slices.Equal(shown, want) {
+		t.Errorf("status shows the changes %v, want %v", shown, want)
+	}
 
 	// A change whose id is not the one RocksDB gives is refused, naming both.
 	if _, _, err := manifest.Update(context.Background(), store, nil, func(m *manifest.Manifest) error {
