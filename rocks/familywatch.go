@@ -286,3 +286,7 @@ func walHead(dir string) (uint64, error) {
 	}
 	return 0, nil
 }
+
+func newFamilyWatch(dir, walDir string) familyWatch {
+	return familyWatch{dir: dir, walDir: walDir, log: slog.Default(), now: time.Now}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,7 +69,7 @@ func NewFollowerSource(dbDir, scratchDir string) (*FollowerSource, error) {
 		return nil, err
 	}
 	s := &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}
-	s.fam = familyWatch{dir: dbDir, walDir: walDir, log: slog.Default(), now: time.Now}
+	s.fam = newFamilyWatch(dbDir, walDir)
 	return s, nil
 }
 

@@ -63,3 +63,40 @@ func (s *FollowerSource) watchFrom(res CopiedCheckpoint) {
 		s.fam.start(known, maxID, res.Seq)
 	}
 }
+
+var _ archive.FamilyWatcher = (*Primary)(nil)
+
+// SetLogger sets where the Primary logs what it cannot carry of a column
+// family change (options left out); slog.Default() otherwise.
+func (p *Primary) SetLogger(l *slog.Logger) { p.fam.log = l }
+
+// ResumeFamilies is FollowerSource.ResumeFamilies.
+func (p *Primary) ResumeFamilies(baseDir string, changes []manifest.ColumnFamilyChange, at uint64) error {
+	m, err := ReadManifest(baseDir)
+	if err != nil {
+		return fmt.Errorf("rocks: the column families of the base: %w", err)
+	}
+	known, maxID := familiesAfter(m, changes)
+	p.fam.start(known, maxID, at)
+	return nil
+}
+
+// FamilyChanges is FollowerSource.FamilyChanges.
+func (p *Primary) FamilyChanges() ([]manifest.ColumnFamilyChange, error) {
+	return p.fam.take(), nil
+}
+
+// watchFrom starts the watch at the checkpoint in dir, whose last sequence
+// is seq, unless it runs already.
+func (p *Primary) watchFrom(dir string, seq uint64) error {
+	if p.fam.started() {
+		return nil
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return fmt.Errorf("rocks: the column families of the checkpoint %s: %w", dir, err)
+	}
+	known, maxID := familiesAfter(m, nil)
+	p.fam.start(known, maxID, seq)
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/manifest"
@@ -357,6 +358,51 @@ func TestFamilyChangesArchiverRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecorded(t, m, map[string]int{"create a": 1, "drop a": 1})
+	for _, st := range steps {
+		checkRestoreAt(t, store, st)
+	}
+}
+
+// TestFamilyChangesLibraryMode: the archiver in the program's process, over
+// its own handle (rocks.Primary), records the changes as the sidecar does.
+func TestFamilyChangesLibraryMode(t *testing.T) {
+	store, _ := fileStore(t)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	w.write(t, 20, "default")
+	src, err := rocks.NewPrimary(w.db, w.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.New(src, store, archive.Options{WorkDir: filepath.Join(t.TempDir(), "work"), WriterID: "lib",
+		SegmentSize: 16 << 10, SegmentAge: 20 * time.Millisecond, Poll: 5 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("archiver: %v", err)
+		}
+		src.Close()
+	}()
+	waitFor(t, "the first base", func() bool { return a.Stats().Bases > 0 })
+
+	var steps []famStep
+	steps = append(steps, w.state(t, "before"))
+	w.write(t, 1, "default")
+	w.create(t, "a", universalOptions)
+	waitRecorded(t, store, manifest.CFCreate, "a")
+	w.write(t, 20, "a", "default")
+	steps = append(steps, w.state(t, "a written"))
+	w.write(t, 1, "default")
+	w.drop(t, "a")
+	waitRecorded(t, store, manifest.CFDrop, "a")
+	w.write(t, 10, "default")
+	steps = append(steps, w.state(t, "after the drop"))
+	waitFor(t, "the archive at the end", func() bool { return a.Stats().ArchivedSequence >= steps[2].seq })
 	for _, st := range steps {
 		checkRestoreAt(t, store, st)
 	}
