@@ -38,6 +38,12 @@
 //   - DB: a local database opened writable (restore, standby) or read-only;
 //     Apply replays a batch read from the WAL with the sequence numbers it
 //     had in the source.
+//   - Column families created and dropped: FollowerSource and Primary
+//     notice them (archive.FamilyWatcher; familywatch.go says where each is
+//     placed in the sequence, since RocksDB records none), BatchFamilies
+//     lists the ids a batch names, FamilyOptions reads a family's options
+//     from the OPTIONS file, and DB.CreateFamily and DB.DropFamily replay a
+//     change with the id checked (ErrFamilyID).
 //   - ReadWALRetention, ReadIdentity, CheckpointFiles: files of a database
 //     directory, in plain Go.
 //   - Digest: sha256 of every key and value per column family, to compare a
