@@ -10,21 +10,22 @@ import (
 // follows the tag and how many length-prefixed slices come after it. It
 // holds the records that Apply refuses too (merge, blob index, wide
 // columns, transaction markers): a batch names a family whatever it does
-// with it.
-// keyed is a record of a key, in the default column family unless cf.
-var familyShapes = map[byte]struct {
-	cf, keyed bool
-	slices    int
+// with it. keyed is a record of a key, in the default column family unless cf; ok
+// is a record type that RocksDB 7.8 reads. An array: it is looked up for
+// every record of every batch the sidecar reads.
+var familyShapes = [tagCFWideColumnEntity + 1]struct {
+	ok, cf, keyed bool
+	slices        int
 }{
-	tagDeletion: {keyed: true, slices: 1}, tagValue: {keyed: true, slices: 2}, tagMerge: {keyed: true, slices: 2},
-	tagLogData: {slices: 1}, tagCFDeletion: {cf: true, keyed: true, slices: 1},
-	tagCFValue: {cf: true, keyed: true, slices: 2}, tagCFMerge: {cf: true, keyed: true, slices: 2},
-	tagSingleDeletion: {keyed: true, slices: 1}, tagCFSingleDeletion: {cf: true, keyed: true, slices: 1},
-	0x09: {}, 0x0A: {slices: 1}, 0x0B: {slices: 1}, 0x0C: {slices: 1}, // begin, end prepare; commit; rollback
-	tagNoop: {}, tagCFRangeDeletion: {cf: true, keyed: true, slices: 2}, tagRangeDeletion: {keyed: true, slices: 2},
-	tagCFBlobIndex: {cf: true, keyed: true, slices: 2}, tagBlobIndex: {keyed: true, slices: 2},
-	0x12: {}, 0x13: {}, 0x15: {slices: 2}, // begin persisted prepare, begin unprepare; commit with timestamp
-	tagWideColumnEntity: {keyed: true, slices: 2}, tagCFWideColumnEntity: {cf: true, keyed: true, slices: 2},
+	tagDeletion: {ok: true, keyed: true, slices: 1}, tagValue: {ok: true, keyed: true, slices: 2}, tagMerge: {ok: true, keyed: true, slices: 2},
+	tagLogData: {ok: true, slices: 1}, tagCFDeletion: {ok: true, cf: true, keyed: true, slices: 1},
+	tagCFValue: {ok: true, cf: true, keyed: true, slices: 2}, tagCFMerge: {ok: true, cf: true, keyed: true, slices: 2},
+	tagSingleDeletion: {ok: true, keyed: true, slices: 1}, tagCFSingleDeletion: {ok: true, cf: true, keyed: true, slices: 1},
+	0x09: {ok: true}, 0x0A: {ok: true, slices: 1}, 0x0B: {ok: true, slices: 1}, 0x0C: {ok: true, slices: 1}, // begin, end prepare; commit; rollback
+	tagNoop: {ok: true}, tagCFRangeDeletion: {ok: true, cf: true, keyed: true, slices: 2}, tagRangeDeletion: {ok: true, keyed: true, slices: 2},
+	tagCFBlobIndex: {ok: true, cf: true, keyed: true, slices: 2}, tagBlobIndex: {ok: true, keyed: true, slices: 2},
+	0x12: {ok: true}, 0x13: {ok: true}, 0x15: {ok: true, slices: 2}, // begin persisted prepare, begin unprepare; commit with timestamp
+	tagWideColumnEntity: {ok: true, keyed: true, slices: 2}, tagCFWideColumnEntity: {ok: true, cf: true, keyed: true, slices: 2},
 }
 
 // BatchFamilies returns the column family ids that a WriteBatch
@@ -46,10 +47,10 @@ func BatchFamilies(data []byte) ([]uint32, error) {
 	}
 	for off := headerSize; off < len(data); {
 		tag := data[off]
-		shape, ok := familyShapes[tag]
-		if !ok {
+		if int(tag) >= len(familyShapes) || !familyShapes[tag].ok {
 			return nil, fmt.Errorf("%w: unknown record type 0x%02x at offset %d", ErrCorrupt, tag, off)
 		}
+		shape := familyShapes[tag]
 		off++
 		id := uint32(0)
 		if shape.cf {
