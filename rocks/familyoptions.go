@@ -18,10 +18,11 @@ import (
 // block_based_table_factory={...}.
 //
 // Each option is tried alone over the defaults first; those that RocksDB
-// 7.8.3 cannot take back from their text (a merge operator, comparator or
-// compaction filter of the writer's own code, "filter_policy=bloomfilter"
-// without its bits per key) are left out and listed in dropped, for the
-// caller to log. found is false when the file has no section for name (a
+// 7.8.3 refuses, and a merge operator, comparator or compaction filter of
+// the writer's own code (which it takes as text but cannot build), are left
+// out and listed in dropped, for the caller to log. RocksDB 7.8.3 writes a
+// Bloom filter as "filter_policy=bloomfilter", without its bits per key:
+// the family gets RocksDB's default bits per key. found is false when the file has no section for name (a
 // family dropped since).
 func FamilyOptions(dbDir, name string) (opts string, dropped []string, found bool, err error) {
 	path, err := newestOptionsFile(dbDir)
@@ -37,7 +38,7 @@ func FamilyOptions(dbDir, name string) (opts string, dropped []string, found boo
 		if strings.HasPrefix(kv, "table_factory=") {
 			continue // block_based_table_factory below says it
 		}
-		if optionTakes(kv) {
+		if optionTakes(kv) && !ofCode(kv) {
 			keep = append(keep, kv)
 		} else {
 			dropped = append(dropped, kv)
@@ -55,6 +56,22 @@ func FamilyOptions(dbDir, name string) (opts string, dropped []string, found boo
 		keep = append(keep, "block_based_table_factory={"+strings.Join(tkeep, ";")+"}")
 	}
 	return strings.Join(keep, ";"), dropped, true, nil
+}
+
+// codeOptions are options that the writer's code provides (an object with a
+// name): RocksDB 7.8.3 takes their text without an error but cannot build
+// the object from a name it does not know, and leaves it unset.
+var codeOptions = map[string]string{
+	"merge_operator": "nullptr", "compaction_filter": "nullptr", "compaction_filter_factory": "nullptr",
+	"comparator": "leveldb.BytewiseComparator",
+}
+
+// ofCode reports an option of codeOptions that is set to something else
+// than its default.
+func ofCode(kv string) bool {
+	k, v, _ := strings.Cut(kv, "=")
+	def, ok := codeOptions[k]
+	return ok && v != def
 }
 
 // optionTakes reports whether RocksDB takes kv over its defaults.
