@@ -2,12 +2,17 @@ package standby
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/segments"
 )
+
+// errFamiliesUnknown: a batch writes to a column family that the database
+// lacks and the manifest could not be read to learn of its creation.
+var errFamiliesUnknown = errors.New("a column family creation is not known yet")
 
 // famKey names a column family change: an id is created once and dropped
 // once on a timeline.
@@ -47,14 +52,15 @@ func (s *Standby) applyFamilies(tl uint32, reached uint64) error {
 
 // familiesBefore applies the changes due before batch b, and reads the
 // manifest again when b writes to a column family the database lacks (its
-// creation was recorded after the standby's last read).
-func (s *Standby) familiesBefore(ctx context.Context, tl uint32, b segments.Batch) error {
+// creation was recorded after the standby's last read). ready is false when
+// that read failed (the store): the batch waits for the next round.
+func (s *Standby) familiesBefore(ctx context.Context, tl uint32, b segments.Batch) (ready bool, err error) {
 	if err := s.applyFamilies(tl, b.Seq-1); err != nil {
-		return err
+		return false, err
 	}
 	ids, err := rocks.BatchFamilies(b.Data)
 	if err != nil {
-		return nil // Apply names the damage
+		return true, nil // Apply names the damage
 	}
 	if s.famOpen == nil {
 		s.famOpen = map[uint32]bool{}
@@ -64,11 +70,15 @@ func (s *Standby) familiesBefore(ctx context.Context, tl uint32, b segments.Batc
 	}
 	for _, id := range ids {
 		if !s.famOpen[id] {
+			read := s.read
 			if err := s.checkManifest(ctx, true); err != nil {
-				return err
+				return false, err
 			}
-			return s.applyFamilies(tl, b.Seq-1)
+			if s.read == read {
+				return false, nil
+			}
+			return true, s.applyFamilies(tl, b.Seq-1)
 		}
 	}
-	return nil
+	return true, nil
 }

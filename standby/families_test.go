@@ -407,3 +407,34 @@ func TestFamilyChangesLibraryMode(t *testing.T) {
 		checkRestoreAt(t, store, st)
 	}
 }
+
+// TestFamilyCreateLearnedFromBatch: a standby whose periodic manifest reads
+// are far apart learns of a creation when a batch writes to the family it
+// lacks, and applies it there.
+func TestFamilyCreateLearnedFromBatch(t *testing.T) {
+	store, _ := fileStore(t)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	w.write(t, 20, "default")
+	arch := startArchiver(t, w.dir, store, 20*time.Millisecond)
+	sb := startStandbyOpts(t, store, Options{Dir: filepath.Join(t.TempDir(), "standby"), Poll: 5 * time.Millisecond,
+		MaxPoll: 100 * time.Millisecond, ManifestCheck: time.Hour})
+	first := w.state(t, "before")
+	waitFamArchived(t, arch, first.seq)
+	waitFor(t, "the standby at the start", func() bool { return sb.sb.Status().Applied >= first.seq })
+	w.write(t, 1, "default")
+	w.create(t, "a", universalOptions)
+	waitRecorded(t, store, manifest.CFCreate, "a")
+	w.write(t, 20, "a", "default")
+	end := w.state(t, "a written")
+	waitFamArchived(t, arch, end.seq)
+	waitFor(t, "the standby at the end", func() bool {
+		st := sb.sb.Status()
+		return st.Applied >= end.seq || st.State == Failed
+	})
+	if st := sb.sb.Status(); st.State != Following {
+		t.Fatalf("the standby is %s: %s", st.State, st.Error)
+	}
+	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
+		t.Errorf("the standby differs from the writer: %s", diff)
+	}
+}

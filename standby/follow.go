@@ -2,6 +2,7 @@ package standby
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,7 +110,10 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	}
 	f.resume = false
 	f.gotAt = time.Now()
-	return true, s.applySegment(ctx, f, key, data, limit)
+	if err := s.applySegment(ctx, f, key, data, limit); !errors.Is(err, errFamiliesUnknown) {
+		return true, err
+	}
+	return false, nil
 }
 
 // notFound handles a GET that found no segment at applied+1. After a
@@ -233,8 +237,8 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return nil // the rest is past the branch point
 		}
-		if err := s.familiesBefore(ctx, f.tl, b); err != nil {
-			return err
+		if ready, err := s.familiesBefore(ctx, f.tl, b); err != nil || !ready {
+			return cmp.Or(err, errFamiliesUnknown) // the segment is read again at the next poll
 		}
 		if err := s.apply(key, b); err != nil {
 			return err
