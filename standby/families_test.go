@@ -17,6 +17,7 @@ import (
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/objstore/faultstore"
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 )
@@ -437,4 +438,37 @@ func TestFamilyCreateLearnedFromBatch(t *testing.T) {
 	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
 		t.Errorf("the standby differs from the writer: %s", diff)
 	}
+}
+
+// TestFamilyChangeLostAnswer: the manifest write that records a change
+// lands but its answer is lost; the archiver writes again and the change
+// is recorded once.
+func TestFamilyChangeLostAnswer(t *testing.T) {
+	inner, _ := fileStore(t)
+	store := faultstore.New(inner)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	w.write(t, 20, "default")
+	arch := startArchiver(t, w.dir, store, 20*time.Millisecond)
+	before := w.state(t, "before")
+	waitFamArchived(t, arch, before.seq)
+	puts := store.Calls(faultstore.Put)
+	store.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: manifest.ManifestKey, Nth: 1, AfterPut: true,
+		Err: errors.New("connection reset by peer")})
+	w.write(t, 1, "default")
+	w.create(t, "a", universalOptions)
+	waitRecorded(t, inner, manifest.CFCreate, "a")
+	w.write(t, 20, "a", "default")
+	end := w.state(t, "a written")
+	waitFamArchived(t, arch, end.seq)
+	arch.stop(t)
+	if store.Injected() != 1 {
+		t.Fatalf("%d faults injected (puts before: %d), want 1", store.Injected(), puts)
+	}
+	m, _, err := manifest.Load(context.Background(), inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecorded(t, m, map[string]int{"create a": 1})
+	checkRestoreAt(t, inner, before)
+	checkRestoreAt(t, inner, end)
 }
