@@ -118,7 +118,7 @@ func (w *familyWatch) named(b Batch, id uint32) error {
 		}
 		return nil
 	}
-	if err := w.read(); err != nil {
+	if err := w.readRetrying(); err != nil {
 		return err
 	}
 	if w.pending[id] != nil {
@@ -127,6 +127,19 @@ func (w *familyWatch) named(b Batch, id uint32) error {
 	}
 	return fmt.Errorf("rocks: the batch at sequence %d writes to column family id %d, which %s never created (its MANIFEST was rewritten since?): the archive cannot place its creation; take a new base",
 		b.Seq, id, w.dir)
+}
+
+// readRetrying reads the MANIFEST, again for a while when it cannot be read
+// yet (RocksDB switched to a new one whose first edit is not complete).
+func (w *familyWatch) readRetrying() error {
+	var err error
+	for range 50 {
+		if err = w.read(); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
 }
 
 // settleUpTo settles the pending creates placed at or before seq.
