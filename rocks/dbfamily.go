@@ -67,7 +67,8 @@ func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err er
 	return true, nil
 }
 
-// DropFamily drops the column family id, which must be named name. A
+// DropFamily drops the column family id, which must be named name (with
+// the WAL disabled, after a flush of it: see the comment inside). A
 // family that is gone already is left so (dropped is false): a base taken
 // after the change lacks it. A family with that id and another name is
 // ErrFamilyID; the default column family cannot be dropped.
@@ -87,6 +88,20 @@ func (d *DB) DropFamily(id uint32, name string) (dropped bool, err error) {
 	cf := d.h.cfs[i]
 	if cf.Name() != name {
 		return false, fmt.Errorf("rocks: drop column family %q (id %d) in %s: %w: id %d is %q here", name, id, d.h.dir, ErrFamilyID, id, cf.Name())
+	}
+	if d.flush {
+		// The family may hold the newest sequences, which only its memtable
+		// knows with the WAL disabled: a flush first records them in the
+		// MANIFEST (VersionEdit::AddFile raises the edit's last sequence),
+		// and the drop's edit carries that on
+		// (VersionSet::LogAndApplyCFHelper). Else the database reopens
+		// behind.
+		fo := grocksdb.NewDefaultFlushOptions()
+		defer fo.Destroy()
+		fo.SetWait(true)
+		if err := d.h.db.FlushCF(cf, fo); err != nil {
+			return false, fmt.Errorf("rocks: drop column family %q in %s: flush it first: %w", name, d.h.dir, err)
+		}
 	}
 	if err := d.h.db.DropColumnFamily(cf); err != nil {
 		return false, fmt.Errorf("rocks: drop column family %q in %s: %w", name, d.h.dir, err)

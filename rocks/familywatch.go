@@ -152,8 +152,17 @@ func (w *familyWatch) settleUpTo(seq uint64) {
 }
 
 // settle records the pending create of id after sequence after, then its
-// drop if noticed.
+// drop if noticed. The pending creates of smaller ids come first, at the
+// same place if theirs is later: RocksDB gives ids in the order it creates
+// families (max_column_family+1), so a replay must create them in that
+// order too; a family with a smaller id was created before, and no batch
+// read so far wrote to it.
 func (w *familyWatch) settle(id uint32, after uint64) {
+	for _, x := range slices.Sorted(maps.Keys(w.pending)) {
+		if x < id {
+			w.settle(x, after)
+		}
+	}
 	p := w.pending[id]
 	delete(w.pending, id)
 	p.c.After = min(p.c.After, after)
@@ -214,6 +223,7 @@ func (w *familyWatch) read() error {
 		return err
 	}
 	head = max(head, m.LastSequence, w.pos)
+	maxID := w.maxID // as before this read: create raises it
 	live := map[uint32]string{}
 	for _, f := range m.Families {
 		live[f.ID] = f.Name
@@ -229,7 +239,7 @@ func (w *familyWatch) read() error {
 	// maxID are the archive's already.
 	for _, e := range m.FamilyEdits {
 		_, isLive := live[e.ID]
-		if !e.Drop && !isLive && e.ID > w.maxID {
+		if !e.Drop && !isLive && e.ID > maxID {
 			w.create(e.ID, e.Name, head, false)
 		}
 	}
@@ -251,7 +261,9 @@ func (w *familyWatch) create(id uint32, name string, head uint64, live bool) {
 	opts, dropped, found, err := FamilyOptions(w.dir, name)
 	for deadline := time.Now().Add(optionsWait); live && err == nil && !found && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
-		opts, dropped, found, err = FamilyOptions(w.dir, name)
+		if opts, dropped, found, err = FamilyOptions(w.dir, name); err == nil && !found {
+			live = w.isLive(id)
+		}
 	}
 	switch {
 	case err != nil || !found:
@@ -264,6 +276,16 @@ func (w *familyWatch) create(id uint32, name string, head uint64, live bool) {
 	w.maxID = max(w.maxID, id)
 	w.pending[id] = &pendingCreate{c: manifest.ColumnFamilyChange{After: head, Op: manifest.CFCreate, ID: id, Name: name, Options: opts, Detected: w.now().UTC()}}
 	w.known[id] = name
+}
+
+// isLive reports whether the MANIFEST still has family id; true when it
+// cannot be read now.
+func (w *familyWatch) isLive(id uint32) bool {
+	m, err := ReadManifest(w.dir)
+	if err != nil {
+		return true
+	}
+	return slices.ContainsFunc(m.Families, func(f Family) bool { return f.ID == id })
 }
 
 // drop notices the drop of family id, placed after head.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -153,7 +154,15 @@ func checkRestoreAt(t *testing.T, store objstore.Store, st famStep) string {
 // waitFamArchived waits until the archive holds every batch up to seq.
 func waitFamArchived(t *testing.T, a *runningArchiver, seq uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("the archive up to %d", seq), func() bool { return a.a.Stats().ArchivedSequence >= seq })
+	waitFor(t, fmt.Sprintf("the archive up to %d", seq), func() bool {
+		select {
+		case err := <-a.done:
+			a.done <- err
+			t.Fatalf("the archiver stopped: %v", err)
+		default:
+		}
+		return a.a.Stats().ArchivedSequence >= seq
+	})
 }
 
 // TestFamilyChangesFollowed: column families created (with their own
@@ -471,4 +480,87 @@ func TestFamilyChangeLostAnswer(t *testing.T) {
 	checkRecorded(t, m, map[string]int{"create a": 1})
 	checkRestoreAt(t, inner, before)
 	checkRestoreAt(t, inner, end)
+}
+
+// TestFamilyChangesBusy: a writer that creates, writes to and drops column
+// families in a random order without waiting for the archiver, with small
+// memtables (WAL switches, flushes): a restore at every recorded change
+// replays (no batch names a family the restore lacks), the latest restore
+// and a standby that followed the run equal the writer.
+func TestFamilyChangesBusy(t *testing.T) {
+	store, _ := fileStore(t)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	for i := range 4 {
+		w.create(t, fmt.Sprintf("init%d", i), "write_buffer_size=65536")
+	}
+	w.write(t, 20, "default", "init0")
+	arch := startArchiver(t, w.dir, store, 20*time.Millisecond)
+	sb := startStandby(t, store, filepath.Join(t.TempDir(), "standby"), 5*time.Millisecond)
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := []string{"default", "init0", "init1", "init2", "init3"}
+	made := 0
+	var want []string // the changes made, "create f1"
+	for step := range 200 {
+		switch r := rng.IntN(20); {
+		case r == 0 && len(live) < 10:
+			made++
+			name := fmt.Sprintf("f%d", made)
+			w.create(t, name, fmt.Sprintf("write_buffer_size=%d", 65536*(1+made%3)))
+			live = append(live, name)
+			want = append(want, manifest.CFCreate+" "+name)
+		case r == 1 && len(live) > 2:
+			i := 1 + rng.IntN(len(live)-1)
+			w.drop(t, live[i])
+			want = append(want, manifest.CFDrop+" "+live[i])
+			live = slices.Delete(live, i, i+1)
+		default:
+			names := []string{live[rng.IntN(len(live))], live[rng.IntN(len(live))]}
+			w.write(t, 1+step%3, names...)
+		}
+	}
+	end := w.state(t, "end")
+	waitFamArchived(t, arch, end.seq)
+	// The last changes may come after the last batch: the archiver records
+	// them when it notices them.
+	for _, c := range want {
+		op, name, _ := strings.Cut(c, " ")
+		waitRecorded(t, store, op, name)
+	}
+	arch.stop(t)
+	m, _, err := manifest.Load(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.ColumnFamilyChanges) != len(want) {
+		t.Fatalf("%d changes recorded, %d made", len(m.ColumnFamilyChanges), len(want))
+	}
+	// A restore at each place where changes sit (the replay goes past the
+	// earlier ones).
+	done := map[uint64]bool{}
+	for _, c := range m.ColumnFamilyChanges {
+		if seq := c.After; !done[seq] && seq <= end.seq {
+			done[seq] = true
+			if _, err := restoreAt(t, store, &seq); err != nil {
+				t.Fatalf("restore at %d (%s %s after %d): %v", seq, c.Op, c.Name, c.After, err)
+			}
+		}
+	}
+	t.Logf("%d changes, restored at %d places", len(m.ColumnFamilyChanges), len(done))
+	latest, err := restoreAt(t, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := testdb.Digest(t, latest); got.Diff(end.digest) != "" {
+		t.Errorf("the latest restore differs from the writer: %s", got.Diff(end.digest))
+	}
+	waitFor(t, "the standby at the end", func() bool {
+		st := sb.sb.Status()
+		return st.Applied >= end.seq || st.State == Failed
+	})
+	if st := sb.sb.Status(); st.State != Following {
+		t.Fatalf("the standby is %s: %s", st.State, st.Error)
+	}
+	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
+		t.Errorf("the standby differs from the writer: %s", diff)
+	}
 }
