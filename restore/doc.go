@@ -19,7 +19,10 @@
 //     applying its batches in order up to the last batch that ends at or
 //     before the target. A batch is atomic: a target inside a batch rounds
 //     down to the batch before. Each batch must start right after the
-//     database's last sequence (rocks.DB.Apply checks it);
+//     database's last sequence (rocks.DB.Apply checks it). The column
+//     families created or dropped in between (the plan's CFChanges) are
+//     created or dropped right before the first batch after their place,
+//     with the id that the batches name checked (ApplyFamilyChange);
 //  3. flushes and closes the database, opens it again read-only and checks
 //     that its last sequence is the one reached (see finish for the one
 //     case where RocksDB comes back behind, and what is done then);

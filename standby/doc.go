@@ -31,7 +31,13 @@
 // and atomic: after a crash (even kill -9) the database's latest sequence is
 // exactly the last batch applied, and Run resumes right after it. Each batch
 // is applied only when it starts at the database's latest sequence + 1
-// (rocks.DB.Apply), so no batch is applied twice or skipped.
+// (rocks.DB.Apply), so no batch is applied twice or skipped. The column
+// families that the manifest records as created or dropped
+// (manifest.ColumnFamilyChange) are created or dropped before the first
+// batch after their place; a batch that names a family the database lacks
+// makes Run read the manifest at once, and each periodic read brings the
+// drops (restore.ApplyFamilyChange; a change the database reflects
+// already, after a restart, is left as it is).
 //
 // With S applied, the next segment is at manifest.SegmentKey(tl, S+1): the
 // segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key
