@@ -564,3 +564,40 @@ func TestFamilyChangesBusy(t *testing.T) {
 		t.Errorf("the standby differs from the writer: %s", diff)
 	}
 }
+
+// TestFamilyDropAppliedAtPromotion: a standby whose periodic manifest reads
+// are far apart has not learned of a drop (no batch tells it); a promotion
+// reads the manifest and applies it, so the promoted database lacks the
+// family, as the primary did.
+func TestFamilyDropAppliedAtPromotion(t *testing.T) {
+	store, _ := fileStore(t)
+	w := newFamWriter(t, filepath.Join(t.TempDir(), "db"))
+	w.create(t, "a", "")
+	w.write(t, 20, "default", "a")
+	arch := startArchiver(t, w.dir, store, 20*time.Millisecond)
+	dir := filepath.Join(t.TempDir(), "standby")
+	sb := startStandbyOpts(t, store, Options{Dir: dir, Poll: 5 * time.Millisecond, MaxPoll: 100 * time.Millisecond,
+		ManifestCheck: time.Hour, WriterID: "promoted"})
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().State == Following })
+	w.write(t, 1, "default")
+	w.drop(t, "a")
+	waitRecorded(t, store, manifest.CFDrop, "a")
+	w.write(t, 10, "default")
+	end := w.state(t, "end")
+	waitFamArchived(t, arch, end.seq)
+	waitFor(t, "the standby at the end", func() bool { return sb.sb.Status().Applied >= end.seq })
+	if d := secondaryDigest(t, dir); !slices.Contains(familyNames(d), "a") {
+		t.Fatalf("the standby learned of the drop before the promotion: the test shows nothing (families %v)", familyNames(d))
+	}
+	arch.stop(t)
+	if _, err := sb.sb.Promote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := testdb.Digest(t, dir)
+	if diff := got.Diff(end.digest); diff != "" {
+		t.Errorf("the promoted database differs from the writer: %s", diff)
+	}
+}
