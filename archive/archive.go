@@ -42,6 +42,10 @@ var (
 	ErrOtherDatabase = errors.New("the archive belongs to another database")
 	// ErrWriterActive is an archive whose timeline another archiver writes.
 	ErrWriterActive = errors.New("another archiver writes this archive")
+	// ErrBaseNotYet is a Source that cannot give a whole checkpoint now,
+	// but will later: writes made without the WAL are not flushed yet. The
+	// archiver tries again every RetryMax and says why.
+	ErrBaseNotYet = errors.New("no whole base can be taken yet")
 )
 
 // Source is the database being archived.
@@ -80,11 +84,16 @@ type Options struct {
 	// (default 16 MiB).
 	SegmentSize int
 	// SegmentAge seals a segment this long after its first batch (default
-	// 1s).
+	// 1s), once the archiver has caught up with the database while the
+	// segment was open: a read found nothing new, and the database's head
+	// (a Source that is a HeadReader) was not beyond what was read. Until
+	// then batches wait in the WAL, and the segment is sealed by
+	// SegmentSize only, however small the WAL files.
 	SegmentAge time.Duration
 	// Poll is the wait between two looks at the database when it has no
-	// new batch (default 10ms). A look is one read of the WAL file (3 µs),
-	// and at most every 100 ms a listing of the database folder, which
+	// new batch (default 10ms). A look is one read of the WAL file (3 µs)
+	// and of the head (nothing more while the reader is in the newest WAL
+	// file), and at most every 100 ms a listing of the database folder, which
 	// costs with its files: 1.2 ms with 2,000 files, 9.8 ms with 16,000
 	// (rocks BenchmarkWALTailIdle, 2 cores shared, load 6). Idle, that is
 	// about 1.2% of a core with 2,000 files, 10% with 16,000.
@@ -109,8 +118,8 @@ type Options struct {
 	// Compressors is the number of blocks of the open segment that are
 	// compressed at once, on goroutines of their own, while reading goes
 	// on (segments.WriterOptions.Concurrency; default 2), when the
-	// archiver is behind: from its start until a segment is sealed by
-	// SegmentAge rather than SegmentSize. Blocks in flight let it catch up
+	// archiver is behind: from its start, and after a segment during which
+	// it never caught up (see SegmentAge). Blocks in flight let it catch up
 	// on a backlog with more than one core; following a writer, it
 	// compresses on the reading goroutine, which costs less CPU. Negative:
 	// always on the reading goroutine. The segments are the same either
@@ -221,16 +230,21 @@ type Archiver struct {
 	walBytes int64     // batch bytes since the last base
 	lastSize int       // bytes of the last segment sealed: the next one's likely size
 	stopBy   time.Time // when a stop must be over (set when Run sees the stop)
-	// behind is true from the start of Run until a segment is sealed by its
-	// age rather than its size: the archiver is catching up, or the writer
-	// fills segments faster than SegmentAge. Then segments compress their
-	// blocks in flight (Options.Compressors).
+	// replayNeeds is the Source's last answer to ReplayNeeds (replayneeds.go).
+	replayNeeds   []string
+	replayChecked bool
+	// behind is true from the start of Run, and after a segment during
+	// which the reader never caught up with the database: the archiver is
+	// catching up, or the writer writes faster than it reads. Then segments
+	// compress their blocks in flight (Options.Compressors).
 	behind bool
 	// lists caches the file lists of the bases that the manifest named at
 	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
+	// lag tracks the database's head and what waits for upload (under mu).
+	lag lag
 }
 
 // Stats counts what an Archiver did.
@@ -244,13 +258,32 @@ type Stats struct {
 	Retries     int64
 	Bases       int64
 	Holes       int64
+	// ReplayNeeds are the options of the database that rockstream cannot
+	// replay by itself (see ReplayChecker); empty when it replays it all.
+	ReplayNeeds []string
 	// LastSequence is the last sequence that the archive holds or has
 	// queued: in a segment, or in a base.
 	LastSequence uint64
 	// ArchivedSequence is the last sequence that the archive holds: in an
-	// uploaded segment, or in a base. LastSequence minus it is the lag.
+	// uploaded segment, or in a base.
 	ArchivedSequence uint64
-	LastUpload       time.Time
+	// HeadSequence is the database's last sequence: the last complete
+	// batch of its newest WAL file as last seen (a Source that is a
+	// HeadReader), else LastSequence.
+	HeadSequence uint64
+	// LagSequences is HeadSequence minus ArchivedSequence: how far the
+	// archive is behind the database.
+	LagSequences uint64
+	// LagBytes is the WAL bytes the archive lacks: the batch bytes read and
+	// not uploaded, plus the bytes of WAL files not read yet up to the head
+	// (when the Source can tell).
+	LagBytes int64
+	// LagSeconds is how long the oldest write that the archive lacks has
+	// waited: since the oldest batch not uploaded yet was read, or since the
+	// head was first seen beyond what was read, whichever is earlier; 0
+	// when the archive holds everything.
+	LagSeconds float64
+	LastUpload time.Time
 	// Prunes counts the scheduled prunes that succeeded, PruneErrors those
 	// that failed; PrunedObjects and PrunedBytes what their sweeps deleted.
 	Prunes        int64
@@ -271,7 +304,9 @@ func New(src Source, store objstore.Store, opts Options) (*Archiver, error) {
 func (a *Archiver) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.stats
+	s := a.stats
+	a.lagStats(&s)
+	return s
 }
 
 // archived records that the archive holds every batch up to seq.

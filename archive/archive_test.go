@@ -467,3 +467,64 @@ func bucketEnd(t *testing.T, s objstore.Store, tl uint32) uint64 {
 	}
 	return segs[len(segs)-1].Next
 }
+
+// TestGapHoleFirst: the hole is in the manifest before the base that ends
+// it, open (nothing restorable from its start) while that base fails; a
+// stop meanwhile is clean (Run returns nil) and leaves the hole open; the
+// next start takes the base, and the hole ends exactly at it.
+func TestGapHoleFirst(t *testing.T) {
+	fs := faultstore.New(newStore(t))
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(16))
+	src.write(rng, 50)
+	opts := testOptions(t, "w")
+	r := start(t, src, fs, opts)
+	waitFor(t, "the archive", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	end := src.lastSeq()
+	src.write(rng, 100)
+	src.trim(src.lastSeq() - 50)
+	fs.Add(faultstore.Rule{Op: faultstore.Put, KeyContains: "bases/", Err: errors.New("injected: disk full on the store")})
+	r = start(t, src, fs, opts)
+	var open manifest.Hole
+	waitFor(t, "an open hole while the base fails", func() bool {
+		m, _, err := manifest.Load(context.Background(), fs)
+		if err != nil || len(m.Holes) != 1 {
+			return false
+		}
+		open = m.Holes[0]
+		return true
+	})
+	if open.From != end+1 || open.To != manifest.MaxSequence {
+		t.Fatalf("the hole while its base fails: %+v, want from %d, open", open, end+1)
+	}
+	c, err := catalog.Load(context.Background(), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rg := range cov[0].Ranges {
+		if rg.To > end {
+			t.Fatalf("restorable %d..%d while the hole from %d is open", rg.From, rg.To, end+1)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("a stop while the hole's base fails: %v, want a clean stop", err)
+	}
+	fs.Reset()
+	src.write(rng, 20)
+	r = start(t, src, fs, opts)
+	waitFor(t, "the archive after the hole", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ := manifest.Load(context.Background(), fs)
+	if len(m.Holes) != 1 || len(m.Bases) != 2 || m.Holes[0].From != end+1 || m.Holes[0].To != m.Bases[1].Sequence {
+		t.Fatalf("holes %+v, bases %+v: want one hole from %d ended by the second base", m.Holes, m.Bases, end+1)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
@@ -24,6 +25,17 @@ import (
 func (a *Archiver) firstBase(ctx context.Context) error {
 	a.log.Info("taking a first base: the archive has none for this timeline")
 	b, err := a.takeBase(ctx, nil)
+	for errors.Is(err, ErrBaseNotYet) {
+		a.log.Warn("the first base must wait: the database holds writes that a base cannot see yet; trying again",
+			"in", a.opts.RetryMax, "why", err,
+			"fix", "write with the WAL on; the base is taken once the writer flushes every column family")
+		select {
+		case <-time.After(a.opts.RetryMax):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b, err = a.takeBase(ctx, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -59,42 +71,6 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 		a.lastBase = now.Add(retry - a.opts.BaseInterval)
 		a.log.Error("the base failed; trying again", "in", retry, "error", err)
 	}
-	return nil
-}
-
-// recoverGap handles a WAL that no longer holds the batch needed next:
-// it takes a base, records the hole in the manifest with it, and
-// continues after the base.
-func (a *Archiver) recoverGap(ctx context.Context, cause error) error {
-	from := a.next
-	a.log.Error("the WAL needed next is gone: batches are lost to point-in-time restore; taking a new base",
-		"missing_from", from, "cause", cause,
-		"fix", "keep more WAL on the writer (WAL_ttl_seconds / WAL_size_limit_MB) and keep the archiver running")
-	b, err := a.takeBase(ctx, func(m *manifest.Manifest, b manifest.Base) {
-		if b.Sequence < from {
-			return
-		}
-		for _, h := range m.Holes {
-			if h.Timeline == b.Timeline && h.From == from {
-				return // our own write, seen again after an ambiguous failure
-			}
-		}
-		m.Holes = append(m.Holes, manifest.Hole{Timeline: b.Timeline, From: from, To: b.Sequence,
-			Detected: a.opts.Now().UTC(), Reason: "the WAL was gone before the archiver read it: " + cause.Error()})
-	})
-	if err != nil {
-		return fmt.Errorf("recover from a WAL gap at %d: %w", from, err)
-	}
-	if b.Sequence+1 < from {
-		return fmt.Errorf("recover from a WAL gap at %d: the new base ends at %d, before it", from, b.Sequence)
-	}
-	a.count(func(s *Stats) { s.Holes++; s.LastSequence = b.Sequence })
-	a.archived(b.Sequence)
-	a.next = b.Sequence + 1
-	if err := a.src.Seek(a.next); err != nil {
-		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
-	}
-	a.log.Warn("hole recorded; archiving again", "hole_from", from, "hole_to", b.Sequence, "next_sequence", a.next)
 	return nil
 }
 

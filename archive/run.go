@@ -22,6 +22,12 @@ func (a *Archiver) Run(ctx context.Context) error {
 	} else if err == nil {
 		err = a.resumeFamilies(ctx) // families.go
 	}
+	if err == nil {
+		if h, open := a.openHoleAt(a.next); open {
+			a.log.Warn("the archive holds a hole that no base ends yet: taking that base", "hole_from", h.From)
+			err = a.endHole(ctx, h.From)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		a.log.Info("stopped while starting; nothing was read yet")
 		return nil // what a stop interrupted was never committed
@@ -32,6 +38,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.checkReplay()
 	pctx, stopPrunes := context.WithCancel(ctx)
 	a.retention = a.startRetention(pctx)
 	defer func() { stopPrunes(); <-a.retention.done }()
@@ -84,6 +91,10 @@ type building struct {
 	opened  time.Time
 	batches int
 	raw     int64
+	// caughtUp: while it was open, a read found nothing new and the
+	// database's head was not beyond what was read. Until then the segment
+	// is sealed by size only: batches wait in the WAL.
+	caughtUp bool
 }
 
 // loop reads batches until ctx ends (it then returns nil, having sealed the
@@ -91,7 +102,8 @@ type building struct {
 func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 	var cur *building
 	lastFence, lastSummary := a.opts.Now(), a.opts.Now()
-	a.behind = true // until a segment is sealed by its age
+	a.behind = true // until a segment is sealed in which the reader caught up
+	a.resetPending()
 	for {
 		if ctx.Err() != nil {
 			// Stopping: the last segment is queued before the stop's deadline.
@@ -113,6 +125,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			lastFence = now
 		}
 		if a.opts.SummaryEvery > 0 && now.Sub(lastSummary) >= a.opts.SummaryEvery {
+			a.checkReplay()
 			a.summary()
 			lastSummary = now
 		}
@@ -128,6 +141,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 		}
 		if err == nil && ok {
 			cur, err = a.add(cur, b)
+			a.observeHead(false)
 		}
 		switch {
 		case errors.Is(err, ErrGap):
@@ -136,13 +150,16 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			}
 			cur = nil
 			if err := a.recoverGap(ctx, err); err != nil {
+				if ctx.Err() != nil {
+					continue // stopping: the hole is recorded, the next start ends it
+				}
 				return err
 			}
 		case err != nil:
 			return fmt.Errorf("read the WAL at sequence %d: %w", a.next, err)
 		case ok:
-			if full := cur.raw >= int64(a.opts.SegmentSize); full || now.Sub(cur.opened) >= a.opts.SegmentAge {
-				a.behind = full
+			full := cur.raw >= int64(a.opts.SegmentSize)
+			if full || cur.caughtUp && now.Sub(cur.opened) >= a.opts.SegmentAge {
 				if err := a.seal(ctx, cur, up, false); err != nil {
 					return err
 				}
@@ -156,13 +173,19 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 	}
 }
 
-// idle seals a segment that is due, else waits for new batches.
+// idle seals a segment that is due, else waits for new batches. A read
+// that found nothing while the database's head is beyond what was read
+// (the reader waits for a WAL file to be listed) is not caught up: it
+// seals nothing by age.
 func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*building, error) {
 	wait := a.opts.Poll
-	if cur != nil {
+	a.observeHead(true)
+	if cur != nil && !a.headAhead() {
+		cur.caughtUp = true
+	}
+	if cur != nil && cur.caughtUp {
 		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
 		if due <= 0 {
-			a.behind = false
 			if err := a.seal(ctx, cur, up, false); err != nil {
 				return cur, err
 			}
@@ -191,6 +214,7 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	}
 	if cur == nil {
 		cur = &building{opened: a.opts.Now()}
+		a.opened(cur.opened)
 		h := segments.Header{Codec: segments.CodecZstd, Timeline: uint64(a.writer.Timeline), FirstSeq: a.next, Created: cur.opened}
 		// Sized as the last segment: a buffer that starts small grows
 		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
@@ -214,7 +238,12 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	cur.batches++
 	cur.raw += int64(len(b.Data))
 	a.walBytes += int64(len(b.Data))
-	a.count(func(s *Stats) { s.Batches++; s.BatchBytes += int64(len(b.Data)); s.LastSequence = a.next - 1 })
+	a.count(func(s *Stats) {
+		s.Batches++
+		s.BatchBytes += int64(len(b.Data))
+		s.LastSequence = a.next - 1
+		a.lag.rawWait += int64(len(b.Data))
+	})
 	return cur, nil
 }
 
@@ -230,8 +259,10 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 	}
 	if cur.w.NextSeq() == cur.w.Header().FirstSeq {
 		a.log.Warn("dropping a segment of batches without operations", "sequence", cur.w.Header().FirstSeq)
+		a.dropOpen(cur.raw)
 		return nil
 	}
+	a.behind = !cur.caughtUp
 	if err := cur.w.Close(); err != nil {
 		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
 	}
@@ -246,7 +277,8 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 }
 
 // summary logs at info what was archived since the last summary, where
-// the archive is, and how far it lags behind what was read from the WAL.
+// the archive is, where the database is, and how far the archive lags
+// behind it.
 func (a *Archiver) summary() {
 	s, p := a.Stats(), a.summed
 	a.summed = s
@@ -258,8 +290,9 @@ func (a *Archiver) summary() {
 		"segments", s.Segments-p.Segments, "puts", s.Segments+s.Retries-p.Segments-p.Retries, "batches", s.Batches-p.Batches,
 		"wal_bytes", s.BatchBytes-p.BatchBytes, "uploaded_bytes", s.UploadBytes-p.UploadBytes,
 		"retries", s.Retries-p.Retries, "bases", s.Bases-p.Bases, "holes", s.Holes-p.Holes,
-		"read_sequence", s.LastSequence, "archived_sequence", s.ArchivedSequence,
-		"lag_sequences", s.LastSequence-min(s.LastSequence, s.ArchivedSequence), "last_upload_ago", ago)
+		"read_sequence", s.LastSequence, "archived_sequence", s.ArchivedSequence, "head_sequence", s.HeadSequence,
+		"lag_sequences", s.LagSequences, "lag_bytes", s.LagBytes, "lag_seconds", roundSeconds(s.LagSeconds),
+		"last_upload_ago", ago)
 }
 
 // checkFence reads the manifest (a conditional get, 304 when unchanged)
@@ -292,3 +325,6 @@ func describeWriter(w *manifest.Writer) string {
 	}
 	return fmt.Sprintf("%s on %s, timeline %d, epoch %d, since %s", w.ID, w.Host, w.Timeline, w.Epoch, w.Since.Format(time.RFC3339))
 }
+
+// roundSeconds rounds to milliseconds, for the summary line.
+func roundSeconds(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

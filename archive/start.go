@@ -139,7 +139,7 @@ func (a *Archiver) position(ctx context.Context) (needBase bool, err error) {
 	case t.Parent != 0:
 		a.next = t.Branch + 1 // a promoted timeline continues its parent
 	}
-	for h, ok := a.holeAt(tl, a.next); ok; h, ok = a.holeAt(tl, a.next) {
+	for h, ok := a.holeAt(tl, a.next); ok && h.To != manifest.MaxSequence; h, ok = a.holeAt(tl, a.next) {
 		a.next = h.To + 1 // the base that ends the hole holds h.To
 	}
 	if hasBase {
@@ -173,6 +173,13 @@ func (a *Archiver) holeAt(tl uint32, seq uint64) (manifest.Hole, bool) {
 		}
 	}
 	return manifest.Hole{}, false
+}
+
+// openHoleAt returns the open hole (no base ends it yet) of the writer's
+// timeline that starts at seq.
+func (a *Archiver) openHoleAt(seq uint64) (manifest.Hole, bool) {
+	h, ok := a.holeAt(a.writer.Timeline, seq)
+	return h, ok && h.To == manifest.MaxSequence
 }
 
 // newestBase is the newest base of the writer's timeline's history: its

@@ -204,6 +204,7 @@ func (u *uploader) done1(s *sealed) {
 		st.LastUpload = a.opts.Now()
 		st.ArchivedSequence = max(st.ArchivedSequence, s.next-1)
 	})
+	a.uploaded(s.raw)
 	a.log.Debug("segment archived", "key", s.key, "first", s.first, "next", s.next, "batches", s.batches,
 		"raw_bytes", s.raw, "bytes", len(s.data), "sealed_for", a.opts.Now().Sub(s.sealed).Round(time.Millisecond))
 }

@@ -59,6 +59,13 @@ type BaseStatus struct {
 	manifest.Base
 	// SharedFiles is how many of its files another base stores too.
 	SharedFiles int `json:"shared_files"`
+	// ReplayNeeds are the options of its OPTIONS file that rockstream
+	// cannot replay by itself (a merge operator or comparator of the
+	// application's own): a restore from it needs --hand-off or the
+	// operators. Empty when rockstream replays it all, and when the status
+	// was read without an Inspect (the catalog does not read RocksDB's
+	// formats: restore.ReplayNeeds does).
+	ReplayNeeds []string `json:"replay_needs,omitempty"`
 }
 
 // StoredBytes is what the archive stores, each object counted once.
@@ -71,6 +78,16 @@ type StoredBytes struct {
 // ReadStatus reads the archive's manifest, segment chains, the last
 // segment's trailer of each timeline and every base's file list.
 func ReadStatus(ctx context.Context, s objstore.Store) (*Status, error) {
+	return ReadStatusWith(ctx, s, nil)
+}
+
+// Inspect tells, from a base's file list, what a replay of the base needs
+// that rockstream does not have (BaseStatus.ReplayNeeds).
+type Inspect func(ctx context.Context, s objstore.Store, fl *manifest.FileList) ([]string, error)
+
+// ReadStatusWith is ReadStatus that also inspects each base (when inspect
+// is not nil); a base that cannot be inspected is a problem.
+func ReadStatusWith(ctx context.Context, s objstore.Store, inspect Inspect) (*Status, error) {
 	c, err := Load(ctx, s)
 	if err != nil {
 		return nil, err
@@ -84,7 +101,7 @@ func ReadStatus(ctx context.Context, s objstore.Store) (*Status, error) {
 	for _, cv := range cov {
 		st.Timelines = append(st.Timelines, c.timelineStatus(ctx, s, cv))
 	}
-	if err := st.readBases(ctx, s); err != nil {
+	if err := st.readBases(ctx, s, inspect); err != nil {
 		return nil, err
 	}
 	for _, t := range st.Timelines {
@@ -154,7 +171,7 @@ func (c *Catalog) endTime(ctx context.Context, s objstore.Store, tl uint32, seq 
 }
 
 // readBases loads every base's file list to count shared files and bytes.
-func (st *Status) readBases(ctx context.Context, s objstore.Store) error {
+func (st *Status) readBases(ctx context.Context, s objstore.Store, inspect Inspect) error {
 	m := st.manifest
 	users := map[string]int{}
 	lists := make([]*manifest.FileList, len(m.Bases))
@@ -181,6 +198,13 @@ func (st *Status) readBases(ctx context.Context, s objstore.Store) error {
 				if users[f.Key] > 1 {
 					bs.SharedFiles++
 				}
+			}
+			if inspect != nil {
+				needs, err := inspect(ctx, s, fl)
+				if err != nil {
+					st.Problems = append(st.Problems, fmt.Sprintf("base %d/%d: %v", b.Timeline, b.Sequence, err))
+				}
+				bs.ReplayNeeds = needs
 			}
 		}
 		st.Bases = append(st.Bases, bs)

@@ -255,7 +255,33 @@ func (h *history) coverage(tl uint32) Coverage {
 	for i, p := range line {
 		c.Holes = append(c.Holes, h.holesIn(p, i < len(line)-1, low)...)
 	}
+	c.Holes = missing(c.Holes, c.Ranges)
 	return c
+}
+
+// missing cuts from the holes the sequences that the ranges restore: a
+// recorded hole runs to the sequence of the base taken after it (FORMAT.md,
+// "A hole is recorded before what follows it"), which is restorable, so a
+// hole shows exactly the sequences that no restore reaches.
+func missing(holes []Hole, ranges []Range) []Hole {
+	out := []Hole{}
+	for _, x := range holes {
+		for _, r := range ranges {
+			if r.To < x.From || r.From > x.To || x.From > x.To {
+				continue
+			}
+			if r.From > x.From {
+				left := x
+				left.To = r.From - 1
+				out = append(out, left)
+			}
+			x.From = r.To + 1 // r.To <= MaxSequence: no overflow
+		}
+		if x.From <= x.To {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // holesIn returns the recorded holes and the gaps of piece p, cut to it.

@@ -13,22 +13,34 @@
 //     temporary folder beside the destination (.NAME.restore-XXXX, so that
 //     the final rename is atomic), checking each file's size and SHA-256
 //     against the base's files.json;
-//  2. opens that checkpoint with the WAL disabled, and streams each
-//     segment (one block decoded at a time, with a bounded read-ahead of
-//     the next segments so that transfers overlap with the replay),
-//     applying its batches in order up to the last batch that ends at or
-//     before the target. A batch is atomic: a target inside a batch rounds
-//     down to the batch before. Each batch must start right after the
-//     database's last sequence (rocks.DB.Apply checks it). The column
+//  2. opens that checkpoint once with the database's own options (its
+//     OPTIONS file) and checks its sequence, then streams each segment (one
+//     block decoded at a time, with a bounded read-ahead of the next
+//     segments so that transfers overlap with the replay), writing its
+//     batches in order, up to the last batch that ends at or before the
+//     target, into a WAL file of the checkpoint (rocks.Replayer). A batch
+//     is atomic: a target inside a batch rounds down to the batch before.
+//     Each batch is decoded first and must start right after the one
+//     before; a batch that the database's options cannot replay (a merge
+//     without a merge operator) is refused before it is written. Every
+//     256 MiB of WAL, and at the end, the database is opened with its own
+//     options so that RocksDB's recovery replays the file (flushing
+//     memtables as they fill), and its last sequence is checked. The column
 //     families created or dropped in between (the plan's CFChanges) are
-//     created or dropped right before the first batch after their place,
-//     with the id that the batches name checked (ApplyFamilyChange);
-//  3. flushes and closes the database, opens it again read-only and checks
-//     that its last sequence is the one reached (see finish for the one
-//     case where RocksDB comes back behind, and what is done then);
+//     created or dropped at their place: what is written up to there is
+//     recovered, then the database is opened to make the change, with the
+//     id that the batches name checked (rocks.Replayer.CreateFamily);
+//  3. opens it again read-only and checks that its last sequence is the
+//     one reached (see finish for the one case where RocksDB comes back
+//     behind, and what is done then);
 //  4. syncs every file of the folder, and renames it into place. With
 //     Force, a destination that held files is moved aside first, and
 //     deleted only once the new one is in place.
+//
+// With Options.HandOff (for a merge operator or comparator of the
+// application's own, which rockstream does not have), step 2 only writes
+// the WAL files and step 3 is skipped: the application's RocksDB replays
+// them at its first open.
 //
 // Whatever fails before the rename removes the temporary folder and
 // leaves the destination as it was. Errors name the object key at fault;

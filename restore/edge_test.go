@@ -38,7 +38,7 @@ func TestRestoreSingleDeleteAtEnd(t *testing.T) {
 	if res.Sequence != src.latest() {
 		t.Fatalf("restored to %d, want %d", res.Sequence, src.latest())
 	}
-	if got, err := reopenSequence(dir); err != nil || got != src.latest() {
+	if got, err := reopenSequence(dir, nil); err != nil || got != src.latest() {
 		t.Fatalf("the restored database reopens at %d (%v), want %d", got, err, src.latest())
 	}
 	checkContent(t, dir, src.log, src.names, res.Sequence)

@@ -4,14 +4,20 @@ import (
 	"fmt"
 
 	"github.com/rockstream/rockstream/manifest"
-	"github.com/rockstream/rockstream/rocks"
 )
+
+// FamilyChanger is a database that column families can be created in and
+// dropped from: a rocks.DB (the standby) or a rocks.Replayer (a restore).
+type FamilyChanger interface {
+	CreateFamily(id uint32, name, options string) (bool, error)
+	DropFamily(id uint32, name string) (bool, error)
+}
 
 // ApplyFamilyChange creates or drops a column family of db as c says,
 // unless db reflects it already (a base taken at or after c.After; a
 // standby that applied it before a restart). A family whose id RocksDB
 // would not give as c says is an error (rocks.ErrFamilyID) naming both.
-func ApplyFamilyChange(db *rocks.DB, c manifest.ColumnFamilyChange) (changed bool, err error) {
+func ApplyFamilyChange(db FamilyChanger, c manifest.ColumnFamilyChange) (changed bool, err error) {
 	if c.Op == manifest.CFCreate {
 		changed, err = db.CreateFamily(c.ID, c.Name, c.Options)
 	} else {
@@ -32,8 +38,8 @@ type familyChanges struct {
 
 // upTo applies the pending changes with After at or before reached: the
 // database's sequence before the next batch, or at the end.
-func (f *familyChanges) upTo(db *rocks.DB, reached uint64) error {
-	for len(f.pending) > 0 && f.pending[0].After <= reached {
+func (f *familyChanges) upTo(db FamilyChanger, reached uint64) error {
+	for f != nil && len(f.pending) > 0 && f.pending[0].After <= reached {
 		changed, err := ApplyFamilyChange(db, f.pending[0])
 		if err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
@@ -16,44 +15,48 @@ import (
 // readBuffer is the buffer between a segment's object and its Reader.
 const readBuffer = 1 << 20
 
-// replay opens the checkpoint in dir with the WAL disabled, applies the
-// plan's segments, flushes and closes it.
-func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, conc int, res *Result, progress func(int64)) error {
-	db, err := rocks.OpenWritable(dir, rocks.Options{DisableWAL: true})
+// replayChunkBytes is how much WAL a restore writes before RocksDB
+// recovers it (rocks.ReplayOptions.ChunkBytes); tests make it small.
+var replayChunkBytes int64 = 256 << 20
+
+// replay writes the plan's batches into the checkpoint in dir as WAL files
+// and lets RocksDB's recovery replay them, with the database's own
+// options (rocks.Replayer); in hand-off it only writes them.
+func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, opts Options, res *Result, progress func(int64)) error {
+	rep, err := rocks.NewReplayer(dir, rocks.ReplayOptions{Operators: opts.Operators, HandOff: opts.HandOff,
+		Base: plan.Base.Sequence, ChunkBytes: replayChunkBytes})
 	if err != nil {
 		return fmt.Errorf("open the base %s: %w", plan.Base.FileList, err)
 	}
-	if got := db.LatestSequence(); got != plan.Base.Sequence {
-		db.Close()
+	defer rep.Close()
+	if got := rep.Sequence(); got != plan.Base.Sequence {
 		return fmt.Errorf("base %s: %w: the checkpoint opens at sequence %d, the manifest says %d",
 			plan.Base.FileList, ErrCorrupt, got, plan.Base.Sequence)
 	}
 	fam := &familyChanges{pending: plan.CFChanges}
-	err = applySteps(ctx, db, s, plan.Steps, plan.Target, conc, res, progress, fam)
-	if err == nil {
-		err = fam.upTo(db, db.LatestSequence()) // families.go
+	if err := applySteps(ctx, rep, s, plan.Steps, plan.Target, opts.Concurrency, res, progress, fam); err != nil {
+		return err
 	}
-	if err == nil {
-		if err = db.Flush(); err != nil {
-			err = fmt.Errorf("flush %s: %w", dir, err)
-		}
+	if err := fam.upTo(rep, rep.Next()-1); err != nil { // families.go
+		return err
 	}
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", dir, cerr)
+	if err := rep.Finish(res.Sequence); err != nil {
+		return fmt.Errorf("replay into %s: %w", dir, err)
 	}
-	return err
+	res.HandOffFiles = rep.Files()
+	return nil
 }
 
-// applySteps applies the segments of steps to db, up to target, reading
-// up to conc segments ahead.
-func applySteps(ctx context.Context, db *rocks.DB, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges) error {
+// applySteps adds the batches of the segments of steps to rep, up to
+// target, reading up to conc segments ahead.
+func applySteps(ctx context.Context, rep *rocks.Replayer, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges) error {
 	keys := make([]string, len(steps))
 	for i, st := range steps {
 		keys[i] = st.Key
 	}
 	p := startPrefetch(ctx, s, keys, conc)
 	defer p.close()
-	r := &replayer{db: db, p: p, res: res, progress: progress, target: target, fam: fam}
+	r := &replayer{rep: rep, p: p, res: res, progress: progress, target: target, fam: fam}
 	for _, st := range steps {
 		if err := r.step(ctx, st); err != nil {
 			return err
@@ -62,14 +65,14 @@ func applySteps(ctx context.Context, db *rocks.DB, s objstore.Store, steps []man
 	return nil
 }
 
-// replayer applies segments to a database.
+// replayer adds the batches of segments to a rocks.Replayer.
 type replayer struct {
-	db       *rocks.DB
+	rep      *rocks.Replayer
 	p        *prefetch
 	res      *Result
 	progress func(int64)
 	target   uint64
-	fam      *familyChanges // created and dropped before the batches after them
+	fam      *familyChanges // created and dropped before the batches after them; nil: none
 }
 
 // step applies the batches of one segment that end after st.After and at
@@ -87,7 +90,9 @@ func (r *replayer) step(ctx context.Context, st manifest.Step) error {
 	if err := checkHeader(sr.Header(), st); err != nil {
 		return err
 	}
-	if err := sr.SkipTo(st.After + 1); err != nil {
+	// From After, not After+1: a batch that uses no sequence (a
+	// transaction's prepare) at After+1 is still to apply.
+	if err := sr.SkipTo(st.After); err != nil {
 		return segmentError(st.Key, err)
 	}
 	r.res.Segments++
@@ -113,13 +118,16 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 		if err != nil {
 			return false, segmentError(st.Key, err)
 		}
+		if b.Seq <= st.After {
+			continue // in the database already
+		}
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > st.StopAt {
 			return true, nil
 		}
-		if err := r.fam.upTo(r.db, b.Seq-1); err != nil {
+		if err := r.fam.upTo(r.rep, b.Seq-1); err != nil {
 			return false, err
 		}
-		if err := r.db.Apply(b.Data); err != nil {
+		if err := r.rep.Add(b.Data); err != nil {
 			return false, applyError(st.Key, b.Seq, err)
 		}
 		r.res.Batches++
@@ -132,7 +140,7 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 // the step ends at the target inside a batch, right before that batch (a
 // batch is never split, so the restore rounds down).
 func (r *replayer) reached(st manifest.Step, crossed bool) error {
-	got := r.db.LatestSequence()
+	got := r.rep.Next() - 1
 	r.res.Sequence = got
 	if got == st.StopAt || crossed && st.StopAt == r.target && got >= st.After {
 		return nil
@@ -182,37 +190,46 @@ func applyError(key string, seq uint64, err error) error {
 // res.Sequence.
 //
 // RocksDB 7.8.3 reopens a database at the newest sequence that survived
-// its last flush: when the flush drops the newest entries (a Put and its
-// SingleDelete cancel out), a database replayed without its WAL comes back
-// behind (rocks' TestSequenceAfterFlushAndReopen). finish then applies the
-// batches after the sequence it came back at once more, with the WAL on
-// and no flush, so that the WAL carries them. That changes no key: the
-// value of a key after a run of batches is set by the last operation on it
-// in the run (merges are refused), so applying the end of the run twice
-// gives what applying it once gave.
-func finish(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, res *Result, log *slog.Logger) error {
-	got, err := reopenSequence(dir)
+// its last flush: when the flush at the end of a recovery drops the newest
+// entries (a Put and its SingleDelete cancel out), the database comes back
+// behind (rocks' TestSequenceAfterFlushAndReopen; RocksDB's recovery
+// does the same to the application's own database). finish then writes
+// the batches after the sequence it came back at once more as a WAL file
+// that is not recovered now, so that the WAL carries them: a read-only
+// open, and the application's first open, replay it. That changes no
+// key: every entry after the sequence it came back at was dropped by the
+// flush (a merge is never dropped, so a tail with merges is refused
+// rather than merged twice), and the value of a key after a run of puts
+// and deletes is set by the last operation on it in the run.
+func finish(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, res *Result, opts Options) error {
+	got, err := reopenSequence(dir, opts.Operators)
 	if err != nil || got == res.Sequence {
 		return err
 	}
 	if got > res.Sequence || got < plan.Base.Sequence {
 		return reopenError(dir, got, res.Sequence)
 	}
-	log.Warn("the restored database came back behind after its flush (a put and its single delete cancelled out); applying the last batches again with the WAL on",
+	opts.Logger.Warn("the restored database came back behind after its flush (a put and its single delete cancelled out); writing the last batches again as WAL",
 		"reopened_at", got, "restored", res.Sequence)
-	db, err := rocks.OpenWritable(dir, rocks.Options{})
+	rep, err := rocks.NewReplayer(dir, rocks.ReplayOptions{HandOff: true, Base: got, Operators: opts.Operators})
 	if err != nil {
-		return fmt.Errorf("open the restored database %s again: %w", dir, err)
+		return fmt.Errorf("write the last batches into %s again: %w", dir, err)
 	}
+	defer rep.Close()
 	var tail Result
-	err = applySteps(ctx, db, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil, &familyChanges{pending: plan.CFChanges})
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", dir, cerr)
+	// The batches only: the database has the column families of the end,
+	// and recovery skips the records of those dropped since.
+	err = applySteps(ctx, rep, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil, nil)
+	if err == nil && rep.HadMerges() {
+		err = fmt.Errorf("the restored database %s reopens at sequence %d, not at %d, and the batches after it hold merges, which cannot be written twice", dir, got, res.Sequence)
+	}
+	if err == nil {
+		err = rep.Finish(res.Sequence)
 	}
 	if err != nil {
 		return err
 	}
-	if got, err = reopenSequence(dir); err == nil && got != res.Sequence {
+	if got, err = reopenSequence(dir, opts.Operators); err == nil && got != res.Sequence {
 		err = reopenError(dir, got, res.Sequence)
 	}
 	return err
@@ -232,8 +249,8 @@ func tailSteps(steps []manifest.Step, seq uint64) []manifest.Step {
 
 // reopenSequence opens the database in dir read-only and returns its last
 // sequence.
-func reopenSequence(dir string) (uint64, error) {
-	db, err := rocks.OpenReadOnly(dir)
+func reopenSequence(dir string, ops *rocks.Operators) (uint64, error) {
+	db, err := rocks.OpenReadOnlyWith(dir, ops)
 	if err != nil {
 		return 0, fmt.Errorf("reopen the restored database %s: %w", dir, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
+	"github.com/rockstream/rockstream/rocks"
 )
 
 // Errors of the package, for errors.Is.
@@ -51,6 +52,16 @@ type Options struct {
 	// files of its own there, so that they arrive with the database in the
 	// one rename (the standby its timeline record).
 	BeforeInstall func(tmp string, res Result) error
+	// Operators are the application's own merge operators (library
+	// mode): the restore replays with them.
+	Operators *rocks.Operators
+	// HandOff writes the base and the archived batches up to the target
+	// as WAL files and does not open the database: the application's own
+	// RocksDB replays them at its first open. For a database whose options
+	// name a merge operator or a comparator that rockstream does not have
+	// (without HandOff, such a restore is refused before anything is
+	// written). The restored folder is then not checked by opening it.
+	HandOff bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +102,9 @@ type Result struct {
 	// BaseBytes and SegmentBytes count what was downloaded.
 	BaseBytes    int64
 	SegmentBytes int64
+	// HandOffFiles are the WAL files written for the application to
+	// replay (HandOff), in the temporary folder's path.
+	HandOffFiles []string
 	// Download, Replay and Finish are the durations of the phases: the
 	// base's download and check; the replay up to its final flush; the
 	// check of the result, the sync of its files and the rename.
@@ -172,12 +186,17 @@ func build(ctx context.Context, store objstore.Store, c *catalog.Catalog, plan *
 	res.BaseBytes = fl.Size()
 	res.Download = time.Since(start)
 	start = time.Now()
-	if err := replay(ctx, store, plan, tmp, opts.Concurrency, &res, prog.add); err != nil {
+	if err := replay(ctx, store, plan, tmp, opts, &res, prog.add); err != nil {
 		return res, err
 	}
 	res.Replay = time.Since(start)
+	if opts.HandOff {
+		opts.Logger.Warn("hand-off: the database was not opened; its own RocksDB, opened with the application's options, replays the archived WAL at its first open",
+			"wal_files", len(res.HandOffFiles), "from_sequence", plan.Base.Sequence+1, "to_sequence", res.Sequence)
+		return res, nil
+	}
 	start = time.Now()
-	if err := finish(ctx, store, plan, tmp, &res, opts.Logger); err != nil {
+	if err := finish(ctx, store, plan, tmp, &res, opts); err != nil {
 		return res, err
 	}
 	res.Finish = time.Since(start)

@@ -8,8 +8,11 @@ import (
 
 // Batch is one WriteBatch of the WAL.
 type Batch struct {
-	Seq   uint64 // sequence number of its first operation
-	Count uint32 // number of sequence numbers it uses (0 for log data only)
+	Seq uint64 // sequence number of its first operation
+	// Count is exactly the number of sequence numbers the batch uses: 0 for
+	// log data only, and for a two-phase-commit prepare or rollback; the
+	// header's count plus the prepared count for a commit (Txns).
+	Count uint32
 	Data  []byte // the WriteBatch representation; owned by the caller
 }
 
@@ -47,9 +50,10 @@ type recordShape struct {
 	counts bool // the record uses a sequence number
 }
 
-// shapes lists the records that Apply replays. Merge needs the source's merge
-// operator, blob index needs BlobDB, wide columns and the transaction
-// markers are not replayed: those are ErrUnsupported.
+// shapes lists the records that Apply writes. Merge needs the source's merge
+// operator, blob index needs BlobDB, wide columns are not replayed: those are
+// ErrUnsupported. Transaction markers are resolved by Txns before
+// (txn.go): what Apply writes holds none.
 var shapes = map[byte]recordShape{
 	tagDeletion:         {slices: 1, counts: true},
 	tagValue:            {slices: 2, counts: true},

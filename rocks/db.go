@@ -1,7 +1,9 @@
 package rocks
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 
@@ -22,6 +24,16 @@ type Options struct {
 	// family; atomic flush is on, so that a crash leaves the column families
 	// at one sequence.
 	DisableWAL bool
+	// Own opens the database with its own options, read from its OPTIONS
+	// file (merge operators, compaction, compression, table and blob
+	// options, WAL settings), as the application would: merges then
+	// replay in the column families that have a merge operator. A merge
+	// operator or comparator that is not built into RocksDB must be in
+	// Operators, else the open fails with an *OptionsError
+	// (ErrForeignOptions). CreateIfMissing, ColumnFamilies and DisableWAL
+	// do not apply.
+	Own       bool
+	Operators *Operators
 }
 
 // DB is a local database that batches are applied to (restore, standby),
@@ -32,11 +44,18 @@ type DB struct {
 	wo    *grocksdb.WriteOptions // nil when read-only
 	flush bool                   // flush on Close (the WAL is disabled)
 	err   error                  // sticky: a write failed half-way
+	txns  Txns                   // prepared sections not yet committed (txn.go)
+	// foreign: opened read-only with placeholders for merge operators
+	// that rockstream lacks (an *OptionsError): Digest fails with it.
+	foreign error
 }
 
 // OpenWritable opens (or creates) the database in dir with all its column
 // families, plus opts.ColumnFamilies.
 func OpenWritable(dir string, opts Options) (*DB, error) {
+	if opts.Own {
+		return openOwnWritable(dir, opts.Operators)
+	}
 	names, err := writableColumnFamilies(dir, opts)
 	if err != nil {
 		return nil, err
@@ -55,6 +74,24 @@ func OpenWritable(dir string, opts Options) (*DB, error) {
 	wo := grocksdb.NewDefaultWriteOptions()
 	wo.DisableWAL(opts.DisableWAL)
 	return &DB{h: h, wo: wo, flush: opts.DisableWAL}, nil
+}
+
+func openOwnWritable(dir string, ops *Operators) (*DB, error) {
+	if err := checkDatabase(dir); err != nil {
+		return nil, err
+	}
+	o, err := loadOwnOptions(dir, ops)
+	if err != nil {
+		return nil, err
+	}
+	h, err := openOwn(dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbColumnFamilies(o, dir, n, co)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{h: h, wo: grocksdb.NewDefaultWriteOptions()}, nil
 }
 
 // writableColumnFamilies lists the column families that dir has, plus the
@@ -77,9 +114,43 @@ func writableColumnFamilies(dir string, opts Options) ([]string, error) {
 }
 
 // OpenReadOnly opens the database in dir read-only, with all its column
-// families. RocksDB replays its WAL in memory and changes no file. Apply
-// fails on it.
-func OpenReadOnly(dir string) (*DB, error) {
+// families and its own options (Options.Own; RocksDB's defaults when the
+// folder has no OPTIONS file). RocksDB replays its WAL in memory and
+// changes no file. Apply fails on it. A merge operator that rockstream
+// lacks gets a placeholder, so that the sequence can be read; Digest then
+// fails with the *OptionsError.
+func OpenReadOnly(dir string) (*DB, error) { return OpenReadOnlyWith(dir, nil) }
+
+// OpenReadOnlyWith is OpenReadOnly with the application's own operators.
+func OpenReadOnlyWith(dir string, ops *Operators) (*DB, error) {
+	if err := checkDatabase(dir); err != nil {
+		return nil, err
+	}
+	o, err := loadOwnOptions(dir, ops)
+	var foreign error
+	if errors.Is(err, ErrForeignOptions) {
+		// Recovery inserts merge records without merging them: the
+		// sequence can be read, the values cannot.
+		foreign = err
+		o, err = loadOptions(dir, ops, loadMode{placeholders: true})
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return openDefaultReadOnly(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := openOwn(dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
+		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbForReadOnlyColumnFamilies(o, dir, n, co, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{h: h, foreign: foreign}, nil
+}
+
+func openDefaultReadOnly(dir string) (*DB, error) {
 	names, err := listColumnFamilies(dir)
 	if err != nil {
 		return nil, err
@@ -98,17 +169,29 @@ func OpenReadOnly(dir string) (*DB, error) {
 // the sequence it had in the source, which must be LatestSequence()+1, or
 // Apply returns a *GapError (ErrGap) and writes nothing. RocksDB then gives
 // the batch the same sequence numbers as in the source: afterwards
-// LatestSequence() is Seq+Count-1. The batch is decoded first; a malformed
-// batch (ErrCorrupt) or one that cannot be replayed here (ErrUnsupported) is
-// refused, since RocksDB would log it before finding it bad, and a database
-// with a bad batch in its WAL does not open again.
+// LatestSequence() is Seq plus the number of sequences the batch used in
+// the source (its Batch.Count), as it is in the source.
+//
+// Two-phase-commit transactions (TransactionDB, WriteCommitted) are
+// applied as RocksDB's recovery applies them: a prepare is held (in
+// memory) and writes nothing, its commit writes the held records at the
+// commit's sequences, a rollback drops them. What Apply writes is a plain
+// batch with the records that become visible, never a transaction marker.
+// A commit whose prepare Apply did not see (it is before the batches
+// applied: see Prepared) is a *NoPrepareError (ErrNoPrepare), and writes
+// nothing.
+//
+// The batch is decoded first; a malformed batch (ErrCorrupt) or one that
+// cannot be replayed here (ErrUnsupported) is refused, since RocksDB would
+// log it before finding it bad, and a database with a bad batch in its WAL
+// does not open again.
 func (d *DB) Apply(data []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.writable(); err != nil {
 		return err
 	}
-	seq, count, err := checkBatch(data, d.h.hasCF)
+	seq, _, err := batchHeader(data)
 	if err != nil {
 		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
 	}
@@ -116,7 +199,57 @@ func (d *DB) Apply(data []byte) error {
 	if seq != latest+1 {
 		return &GapError{Dir: d.h.dir, Expected: latest + 1, Got: seq, Latest: latest}
 	}
-	return d.write(data, seq+uint64(count)-1)
+	span, plain, ch, err := d.txns.step(data, true)
+	if err != nil {
+		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	}
+	if span == 0 {
+		d.txns.apply(ch) // a prepare, a rollback, log data: nothing to write
+		return nil
+	}
+	if _, _, err := d.check(plain); err != nil {
+		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	}
+	d.txns.apply(ch)
+	return d.write(plain, seq+uint64(span)-1)
+}
+
+// Prepared adds to what Apply knows the transactions that txns holds
+// prepared (PreparedIn): those prepared before the first batch applied by
+// this DB, whose commits may come. A database restored from a base at
+// sequence S needs PreparedIn of the base's WAL copies up to S, and the
+// archive's batches up to its latest sequence.
+func (d *DB) Prepared(txns *Txns) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.txns.merge(txns)
+}
+
+// PendingTransactions lists the transactions that Apply holds prepared.
+func (d *DB) PendingTransactions() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.txns.Pending()
+}
+
+// check decodes a plain batch before Apply writes it. A database with
+// merge operators takes merges in their column families; two-phase-commit
+// markers are refused (Apply has turned a transaction into the plain
+// batch of what its commit makes visible).
+func (d *DB) check(data []byte) (uint64, uint32, error) {
+	if len(d.h.merges) == 0 {
+		return checkBatch(data, d.h.hasCF)
+	}
+	s, err := scanBatch(data, d.h.hasCF, d.h.hasMerge)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case s.twoPC:
+		return 0, 0, fmt.Errorf("%w: two-phase-commit markers", ErrUnsupported)
+	case s.badRange:
+		return 0, 0, fmt.Errorf("%w: a range deletion ends before it begins", ErrCorrupt)
+	}
+	return s.seq, s.count, nil
 }
 
 // write writes data and checks that the database then ends at last.
@@ -208,6 +341,9 @@ func (d *DB) Digest() (Digest, error) {
 	defer d.mu.Unlock()
 	if d.h == nil {
 		return nil, fmt.Errorf("rocks: digest: %w", ErrClosed)
+	}
+	if d.foreign != nil {
+		return nil, fmt.Errorf("rocks: digest %s: %w", d.h.dir, d.foreign)
 	}
 	return d.h.digest()
 }

@@ -29,16 +29,39 @@ func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err er
 	if err := d.writable(); err != nil {
 		return false, err
 	}
-	for _, cf := range d.h.cfs {
+	created, err = d.h.createFamily(id, name, options)
+	if created && err != nil {
+		d.err = err // created with another id: batches would go astray
+	}
+	return created, err
+}
+
+// DropFamily drops the column family id, which must be named name (with
+// the WAL disabled, after a flush of it: see handle.dropFamily). A family
+// that is gone already is left so (dropped is false): a base taken after
+// the change lacks it. A family with that id and another name is
+// ErrFamilyID; the default column family cannot be dropped.
+func (d *DB) DropFamily(id uint32, name string) (dropped bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.writable(); err != nil {
+		return false, err
+	}
+	return d.h.dropFamily(id, name, d.flush)
+}
+
+// createFamily is DB.CreateFamily on an open handle.
+func (h *handle) createFamily(id uint32, name, options string) (created bool, err error) {
+	for _, cf := range h.cfs {
 		switch {
 		case cf.ID() == id && cf.Name() == name:
 			return false, nil
 		case cf.ID() == id || cf.Name() == name:
 			return false, fmt.Errorf("rocks: create column family %q (id %d) in %s: %w: the database has %q with id %d",
-				name, id, d.h.dir, ErrFamilyID, cf.Name(), cf.ID())
+				name, id, h.dir, ErrFamilyID, cf.Name(), cf.ID())
 		}
 	}
-	m, err := ReadManifest(d.h.dir)
+	m, err := ReadManifest(h.dir)
 	if err != nil {
 		return false, fmt.Errorf("rocks: create column family %q: %w", name, err)
 	}
@@ -47,49 +70,40 @@ func (d *DB) CreateFamily(id uint32, name, options string) (created bool, err er
 	}
 	if next := m.MaxColumnFamily + 1; next != id {
 		return false, fmt.Errorf("rocks: create column family %q in %s: %w: the archive says id %d, RocksDB would give it id %d (max_column_family %d)",
-			name, d.h.dir, ErrFamilyID, id, next, m.MaxColumnFamily)
+			name, h.dir, ErrFamilyID, id, next, m.MaxColumnFamily)
 	}
-	o, err := grocksdb.GetOptionsFromString(d.h.opts, options)
+	o, err := grocksdb.GetOptionsFromString(nil, options)
 	if err != nil {
-		return false, fmt.Errorf("rocks: create column family %q in %s: its options %q: %w", name, d.h.dir, options, err)
+		return false, fmt.Errorf("rocks: create column family %q in %s: its options %q: %w", name, h.dir, options, err)
 	}
 	defer o.Destroy()
-	cf, err := d.h.db.CreateColumnFamily(o, name)
+	cf, err := h.db.CreateColumnFamily(o, name)
 	if err != nil {
-		return false, fmt.Errorf("rocks: create column family %q in %s: %w", name, d.h.dir, err)
+		return false, fmt.Errorf("rocks: create column family %q in %s: %w", name, h.dir, err)
 	}
-	d.h.cfs = append(d.h.cfs, cf)
-	d.h.ids[cf.ID()] = true
+	h.cfs = append(h.cfs, cf)
+	h.ids[cf.ID()] = true
 	if cf.ID() != id {
-		d.err = fmt.Errorf("rocks: create column family %q in %s: %w: RocksDB gave it id %d, the archive says %d", name, d.h.dir, ErrFamilyID, cf.ID(), id)
-		return true, d.err
+		return true, fmt.Errorf("rocks: create column family %q in %s: %w: RocksDB gave it id %d, the archive says %d", name, h.dir, ErrFamilyID, cf.ID(), id)
 	}
 	return true, nil
 }
 
-// DropFamily drops the column family id, which must be named name (with
-// the WAL disabled, after a flush of it: see the comment inside). A
-// family that is gone already is left so (dropped is false): a base taken
-// after the change lacks it. A family with that id and another name is
-// ErrFamilyID; the default column family cannot be dropped.
-func (d *DB) DropFamily(id uint32, name string) (dropped bool, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.writable(); err != nil {
-		return false, err
-	}
+// dropFamily is DB.DropFamily on an open handle; flushFirst flushes the
+// family before the drop.
+func (h *handle) dropFamily(id uint32, name string, flushFirst bool) (dropped bool, err error) {
 	if id == 0 {
-		return false, fmt.Errorf("rocks: drop column family %q in %s: %w: id 0 is the default column family", name, d.h.dir, ErrFamilyID)
+		return false, fmt.Errorf("rocks: drop column family %q in %s: %w: id 0 is the default column family", name, h.dir, ErrFamilyID)
 	}
-	i := slices.IndexFunc(d.h.cfs, func(cf *grocksdb.ColumnFamilyHandle) bool { return cf.ID() == id })
+	i := slices.IndexFunc(h.cfs, func(cf *grocksdb.ColumnFamilyHandle) bool { return cf.ID() == id })
 	if i < 0 {
 		return false, nil
 	}
-	cf := d.h.cfs[i]
+	cf := h.cfs[i]
 	if cf.Name() != name {
-		return false, fmt.Errorf("rocks: drop column family %q (id %d) in %s: %w: id %d is %q here", name, id, d.h.dir, ErrFamilyID, id, cf.Name())
+		return false, fmt.Errorf("rocks: drop column family %q (id %d) in %s: %w: id %d is %q here", name, id, h.dir, ErrFamilyID, id, cf.Name())
 	}
-	if d.flush {
+	if flushFirst {
 		// The family may hold the newest sequences, which only its memtable
 		// knows with the WAL disabled: a flush first records them in the
 		// MANIFEST (VersionEdit::AddFile raises the edit's last sequence),
@@ -99,15 +113,16 @@ func (d *DB) DropFamily(id uint32, name string) (dropped bool, err error) {
 		fo := grocksdb.NewDefaultFlushOptions()
 		defer fo.Destroy()
 		fo.SetWait(true)
-		if err := d.h.db.FlushCF(cf, fo); err != nil {
-			return false, fmt.Errorf("rocks: drop column family %q in %s: flush it first: %w", name, d.h.dir, err)
+		if err := h.db.FlushCF(cf, fo); err != nil {
+			return false, fmt.Errorf("rocks: drop column family %q in %s: flush it first: %w", name, h.dir, err)
 		}
 	}
-	if err := d.h.db.DropColumnFamily(cf); err != nil {
-		return false, fmt.Errorf("rocks: drop column family %q in %s: %w", name, d.h.dir, err)
+	if err := h.db.DropColumnFamily(cf); err != nil {
+		return false, fmt.Errorf("rocks: drop column family %q in %s: %w", name, h.dir, err)
 	}
 	cf.Destroy()
-	d.h.cfs = slices.Delete(d.h.cfs, i, i+1)
-	delete(d.h.ids, id)
+	h.cfs = slices.Delete(h.cfs, i, i+1)
+	delete(h.ids, id)
+	delete(h.merges, id)
 	return true, nil
 }

@@ -27,9 +27,9 @@ func (w *writer) addFamilyWith(name, optStr string) {
 	w.list = append(w.list, h)
 }
 
-// familySection returns the family's option lines of the newest OPTIONS
+// cfSectionLines returns the family's option lines of the newest OPTIONS
 // file of dir, table options prefixed with "table.", sorted.
-func familySection(t *testing.T, dir, name string) []string {
+func cfSectionLines(t *testing.T, dir, name string) []string {
 	t.Helper()
 	path, err := newestOptionsFile(dir)
 	if err != nil {
@@ -82,7 +82,7 @@ func TestFamilyOptionsRoundTrip(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want, got := familySection(t, src, "a"), familySection(t, dst, "a")
+	want, got := cfSectionLines(t, src, "a"), cfSectionLines(t, dst, "a")
 	skip := map[string]bool{}
 	for _, d := range dropped {
 		skip[strings.TrimPrefix(d, "block_based_table_factory.")] = true

@@ -64,6 +64,16 @@ func (h *handle) digest() (Digest, error) {
 func digestCF(db *grocksdb.DB, ro *grocksdb.ReadOptions, cf *grocksdb.ColumnFamilyHandle) (CFDigest, error) {
 	it := db.NewIteratorCF(ro, cf)
 	defer it.Close()
+	return digestIterator(it)
+}
+
+// DigestIterator digests what it reads from the start, as Digest digests a
+// column family: for a database that this package did not open (a
+// TransactionDB, say). It does not close it.
+func DigestIterator(it *grocksdb.Iterator) (CFDigest, error) { return digestIterator(it) }
+
+// digestIterator digests what it reads from the start.
+func digestIterator(it *grocksdb.Iterator) (CFDigest, error) {
 	h := sha256.New()
 	var n uint64
 	for it.SeekToFirst(); it.Valid(); it.Next() {

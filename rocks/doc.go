@@ -13,7 +13,9 @@
 //     (<dir>/<n>.log and <dir>/archive/<n>.log) in plain Go, while the
 //     writer appends to them, with the same continuity checks and no RocksDB
 //     instance: no replay into memtables, no memory but a read buffer and
-//     the batch at hand.
+//     the batch at hand. It reads compressed WAL (wal_compression=zstd), and
+//     its Head tells where the WAL ends (the newest file's last batch), so
+//     that the archiver measures its lag against the database.
 //   - FollowerSource: the sidecar archiver's Source (archive.Source) over a
 //     database that another process writes: it reads the batches with a
 //     WALTail and takes a checkpoint with CopyCheckpoint, with no RocksDB
@@ -35,14 +37,27 @@
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and
 //     continuity checks, takes checkpoints of it, and never closes it.
-//   - DB: a local database opened writable (restore, standby) or read-only;
-//     Apply replays a batch read from the WAL with the sequence numbers it
-//     had in the source.
+//   - DB: a local database opened writable (the standby) or read-only,
+//     with the database's own options (Options.Own: its OPTIONS file) or
+//     RocksDB's defaults; Apply replays a batch read from the WAL with the
+//     sequence numbers it had in the source.
+//   - Replayer: restore's and the drill's replay by RocksDB's own recovery:
+//     batches written as WAL files (WALWriter) into a base, recovered with
+//     the database's own options in chunks, the sequence checked; or, in
+//     hand-off, only written, for the application's RocksDB to recover.
+//   - InspectOptions, Operators, Finding: what an OPTIONS file needs that
+//     rockstream does not have (a merge operator or comparator of the
+//     application's own), and the application's own operators in library
+//     mode.
+//   - Txns: the prepared sections of a TransactionDB's two-phase-commit
+//     transactions, and how many sequences each batch uses (txn.go);
+//     PreparedIn reads them from a base's WAL copies. Apply applies
+//     transactions as recovery would.
 //   - Column families created and dropped: FollowerSource and Primary
 //     notice them (archive.FamilyWatcher; familywatch.go says where each is
 //     placed in the sequence, since RocksDB records none), BatchFamilies
 //     lists the ids a batch names, FamilyOptions reads a family's options
-//     from the OPTIONS file, and DB.CreateFamily and DB.DropFamily replay a
+//     from the OPTIONS file, and DB.CreateFamily, DB.DropFamily and the Replayer's replay a
 //     change with the id checked (ErrFamilyID).
 //   - ReadWALRetention, ReadIdentity, CheckpointFiles: files of a database
 //     directory, in plain Go.
@@ -51,11 +66,18 @@
 //
 // # Sequence numbers
 //
-// A batch holds Count operations with sequences Seq to Seq+Count-1; the
-// next batch starts at Seq+Count (Batch.Next). Applying batches read from
-// the WAL, in order, to a checkpoint of the source keeps the sequences
-// aligned: after each batch the copy's LatestSequence is Seq+Count-1
-// (checked by Apply, for multi-column-family batches too).
+// A batch uses the sequences Seq to Seq+Count-1; the next batch starts at
+// Seq+Count (Batch.Next). Count is the batch header's count of records but
+// for a TransactionDB's two-phase commit (WriteCommitted policy): a prepare
+// is logged with its records and uses no sequence, a commit uses its own
+// records' and the prepared count, whose records are inserted at its
+// sequences, and a rollback uses none (Txns, after
+// utilities/transactions/pessimistic_transaction.cc and db/write_batch.cc's
+// MemTableInserter). WALTail gives that Count; Updates and Primary, over
+// a plain grocksdb.DB, give the header's. Applying batches read from the
+// WAL, in order, to a checkpoint of the source keeps the sequences aligned:
+// after each batch the copy's LatestSequence is Seq+Count-1 (checked by
+// Apply, for multi-column-family batches too).
 //
 // Updates(from) yields first the batch that covers from: when from is
 // inside a multi-operation batch, RocksDB positions on that batch, which
@@ -120,6 +142,26 @@
 //     [TestPrimaryCheckpointDroppedEntries]. Primary.Checkpoint flushes only
 //     when the first applies. No checkpoint holds an IDENTITY file;
 //     Primary.Checkpoint copies it.
+//
+//   - LoadLatestOptions resolves the built-in merge operators that an
+//     OPTIONS file names (uint64add, stringappend, stringappendtest, max,
+//     put, bytesxor, sortlist) [TestOwnOptionsMergeOperators]; grocksdb
+//     v1.7.15 gives no access to the DBOptions it loads (latestDBOptions
+//     reads them, the layout checked), and its Options.Destroy frees a Go
+//     merge operator a second time (options with one are left to the
+//     LatestOptions that own them).
+//
+//   - Recovery in point-in-time mode stops silently at a batch that fails
+//     to insert (a merge without a merge operator), and skips writes to a
+//     column family it does not know: the Replayer decodes every batch
+//     first and checks the sequence reached. A batch with two-phase-commit
+//     markers recovered without allow_2pc aborts Debian's RocksDB
+//     (write_batch.cc:601) [TestReplayerTwoPhaseCommit]. The flush at the
+//     end of a recovery can drop the newest entries and reopen behind, as
+//     Apply's can (restore's finish).
+//
+//   - A checkpoint of a secondary holds no OPTIONS file (the sidecar's
+//     file checkpoint copies the newest one).
 //
 //   - RocksDB logs a batch before it decodes it: a malformed batch, a merge
 //     without a merge operator, an unknown column family or a range deletion

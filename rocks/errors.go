@@ -15,11 +15,21 @@ var (
 	// ErrCorrupt: a write batch is malformed.
 	ErrCorrupt = errors.New("rocks: corrupt write batch")
 	// ErrUnsupported: a write batch holds a record that Apply cannot replay
-	// (merge, blob index, transaction markers, timestamps, or a column family
-	// that the database does not have).
+	// (merge, blob index, wide columns, a WritePrepared or WriteUnprepared
+	// transaction, a commit with a timestamp, or a column family that the
+	// database does not have).
 	ErrUnsupported = errors.New("rocks: unsupported write batch")
+	// ErrUnflushed: the database holds writes that are in neither its WAL
+	// nor its SST files yet (written with WriteOptions.disableWAL, not yet
+	// flushed), so a checkpoint taken now would lack them while opening at
+	// a later sequence. Wait for the writer to flush and take it again.
+	ErrUnflushed = errors.New("rocks: writes made without the WAL are not flushed yet")
 	// ErrReplaced: the followed database was deleted, or replaced by another.
 	ErrReplaced = errors.New("rocks: database replaced")
+	// ErrNoPrepare: a batch commits a two-phase-commit transaction whose
+	// prepare was not read. Returned as a
+	// *NoPrepareError.
+	ErrNoPrepare = errors.New("rocks: transaction prepare not read")
 	// ErrClosed: the Follower, DB or Updates was closed.
 	ErrClosed = errors.New("rocks: closed")
 )
@@ -32,6 +42,11 @@ type GapError struct {
 	Got      uint64 // the first sequence of the batch found; 0: none found
 	Latest   uint64 // the database's latest sequence when it was found; 0: not known (WALTail)
 	File     string // the WAL file where the batch found is (WALTail); "": not known
+	// Unlogged is true when no WAL file is missing between the batch
+	// before and the batch found (WALTail): the sequences between were
+	// written without the WAL (WriteOptions.disableWAL), not lost with a
+	// deleted WAL file.
+	Unlogged bool
 }
 
 func (e *GapError) Error() string {
@@ -46,8 +61,12 @@ func (e *GapError) Error() string {
 		return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, wal has none%s",
 			e.Dir, e.Expected, latest)
 	}
-	return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, got seq %d%s%s",
-		e.Dir, e.Expected, e.Got, where, latest)
+	cause := ""
+	if e.Unlogged {
+		cause = fmt.Sprintf(": sequences %d..%d were written without the WAL (WriteOptions.disableWAL)", e.Expected, e.Got-1)
+	}
+	return fmt.Sprintf("rocks: sequence gap in %s: expected batch at seq %d, got seq %d%s%s%s",
+		e.Dir, e.Expected, e.Got, where, latest, cause)
 }
 
 // Unwrap makes errors.Is(err, ErrGap) true.

@@ -94,6 +94,9 @@ type walCopy struct {
 	name    string
 	size    int64  // after the cut
 	lastSeq uint64 // the last sequence of its last batch; 0: none
+	twoPC   bool   // it holds two-phase-commit markers (see copier.sequence)
+	// first, next and gap: see walScan
+	first, next, gap uint64
 }
 
 func (c *copier) close() {

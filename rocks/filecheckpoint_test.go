@@ -20,7 +20,7 @@ import (
 // the [DBOptions] section through GetOptionsFromString, which grocksdb's
 // LatestOptions does not expose), with wal_dir set to dir, where a
 // checkpoint has its WAL. The caller destroys what it returns.
-func ownOptions(t *testing.T, dir string) (*grocksdb.Options, []string, []*grocksdb.Options, func()) {
+func ownOptionsOf(t *testing.T, dir string) (*grocksdb.Options, []string, []*grocksdb.Options, func()) {
 	t.Helper()
 	env, cache := grocksdb.NewDefaultEnv(), grocksdb.NewLRUCache(1<<20)
 	lo, err := grocksdb.LoadLatestOptions(dir, env, false, cache)
@@ -58,9 +58,9 @@ func ownOptions(t *testing.T, dir string) (*grocksdb.Options, []string, []*grock
 
 // openOwn opens the checkpoint in dir with the database's own options and
 // returns its last sequence and digest.
-func openOwn(t *testing.T, dir string) (uint64, Digest) {
+func openOwnAt(t *testing.T, dir string) (uint64, Digest) {
 	t.Helper()
-	opts, names, cfOpts, done := ownOptions(t, dir)
+	opts, names, cfOpts, done := ownOptionsOf(t, dir)
 	defer done()
 	db, hs, err := grocksdb.OpenDbColumnFamilies(opts, dir, names, cfOpts)
 	if err != nil {
@@ -83,7 +83,7 @@ func openOwn(t *testing.T, dir string) (uint64, Digest) {
 // options at seq with the content want, and passes ldb checkconsistency.
 func checkOwn(t *testing.T, cp string, seq uint64, want Digest) {
 	t.Helper()
-	got, d := openOwn(t, cp)
+	got, d := openOwnAt(t, cp)
 	if got != seq {
 		t.Fatalf("checkpoint opens at seq %d, Checkpoint said %d", got, seq)
 	}
@@ -267,9 +267,16 @@ func TestCheckpointTransactionDB(t *testing.T) {
 	}
 	committed2 := txn("c2", "committed2", (*grocksdb.Transaction).Commit)
 
+	want, err := TransactionDBSequence(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, take := sourceCheckpoint(t, dir)
 	cp, seq := take()
 	t.Logf("checkpoint at seq %d", seq)
+	if seq != want {
+		t.Errorf("Checkpoint says seq %d, the TransactionDB is at %d (a prepare takes no sequence, a commit its prepared records)", seq, want)
+	}
 	for _, tx := range []*grocksdb.Transaction{committed, rolled, committed2} {
 		tx.Destroy()
 	}
@@ -285,11 +292,11 @@ func TestCheckpointTransactionDB(t *testing.T) {
 	if out, err := exec.Command("cp", "-r", cp, plain).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v: %s", err, out)
 	}
-	if got, _ := openOwn(t, plain); got != seq {
+	if got, _ := openOwnAt(t, plain); got != seq {
 		t.Errorf("checkpoint opens at seq %d, Checkpoint said %d", got, seq)
 	}
 
-	own, names, cfOpts, done := ownOptions(t, cp)
+	own, names, cfOpts, done := ownOptionsOf(t, cp)
 	defer done()
 	cdb, chs, err := grocksdb.OpenTransactionDbColumnFamilies(own, tdbOpts, cp, names, cfOpts)
 	if err != nil {

@@ -36,12 +36,18 @@ func OpenFollower(dbDir, scratchDir string) (*Follower, error) {
 	if err := os.MkdirAll(scratchDir, 0o755); err != nil {
 		return nil, fmt.Errorf("rocks: open follower of %s: %w", dbDir, err)
 	}
-	opts := newOptions()
-	opts.SetMaxOpenFiles(-1) // what RocksDB asks of a secondary
-	h, err := openHandle(dbDir, names, opts, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
-		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+	open := func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		o.SetMaxOpenFiles(-1) // what RocksDB asks of a secondary
 		return grocksdb.OpenDbAsSecondaryColumnFamilies(o, dbDir, scratchDir, n, co)
-	})
+	}
+	var h *handle
+	// The writer's own options: a secondary replays its WAL, and a merge
+	// record needs a merge operator (RocksDB refuses it otherwise).
+	if o, lerr := loadFollowerOptions(dbDir); lerr == nil {
+		h, err = openOwn(dbDir, o, open)
+	} else {
+		h, err = openHandle(dbDir, names, newOptions(), open)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -16,11 +16,12 @@ type ColumnFamily struct {
 // handle is an open database with all its column families. It owns every
 // grocksdb object that it holds; close releases them in order.
 type handle struct {
-	dir  string
-	db   *grocksdb.DB
-	opts *grocksdb.Options
-	cfs  []*grocksdb.ColumnFamilyHandle
-	ids  map[uint32]bool
+	dir     string
+	db      *grocksdb.DB
+	release func() // destroys the options, after the database is closed
+	cfs     []*grocksdb.ColumnFamilyHandle
+	ids     map[uint32]bool
+	merges  map[uint32]bool // column families with a merge operator
 }
 
 // opener opens a database with the named column families, all with the
@@ -45,12 +46,33 @@ func openHandle(dir string, names []string, opts *grocksdb.Options, open opener)
 	for i := range cfOpts {
 		cfOpts[i] = opts
 	}
+	return openWith(dir, names, opts, cfOpts, opts.Destroy, open)
+}
+
+// openOwn opens dir with its own options (loadOwnOptions). It takes
+// ownership of o.
+func openOwn(dir string, o *ownOptions, open opener) (*handle, error) {
+	h, err := openWith(dir, o.names, o.db, o.cfs, o.destroy, open)
+	if err != nil {
+		return nil, err
+	}
+	for _, cf := range h.cfs {
+		if o.hasMerge(cf.Name()) {
+			h.merges[cf.ID()] = true
+		}
+	}
+	return h, nil
+}
+
+// openWith opens dir with open; release destroys the options, and is
+// called when the open fails or when the handle is closed.
+func openWith(dir string, names []string, opts *grocksdb.Options, cfOpts []*grocksdb.Options, release func(), open opener) (*handle, error) {
 	db, cfs, err := open(opts, names, cfOpts)
 	if err != nil {
-		opts.Destroy()
+		release()
 		return nil, fmt.Errorf("rocks: open %s: %w", dir, err)
 	}
-	h := &handle{dir: dir, db: db, opts: opts, cfs: cfs, ids: map[uint32]bool{}}
+	h := &handle{dir: dir, db: db, release: release, cfs: cfs, ids: map[uint32]bool{}, merges: map[uint32]bool{}}
 	for _, cf := range cfs {
 		h.ids[cf.ID()] = true
 	}
@@ -73,6 +95,8 @@ func listColumnFamilies(dir string) ([]string, error) {
 
 func (h *handle) hasCF(id uint32) bool { return h.ids[id] }
 
+func (h *handle) hasMerge(id uint32) bool { return h.merges[id] }
+
 func (h *handle) latestSequence() uint64 { return h.db.GetLatestSequenceNumber() }
 
 func (h *handle) columnFamilies() []ColumnFamily {
@@ -90,6 +114,6 @@ func (h *handle) close() {
 		cf.Destroy()
 	}
 	h.db.Close()
-	h.opts.Destroy()
-	h.cfs, h.db, h.opts = nil, nil, nil
+	h.release()
+	h.cfs, h.db, h.release = nil, nil, nil
 }

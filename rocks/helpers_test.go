@@ -26,10 +26,16 @@ type writer struct {
 // (besides "default") and WAL_ttl_seconds; a ttl of 0 keeps no old WAL.
 func newWriter(t testing.TB, dir string, ttl uint64, cfNames ...string) *writer {
 	t.Helper()
+	return newWriterWith(t, dir, func(o *grocksdb.Options) { o.SetWALTtlSeconds(ttl) }, cfNames...)
+}
+
+// newWriterWith is newWriter with options set by set.
+func newWriterWith(t testing.TB, dir string, set func(*grocksdb.Options), cfNames ...string) *writer {
+	t.Helper()
 	o := grocksdb.NewDefaultOptions()
 	o.SetCreateIfMissing(true)
 	o.SetCreateIfMissingColumnFamilies(true)
-	o.SetWALTtlSeconds(ttl)
+	set(o)
 	names := append([]string{"default"}, cfNames...)
 	cfOpts := make([]*grocksdb.Options, len(names))
 	for i := range cfOpts {

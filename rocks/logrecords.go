@@ -24,6 +24,7 @@ type logReader struct {
 	block     []byte
 	blockOff  int64 // the offset of block's bytes; -1: none
 	stopped   bool
+	zstd      bool // a SetCompressionType record said zstd: records are zstd frames (walzstd.go)
 }
 
 func newLogReader(r io.ReaderAt, path string, num uint64, maxRecord int) *logReader {
@@ -34,6 +35,19 @@ func newLogReader(r io.ReaderAt, path string, num uint64, maxRecord int) *logRea
 // reader of the same file reached (its End).
 func (l *logReader) seek(off int64) {
 	l.off, l.end, l.stopped, l.blockOff = off, off, false, -1
+}
+
+// record is a complete logical record as the file's reader sees it:
+// decompressed in a compressed WAL.
+func (l *logReader) record(rec []byte) ([]byte, bool, error) {
+	if !l.zstd {
+		return rec, true, nil
+	}
+	out, err := decompress(l.path, l.recOff, rec)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
 }
 
 // End is the offset right after the last complete logical record read.
@@ -74,7 +88,7 @@ func (l *logReader) next() (rec []byte, ok bool, err error) {
 		switch p.typ {
 		case walFullType, walRecyclableFullType:
 			l.recOff, l.end = off, l.off
-			return p.payload, true, nil
+			return l.record(p.payload)
 		case walFirstType, walRecyclableFirstType:
 			frag, inFrag = append(frag[:0], p.payload...), true
 			l.recOff = off
@@ -88,10 +102,13 @@ func (l *logReader) next() (rec []byte, ok bool, err error) {
 			frag = append(frag, p.payload...)
 			if p.typ == walLastType || p.typ == walRecyclableLastType {
 				l.end = l.off
-				return frag, true, nil
+				return l.record(frag)
 			}
 		case walSetCompressionType:
-			return nil, false, fmt.Errorf("%s at offset %d: %w: %s", l.path, off, ErrUnsupported, compressionMessage(p.payload))
+			if err := compressionType(l.path, off, p.payload); err != nil {
+				return nil, false, err
+			}
+			l.zstd, l.end = true, l.off
 		default:
 			return nil, false, fmt.Errorf("%s at offset %d: %w: record type %d", l.path, off, ErrUnsupported, p.typ)
 		}

@@ -166,12 +166,30 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 		return 0, err
 	}
 	res, err := CopyCheckpoint(s.dir, s.walDir, dir)
+	if errors.Is(err, ErrUnflushed) {
+		return 0, fmt.Errorf("%w: %w", archive.ErrBaseNotYet, err)
+	}
 	if err != nil {
 		return 0, err
 	}
 	s.last = res
 	s.watchFrom(res)
 	return res.Seq, nil
+}
+
+// ReplayNeeds lists the options of the database's newest OPTIONS file that
+// rockstream cannot replay by itself (archive.ReplayChecker): a merge
+// operator or comparator of the application's own.
+func (s *FollowerSource) ReplayNeeds() ([]string, error) {
+	findings, _, err := InspectOptions(s.dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(findings))
+	for i, f := range findings {
+		out[i] = f.String()
+	}
+	return out, nil
 }
 
 // LastCheckpoint says what the last Checkpoint copied (its retries, WAL

@@ -13,7 +13,13 @@ import (
 // walScan is what scanning a WAL copy found.
 type walScan struct {
 	end     int64  // the end of its last complete record
-	lastSeq uint64 // the last sequence of its last batch; 0: no batch
+	lastSeq uint64 // the last sequence of its last batch by batchSequences; 0: no batch
+	twoPC   bool   // a batch holds two-phase-commit markers: lastSeq is not to be trusted
+	// first is the sequence of its first batch (0: none), next the one
+	// after its last batch by header counts (the writer's own count), and
+	// gap the first sequence missing between two of its batches (0: none).
+	// Meaningless with twoPC.
+	first, next, gap uint64
 }
 
 // copyWALs copies the WAL files that recovery of m needs or checks into
@@ -127,7 +133,8 @@ func (c *copier) copyWAL(l walLog) (walCopy, error) {
 		os.Remove(dst)
 		return walCopy{}, fmt.Errorf("rocks: checkpoint: %w", err)
 	}
-	return walCopy{num: l.num, name: l.name, size: scan.end, lastSeq: scan.lastSeq}, nil
+	return walCopy{num: l.num, name: l.name, size: scan.end, lastSeq: scan.lastSeq, twoPC: scan.twoPC,
+		first: scan.first, next: scan.next, gap: scan.gap}, nil
 }
 
 // scanWAL reads the WAL file at path, whose number is num, to the end of
@@ -153,9 +160,18 @@ func scanWAL(path string, num uint64) (walScan, error) {
 			return walScan{}, fmt.Errorf("read wal %s at offset %d: %w: a record of %d bytes, shorter than a write batch header",
 				path, lr.recOff, ErrCorrupt, len(rec))
 		}
+		seq := binary.LittleEndian.Uint64(rec)
 		if n := batchSequences(rec); n > 0 {
-			s.lastSeq = max(s.lastSeq, binary.LittleEndian.Uint64(rec)+n-1)
+			s.lastSeq = max(s.lastSeq, seq+n-1)
 		}
+		s.twoPC = s.twoPC || hasTxnMarkers(rec)
+		switch {
+		case s.first == 0:
+			s.first = seq
+		case seq != s.next && s.gap == 0:
+			s.gap = s.next
+		}
+		s.next = seq + uint64(binary.LittleEndian.Uint32(rec[8:]))
 	}
 }
 
@@ -231,10 +247,144 @@ func emptyRangeDeletions(data []byte) (n uint64, ok bool) {
 
 // sequence is the last sequence that recovery of the checkpoint reaches:
 // that of the MANIFEST, or the end of the last batch of the WAL copies.
+//
+// It fails with ErrUnflushed when the WAL copies are not one unbroken run
+// of batches from right after what the SST files hold: sequences written
+// without the WAL (WriteOptions.disableWAL) that no flush has put into SST
+// files yet. Those writes are only in the writer's memtables; a checkpoint
+// now would open at a later sequence without them.
 func (c *copier) sequence(manifestSeq uint64) (uint64, error) {
 	seq := manifestSeq
+	twoPC := false
 	for _, w := range c.wals {
 		seq = max(seq, w.lastSeq)
+		twoPC = twoPC || w.twoPC
 	}
-	return seq, nil
+	if !twoPC {
+		return seq, c.unbroken(manifestSeq)
+	}
+	last, err := c.txnSequence(manifestSeq)
+	return max(manifestSeq, last), err
+}
+
+// unbroken checks, by header counts, that the batches of the WAL copies
+// (oldest first) follow each other without a missing sequence, from at
+// most right after manifestSeq.
+func (c *copier) unbroken(manifestSeq uint64) error {
+	var next uint64 // where the next batch must start; 0: no batch yet
+	for _, w := range c.wals {
+		if w.first == 0 {
+			continue
+		}
+		switch {
+		case next == 0 && w.first > manifestSeq+1:
+			return c.unflushed(manifestSeq+1, w.first-1, w.name)
+		case next != 0 && w.first != next:
+			return c.unflushed(next, w.first-1, w.name)
+		case w.gap != 0:
+			return c.unflushed(w.gap, 0, w.name)
+		}
+		next = w.next
+	}
+	return nil
+}
+
+// unflushed is the ErrUnflushed of a checkpoint whose WAL lacks the
+// sequences from..to (to 0: not known) before or in the WAL copy name.
+func (c *copier) unflushed(from, to uint64, name string) error {
+	what := fmt.Sprintf("sequences from %d", from)
+	if to >= from {
+		what = fmt.Sprintf("sequences %d..%d", from, to)
+	}
+	return fmt.Errorf("%w: %s of %s are in no WAL file (at %s) and not yet flushed to SST files: they were written without the WAL (WriteOptions.disableWAL), so a base taken now would lack them; a base can be taken once the writer flushes every column family",
+		ErrUnflushed, what, c.dbDir, name)
+}
+
+// txnSequence reads the WAL copies again, oldest first, with a Txns: a
+// prepare takes no sequence, a commit takes its prepared records too. A
+// commit whose prepare is in no copy is given only its own records, as
+// recovery does (it inserts nothing for a transaction it did not rebuild:
+// MemTableInserter::MarkCommit, db/write_batch.cc).
+func (c *copier) txnSequence(manifestSeq uint64) (uint64, error) {
+	var t Txns
+	var last, next uint64
+	for _, w := range c.wals {
+		path := filepath.Join(c.dir, w.name)
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, fmt.Errorf("rocks: checkpoint: %w", err)
+		}
+		lr := newLogReader(f, path, w.num, walMaxRecord)
+		for {
+			rec, ok, err := lr.next()
+			if err != nil || !ok {
+				f.Close()
+				if err != nil {
+					return 0, fmt.Errorf("rocks: checkpoint: read wal %w", err)
+				}
+				break
+			}
+			span, err := t.Span(rec)
+			if errors.Is(err, ErrNoPrepare) {
+				span, err = uint32(batchSequences(rec)), nil
+			}
+			if err != nil {
+				f.Close()
+				return 0, fmt.Errorf("rocks: checkpoint: wal %s: %w", path, err)
+			}
+			seq := binary.LittleEndian.Uint64(rec)
+			if gapFrom := max(next, manifestSeq+1); (next != 0 || seq > manifestSeq+1) && seq > gapFrom {
+				f.Close()
+				return 0, c.unflushed(gapFrom, seq-1, w.name)
+			}
+			if span > 0 {
+				last = max(last, seq+uint64(span)-1)
+			}
+			next = max(next, seq+uint64(span))
+		}
+	}
+	return last, nil
+}
+
+// hasTxnMarkers says whether a batch holds a two-phase-commit marker
+// (BeginPrepare, EndPrepare, Commit, Rollback, their other policies'
+// forms, a commit with a timestamp). A batch that cannot be walked says
+// false: batchSequences then stands.
+func hasTxnMarkers(data []byte) bool {
+	found := false
+	walkRecords(data, func(tag byte) {
+		switch tag {
+		case 0x09, 0x0A, 0x0B, 0x0C, 0x12, 0x13, 0x15:
+			found = true
+		}
+	})
+	return found
+}
+
+// walkRecords calls fn with the tag of each record of a batch, as far as
+// it can walk it.
+func walkRecords(data []byte, fn func(tag byte)) {
+	for off := headerSize; off < len(data); {
+		tag := data[off]
+		shape, known := walShapes[tag]
+		if !known {
+			return
+		}
+		fn(tag)
+		off++
+		if shape.cf {
+			_, w := binary.Uvarint(data[off:])
+			if w <= 0 {
+				return
+			}
+			off += w
+		}
+		for range shape.slices {
+			l, w := binary.Uvarint(data[off:])
+			if w <= 0 || l > uint64(len(data)-off-w) {
+				return
+			}
+			off += w + int(l)
+		}
+	}
 }

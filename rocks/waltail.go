@@ -23,7 +23,11 @@ import (
 //
 // Seek positions it on the batch that starts at a sequence; Next returns
 // the batches from there, each one starting exactly where the one before
-// ended (Batch.Next), across WAL files too. A batch that does not is a
+// ended (Batch.Next), across WAL files too. A batch's Count is the number
+// of sequences it uses, which differs from its header's for the batches of
+// two-phase-commit transactions (waltxn.go): the commit of a transaction
+// prepared before the first file read makes it read the older WAL files,
+// once per Seek. A batch that does not is a
 // *GapError (ErrGap): a WAL file that was deleted before it was read,
 // writes made with disableWAL. Nothing is ever skipped silently.
 //
@@ -34,8 +38,16 @@ import (
 // it was read to its end: its torn or zero-filled tail then ends it, and
 // reading moves on to the next file. Whether a higher file exists takes a
 // listing of the folder, which costs with the number of files in it (SST
-// files too), so Next lists at most once per walFinishedEvery while it
-// waits at the end of a file: a WAL switch is seen up to that much later. Damage before the tail of a finished
+// files too). So the WALTail keeps the WAL files of its last listing, and
+// decides from them first: at the end of a file it moves on at once when
+// two newer files are known, or one that has data (a stat of that one
+// file); it moves to the next known file without listing while two or
+// more newer ones are known (catching up, a listing per many files,
+// whatever their size). Only when what it knows does not tell, at the
+// live end of the newest file, does it list, at most once per
+// walFinishedEvery while it waits: a WAL switch is seen up to that much
+// later there, and a waiting WALTail costs one listing per
+// walFinishedEvery, nothing more. Damage before the tail of a finished
 // file is ErrCorrupt, naming the file and the offset.
 //
 // The file being read is kept open: on Linux an open file survives its
@@ -47,9 +59,11 @@ import (
 // (an idle database without WAL retention) is reported as a gap only once
 // the next batch is written; until then Next says ok=false.
 //
-// Supported: RocksDB's log format as of 7.x, legacy and recyclable records;
-// WAL compression (a SetCompressionType record) and record types newer
-// than 7.8 are ErrUnsupported. A WALTail is used by one goroutine at a time.
+// Supported: RocksDB's log format as of 7.x, legacy and recyclable
+// records, and WAL compression (wal_compression=zstd: a SetCompressionType
+// record, then records that are each one zstd frame, see walzstd.go).
+// Other compression types and record types unknown to 7.8 are
+// ErrUnsupported. A WALTail is used by one goroutine at a time.
 type WALTail struct {
 	dir     string
 	archive string
@@ -63,12 +77,25 @@ type WALTail struct {
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
 	listed  time.Time        // when finished last listed the folder
+	txns    walTxns          // two-phase-commit transactions (waltxn.go)
+	lastNum uint64           // the number of the WAL file of the last batch returned; 0: none since Seek
+	known   []walLog         // the WAL files of the last listing of dir and archive/, by number
+	empty   uint64           // a newer file found empty by a stat; 0: none
+	waiting bool             // the last Next stopped at the end of the file being read
+
+	// The head (walhead.go): the last listing of dir, the newest file's scan.
+	dirLogs    []walLog
+	headListed time.Time
+	head       *headScan
+	sizes      map[uint64]int64 // sizes of files the writer no longer appends to
 
 	// for tests: where the last batch came from, and counters
 	lastPath string
 	lastOff  int64
 	listings int // directory listings at the live end
+	lists    int // listings of dir and archive/ (locate, advance)
 	opened   int // WAL files opened for reading (not counting first-record probes)
+	probes   int // first records read to locate a sequence
 }
 
 // Limits of a WALTail.
@@ -108,6 +135,7 @@ func (t *WALTail) Seek(seq uint64) error {
 	}
 	t.closeFile()
 	t.target, t.next, t.seeking, t.sought, t.err = max(seq, 1), max(seq, 1), true, true, nil
+	t.txns, t.lastNum = walTxns{}, 0
 	return nil
 }
 
@@ -123,6 +151,7 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 		return Batch{}, false, t.err
 	}
 	b, ok, err = t.read()
+	t.waiting = err == nil && !ok
 	if err != nil {
 		t.err = err
 		t.closeFile()
@@ -134,6 +163,7 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 // Close closes the file being read. Closing twice is harmless.
 func (t *WALTail) Close() error {
 	t.closeFile()
+	t.closeHead()
 	t.closed, t.buf = true, nil
 	return nil
 }
@@ -159,10 +189,7 @@ func (t *WALTail) read() (Batch, bool, error) {
 		}
 		switch res {
 		case readWait:
-			if !t.listDue() {
-				return Batch{}, false, nil
-			}
-			finished, err := t.finished(t.cur.num)
+			finished, err := t.finishedNow()
 			if err != nil || !finished {
 				return Batch{}, false, err
 			}
@@ -183,7 +210,7 @@ func (t *WALTail) read() (Batch, bool, error) {
 			if !owned {
 				b.Data = slices.Clone(payload)
 			}
-			t.lastPath, t.lastOff = t.cur.path, t.cur.recOff
+			t.lastPath, t.lastOff, t.lastNum = t.cur.path, t.cur.recOff, t.cur.num
 			return b, true, nil
 		}
 	}
@@ -196,7 +223,11 @@ func (t *WALTail) batch(payload []byte) (b Batch, keep bool, err error) {
 		return Batch{}, false, fmt.Errorf("rocks: read wal %s at offset %d: %w: a record of %d bytes, shorter than a write batch header",
 			t.cur.path, t.cur.recOff, ErrCorrupt, len(payload))
 	}
-	b = Batch{Seq: binary.LittleEndian.Uint64(payload), Count: binary.LittleEndian.Uint32(payload[8:]), Data: payload}
+	span, err := t.span(payload) // not the header's count with transactions (waltxn.go)
+	if err != nil {
+		return Batch{}, false, err
+	}
+	b = Batch{Seq: binary.LittleEndian.Uint64(payload), Count: span, Data: payload}
 	if t.seeking {
 		switch {
 		case b.Seq < t.target && b.Next() <= t.target:
@@ -207,7 +238,10 @@ func (t *WALTail) batch(payload []byte) (b Batch, keep bool, err error) {
 		}
 	}
 	if b.Seq != t.next {
-		return Batch{}, false, &GapError{Dir: t.dir, Expected: t.next, Got: b.Seq, File: t.cur.path}
+		// The batch before was in this file or the one before it: no file
+		// is missing, so the sequences between were never logged.
+		unlogged := !t.seeking && t.lastNum != 0 && t.lastNum+1 >= t.cur.num
+		return Batch{}, false, &GapError{Dir: t.dir, Expected: t.next, Got: b.Seq, File: t.cur.path, Unlogged: unlogged}
 	}
 	t.seeking, t.next = false, b.Next()
 	return b, true, nil
@@ -223,16 +257,9 @@ func (t *WALTail) locate() (ok bool, err error) {
 		if err != nil || len(logs) == 0 {
 			return false, err
 		}
-		start := 0
-		for i := len(logs) - 1; i >= 0; i-- {
-			seq, found, err := t.firstSequence(logs[i])
-			if err != nil {
-				return false, err
-			}
-			if found && seq <= t.target {
-				start = i
-				break
-			}
+		start, err := t.startFile(logs)
+		if err != nil {
+			return false, err
 		}
 		f, err := t.open(logs[start])
 		if err != nil || f != nil {
@@ -243,29 +270,112 @@ func (t *WALTail) locate() (ok bool, err error) {
 	return false, nil
 }
 
-// advance moves from the finished current file to the next one. moved is
-// false when that file vanished meanwhile and no other came (the database
-// was deleted?): the next call tries again.
-func (t *WALTail) advance() (moved bool, err error) {
-	logs, err := t.list()
-	if err != nil {
-		return false, err
+// startFile returns the index of the newest of logs whose first batch
+// starts at or before the sequence sought, else 0. The first sequences grow
+// with the files' numbers, so it searches by halves (a restart behind
+// thousands of small WAL files reads a dozen first records, not thousands)
+// once the newest files without an intact first record (just created) are
+// passed; a file in the middle without one (deleted meanwhile) makes it
+// look at each file from the newest down.
+func (t *WALTail) startFile(logs []walLog) (int, error) {
+	hi := len(logs) - 1
+	for ; hi >= 0; hi-- {
+		seq, found, err := t.firstSequence(logs[hi])
+		if err != nil || found && seq <= t.target {
+			return hi, err
+		}
+		if found {
+			break
+		}
 	}
-	for _, l := range logs {
-		if l.num <= t.cur.num {
-			continue
+	lo, start := 0, 0
+	for hi--; lo <= hi; {
+		mid := lo + (hi-lo)/2
+		seq, found, err := t.firstSequence(logs[mid])
+		switch {
+		case err != nil:
+			return 0, err
+		case !found:
+			return t.startFileLinear(logs[:hi+1], start)
+		case seq <= t.target:
+			start, lo = mid, mid+1
+		default:
+			hi = mid - 1
 		}
-		f, err := t.open(l)
+	}
+	return start, nil
+}
+
+// startFileLinear is startFile looking at each file from the newest down;
+// start is the answer when none of logs starts at or before the target.
+func (t *WALTail) startFileLinear(logs []walLog, start int) (int, error) {
+	for i := len(logs) - 1; i >= 0; i-- {
+		seq, found, err := t.firstSequence(logs[i])
 		if err != nil {
-			return false, err
+			return 0, err
 		}
-		if f != nil {
-			t.closeFile()
-			t.cur = f
-			return true, nil
+		if found && seq <= t.target {
+			return i, nil
+		}
+	}
+	return start, nil
+}
+
+// advance moves from the finished current file to the next one: the next
+// file of the last listing, listing again first when it knew fewer than
+// two newer files (near the live end, where the writer may have created
+// more since). moved is false when the files known vanished meanwhile and
+// no other came (the database was deleted?): the next call tries again.
+func (t *WALTail) advance() (moved bool, err error) {
+	for try := range 2 {
+		if try == 1 || len(t.newer(t.cur.num)) < 2 {
+			if _, err := t.list(); err != nil {
+				return false, err
+			}
+		}
+		for _, l := range t.newer(t.cur.num) {
+			f, err := t.open(l)
+			if err != nil {
+				return false, err
+			}
+			if f != nil {
+				t.closeFile()
+				t.cur = f
+				return true, nil
+			}
 		}
 	}
 	return false, nil
+}
+
+// newer returns the WAL files of the last listing numbered above num.
+func (t *WALTail) newer(num uint64) []walLog {
+	i, found := slices.BinarySearchFunc(t.known, num, func(l walLog, n uint64) int { return cmpUint(l.num, n) })
+	if found {
+		i++
+	}
+	return t.known[i:]
+}
+
+// finishedNow says whether the writer has moved on from the current file,
+// from what the last listing showed if it tells (two newer files, or one
+// that has data), else from a listing when one is due.
+func (t *WALTail) finishedNow() (bool, error) {
+	num := t.cur.num
+	switch newer := t.newer(num); {
+	case len(newer) >= 2:
+		return true, nil
+	case len(newer) == 1 && newer[0].num != t.empty:
+		data, err := t.hasData(newer[0].name)
+		if err != nil || data {
+			return data, err
+		}
+		t.empty = newer[0].num // stat it again only with a listing
+	}
+	if !t.listDue() {
+		return false, nil
+	}
+	return t.finished(num)
 }
 
 // listDue says whether finished may list the folder now, and if so takes
@@ -285,34 +395,19 @@ func (t *WALTail) listDue() bool {
 // next one, before it writes into that one.) The newest file is always in
 // dir, never in archive/, so archive/ is not listed.
 func (t *WALTail) finished(num uint64) (bool, error) {
-	t.listings++
-	d, err := os.Open(t.dir)
+	logs, err := t.scanDir()
 	if err != nil {
-		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+		return false, err
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
+	i, found := slices.BinarySearchFunc(logs, num, func(l walLog, n uint64) int { return cmpUint(l.num, n) })
+	if found {
+		i++
 	}
-	var newer []string
-	for _, name := range names {
-		if n, ok := walNumber(name); ok && n > num {
-			newer = append(newer, name)
-		}
-	}
-	switch len(newer) {
+	switch newer := logs[i:]; len(newer) {
 	case 0:
 		return false, nil
 	case 1:
-		fi, err := os.Stat(filepath.Join(t.dir, newer[0]))
-		if errors.Is(err, fs.ErrNotExist) {
-			return true, nil // moved to archive/: the writer is past it too
-		}
-		if err != nil {
-			return false, fmt.Errorf("rocks: list wal files of %s: %w", t.dir, err)
-		}
-		return fi.Size() > 0, nil
+		return t.hasData(newer[0].name)
 	}
 	return true, nil
 }
@@ -333,9 +428,12 @@ func walNumber(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-// list returns the WAL files of dir and archive/, by number. dir is listed
-// first: RocksDB only moves files from dir to archive/, so a file that
-// moves meanwhile is seen at least once.
+// list returns the WAL files of dir and archive/, by number, and keeps them
+// as the files known. dir is listed first: RocksDB only moves files from
+// dir to archive/, so a file that moves meanwhile is seen at least once.
+// The files known stay exact for what advance takes from them: RocksDB
+// numbers WAL files in the order it creates them, so no file can appear
+// later between two that a listing showed.
 func (t *WALTail) list() ([]walLog, error) {
 	var logs []walLog
 	for _, d := range []string{t.dir, t.archive} {
@@ -353,7 +451,9 @@ func (t *WALTail) list() ([]walLog, error) {
 		}
 	}
 	slices.SortFunc(logs, func(a, b walLog) int { return cmpUint(a.num, b.num) })
-	return slices.CompactFunc(logs, func(a, b walLog) bool { return a.num == b.num }), nil
+	t.known = slices.CompactFunc(logs, func(a, b walLog) bool { return a.num == b.num })
+	t.lists++
+	return t.known, nil
 }
 
 func cmpUint(a, b uint64) int {
@@ -400,6 +500,7 @@ func (t *WALTail) open(l walLog) (*walFile, error) {
 // too); found is false when the file is gone or has no intact first record
 // yet.
 func (t *WALTail) firstSequence(l walLog) (seq uint64, found bool, err error) {
+	t.probes++
 	f, path, err := t.openLog(l)
 	if err != nil || f == nil {
 		return 0, false, err
@@ -410,8 +511,10 @@ func (t *WALTail) firstSequence(l walLog) (seq uint64, found bool, err error) {
 
 // readFirstSequence reads the sequence of the first batch of the WAL file
 // f, whose number is num; found is false when it has no intact first record
-// yet.
-func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, found bool, err error) {
+// yet. It reads the first physical record only (a First fragment holds the
+// batch's header too), but in a compressed file, whose first batch it
+// reads whole after the SetCompressionType record.
+func readFirstSequence(f *os.File, path string, num uint64) (seq uint64, found bool, err error) {
 	var block [walBlockSize]byte
 	n, err := f.ReadAt(block[:], 0)
 	if err != nil && err != io.EOF {
@@ -424,9 +527,9 @@ func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, foun
 	switch p.typ {
 	case walFullType, walFirstType, walRecyclableFullType, walRecyclableFirstType:
 	case walSetCompressionType:
-		return 0, false, fmt.Errorf("rocks: read wal %s: %w: %s", path, ErrUnsupported, compressionMessage(p.payload))
+		return compressedFirstSequence(f, path, num)
 	default:
-		return 0, false, fmt.Errorf("rocks: read wal %s: %w: its first record has type %d", path, ErrUnsupported, p.typ)
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: its first record has type %d, unknown to RocksDB 7.8's log format", path, ErrUnsupported, p.typ)
 	}
 	if len(p.payload) < headerSize {
 		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(p.payload))
@@ -434,11 +537,20 @@ func readFirstSequence(f io.ReaderAt, path string, num uint64) (seq uint64, foun
 	return binary.LittleEndian.Uint64(p.payload), true, nil
 }
 
-func compressionMessage(payload []byte) string {
-	if len(payload) == 0 {
-		return "the WAL is compressed (wal_compression); rockstream reads uncompressed WAL only"
+// compressedFirstSequence reads the first batch of the compressed WAL file
+// f whole, as a live file (an incomplete record is not found yet).
+func compressedFirstSequence(f *os.File, path string, num uint64) (seq uint64, found bool, err error) {
+	w := &walFile{num: num, path: path, f: f, buf: make([]byte, 0, walBlockSize)}
+	payload, _, res, err := w.read()
+	switch {
+	case err != nil:
+		return 0, false, err
+	case res != readRecord:
+		return 0, false, nil
+	case len(payload) < headerSize:
+		return 0, false, fmt.Errorf("rocks: read wal %s: %w: first batch of %d bytes", path, ErrCorrupt, len(payload))
 	}
-	return fmt.Sprintf("the WAL is compressed (wal_compression, compression type %d); rockstream reads uncompressed WAL only", payload[0])
+	return binary.LittleEndian.Uint64(payload), true, nil
 }
 
 // physical is a physical record: a header and a payload within a block.
@@ -510,6 +622,8 @@ type walFile struct {
 	bufOff   int64
 	finished bool // the writer has moved on: what the file holds is all it will hold
 	recycled bool // the file's records are of the recyclable types
+	typed    bool // recycled is known: a record other than SetCompressionType was read
+	zstd     bool // the records after the first are compressed (wal_compression=zstd)
 }
 
 // readResult is what walFile.read found.
@@ -579,8 +693,9 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			return nil, false, 0, w.corrupt(off, why)
 		}
 		w.off = off + int64(p.size)
-		if off == 0 {
+		if !w.typed && p.typ != walSetCompressionType {
 			w.recycled = p.typ >= walRecyclableFullType && p.typ <= walRecyclableLastType
+			w.typed = true
 		}
 		switch p.typ {
 		case walFullType, walRecyclableFullType:
@@ -590,7 +705,7 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			// An empty First fragment right before is an old writer's bug
 			// that RocksDB's reader forgives.
 			w.inFrag, w.frag, w.recOff = false, nil, off
-			return p.payload, false, readRecord, nil
+			return w.record(p.payload, false)
 		case walFirstType, walRecyclableFirstType:
 			if w.inFrag && len(w.frag) > 0 {
 				return nil, false, 0, w.corrupt(off, "a first fragment inside a fragmented record")
@@ -613,9 +728,16 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 			}
 			rec := append(w.frag, p.payload...)
 			w.inFrag, w.frag = false, nil
-			return rec, true, readRecord, nil
+			return w.record(rec, true)
 		case walSetCompressionType:
-			return nil, false, 0, fmt.Errorf("rocks: read wal %s at offset %d: %w: %s", w.path, off, ErrUnsupported, compressionMessage(p.payload))
+			if off != 0 {
+				// db/log_reader.cc:262: only a file's first record.
+				return nil, false, 0, w.corrupt(off, "a SetCompressionType record that is not the file's first")
+			}
+			if err := compressionType(w.path, off, p.payload); err != nil {
+				return nil, false, 0, err
+			}
+			w.zstd = true
 		case walZeroType:
 			return nil, false, 0, w.corrupt(off, fmt.Sprintf("a record of type 0 with %d bytes", len(p.payload)))
 		default:
@@ -623,6 +745,19 @@ func (w *walFile) read() (payload []byte, owned bool, res readResult, err error)
 				w.path, off, ErrUnsupported, p.typ)
 		}
 	}
+}
+
+// record returns a logical record as read: decompressed when the file is
+// compressed. owned says whether rec is the caller's already.
+func (w *walFile) record(rec []byte, owned bool) ([]byte, bool, readResult, error) {
+	if !w.zstd {
+		return rec, owned, readRecord, nil
+	}
+	out, err := decompress(w.path, w.recOff, rec)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	return out, true, readRecord, nil
 }
 
 // checkSize refuses to grow a fragmented record past walMaxRecord.

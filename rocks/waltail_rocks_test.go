@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -347,28 +348,154 @@ func TestWALTailEmptyDeleteRange(t *testing.T) {
 	}
 }
 
-// TestWALTailCompressedRocksDB: RocksDB's WAL compression is refused.
+// TestWALTailCompressedRocksDB reads the WAL of a writer with
+// wal_compression=zstd (RocksDB writes a SetCompressionType record, then
+// every batch as a zstd frame, fragmented like any record), three column
+// families of small memtables that switch WAL files often, batches over a
+// block and over 1 MiB: every batch as written, the same as ldb dump_wal
+// says for each file, across the switches and from archive/.
 func TestWALTailCompressedRocksDB(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "src")
-	o := grocksdb.NewDefaultOptions()
-	defer o.Destroy()
-	o.SetCreateIfMissing(true)
-	o.SetWALCompression(grocksdb.ZSTDCompression)
-	db, err := grocksdb.OpenDb(o, dir)
+	rng := rand.New(rand.NewPCG(53, 54))
+	w := newWriterWith(t, filepath.Join(t.TempDir(), "src"), func(o *grocksdb.Options) {
+		o.SetWALTtlSeconds(3600)
+		o.SetWALCompression(grocksdb.ZSTDCompression)
+		o.SetWriteBufferSize(64 << 10)
+	}, "a", "b")
+	var written [][]byte
+	for round := range 6 {
+		written = append(written, w.writeRandomKeep(rng, 200)...)
+		written = append(written, w.writeLarge(rng, "a", 40_000+rng.IntN(100_000)))
+		if round == 2 {
+			written = append(written, w.writeLarge(rng, "b", 1_500_000))
+		}
+		w.flush()
+	}
+	written = append(written, w.writeRandomKeep(rng, 50)...)
+	tail := newTail(t, w.dir, 1)
+	got := drainTail(t, tail, nil)
+	sameData(t, got, written)
+	files, archived := map[string]bool{}, 0
+	for _, b := range got {
+		files[b.path] = true
+		if strings.Contains(b.path, "/archive/") {
+			archived++
+		}
+	}
+	data, err := os.ReadFile(got[0].path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wo := grocksdb.NewDefaultWriteOptions()
-	defer wo.Destroy()
-	if err := db.Put(wo, []byte("a"), []byte("b")); err != nil {
-		t.Fatal(err)
+	if data[6] != walSetCompressionType {
+		t.Fatalf("%s starts with a record of type %d: the writer does not compress its WAL", got[0].path, data[6])
 	}
-	db.Close()
-	_, _, err = newTail(t, dir, 1).Next()
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "compressed") {
-		t.Fatalf("compressed WAL: %v, want ErrUnsupported", err)
+	if len(files) < 6 || archived == 0 {
+		t.Fatalf("batches from %d files (%d from archive/); want 6 or more, some archived", len(files), archived)
 	}
-	t.Log(err)
+	compareWithDumpWAL(t, got)
+	for range 10 { // Seek finds the file from the compressed first batches
+		i := rng.IntN(len(written))
+		from := newTail(t, w.dir, got[i].Seq)
+		if got[i].Count == 0 {
+			i = firstAt(got, got[i].Seq)
+		}
+		sameData(t, drainTail(t, from, nil), written[i:])
+	}
+	more := w.writeRandomKeep(rng, 3) // and follows the live file
+	sameData(t, drainTail(t, tail, got), append(written, more...))
+	t.Logf("%d compressed batches in %d WAL files, %d from archive/", len(got), len(files), archived)
+}
+
+// drainN reads n batches.
+func drainN(t *testing.T, tail *WALTail, n int) []tailBatch {
+	t.Helper()
+	var got []tailBatch
+	for len(got) < n {
+		b, ok, err := tail.Next()
+		if err != nil || !ok {
+			t.Fatalf("next after %d batches: ok %v, %v", len(got), ok, err)
+		}
+		got = append(got, tailBatch{b, tail.lastPath, tail.lastOff})
+	}
+	return got
+}
+
+// TestWALTailSwitchesWithoutWaiting reads a backlog of db_bench's WAL in
+// 256 KiB files (a writer with small memtables) with a clock that never
+// moves: the tail goes from file to file without a listing slot, so it
+// reads the whole backlog in one go; it lists the folder far less often
+// than it switches files, and waiting at the live end it lists no more than
+// its rate allows (never, with this clock, after the first time). Head
+// finds the database's last sequence and the WAL bytes before it while the
+// tail is behind, and costs no listing at the live end.
+func TestWALTailSwitchesWithoutWaiting(t *testing.T) {
+	bench := requireTool(t, "db_bench")
+	dir := filepath.Join(t.TempDir(), "bench")
+	out, err := exec.Command(bench, "--benchmarks=fillrandom", "--db="+dir, "--num=60000", "--batch_size=2",
+		"--wal_ttl_seconds=3600", "--value_size=100", "--compression_type=none",
+		"--write_buffer_size=262144", "--seed=5", "--threads=1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("db_bench fillrandom: %v: %s", err, out)
+	}
+	tail := newTail(t, dir, 1)
+	frozen := time.Unix(1e9, 0)
+	tail.now = func() time.Time { return frozen }
+	first := drainN(t, tail, 1)
+	head, behind, err := tail.Head()
+	if err != nil || head.Sequence != 60000 {
+		t.Fatalf("head before reading the backlog: %+v, %v; want sequence 60000", head, err)
+	}
+	got := drainTail(t, tail, first)
+	if want := 60000 / 2; len(got) != want {
+		t.Fatalf("read %d batches in one go with a clock that does not move, want all %d", len(got), want)
+	}
+	if last := got[len(got)-1].Next() - 1; last != 60000 {
+		t.Fatalf("the tail ends at seq %d, want 60000", last)
+	}
+	files := map[string]bool{}
+	for _, b := range got {
+		files[filepath.Base(b.path)] = true
+	}
+	var total int64
+	for name := range files {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			fi, err = os.Stat(filepath.Join(dir, "archive", name))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += fi.Size()
+	}
+	if behind < total*9/10 || behind > total {
+		t.Fatalf("the head was %d bytes ahead after the first batch, want about the %d bytes of the WAL files", behind, total)
+	}
+	listings, lists := tail.listings, tail.lists
+	for range 100 {
+		drainTail(t, tail, got)
+		if head, behind, err := tail.Head(); err != nil || head.Sequence != 60000 || behind != 0 {
+			t.Fatalf("head at the live end: %+v, %d bytes behind, %v; want sequence 60000, 0 bytes", head, behind, err)
+		}
+	}
+	t.Logf("%d WAL files read with %d listings of dir and archive/, %d at the live end", len(files), lists, listings)
+	for _, i := range []int{0, 1, len(got) / 3, len(got) / 2, len(got) - 2, len(got) - 1} {
+		from := newTail(t, dir, got[i].Seq)
+		rest := drainTail(t, from, nil)
+		if len(rest) != len(got)-i || rest[0].Seq != got[i].Seq {
+			t.Fatalf("seek to seq %d: %d batches, want %d from it", got[i].Seq, len(rest), len(got)-i)
+		}
+		if most := 2 + 2*bits.Len(uint(len(files))); from.probes > most {
+			t.Fatalf("seek to seq %d read %d first records of %d WAL files, want at most %d", got[i].Seq, from.probes, len(files), most)
+		}
+	}
+	switch {
+	case len(files) < 20:
+		t.Fatalf("db_bench wrote %d WAL files, want 20 or more", len(files))
+	case lists > len(files)/5:
+		t.Fatalf("%d listings for %d WAL files: the tail lists at (nearly) every switch", lists, len(files))
+	case tail.listings != listings || tail.lists != lists:
+		t.Fatalf("100 polls at the live end with a clock that does not move listed %d+%d more times, want 0",
+			tail.listings-listings, tail.lists-lists)
+	}
 }
 
 // TestWALTailRecycledRocksDB reads RocksDB's recyclable records: a writer

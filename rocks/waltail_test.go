@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // testWAL lays out a WAL file as RocksDB's log writer does, for tests: the
@@ -85,15 +87,36 @@ func (w *testWAL) physical(kind byte, payload []byte, hdr int) {
 // maskCRC is RocksDB's crc32c::Mask.
 func maskCRC(crc uint32) uint32 { return (crc>>15 | crc<<17) + walCRCMaskDelta }
 
-// testBatch returns a write batch representation of size bytes (at least
-// the header) with the given sequence and count; its records are filler,
-// which WALTail does not decode.
+// testBatch returns a write batch of size bytes (more when size cannot
+// hold count records) with the given sequence and count: count Puts whose
+// last value is filler, and a Noop to make up the size when a varint
+// length cannot.
 func testBatch(rng *rand.Rand, seq uint64, count uint32, size int) []byte {
-	b := make([]byte, max(size, headerSize))
+	body := max(size-headerSize, 4*int(count))
+	b := make([]byte, headerSize, headerSize+body)
 	binary.LittleEndian.PutUint64(b, seq)
 	binary.LittleEndian.PutUint32(b[8:], count)
-	for i := headerSize; i < len(b); i++ {
-		b[i] = byte(rng.Uint32())
+	for range int(count) - 1 {
+		b = append(b, tagValue, 1, 'k', 0)
+	}
+	if count == 0 {
+		for len(b) < headerSize+body {
+			b = append(b, tagNoop)
+		}
+		return b
+	}
+	rem := headerSize + body - len(b) // for the last Put: tag, 1, 'k', varint, value
+	vlen := rem - 4
+	for binary.PutUvarint(make([]byte, 10), uint64(vlen))+vlen+3 > rem {
+		vlen--
+	}
+	b = append(b, tagValue, 1, 'k')
+	b = binary.AppendUvarint(b, uint64(vlen))
+	for range vlen {
+		b = append(b, byte(rng.Uint32()))
+	}
+	for len(b) < headerSize+body {
+		b = append(b, tagNoop)
 	}
 	return b
 }
@@ -416,16 +439,17 @@ func TestWALTailRecycled(t *testing.T) {
 	}
 }
 
-// TestWALTailUnsupported: WAL compression and unknown record types are
-// ErrUnsupported, not corruption and not a silent skip.
+// TestWALTailUnsupported: WAL compression other than zstd and unknown
+// record types are ErrUnsupported, not corruption and not a silent skip; a
+// zstd WAL whose record does not decompress is ErrCorrupt.
 func TestWALTailUnsupported(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	compressed := &testWAL{num: 4}
-	compressed.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
-	compressed.add(testBatch(rng, 1, 1, 40))
+	lz4 := &testWAL{num: 4}
+	lz4.physical(walSetCompressionType, []byte{4, 0, 0, 0}, walHeaderSize) // kLZ4Compression
+	lz4.add(testBatch(rng, 1, 1, 40))
 	unknown := encodeWAL(4, false, [][]byte{testBatch(rng, 1, 1, 40)})
 	unknown.physical(10, []byte("a record of a newer RocksDB"), walHeaderSize)
-	for name, w := range map[string]*testWAL{"compressed": compressed, "unknown type": unknown} {
+	for name, w := range map[string]*testWAL{"compressed with lz4": lz4, "unknown type": unknown} {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "000004.log"), w.data)
 		_, err := drainTailErr(newTail(t, dir, 1), nil)
@@ -433,6 +457,16 @@ func TestWALTailUnsupported(t *testing.T) {
 			t.Fatalf("%s: %v, want ErrUnsupported", name, err)
 		}
 		t.Logf("%s: %v", name, err)
+	}
+	bad := &testWAL{num: 4}
+	bad.physical(walSetCompressionType, []byte{7, 0, 0, 0}, walHeaderSize)
+	bad.add(testBatch(rng, 1, 1, 40)) // not compressed
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000004.log"), bad.data)
+	writeFile(t, filepath.Join(dir, "000005.log"), nil)
+	writeFile(t, filepath.Join(dir, "000006.log"), nil)
+	if _, err := drainTailErr(newTail(t, dir, 1), nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "decompress") {
+		t.Fatalf("zstd WAL with a record that is not zstd: %v, want ErrCorrupt", err)
 	}
 }
 
@@ -580,6 +614,40 @@ func TestWALTailListsAtMostEvery(t *testing.T) {
 	}
 }
 
+// encodeZstdWAL is encodeWAL as RocksDB writes it with wal_compression=zstd:
+// a SetCompressionType record, then each batch as one zstd frame.
+func encodeZstdWAL(t testing.TB, num uint64, batches [][]byte) *testWAL {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	w := &testWAL{num: num}
+	w.physical(walSetCompressionType, []byte{walCompressionZSTD, 0, 0, 0}, walHeaderSize)
+	for _, b := range batches {
+		w.add(enc.EncodeAll(b, nil))
+	}
+	return w
+}
+
+// TestWALTailZstdHandMade reads a zstd WAL of the test's own encoder, then
+// the next file: batches as written, the fragmented one too.
+func TestWALTailZstdHandMade(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	batches := testBatches(rng, 1, 40)
+	batches = append(batches, testBatch(rng, nextSeq(batches), 3, 100_000)) // random bytes: a frame over a block
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000007.log"), encodeZstdWAL(t, 7, batches).data)
+	tail := newTail(t, dir, 1)
+	got := drainTail(t, tail, nil)
+	sameData(t, got, batches)
+	next := testBatch(rng, nextSeq(batches), 1, 60)
+	writeFile(t, filepath.Join(dir, "000008.log"), encodeZstdWAL(t, 8, [][]byte{next}).data)
+	sameData(t, drainTail(t, tail, got), append(batches, next))
+	sameData(t, drainTail(t, newTail(t, dir, nextSeq(batches)), nil), [][]byte{next}) // Seek reads a compressed first batch
+}
+
 // FuzzWALTail reads arbitrary bytes as a WAL file, first live, then
 // finished by a newer file: no panic, only the package's errors, batches
 // that are contiguous and made of the file's bytes (memory bounded by the
@@ -602,6 +670,7 @@ func FuzzWALTail(f *testing.F) {
 	damaged[100] ^= 1
 	f.Add(damaged, uint64(1))
 	f.Add(append(bytes.Clone(legacy[:330]), make([]byte, walBlockSize)...), uint64(5))
+	f.Add(encodeZstdWAL(f, 5, small(1, 20, 300, 40_000, 50)).data, uint64(1))
 	root, n := f.TempDir(), 0
 	f.Fuzz(func(t *testing.T, data []byte, seek uint64) {
 		n++
@@ -620,17 +689,20 @@ func FuzzWALTail(f *testing.F) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			total := 0
+			var txns Txns
 			for i, b := range got {
-				seq, count, herr := batchHeader(b.Data)
-				if herr != nil || seq != b.Seq || count != b.Count {
-					t.Fatalf("batch %d: seq %d count %d, its data says %d %d (%v)", i, b.Seq, b.Count, seq, count, herr)
+				seq, _, herr := batchHeader(b.Data)
+				span, serr := txns.Span(b.Data)
+				if herr != nil || serr != nil || seq != b.Seq || span != b.Count {
+					t.Fatalf("batch %d: seq %d count %d, its data says %d %d (%v, %v)", i, b.Seq, b.Count, seq, span, herr, serr)
 				}
 				if i == 0 && b.Seq != max(seek, 1) || i > 0 && b.Seq != got[i-1].Next() {
 					t.Fatalf("batch %d at seq %d breaks the sequence", i, b.Seq)
 				}
 				total += len(b.Data)
 			}
-			if total > len(data)+walBlockSize {
+			compressed := len(data) > walHeaderSize && data[6] == walSetCompressionType // zstd may expand
+			if total > len(data)+walBlockSize && !compressed {
 				t.Fatalf("%d bytes of batches from a file of %d", total, len(data))
 			}
 		}

@@ -199,7 +199,7 @@ func TestUnknownVersionCodecOrFlags(t *testing.T) {
 		name, want string
 		change     func(b []byte)
 	}{
-		{"version 2", "format version 2", func(b []byte) { le.PutUint16(b[8:], 2) }},
+		{"version 3", "format version 3", func(b []byte) { le.PutUint16(b[8:], 3) }},
 		{"version 0", "format version 0", func(b []byte) { le.PutUint16(b[8:], 0) }},
 		{"codec 7", "codec 7", func(b []byte) { le.PutUint16(b[10:], 7) }},
 		{"flag bit 3", "unknown flags 0x8", func(b []byte) { le.PutUint32(b[12:], 1<<3|FlagEnd) }},
@@ -212,20 +212,20 @@ func TestUnknownVersionCodecOrFlags(t *testing.T) {
 			}
 		})
 	}
-	// A v2 segment may have any layout after its first 10 bytes.
-	v2 := append(bytes.Clone(magic[:]), 2, 0, 'x')
-	if _, err := NewReader(bytes.NewReader(v2), ReaderOptions{}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("short v2 segment: err = %v, want ErrUnsupported", err)
+	// A v3 segment may have any layout after its first 10 bytes.
+	v3 := append(bytes.Clone(magic[:]), 3, 0, 'x')
+	if _, err := NewReader(bytes.NewReader(v3), ReaderOptions{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("short v3 segment: err = %v, want ErrUnsupported", err)
 	}
 }
 
 func TestReadTrailerUnknownVersion(t *testing.T) {
 	seg, _ := smallSegment(t, CodecNone)
 	bad := bytes.Clone(seg)
-	le.PutUint16(bad[len(bad)-10:], 2)
+	le.PutUint16(bad[len(bad)-10:], 3)
 	_, _, err := ReadTrailer(bytes.NewReader(bad), int64(len(bad)))
-	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "format version 2") {
-		t.Errorf("err = %v, want ErrUnsupported naming version 2", err)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "format version 3") {
+		t.Errorf("err = %v, want ErrUnsupported naming version 3", err)
 	}
 }
 
@@ -250,8 +250,8 @@ func TestReaderChecksEachRecord(t *testing.T) {
 		{"record length", "declares", func(b []byte) { le.PutUint32(b[rec:], 1<<30) }},
 		{"short data", "declares 11 data bytes", func(b []byte) { le.PutUint32(b[rec:], 11) }},
 		{"sequence", fmt.Sprintf("batch at sequence %d where %d belongs", batches[0].Seq+1, batches[0].Seq),
-			func(b []byte) { le.PutUint64(b[rec+12:], batches[0].Seq+1); fixRecord(b, rec) }},
-		{"count", "ends at sequence", func(b []byte) { le.PutUint32(b[rec+20:], batches[0].Count+1); fixRecord(b, rec) }},
+			func(b []byte) { le.PutUint64(b[rec+20:], batches[0].Seq+1); fixRecord(b, rec) }},
+		{"span", "ends at sequence", func(b []byte) { le.PutUint32(b[rec+12:], batches[0].Count+1); fixRecord(b, rec) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,17 +263,33 @@ func TestReaderChecksEachRecord(t *testing.T) {
 			if !errors.As(err, &ce) || !strings.Contains(ce.Reason, tt.want) {
 				t.Fatalf("err = %v, want a CorruptError saying %q", err, tt.want)
 			}
-			if ce.Offset < int64(blocks[0]) || ce.Offset > int64(rec+recordOverhead+dataLen) {
+			if ce.Offset < int64(blocks[0]) || ce.Offset > int64(rec+recordOverhead2+dataLen) {
 				t.Errorf("offset %d, want within the first block up to its first record at %d", ce.Offset, rec)
 			}
 		})
 	}
 }
 
-// fixRecord recomputes the checksum of the record at off.
+// fixRecord recomputes the checksum of the v2 record at off.
 func fixRecord(seg []byte, off int) {
 	n := int(le.Uint32(seg[off:]))
-	le.PutUint32(seg[off+12+n:], checksum(seg[off:off+12+n]))
+	le.PutUint32(seg[off+20+n:], checksum(seg[off:off+20+n]))
+}
+
+// TestRecordFlags: a v2 record with a flag bit that this package does not
+// know is refused as unsupported, not read as something else.
+func TestRecordFlags(t *testing.T) {
+	seg, _ := smallSegment(t, CodecNone)
+	blocks, _ := blockOffsets(t, seg)
+	rec := blocks[0] + blockHeaderSize
+	bad := bytes.Clone(seg)
+	le.PutUint32(bad[rec+16:], 1<<4)
+	fixRecord(bad, rec)
+	refreshBlock(bad, blocks[0])
+	_, _, _, err := readAll(bad, ReaderOptions{})
+	if !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "flags 0x10") {
+		t.Fatalf("err = %v, want ErrUnsupported naming the flags", err)
+	}
 }
 
 func TestReaderMaxBlockSize(t *testing.T) {

@@ -1,5 +1,6 @@
-// Package segments reads and writes segment files, format version 1: the
-// unit in which rockstream archives RocksDB write batches. A segment holds
+// Package segments reads and writes segment files, format version 2 (and
+// reads version 1): the unit in which rockstream archives RocksDB write
+// batches. A segment holds
 // consecutive write batches of one timeline, exactly as RocksDB encodes
 // them, with the time each was archived. This package knows nothing of
 // storage: a Writer writes to an io.Writer, a Reader reads from an
@@ -8,9 +9,9 @@
 //
 // The format is a contract with every archive ever written. The layout
 // below, and every constant that the code marks "part of the format", may
-// not change within version 1; docs/FORMAT.md says the same in more words,
-// and the golden files in testdata/segments/v1 at the top of the repository
-// must read forever.
+// not change within a version; docs/FORMAT.md says the same in more words,
+// and the golden files in testdata/segments/v1 and v2 at the top of the
+// repository must read forever.
 //
 // # Layout
 //
@@ -28,7 +29,7 @@
 //
 //	offset size field
 //	     0    8 magic     89 52 4B 53 45 47 0D 0A ("\x89RKSEG\r\n")
-//	     8    2 version   uint16, 1
+//	     8    2 version   uint16, 2 (or 1)
 //	    10    2 codec     uint16: 0 none, 1 zstd
 //	    12    4 flags     uint32: bit 0 FlagEnd; every other bit 0
 //	    16    8 timeline  uint64
@@ -49,18 +50,27 @@
 //	    16    4 storedLen uint32: bytes after this header; rawLen for none
 //	    20    4 bodyCRC   CRC32C of the storedLen bytes
 //	    24    8 firstSeq  uint64: Seq of the block's first batch
-//	    32    8 nextSeq   uint64: Seq+Count of the block's last batch
+//	    32    8 nextSeq   uint64: Seq+span of the block's last batch
 //	    40    4 crc       CRC32C of bytes 0..40
 //	    44    . stored    storedLen bytes
 //
-// Batch record, 16+n bytes, one after another in a block's raw bytes:
+// Batch record, version 2, 24+n bytes, one after another in a block's raw
+// bytes:
 //
 //	offset size field
 //	     0    4 n         uint32: length of data, at least 12
 //	     4    8 time      int64 time the batch was archived
-//	    12    n data      the write batch, as WriteBatch.Data(): Seq as
-//	                      uint64, Count as uint32, then RocksDB's records
-//	  12+n    4 crc       CRC32C of bytes 0..12+n
+//	    12    4 span      uint32: the sequence numbers the batch uses (Count)
+//	    16    4 flags     uint32: 0; a bit this package does not know is
+//	                      ErrUnsupported (reserved: a batch cut across blocks)
+//	    20    n data      the write batch as in the WAL: Seq as uint64, the
+//	                      count of its records as uint32, then the records
+//	  20+n    4 crc       CRC32C of bytes 0..20+n
+//
+// The span is the header's count but for two-phase-commit transactions: a
+// prepare uses no sequence, a commit its own records' plus the prepared
+// ones (docs/FORMAT.md). Version 1's record has no span and no flags
+// (16+n bytes: n, time, data, crc): there the span is the header's count.
 //
 // Trailer, 96 bytes, the last bytes of the segment:
 //
@@ -68,7 +78,7 @@
 //	     0    4 tag        "TRLR"
 //	     4    4 blockCount uint32
 //	     8    8 batchCount uint64
-//	    16    8 nextSeq    uint64: Seq+Count of the last batch; firstSeq
+//	    16    8 nextSeq    uint64: Seq+span of the last batch; firstSeq
 //	                       when there is none. The next segment's firstSeq.
 //	    24    8 rawBytes   uint64: sum of the blocks' rawLen
 //	    32    8 firstTime  int64 time of the first batch; 0 when none
@@ -88,11 +98,11 @@
 // A reader checks all of these and reports a breach as ErrCorrupt:
 //
 //   - Sequences are contiguous. The first batch has Seq = firstSeq; each
-//     next batch has Seq = Seq+Count of the one before; a block's firstSeq
-//     and nextSeq are those of its first and last batch; the trailer's
-//     nextSeq is that of the last batch. Count may be 0.
-//   - A batch's data is at least 12 bytes, and its first 12 bytes are its
-//     Seq and Count: the record stores them nowhere else.
+//     next batch has Seq = Seq+Count (the span) of the one before; a
+//     block's firstSeq and nextSeq are those of its first and last batch;
+//     the trailer's nextSeq is that of the last batch. Count may be 0.
+//   - A batch's data is at least 12 bytes, and its first 8 bytes are its
+//     Seq. In version 1 the next 4 are its Count, stored nowhere else.
 //   - Blocks are numbered 0, 1, 2, ... with no gap, so a missing, repeated
 //     or moved block is found by its header alone. A block holds at least
 //     one batch; a segment with no batches has no blocks.
@@ -124,9 +134,12 @@
 //
 // In every version, a segment starts with the 8-byte magic and the uint16
 // version, and ends with the uint16 version 10 bytes before its end and the
-// 4-byte end magic. A v1 reader stops at an unknown version with
-// ErrUnsupported naming it. It also rejects, with ErrUnsupported, a codec or
-// a flag bit it does not know: new ones may be added within version 1, once
-// every reader knows them. Any other change makes a new version, which
-// readers learn before any writer writes it.
+// 4-byte end magic. A reader stops at an unknown version with
+// ErrUnsupported naming it (a v1 reader given a v2 segment: "segments:
+// unsupported segment: format version 2 (this package reads version 1)").
+// It also rejects, with ErrUnsupported, a codec or a flag bit (of the
+// header, or of a v2 record) it does not know: new ones may be added within
+// a version, once every reader knows them. Any other change makes a new
+// version, which readers learn before any writer writes it. NewWriter
+// writes Version unless the header asks for Version1.
 package segments

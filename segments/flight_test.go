@@ -53,14 +53,14 @@ func moreBatches(batches []Batch, n int) []Batch {
 // uncompressed ones must come out as the golden files, the zstd ones as
 // the sequential writer writes them today.
 func TestConcurrencyGolden(t *testing.T) {
-	for _, c := range goldenCases() {
+	for _, c := range goldenCases(Version) {
 		t.Run(c.name, func(t *testing.T) {
 			opts := c.opts
 			opts.Concurrency = 2
 			got := writeSegment(t, c.h, opts, c.batches)
 			want := writeSegment(t, c.h, c.opts, c.batches)
 			if c.h.Codec == CodecNone {
-				golden, err := os.ReadFile(filepath.Join(goldenDir, c.name+".seg"))
+				golden, err := os.ReadFile(filepath.Join(goldenDirs[Version], c.name+".seg"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -89,14 +89,14 @@ func TestConcurrencySizeAndBuffered(t *testing.T) {
 		if err := w.Append(b); err != nil {
 			t.Fatal(err)
 		}
-		appended += recordOverhead + len(b.Data)
+		appended += recordOverhead2 + len(b.Data)
 		if got, want := w.Buffered(), appended-int(w.Trailer().RawBytes); got != want {
 			t.Fatalf("Buffered = %d, want %d (appended %d, written %d)", got, want, appended, w.Trailer().RawBytes)
 		}
 		if w.Size() != int64(buf.Len()) {
 			t.Fatalf("Size = %d, wrote %d", w.Size(), buf.Len())
 		}
-		if w.Buffered() > 3*(4096+recordOverhead+len(b.Data)) {
+		if w.Buffered() > 3*(4096+recordOverhead2+len(b.Data)) {
 			t.Fatalf("Buffered = %d: more than the open block and 2 in flight", w.Buffered())
 		}
 	}

@@ -9,19 +9,41 @@ import (
 	"time"
 )
 
-// Version is the format version that this package writes and reads. Part of
-// the format.
-const Version = 1
+// Version is the format version that this package writes. It reads
+// version 1 as well. Part of the format.
+const Version = 2
+
+// Version1 is the first format version, in which a batch's span is its
+// write batch header's count. Readers read it forever; NewWriter writes it
+// only when asked (Header.Version).
+const Version1 = 1
 
 // Sizes of the fixed parts. Part of the format.
 const (
 	headerSize      = 44 // file header
 	blockHeaderSize = 44 // block header
 	trailerSize     = 96 // trailer, the last bytes of every v1 segment
-	recordOverhead  = 16 // batch record: length, time, CRC
+	recordOverhead  = 16 // v1 batch record: length, time, CRC
+	recordOverhead2 = 24 // v2 batch record: length, time, span, flags, CRC
 	batchHeaderSize = 12 // RocksDB write batch header: sequence, count
 	minRecordSize   = recordOverhead + batchHeaderSize
+	minRecordSize2  = recordOverhead2 + batchHeaderSize
 )
+
+// overhead returns the bytes of a batch record around its data in format
+// version v.
+func overhead(v uint16) int {
+	if v == Version1 {
+		return recordOverhead
+	}
+	return recordOverhead2
+}
+
+// knownRecordFlags holds every flag bit of a v2 batch record that this
+// package knows: none yet. A reader rejects a record with any other bit set
+// with ErrUnsupported. (Reserved: a batch cut across blocks.) Part of the
+// format.
+const knownRecordFlags uint32 = 0
 
 // Magic numbers and section tags. Part of the format.
 var (
@@ -184,8 +206,8 @@ func checkTime(t time.Time) error {
 
 // check reports a header that this version can neither write nor read.
 func (h Header) check() error {
-	if h.Version != Version {
-		return fmt.Errorf("%w: format version %d (this package reads version %d)", ErrUnsupported, h.Version, Version)
+	if err := checkVersion(h.Version); err != nil {
+		return err
 	}
 	if h.Codec != CodecNone && h.Codec != CodecZstd {
 		return fmt.Errorf("%w: codec %d", ErrUnsupported, uint16(h.Codec))
@@ -221,8 +243,13 @@ func parsePrefix(b []byte) error {
 	if [8]byte(b[:8]) != magic {
 		return corruptf(0, "not a segment: bad magic %x", b[:8])
 	}
-	if v := le.Uint16(b[8:]); v != Version {
-		return fmt.Errorf("%w: format version %d (this package reads version %d)", ErrUnsupported, v, Version)
+	return checkVersion(le.Uint16(b[8:]))
+}
+
+// checkVersion reports a format version that this package does not read.
+func checkVersion(v uint16) error {
+	if v != Version1 && v != Version {
+		return fmt.Errorf("%w: format version %d (this package reads versions 1 and 2)", ErrUnsupported, v)
 	}
 	return nil
 }
@@ -320,8 +347,8 @@ func parseTrailer(b []byte, off int64) (Header, Trailer, error) {
 	if [4]byte(b[92:]) != endMagic {
 		return Header{}, Trailer{}, corruptf(off+92, "not a segment end: bad end magic %x", b[92:])
 	}
-	if v := le.Uint16(b[86:]); v != Version {
-		return Header{}, Trailer{}, fmt.Errorf("%w: trailer of format version %d (this package reads version %d)", ErrUnsupported, v, Version)
+	if v := le.Uint16(b[86:]); checkVersion(v) != nil {
+		return Header{}, Trailer{}, fmt.Errorf("%w: trailer of format version %d (this package reads versions 1 and 2)", ErrUnsupported, v)
 	}
 	if got, want := le.Uint32(b[88:]), checksum(b[:88]); got != want {
 		return Header{}, Trailer{}, corruptf(off, "trailer checksum %#08x, computed %#08x", got, want)
@@ -366,7 +393,7 @@ func checkTrailer(h Header, t Trailer, off int64) error {
 		return corruptf(off, "trailer next sequence %d is below the first sequence %d", t.NextSeq, h.FirstSeq)
 	case (t.BlockCount == 0) != (t.BatchCount == 0), t.BatchCount < uint64(t.BlockCount):
 		return corruptf(off, "trailer counts %d blocks for %d batches", t.BlockCount, t.BatchCount)
-	case t.BatchCount > t.RawBytes/minRecordSize:
+	case t.BatchCount > t.RawBytes/uint64(overhead(h.Version)+batchHeaderSize):
 		return corruptf(off, "trailer counts %d raw bytes for %d batches", t.RawBytes, t.BatchCount)
 	case t.BatchCount == 0 && (t.NextSeq != h.FirstSeq || !t.FirstTime.IsZero() || !t.LastTime.IsZero()):
 		return corruptf(off, "trailer of a segment without batches has a sequence range or times")

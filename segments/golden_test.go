@@ -2,14 +2,16 @@ package segments
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden segments in testdata/segments/v1")
+var update = flag.Bool("update", false, "rewrite the golden segments in testdata/segments/v1 and v2")
 
 // updating reports whether the golden files are to be rewritten: by -update
 // or by ROCKSTREAM_UPDATE_GOLDEN=1.
@@ -17,9 +19,9 @@ func updating() bool {
 	return *update || os.Getenv("ROCKSTREAM_UPDATE_GOLDEN") == "1"
 }
 
-// goldenDir holds segments of format version 1 written by this package; a
-// reader of any later version must still read them.
-const goldenDir = "../testdata/segments/v1"
+// goldenDirs hold segments of each format version written by this
+// package; a reader of any later version must still read them.
+var goldenDirs = map[uint16]string{Version1: "../testdata/segments/v1", Version: "../testdata/segments/v2"}
 
 type goldenCase struct {
 	name    string
@@ -28,21 +30,48 @@ type goldenCase struct {
 	batches []Batch
 }
 
-// goldenCases makes the inputs of the golden segments. It depends on
-// nothing but constants, so every run makes the same.
-func goldenCases() []goldenCase {
+// goldenCases makes the inputs of the golden segments of a format
+// version. It depends on nothing but constants, so every run makes the
+// same.
+func goldenCases(v uint16) []goldenCase {
 	created := time.Unix(0, 1_700_000_000_123_456_789).UTC()
-	return []goldenCase{
-		{"none", Header{Codec: CodecNone, Timeline: 1, FirstSeq: 1000, Created: created},
+	cases := []goldenCase{
+		{"none", Header{Version: v, Codec: CodecNone, Timeline: 1, FirstSeq: 1000, Created: created},
 			WriterOptions{}, goldenBatches(1, 1000, 12)},
-		{"zstd", Header{Codec: CodecZstd, Timeline: 1, FirstSeq: 1000, Created: created},
+		{"zstd", Header{Version: v, Codec: CodecZstd, Timeline: 1, FirstSeq: 1000, Created: created},
 			WriterOptions{}, goldenBatches(2, 1000, 20)},
-		{"end", Header{Codec: CodecNone, Flags: FlagEnd, Timeline: 3, FirstSeq: 5000, Created: created},
+		{"end", Header{Version: v, Codec: CodecNone, Flags: FlagEnd, Timeline: 3, FirstSeq: 5000, Created: created},
 			WriterOptions{}, nil},
-		{"multiblock-none", Header{Codec: CodecNone, Timeline: 2, FirstSeq: 1 << 40, Created: created},
+		{"multiblock-none", Header{Version: v, Codec: CodecNone, Timeline: 2, FirstSeq: 1 << 40, Created: created},
 			WriterOptions{BlockSize: 1200}, goldenBatches(3, 1<<40, 20)},
-		{"multiblock-zstd", Header{Codec: CodecZstd, Timeline: 2, FirstSeq: 77, Created: created},
+		{"multiblock-zstd", Header{Version: v, Codec: CodecZstd, Timeline: 2, FirstSeq: 77, Created: created},
 			WriterOptions{BlockSize: 2048}, goldenBatches(4, 77, 30)},
+	}
+	if v != Version1 {
+		cases = append(cases, goldenCase{"txn", Header{Version: v, Codec: CodecNone, Timeline: 1, FirstSeq: 500, Created: created},
+			WriterOptions{BlockSize: 300}, txnBatches(500)})
+	}
+	return cases
+}
+
+// txnBatches makes batches of two-phase-commit transactions, whose spans
+// are not their header counts: a prepare of 2 records (span 0), a plain
+// batch, a rollback (span 0), the commit (header count 0, span 2).
+func txnBatches(seq uint64) []Batch {
+	at := func(ns int64) time.Time { return time.Unix(0, 1_700_000_000_000_000_000+ns) }
+	batch := func(seq uint64, count, span uint32, records ...byte) Batch {
+		data := binary.LittleEndian.AppendUint64(nil, seq)
+		data = binary.LittleEndian.AppendUint32(data, count)
+		return Batch{Seq: seq, Count: span, Time: at(int64(seq)), Data: append(data, records...)}
+	}
+	prepare := []byte{0x09, opPut, 1, 'a', 1, '1', opPut, 1, 'b', 1, '2', 0x0A, 2, 'x', '1'}
+	put := []byte{opPut, 1, 'c', 1, '3'}
+	return []Batch{
+		batch(seq, 2, 0, prepare...),
+		batch(seq, 1, 1, put...),
+		batch(seq+1, 0, 0, 0x0C, 2, 'x', '0'),
+		batch(seq+1, 0, 2, 0x0B, 2, 'x', '1'),
+		batch(seq+3, 1, 1, put...),
 	}
 }
 
@@ -62,26 +91,30 @@ func goldenBatches(seed, firstSeq uint64, n int) []Batch {
 }
 
 func TestGolden(t *testing.T) {
-	for _, c := range goldenCases() {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(goldenDir, c.name+".seg")
-			today := writeSegment(t, c.h, c.opts, c.batches)
-			if updating() {
-				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, today, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			golden, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write the golden files)", err)
-			}
-			checkGoldenDecodes(t, c, golden)
-			checkGoldenBytes(t, c, golden, today)
-		})
+	for _, v := range []uint16{Version1, Version} {
+		for _, c := range goldenCases(v) {
+			t.Run(fmt.Sprintf("v%d/%s", v, c.name), func(t *testing.T) { testGolden(t, goldenDirs[v], c) })
+		}
 	}
+}
+
+func testGolden(t *testing.T, goldenDir string, c goldenCase) {
+	path := filepath.Join(goldenDir, c.name+".seg")
+	today := writeSegment(t, c.h, c.opts, c.batches)
+	if updating() {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, today, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write the golden files)", err)
+	}
+	checkGoldenDecodes(t, c, golden)
+	checkGoldenBytes(t, c, golden, today)
 }
 
 // checkGoldenDecodes reads a golden segment and compares it with its input.
@@ -92,7 +125,6 @@ func checkGoldenDecodes(t *testing.T, c goldenCase, golden []byte) {
 		t.Fatalf("read golden: %v", err)
 	}
 	want := c.h
-	want.Version = Version
 	if !equalHeader(h, want) {
 		t.Errorf("header = %+v, want %+v", h, want)
 	}

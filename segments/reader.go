@@ -59,8 +59,8 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if limit == 0 {
 		limit = DefaultMaxBlockSize
 	}
-	if limit < minRecordSize || limit > maxMaxBlockSize {
-		return nil, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", limit, minRecordSize, maxMaxBlockSize)
+	if limit < minRecordSize2 || limit > maxMaxBlockSize {
+		return nil, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", limit, minRecordSize2, maxMaxBlockSize)
 	}
 	sr := &Reader{r: r, limit: limit}
 	b := sr.scratch[:headerSize]
@@ -216,7 +216,7 @@ func (r *Reader) checkBlockHeader(bh blockHeader, off int64) error {
 		return corruptf(off, "block %d starts at sequence %d, expected %d", bh.index, bh.firstSeq, r.next)
 	case bh.nextSeq < bh.firstSeq:
 		return corruptf(off, "block %d ends at sequence %d, before its start %d", bh.index, bh.nextSeq, bh.firstSeq)
-	case bh.batches == 0 || uint64(bh.batches)*minRecordSize > uint64(bh.rawLen):
+	case bh.batches == 0 || uint64(bh.batches)*uint64(overhead(r.h.Version)+batchHeaderSize) > uint64(bh.rawLen):
 		return corruptf(off, "block %d holds %d batches in %d bytes", bh.index, bh.batches, bh.rawLen)
 	case int64(bh.rawLen) > int64(r.limit):
 		return corruptf(off, "block %d declares %d uncompressed bytes, above MaxBlockSize %d", bh.index, bh.rawLen, r.limit)
@@ -325,19 +325,31 @@ func (r *Reader) recordOffset(pos int) int64 {
 func (r *Reader) parseRecord() (Batch, int, error) {
 	b := r.raw[r.pos:]
 	off := r.recordOffset(r.pos)
-	if len(b) < minRecordSize {
+	over := overhead(r.h.Version)
+	if len(b) < over+batchHeaderSize {
 		return Batch{}, 0, corruptf(off, "block %d ends %d bytes into a batch record", r.block.index, len(b))
 	}
 	n := le.Uint32(b)
-	if n < batchHeaderSize || uint64(n) > uint64(len(b)-recordOverhead) {
-		return Batch{}, 0, corruptf(off, "block %d: batch record declares %d data bytes, %d remain in the block", r.block.index, n, len(b)-recordOverhead)
+	if n < batchHeaderSize || uint64(n) > uint64(len(b)-over) {
+		return Batch{}, 0, corruptf(off, "block %d: batch record declares %d data bytes, %d remain in the block", r.block.index, n, len(b)-over)
 	}
-	size := recordOverhead + int(n)
+	size := over + int(n)
 	if got, want := le.Uint32(b[size-4:]), checksum(b[:size-4]); got != want {
 		return Batch{}, 0, corruptf(off, "block %d: batch record checksum %#08x, computed %#08x (at %d in the block)", r.block.index, got, want, r.pos)
 	}
-	data := b[12 : 12+n]
-	batch := Batch{Seq: le.Uint64(data), Count: le.Uint32(data[8:]), Data: data}
+	start := 12 // v1: the data follows the length and the time
+	var batch Batch
+	if r.h.Version != Version1 {
+		if flags := le.Uint32(b[16:]); flags&^knownRecordFlags != 0 {
+			return Batch{}, 0, fmt.Errorf("%w: unknown batch record flags %#x at byte %d (block %d)", ErrUnsupported, flags&^knownRecordFlags, off, r.block.index)
+		}
+		start, batch.Count = 20, le.Uint32(b[12:])
+	}
+	data := b[start : start+int(n)]
+	batch.Seq, batch.Data = le.Uint64(data), data
+	if r.h.Version == Version1 {
+		batch.Count = le.Uint32(data[8:])
+	}
 	if batch.Seq != r.next {
 		return Batch{}, 0, corruptf(off, "batch at sequence %d where %d belongs", batch.Seq, r.next)
 	}

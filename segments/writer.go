@@ -13,8 +13,11 @@ import (
 type Batch struct {
 	// Seq is the sequence number of the batch's first operation.
 	Seq uint64
-	// Count is the number of operations; the batch uses the sequence
-	// numbers Seq to Seq+Count-1.
+	// Count is the number of sequence numbers that the batch uses: Seq to
+	// Seq+Count-1. It is the write batch header's count, but for batches of
+	// two-phase-commit transactions (a prepare uses none, a commit the
+	// prepared count too): format version 2 stores it, version 1 only the
+	// header.
 	Count uint32
 	// Time is when the batch was archived. The zero Time is stored as 0,
 	// and 0 (the Unix epoch to the nanosecond) reads back as the zero Time.
@@ -25,15 +28,18 @@ type Batch struct {
 	Data []byte
 }
 
-// check reports a batch whose Data is too short or disagrees with Seq and
-// Count.
-func (b Batch) check() error {
+// check reports a batch whose Data is too short or disagrees with Seq, or
+// in format version 1 with Count.
+func (b Batch) check(version uint16) error {
 	if len(b.Data) < batchHeaderSize {
 		return fmt.Errorf("segments: batch at sequence %d: data of %d bytes is shorter than the %d-byte write batch header", b.Seq, len(b.Data), batchHeaderSize)
 	}
 	seq, count := le.Uint64(b.Data), le.Uint32(b.Data[8:])
-	if seq != b.Seq || count != b.Count {
-		return fmt.Errorf("segments: batch at sequence %d count %d: its data says sequence %d count %d", b.Seq, b.Count, seq, count)
+	if seq != b.Seq {
+		return fmt.Errorf("segments: batch at sequence %d: its data says sequence %d", b.Seq, seq)
+	}
+	if version == Version1 && count != b.Count {
+		return fmt.Errorf("segments: batch at sequence %d count %d: its data says count %d, and format version 1 stores no other", b.Seq, b.Count, count)
 	}
 	if b.Seq > math.MaxUint64-uint64(b.Count) {
 		return fmt.Errorf("segments: batch at sequence %d count %d overflows the sequence numbers", b.Seq, b.Count)
@@ -74,8 +80,8 @@ func (o WriterOptions) withDefaults() (WriterOptions, error) {
 	if o.MaxBlockSize == 0 {
 		o.MaxBlockSize = DefaultMaxBlockSize
 	}
-	if o.MaxBlockSize < minRecordSize || o.MaxBlockSize > maxMaxBlockSize {
-		return o, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", o.MaxBlockSize, minRecordSize, maxMaxBlockSize)
+	if o.MaxBlockSize < minRecordSize2 || o.MaxBlockSize > maxMaxBlockSize {
+		return o, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", o.MaxBlockSize, minRecordSize2, maxMaxBlockSize)
 	}
 	if o.BlockSize < 1 || o.BlockSize > o.MaxBlockSize {
 		return o, fmt.Errorf("segments: BlockSize %d is outside [1, MaxBlockSize %d]", o.BlockSize, o.MaxBlockSize)
@@ -106,7 +112,7 @@ type Writer struct {
 }
 
 // NewWriter writes the header h to w and returns a Writer for the batches
-// that follow. h.Version may be 0 or Version; the first batch must start at
+// that follow. h.Version may be 0 (Version), Version or Version1; the first batch must start at
 // h.FirstSeq.
 func NewWriter(w io.Writer, h Header, opts WriterOptions) (*Writer, error) {
 	if h.Version == 0 {
@@ -164,13 +170,13 @@ func (w *Writer) Append(b Batch) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if err := b.check(); err != nil {
+	if err := b.check(w.h.Version); err != nil {
 		return err
 	}
 	if b.Seq != w.next {
 		return fmt.Errorf("%w: expected sequence %d, got %d", ErrGap, w.next, b.Seq)
 	}
-	size := recordOverhead + len(b.Data)
+	size := overhead(w.h.Version) + len(b.Data)
 	if size > w.opts.MaxBlockSize {
 		return fmt.Errorf("%w: batch at sequence %d needs %d bytes, above MaxBlockSize %d", ErrTooLarge, b.Seq, size, w.opts.MaxBlockSize)
 	}
@@ -201,12 +207,16 @@ func (w *Writer) add(b Batch) {
 	if w.block.batches == 0 {
 		w.block.firstSeq = b.Seq
 	}
-	if room := recordOverhead + len(b.Data); cap(w.buf)-len(w.buf) < room {
+	if room := overhead(w.h.Version) + len(b.Data); cap(w.buf)-len(w.buf) < room {
 		w.grow(room)
 	}
 	start := len(w.buf)
 	w.buf = le.AppendUint32(w.buf, uint32(len(b.Data)))
 	w.buf = le.AppendUint64(w.buf, uint64(encodeTime(b.Time)))
+	if w.h.Version != Version1 {
+		w.buf = le.AppendUint32(w.buf, b.Count)
+		w.buf = le.AppendUint32(w.buf, 0) // flags
+	}
 	w.buf = append(w.buf, b.Data...)
 	w.buf = le.AppendUint32(w.buf, checksum(w.buf[start:]))
 	w.block.batches++

@@ -31,13 +31,27 @@
 // and atomic: after a crash (even kill -9) the database's latest sequence is
 // exactly the last batch applied, and Run resumes right after it. Each batch
 // is applied only when it starts at the database's latest sequence + 1
-// (rocks.DB.Apply), so no batch is applied twice or skipped. The column
-// families that the manifest records as created or dropped
+// (rocks.DB.Apply), so no batch is applied twice or skipped. The database is
+// opened with its own options (its OPTIONS file), so merges replay with
+// their merge operators (Options.Operators for the application's own).
+// The column families that the manifest records as created or dropped
 // (manifest.ColumnFamilyChange) are created or dropped before the first
 // batch after their place; a batch that names a family the database lacks
 // makes Run read the manifest at once, and each periodic read brings the
 // drops (restore.ApplyFamilyChange; a change the database reflects
 // already, after a restart, is left as it is).
+//
+// A TransactionDB's two-phase-commit transactions are applied as RocksDB's
+// recovery applies them (rocks.DB.Apply): a prepare is held in memory, its
+// commit writes the prepared records at the commit's sequences, a rollback
+// drops them, so the standby's latest sequence is the source's after every
+// batch and no uncommitted write is ever visible. A segment is read from
+// the batch after S on, including the prepares (which use no sequence) at
+// S+1. The first commit, in a run, of a transaction prepared before the run
+// (before a restart, or in the bootstrap's restore) makes the standby read
+// what was prepared at the run's start: the WAL copies of the base that a
+// restore to there starts from, and the segments after it (txns.go); a
+// standby of a database without transactions never does.
 //
 // With S applied, the next segment is at manifest.SegmentKey(tl, S+1): the
 // segments of a timeline are contiguous (docs/FORMAT.md). Run polls that key

@@ -223,7 +223,9 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 	applied := s.db.LatestSequence()
 	s.update(func(st *Status) { st.Head = max(st.Head, tr.NextSeq-1) })
 	s.setBehind(tr.FirstTime)
-	if err := r.SkipTo(applied + 1); err != nil {
+	// From applied, not applied+1: a batch that uses no sequence (a
+	// transaction's prepare) at applied+1 is still to apply.
+	if err := r.SkipTo(applied); err != nil {
 		return fmt.Errorf("segment %s: %w", key, err)
 	}
 	for ctx.Err() == nil {
@@ -234,13 +236,16 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		if err != nil {
 			return fmt.Errorf("segment %s: %w", key, err)
 		}
-		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
+		if b.Seq <= applied {
+			continue // applied already
+		}
+		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return nil // the rest is past the branch point
 		}
 		if ready, err := s.familiesBefore(ctx, f.tl, b); err != nil || !ready {
 			return cmp.Or(err, errFamiliesUnknown) // the segment is read again at the next poll
 		}
-		if err := s.apply(key, b); err != nil {
+		if err := s.apply(ctx, f.tl, key, b); err != nil {
 			return err
 		}
 	}
@@ -258,14 +263,19 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 
 // apply applies one batch; a batch that does not continue the database or
 // is malformed is a corrupt archive.
-func (s *Standby) apply(key string, b segments.Batch) error {
-	if err := s.db.Apply(b.Data); err != nil {
-		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) {
+func (s *Standby) apply(ctx context.Context, tl uint32, key string, b segments.Batch) error {
+	if err := s.applyBatch(ctx, tl, b); err != nil {
+		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) || errors.Is(err, rocks.ErrNoPrepare) {
 			return fmt.Errorf("segment %s: %w: the batch at sequence %d: %w", key, restore.ErrCorrupt, b.Seq, err)
 		}
 		return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", key, b.Seq, err)
 	}
 	seq := s.db.LatestSequence()
+	if seq != b.Seq+uint64(b.Count)-1 {
+		// What Apply wrote disagrees with the span the segment records.
+		return fmt.Errorf("segment %s: %w: the batch at sequence %d uses %d sequences, applied it ends at %d",
+			key, restore.ErrCorrupt, b.Seq, b.Count, seq)
+	}
 	s.mu.Lock()
 	s.st.Applied, s.st.AppliedTime = seq, b.Time
 	s.st.Batches++

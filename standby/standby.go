@@ -54,6 +54,12 @@ type Options struct {
 	// Labels are constant labels of every metric that Handler serves
 	// (the command line sets "database" for each standby of a config file).
 	Labels map[string]string
+	// Operators are the application's own merge operators (library
+	// mode). The standby opens the database with its
+	// own options (its OPTIONS file), so merges replay; a merge operator
+	// of the application's own that is not here, or a comparator of its
+	// own, stops it (rocks.ErrForeignOptions).
+	Operators *rocks.Operators
 }
 
 func (o *Options) defaults() error {
@@ -140,10 +146,12 @@ type Standby struct {
 	behind time.Time // archive time the lag counts from, when behind
 
 	// Owned by Run.
-	db   *rocks.DB
-	m    *manifest.Manifest
-	etag string
-	read time.Time // when the manifest was last read
+	db       *rocks.DB
+	from     uint64 // the database's sequence when Run opened it
+	txnsRead bool   // the transactions prepared before from were read (txns.go)
+	m        *manifest.Manifest
+	etag     string
+	read     time.Time // when the manifest was last read
 	// famDone are the column family changes applied or found reflected;
 	// famOpen the ids of the database's families, nil when not known
 	// (families.go).
@@ -217,9 +225,10 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if s.db, err = rocks.OpenWritable(s.opts.Dir, rocks.Options{}); err != nil {
+	if s.db, err = rocks.OpenWritable(s.opts.Dir, rocks.Options{Own: true, Operators: s.opts.Operators}); err != nil {
 		return fmt.Errorf("open the standby database %s: %w", s.opts.Dir, err)
 	}
+	s.from = s.db.LatestSequence()
 	if res, ok := s.ownPromotion(tl); ok {
 		return s.closePromoted(res)
 	}
@@ -287,7 +296,7 @@ func (s *Standby) bootstrap(ctx context.Context) (uint32, error) {
 	s.log.Info("bootstrapping the standby", "from", s.store.String(), "into", s.opts.Dir)
 	// The timeline record goes into the restored folder before its rename
 	// into place: no crash can leave the database without it.
-	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log, Progress: s.opts.Progress,
+	res, err := restore.Run(ctx, s.store, restore.Options{Dir: s.opts.Dir, Logger: s.log, Progress: s.opts.Progress, Operators: s.opts.Operators,
 		BeforeInstall: func(tmp string, res restore.Result) error { return writeTimeline(tmp, res.Timeline) }})
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap the standby: %w", err)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -230,15 +232,41 @@ func TestArchiveGap(t *testing.T) {
 	if !strings.Contains(p.out.String(), "WAL needed next is gone") {
 		t.Fatalf("the gap was not reported:\n%s", p.out)
 	}
+	holeBounds(t, bucket)
+	gapAfterwards(t, bucket, dir, sbDir)
+}
+
+// holeBounds checks that status shows exactly the sequences that no
+// restore reaches: from 2001 (db_bench's first run wrote 1..2000, all
+// archived) to the one before the base taken after the gap, which is
+// restorable.
+func holeBounds(t *testing.T, bucket string) {
+	t.Helper()
+	m, _, err := manifest.Load(context.Background(), openLocation(t, bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Holes) != 1 || len(m.Bases) != 2 {
+		t.Fatalf("manifest: %d holes, %d bases; want 1 hole and the base after it", len(m.Holes), len(m.Bases))
+	}
+	after := max(m.Bases[0].Sequence, m.Bases[1].Sequence)
 	code, out, _ := runCLI(t, "status", "--from", bucket)
-	if code != 0 || !strings.Contains(out, "HOLE: sequences 2001..") {
-		t.Fatalf("status: exit %d, want a hole from 2001:\n%s", code, out)
+	want := fmt.Sprintf("HOLE: sequences 2001..%d missing", after-1)
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, fmt.Sprintf("restorable: sequences %d..", after)) {
+		t.Fatalf("status: exit %d, want %q beside a range from %d:\n%s", code, want, after, out)
 	}
 	code, out, _ = runCLI(t, "status", "--from", bucket, "--json")
-	if code != 0 || !strings.Contains(out, `"holes"`) {
-		t.Fatalf("status --json: exit %d\n%s", code, out)
+	var st struct {
+		Timelines []struct {
+			Holes []manifest.Hole `json:"holes"`
+		} `json:"timelines"`
 	}
-	gapAfterwards(t, bucket, dir, sbDir)
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Timelines) != 1 || len(st.Timelines[0].Holes) != 1 {
+		t.Fatalf("status --json: exit %d, %v\n%s", code, err, out)
+	}
+	if h := st.Timelines[0].Holes[0]; h.From != 2001 || h.To != after-1 {
+		t.Fatalf("status --json: hole %d..%d, want 2001..%d", h.From, h.To, after-1)
+	}
 }
 
 // gapAfterwards checks what the commands make of an archive with a hole

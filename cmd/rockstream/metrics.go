@@ -66,6 +66,8 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 	counter("upload_retries_total", "Segment uploads tried again.", func(s archive.Stats) float64 { return float64(s.Retries) })
 	counter("bases_total", "Bases taken.", func(s archive.Stats) float64 { return float64(s.Bases) })
 	counter("holes_total", "WAL gaps recorded as holes.", func(s archive.Stats) float64 { return float64(s.Holes) })
+	gauge("replay_needs", "Options of the database that rockstream cannot replay by itself (a merge operator or comparator of the application's own): above 0, a restore needs --hand-off or the operators, and a standby cannot follow.",
+		func(s archive.Stats) float64 { return float64(len(s.ReplayNeeds)) })
 	counter("prunes_total", "Scheduled prunes (--retention-*) that succeeded.", func(s archive.Stats) float64 { return float64(s.Prunes) })
 	counter("prune_errors_total", "Scheduled prunes that failed (tried again at the next interval).", func(s archive.Stats) float64 { return float64(s.PruneErrors) })
 	counter("pruned_objects_total", "Objects deleted by the scheduled prunes.", func(s archive.Stats) float64 { return float64(s.PrunedObjects) })
@@ -73,6 +75,14 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 	gauge("last_sequence", "Last sequence in the archive or its upload queue.", func(s archive.Stats) float64 { return float64(s.LastSequence) })
 	gauge("archived_sequence", "Last sequence the archive holds (an uploaded segment or a base).",
 		func(s archive.Stats) float64 { return float64(s.ArchivedSequence) })
+	gauge("head_sequence", "The database's last sequence: the last complete batch of its newest WAL file, as last seen.",
+		func(s archive.Stats) float64 { return float64(s.HeadSequence) })
+	gauge("lag_sequences", "Sequences the database holds and the archive does not (head_sequence minus archived_sequence).",
+		func(s archive.Stats) float64 { return float64(s.LagSequences) })
+	gauge("lag_bytes", "WAL bytes the archive lacks: batches read and not uploaded, and WAL not read yet up to the head.",
+		func(s archive.Stats) float64 { return float64(s.LagBytes) })
+	gauge("lag_seconds", "How long the oldest write that the archive lacks has waited (0: it holds everything).",
+		func(s archive.Stats) float64 { return s.LagSeconds })
 	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
 		if s.LastUpload.IsZero() {
 			return 0

@@ -36,6 +36,12 @@ func restoreCommand() *cli.Command {
 			"the segments after it, and checks the result. DIR must not exist or be empty;\n" +
 			"--force replaces its contents, only once the new database is complete.\n" +
 			"Nothing is left half-written: a failure removes the temporary folder beside DIR.\n" +
+			"The batches are replayed by RocksDB's own recovery, with the database's own options\n" +
+			"(its OPTIONS file: merge operators, compaction, compression). A database whose options\n" +
+			"name a merge operator or comparator of the application's own is refused before\n" +
+			"anything is written; --hand-off then writes the base and the batches as WAL files\n" +
+			"without opening the database, for the application's own RocksDB to replay at its\n" +
+			"first open.\n" +
 			"'rockstream status' shows the restorable ranges.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
@@ -44,6 +50,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "to-time", EnvVars: []string{"ROCKSTREAM_TO_TIME"}, Usage: "restore the state archived at `TIME` (RFC 3339, e.g. 2025-03-01T10:00:00Z)"},
 			&cli.StringFlag{Name: "timeline", EnvVars: []string{"ROCKSTREAM_TIMELINE"}, Usage: "restore timeline `K` (default: the newest that holds the target)"},
 			&cli.BoolFlag{Name: "force", EnvVars: []string{"ROCKSTREAM_FORCE"}, Usage: "replace the contents of a non-empty DIR"},
+			&cli.BoolFlag{Name: "hand-off", EnvVars: []string{"ROCKSTREAM_HAND_OFF"}, Usage: "write the batches as WAL files and do not open the database: the application's own RocksDB replays them at its first open (for a custom merge operator or comparator)"},
 			concurrencyFlag(),
 		},
 		Action: runRestore,
@@ -80,12 +87,16 @@ func runRestore(c *cli.Context) error {
 		res.Timeline, res.Sequence, stamp(res.Time), res.Dir)
 	fmt.Fprintf(c.App.Writer, "  from base %d (%s), %d segments, %d batches (%s)\n",
 		res.Base.Sequence, bytesText(res.BaseBytes), res.Segments, res.Batches, bytesText(res.BatchBytes))
+	if opts.HandOff {
+		fmt.Fprintf(c.App.Writer, "  hand-off: not opened; %d WAL files for the application's RocksDB to replay at its first open (it then reaches sequence %d)\n",
+			len(res.HandOffFiles), res.Sequence)
+	}
 	return nil
 }
 
 func restoreOptions(c *cli.Context) (restore.Options, error) {
 	opts := restore.Options{Dir: c.Args().First(), Force: c.Bool("force"), Concurrency: c.Int("concurrency"),
-		Progress: newProgress(c, "restore")}
+		HandOff: c.Bool("hand-off"), Progress: newProgress(c, "restore")}
 	if opts.Dir == "" {
 		return opts, usageError{errors.New("restore: DIR is empty")}
 	}

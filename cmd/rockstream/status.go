@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,7 +54,7 @@ func runStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := catalog.ReadStatus(ctx, store)
+	st, err := catalog.ReadStatusWith(ctx, store, restore.ReplayNeeds)
 	if errors.Is(err, manifest.ErrNoArchive) {
 		return fmt.Errorf("%w: %s holds no rockstream archive (no %s); start one with 'rockstream archive --db DIR --to %s'",
 			errNoArchive, store, manifest.ManifestKey, from)
@@ -95,6 +96,12 @@ func printStatus(w io.Writer, st *catalog.Status) {
 		fmt.Fprintf(tw, "\t%d\t%d\t%s\t%s\t%d\t%d\n", b.Timeline, b.Sequence, stamp(b.Time), bytesText(b.Size), b.FileCount, b.SharedFiles)
 	}
 	tw.Flush()
+	for _, b := range st.Bases {
+		if len(b.ReplayNeeds) > 0 {
+			fmt.Fprintf(w, "\nREPLAY: the base %d/%d needs operators of the application's own (%s): restore it with --hand-off, or in library mode with the operators; a standby cannot follow it\n",
+				b.Timeline, b.Sequence, strings.Join(b.ReplayNeeds, ", "))
+		}
+	}
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "\nPROBLEM: %s\n", p)
 	}
@@ -122,7 +129,11 @@ func printTimeline(w io.Writer, t catalog.TimelineStatus, now time.Time) {
 		fmt.Fprintf(w, "  column family: timeline %d, after sequence %d: %s %q (id %d)\n", c.Timeline, c.After, c.Op, c.Name, c.ID)
 	}
 	for _, h := range t.Holes {
-		fmt.Fprintf(w, "  HOLE: sequences %d..%d missing", h.From, h.To)
+		if h.To >= manifest.MaxSequence-1 {
+			fmt.Fprintf(w, "  HOLE: sequences from %d on missing (open: the archiver is taking the base that ends it)", h.From)
+		} else {
+			fmt.Fprintf(w, "  HOLE: sequences %d..%d missing", h.From, h.To)
+		}
 		if h.Reason != "" {
 			fmt.Fprintf(w, ": %s", h.Reason)
 		}

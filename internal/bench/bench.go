@@ -68,7 +68,7 @@ func Full() Config {
 }
 
 // Groups are the parts of a run, in the order they run; --only picks some.
-var Groups = []string{"throughput", "slowdown", "base", "restore", "lag"}
+var Groups = []string{"throughput", "walsize", "slowdown", "base", "restore", "lag"}
 
 // bench is a run in progress.
 type bench struct {
@@ -140,6 +140,8 @@ func (b *bench) group(ctx context.Context, g string) error {
 	switch g {
 	case "throughput":
 		return b.throughput(ctx)
+	case "walsize":
+		return b.walSize(ctx)
 	case "slowdown":
 		return b.slowdown(ctx)
 	case "base":

@@ -1,0 +1,367 @@
+package rocks
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// ReplayOptions tune a Replayer.
+type ReplayOptions struct {
+	// Operators are the application's own merge operators and comparators
+	// (library mode); see Operators.
+	Operators *Operators
+	// ChunkBytes is how much WAL is written before it is recovered (and
+	// then deleted): it bounds the disk that a replay uses beyond the
+	// database itself. Default 256 MiB.
+	ChunkBytes int64
+	// HandOff writes the batches as WAL files and never opens the
+	// database: the application's own RocksDB replays them at its first
+	// open. For what rockstream cannot replay itself (a custom merge
+	// operator or comparator). Base is then the base's sequence, taken as
+	// given, since the database is not opened to read it.
+	HandOff bool
+	Base    uint64
+}
+
+// defaultChunkBytes is ReplayOptions.ChunkBytes' default.
+const defaultChunkBytes = 256 << 20
+
+// Replayer replays batches read from the archive into the database in a
+// folder by RocksDB's own recovery, the most faithful replayer there is:
+// it writes them as a WAL file (WALWriter) numbered above every file of
+// the database, then opens the database with its own options (its OPTIONS
+// file: merge operators, compaction, compression, table and blob options)
+// so that recovery replays that file, flushing memtables as they fill, and
+// checks the sequence it reached. The WAL is written and recovered in
+// chunks of ChunkBytes, so disk and memory stay bounded.
+//
+// Each batch is decoded before it is written: a malformed batch
+// (ErrCorrupt), a column family the database does not have, a merge in a
+// column family without a merge operator, a blob index or wide-column
+// record (ErrUnsupported) is refused, and a batch must start where the one
+// before ended (*GapError). Batches with two-phase-commit markers are
+// recovered with allow_2pc.
+//
+// Restore, verify's drill and (for a first build) the standby use it. A
+// Replayer is used by one goroutine.
+type Replayer struct {
+	dir     string
+	opts    ReplayOptions
+	ids     map[uint32]bool // nil in hand-off: not known
+	merges  map[uint32]bool
+	seq     uint64 // where the database is: recovered, or the base's (hand-off)
+	next    uint64 // where the next batch must start
+	w       *WALWriter
+	num     uint64   // the log number of w
+	nextNum uint64   // the log number of the next WAL file
+	chunks  []uint64 // the log numbers written
+	twoPC   bool     // a batch had two-phase-commit markers
+	merged  bool     // a batch had merges
+	// txns are the transactions prepared and not yet committed: those of
+	// the base's own WAL copies, then of the batches added (txn.go).
+	txns  Txns
+	empty bool // the last batch ends with an empty range deletion
+	files []string
+}
+
+// NewReplayer prepares a replay into the database in dir. Unless in
+// hand-off, it opens the database once with its own options (recovering
+// whatever its own WAL files hold, and flushing it), reads its column
+// families and its last sequence (Sequence), and closes it; options that
+// name an operator that rockstream lacks fail with an *OptionsError
+// (ErrForeignOptions) before anything is written.
+func NewReplayer(dir string, opts ReplayOptions) (*Replayer, error) {
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = defaultChunkBytes
+	}
+	r := &Replayer{dir: dir, opts: opts}
+	if opts.HandOff {
+		if err := checkDatabase(dir); err != nil {
+			return nil, err
+		}
+		r.seq = opts.Base
+	} else {
+		// A base whose WAL copies hold transaction markers (a prepare not
+		// yet committed when it was taken) opens only with allow_2pc.
+		var err error
+		if r.twoPC, err = walHasTxnMarkers(dir); err != nil {
+			return nil, err
+		}
+		if err := r.openBase(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.seedTxns(); err != nil {
+		return nil, err
+	}
+	r.next = r.seq + 1
+	num, err := nextFileNumber(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.nextNum = num
+	return r, nil
+}
+
+// seedTxns reads the transactions that the base's WAL copies hold prepared
+// up to its sequence, whose commits may come in the batches added.
+func (r *Replayer) seedTxns() error {
+	t, err := PreparedIn(r.dir, r.seq)
+	if err != nil {
+		return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	r.txns.merge(t)
+	r.twoPC = r.twoPC || len(t.Pending()) > 0
+	return nil
+}
+
+// walHasTxnMarkers says whether a WAL file of dir holds a batch with
+// two-phase-commit markers.
+func walHasTxnMarkers(dir string) (bool, error) {
+	found := false
+	err := readWALFiles(dir, func(_ string, _ int64, payload []byte) error {
+		found = found || hasTxnMarkers(payload)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("rocks: replay into %s: %w", dir, err)
+	}
+	return found, nil
+}
+
+// openBase opens the database once with its own options.
+func (r *Replayer) openBase() error {
+	h, err := r.open()
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	r.ids, r.merges, r.seq = h.ids, h.merges, h.latestSequence()
+	return nil
+}
+
+// open opens the database with its own options, which recovers its WAL
+// files.
+func (r *Replayer) open() (*handle, error) {
+	o, err := loadOwnOptions(r.dir, r.opts.Operators)
+	if err != nil {
+		return nil, err
+	}
+	if r.twoPC {
+		if err := o.setDB("allow_2pc=true"); err != nil {
+			o.destroy()
+			return nil, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+		}
+	}
+	return openOwn(r.dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
+		return grocksdb.OpenDbColumnFamilies(o, r.dir, n, co)
+	})
+}
+
+// Sequence is the database's last sequence: recovered so far, or the
+// base's in hand-off.
+func (r *Replayer) Sequence() uint64 { return r.seq }
+
+// Next is the sequence that the next batch must start at.
+func (r *Replayer) Next() uint64 { return r.next }
+
+// HadMerges says whether a batch added so far held merges.
+func (r *Replayer) HadMerges() bool { return r.merged }
+
+// Files are the WAL files written in hand-off.
+func (r *Replayer) Files() []string { return r.files }
+
+// Add decodes one batch (its WriteBatch representation) and writes it to
+// the WAL file being built, recovering that file first when it holds
+// ChunkBytes. A refused batch writes nothing.
+func (r *Replayer) Add(data []byte) error {
+	s, err := scanBatch(data, r.hasCF, r.hasMerge)
+	if err != nil {
+		return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	if s.seq != r.next {
+		return &GapError{Dir: r.dir, Expected: r.next, Got: s.seq, Latest: r.seq}
+	}
+	next, ch, err := r.after(s, data) // refused before it is written
+	if err != nil {
+		return err
+	}
+	if r.w != nil && r.w.Size() >= r.opts.ChunkBytes {
+		if err := r.endChunk(s.seq - 1); err != nil {
+			return err
+		}
+	}
+	if r.w == nil {
+		if err := r.startChunk(); err != nil {
+			return err
+		}
+	}
+	if err := r.w.Add(data); err != nil {
+		return err
+	}
+	r.next = next
+	r.txns.apply(ch)
+	r.twoPC = r.twoPC || s.twoPC
+	r.merged = r.merged || s.merge
+	r.empty = s.emptyRangeAt
+	return nil
+}
+
+// startChunk creates the next WAL file, numbered above every file of the
+// folder: a recovery makes files (SSTs, a new WAL, a MANIFEST) with
+// numbers above the previous chunk's.
+func (r *Replayer) startChunk() error {
+	num, err := nextFileNumber(r.dir)
+	if err != nil {
+		return err
+	}
+	r.num = max(r.nextNum, num)
+	if r.w, err = CreateWAL(r.dir, r.num); err != nil {
+		return err
+	}
+	r.nextNum = r.num + 1
+	r.chunks = append(r.chunks, r.num)
+	return nil
+}
+
+// after is the sequence that the batch after the one scanned as s (its
+// bytes data) starts at, with the change it makes to the transactions held
+// (Txns: a prepared section takes no sequence, its commit as many as were
+// prepared; RocksDB's WriteCommitted transactions).
+func (r *Replayer) after(s batchScan, data []byte) (uint64, change, error) {
+	span, _, ch, err := r.txns.step(data, false)
+	if errors.Is(err, ErrNoPrepare) {
+		return 0, nil, fmt.Errorf("rocks: replay into %s: %w: the batch at sequence %d commits a transaction whose prepared batch is neither in the base's WAL nor in the replay",
+			r.dir, ErrCorrupt, s.seq)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("rocks: replay into %s the batch at sequence %d: %w", r.dir, s.seq, err)
+	}
+	return s.seq + uint64(span), ch, nil
+}
+
+func (r *Replayer) hasCF(id uint32) bool { return r.ids == nil || r.ids[id] }
+
+func (r *Replayer) hasMerge(id uint32) bool { return r.ids == nil || r.merges[id] }
+
+// endChunk closes the WAL file being built and, unless in hand-off,
+// recovers it: the database must then be at sequence want.
+func (r *Replayer) endChunk(want uint64) error {
+	w := r.w
+	r.w = nil
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if r.opts.HandOff {
+		r.files = append(r.files, WALPath(r.dir, r.num))
+		r.seq = want
+		return nil
+	}
+	return r.recover(want)
+}
+
+// recover opens the database so that RocksDB recovers the WAL file just
+// written, and checks where it ends.
+func (r *Replayer) recover(want uint64) error {
+	name := filepath.Base(WALPath(r.dir, r.num))
+	h, err := r.open()
+	if err != nil {
+		return fmt.Errorf("rocks: replay into %s: recover %s: %w", r.dir, name, err)
+	}
+	got := h.latestSequence()
+	h.close()
+	if got != want {
+		why := ""
+		if r.empty && got+1 == want {
+			why = " (its last batch ends with an empty range deletion, whose sequence RocksDB's recovery does not count)"
+		}
+		return fmt.Errorf("rocks: replay into %s: recovering %s ends at sequence %d, its batches end at %d%s", r.dir, name, got, want, why)
+	}
+	r.seq = got
+	// With WAL_ttl_seconds or WAL_size_limit_MB, RocksDB moved the
+	// recovered file to archive/: it is not the database's history.
+	if err := os.Remove(filepath.Join(r.dir, "archive", name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	return nil
+}
+
+// Finish recovers what is left to recover and checks that the database
+// ends at sequence want, the one the caller's plan says; in hand-off it
+// closes the last WAL file. With nothing added, the database must be at
+// want already.
+func (r *Replayer) Finish(want uint64) error {
+	if r.w != nil {
+		return r.endChunk(want)
+	}
+	if r.seq != want {
+		return fmt.Errorf("rocks: replay into %s: the database is at sequence %d, want %d", r.dir, r.seq, want)
+	}
+	return nil
+}
+
+// Close removes a WAL file that was written but not recovered (a replay
+// that stopped half-way); it leaves what was recovered.
+func (r *Replayer) Close() error {
+	if r.w == nil {
+		return nil
+	}
+	r.w.Close()
+	r.w = nil
+	if err := os.Remove(WALPath(r.dir, r.num)); err != nil {
+		return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	return nil
+}
+
+// nextFileNumber is the number for a new file of the database in dir:
+// the MANIFEST's next file number (numbers RocksDB gave to files it has
+// since deleted are below it), or one more than the highest number the
+// folder's file names use (<n>.log, <n>.sst, <n>.blob, MANIFEST-<n>,
+// OPTIONS-<n>, archive/<n>.log) if that is higher.
+func nextFileNumber(dir string) (uint64, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return 0, fmt.Errorf("rocks: replay into %s: %w", dir, err)
+	}
+	high := m.NextFileNumber
+	for _, d := range []string{dir, filepath.Join(dir, "archive")} {
+		entries, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) && d != dir {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("rocks: read %s: %w", d, err)
+		}
+		for _, e := range entries {
+			if n, ok := fileNumber(e.Name()); ok {
+				high = max(high, n+1)
+			}
+		}
+	}
+	return high, nil
+}
+
+// fileNumber is the number in a RocksDB file name (file/filename.cc
+// ParseFileName), for the kinds that carry one.
+func fileNumber(name string) (uint64, bool) {
+	for _, p := range []string{"MANIFEST-", "OPTIONS-"} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(rest, ".dbtmp"), 10, 64)
+			return n, err == nil
+		}
+	}
+	num, ext, ok := strings.Cut(name, ".")
+	if !ok || (ext != "log" && ext != "sst" && ext != "blob") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	return n, err == nil
+}
