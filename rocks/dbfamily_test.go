@@ -47,7 +47,7 @@ func cfSectionLines(t *testing.T, dir, name string) []string {
 	return out
 }
 
-const customFamilyOptions = "compaction_style=kCompactionStyleUniversal;write_buffer_size=123456;" +
+const customFamilyOptions = "compaction_style=kCompactionStyleUniversal;write_buffer_size=123456;merge_operator=uint64add;" +
 	"prefix_extractor=rocksdb.FixedPrefix.3;level0_file_num_compaction_trigger=7;compression=kNoCompression;" +
 	"block_based_table_factory={block_size=8192;filter_policy=bloomfilter:10:false;cache_index_and_filter_blocks=true}"
 
@@ -63,7 +63,8 @@ func TestFamilyOptionsRoundTrip(t *testing.T) {
 		t.Fatalf("FamilyOptions: found %v, %v", found, err)
 	}
 	t.Logf("dropped: %q", dropped)
-	for _, want := range []string{"write_buffer_size=123456", "compaction_style=kCompactionStyleUniversal", "block_size=8192", "prefix_extractor=rocksdb.FixedPrefix.3"} {
+	for _, want := range []string{"write_buffer_size=123456", "compaction_style=kCompactionStyleUniversal", "block_size=8192",
+		"prefix_extractor=rocksdb.FixedPrefix.3", "merge_operator=UInt64AddOperator"} {
 		if !strings.Contains(opts, want) {
 			t.Errorf("options lack %s: %s", want, opts)
 		}

@@ -19,7 +19,8 @@ import (
 //
 // Each option is tried alone over the defaults first; those that RocksDB
 // 7.8.3 refuses, and a merge operator, comparator or compaction filter of
-// the writer's own code (which it takes as text but cannot build), are left
+// the writer's own code (which it takes as text but cannot build; one
+// built into RocksDB is kept), are left
 // out and listed in dropped, for the caller to log. RocksDB 7.8.3 writes a
 // Bloom filter as "filter_policy=bloomfilter", without its bits per key:
 // the family gets RocksDB's default bits per key. found is false when the file has no section for name (a
@@ -58,20 +59,21 @@ func FamilyOptions(dbDir, name string) (opts string, dropped []string, found boo
 	return strings.Join(keep, ";"), dropped, true, nil
 }
 
-// codeOptions are options that the writer's code provides (an object with a
-// name): RocksDB 7.8.3 takes their text without an error but cannot build
-// the object from a name it does not know, and leaves it unset.
-var codeOptions = map[string]string{
-	"merge_operator": "nullptr", "compaction_filter": "nullptr", "compaction_filter_factory": "nullptr",
-	"comparator": "leveldb.BytewiseComparator",
-}
-
-// ofCode reports an option of codeOptions that is set to something else
-// than its default.
+// ofCode reports an option that names an object of the writer's own code:
+// RocksDB 7.8.3 takes its text without an error but cannot build the object
+// from a name it does not know, and leaves it unset. A merge operator or
+// comparator built into RocksDB (findings.go) is kept.
 func ofCode(kv string) bool {
 	k, v, _ := strings.Cut(kv, "=")
-	def, ok := codeOptions[k]
-	return ok && v != def
+	switch k {
+	case "merge_operator":
+		return v != "nullptr" && !builtinMergeOperators[v]
+	case "comparator":
+		return !builtinComparators[v]
+	case "compaction_filter", "compaction_filter_factory":
+		return v != "nullptr"
+	}
+	return false
 }
 
 // optionTakes reports whether RocksDB takes kv over its defaults.
