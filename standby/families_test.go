@@ -371,6 +371,12 @@ func TestFamilyChangesArchiverRestarted(t *testing.T) {
 	for _, st := range steps {
 		checkRestoreAt(t, store, st)
 	}
+	// A hand-off restore never opens the database: a change within it is
+	// refused, naming the family.
+	_, err = restore.Run(context.Background(), store, restore.Options{Dir: filepath.Join(t.TempDir(), "handoff"), HandOff: true, Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), `column family "a"`) || !strings.Contains(err.Error(), "hand-off") {
+		t.Fatalf("a hand-off restore across the changes: %v; want a refusal naming the family", err)
+	}
 }
 
 // TestFamilyChangesLibraryMode: the archiver in the program's process, over
