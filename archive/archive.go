@@ -13,7 +13,9 @@
 // after the last archived batch. See docs/DESIGN.md for the rules it keeps:
 // segments are created with if-none-match at the key of their first
 // sequence, a hole is recorded in the manifest before any segment after it
-// is uploaded, and the manifest is changed only as its recorded writer.
+// is uploaded, a column family creation or drop that the Source reports
+// (FamilyWatcher) is recorded before any segment after its place, and the
+// manifest is changed only as its recorded writer.
 package archive
 
 import (

@@ -19,6 +19,8 @@ func (a *Archiver) Run(ctx context.Context) error {
 	needBase, err := a.start(ctx)
 	if err == nil && needBase {
 		err = a.firstBase(ctx)
+	} else if err == nil {
+		err = a.resumeFamilies(ctx) // families.go
 	}
 	if err == nil {
 		if h, open := a.openHoleAt(a.next); open {
@@ -131,6 +133,12 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			return err
 		}
 		b, ok, err := a.src.Next()
+		if err == nil {
+			var stop bool
+			if cur, stop, err = a.familyChanges(ctx, cur, up); stop {
+				continue // families.go; the batch is read again at the next start
+			}
+		}
 		if err == nil && ok {
 			cur, err = a.add(cur, b)
 			a.observeHead(false)

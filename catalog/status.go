@@ -35,6 +35,9 @@ type TimelineStatus struct {
 	Bytes    int64           `json:"segment_bytes"`
 	Ranges   []RangeStatus   `json:"restorable"`
 	Holes    []manifest.Hole `json:"holes,omitempty"`
+	// FamilyChanges are the column families created and dropped on the
+	// timeline, by After.
+	FamilyChanges []manifest.ColumnFamilyChange `json:"column_family_changes,omitempty"`
 	// LastSequence is the last archived sequence of the timeline and
 	// LastTime when its batch was archived (zero when unknown).
 	LastSequence uint64    `json:"last_sequence"`
@@ -111,6 +114,12 @@ func ReadStatusWith(ctx context.Context, s objstore.Store, inspect Inspect) (*St
 func (c *Catalog) timelineStatus(ctx context.Context, s objstore.Store, cv manifest.Coverage) TimelineStatus {
 	t, _ := c.Manifest.Timeline(cv.Timeline)
 	ts := TimelineStatus{ID: t.ID, Parent: t.Parent, Branch: t.Branch, Created: t.Created, Holes: cv.Holes}
+	for _, ch := range c.Manifest.ColumnFamilyChanges {
+		if ch.Timeline == t.ID {
+			ts.FamilyChanges = append(ts.FamilyChanges, ch)
+		}
+	}
+	sort.SliceStable(ts.FamilyChanges, func(i, j int) bool { return ts.FamilyChanges[i].After < ts.FamilyChanges[j].After })
 	segs := c.Segments[t.ID]
 	ts.Segments = len(segs)
 	for _, sg := range segs {

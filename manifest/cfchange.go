@@ -26,16 +26,19 @@ const (
 // the batches after After, so that it ends with the families the database
 // had at its target, and the new family gets the id its batches name.
 //
-// RocksDB writes the change to its MANIFEST with the database's last
-// sequence at that moment (VersionSet::LogAndApplyCFHelper, RocksDB
-// db/version_set.cc): every batch up to After came before the change and
-// every batch after it came after. A change belongs to every restore whose
-// target is at or after After (the state at a sequence is the newest one
-// with that sequence).
+// RocksDB records no exact sequence for the change: its MANIFEST edit
+// carries the MANIFEST's last sequence, which can be far behind the
+// database's (VersionSet::LogAndApplyCFHelper, RocksDB db/version_set.cc).
+// The archiver places it at the earliest point it can prove is after it: no
+// batch up to After writes to a created family, no batch after After to a
+// dropped one. A change belongs to every restore whose target is at or
+// after After (the state at a sequence is the newest one with that
+// sequence).
 type ColumnFamilyChange struct {
 	// Timeline is the timeline whose batches the change sits between.
 	Timeline uint32 `json:"timeline"`
-	// After is the database's last sequence when the change was made.
+	// After is where the change sits: between the batch that ends at After
+	// and the next.
 	After uint64 `json:"after"`
 	// Op is CFCreate or CFDrop.
 	Op string `json:"op"`

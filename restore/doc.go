@@ -25,7 +25,11 @@
 //     without a merge operator) is refused before it is written. Every
 //     256 MiB of WAL, and at the end, the database is opened with its own
 //     options so that RocksDB's recovery replays the file (flushing
-//     memtables as they fill), and its last sequence is checked;
+//     memtables as they fill), and its last sequence is checked. The column
+//     families created or dropped in between (the plan's CFChanges) are
+//     created or dropped at their place: what is written up to there is
+//     recovered, then the database is opened to make the change, with the
+//     id that the batches name checked (rocks.Replayer.CreateFamily);
 //  3. opens it again read-only and checks that its last sequence is the
 //     one reached (see finish for the one case where RocksDB comes back
 //     behind, and what is done then);

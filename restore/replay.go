@@ -33,7 +33,11 @@ func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 		return fmt.Errorf("base %s: %w: the checkpoint opens at sequence %d, the manifest says %d",
 			plan.Base.FileList, ErrCorrupt, got, plan.Base.Sequence)
 	}
-	if err := applySteps(ctx, rep, s, plan.Steps, plan.Target, opts.Concurrency, res, progress); err != nil {
+	fam := &familyChanges{pending: plan.CFChanges}
+	if err := applySteps(ctx, rep, s, plan.Steps, plan.Target, opts.Concurrency, res, progress, fam); err != nil {
+		return err
+	}
+	if err := fam.upTo(rep, rep.Next()-1); err != nil { // families.go
 		return err
 	}
 	if err := rep.Finish(res.Sequence); err != nil {
@@ -45,14 +49,14 @@ func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 
 // applySteps adds the batches of the segments of steps to rep, up to
 // target, reading up to conc segments ahead.
-func applySteps(ctx context.Context, rep *rocks.Replayer, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64)) error {
+func applySteps(ctx context.Context, rep *rocks.Replayer, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges) error {
 	keys := make([]string, len(steps))
 	for i, st := range steps {
 		keys[i] = st.Key
 	}
 	p := startPrefetch(ctx, s, keys, conc)
 	defer p.close()
-	r := &replayer{rep: rep, p: p, res: res, progress: progress, target: target}
+	r := &replayer{rep: rep, p: p, res: res, progress: progress, target: target, fam: fam}
 	for _, st := range steps {
 		if err := r.step(ctx, st); err != nil {
 			return err
@@ -68,6 +72,7 @@ type replayer struct {
 	res      *Result
 	progress func(int64)
 	target   uint64
+	fam      *familyChanges // created and dropped before the batches after them; nil: none
 }
 
 // step applies the batches of one segment that end after st.After and at
@@ -118,6 +123,9 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 		}
 		if b.Count > 0 && b.Seq+uint64(b.Count)-1 > st.StopAt {
 			return true, nil
+		}
+		if err := r.fam.upTo(r.rep, b.Seq-1); err != nil {
+			return false, err
 		}
 		if err := r.rep.Add(b.Data); err != nil {
 			return false, applyError(st.Key, b.Seq, err)
@@ -209,7 +217,9 @@ func finish(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 	}
 	defer rep.Close()
 	var tail Result
-	err = applySteps(ctx, rep, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil)
+	// The batches only: the database has the column families of the end,
+	// and recovery skips the records of those dropped since.
+	err = applySteps(ctx, rep, s, tailSteps(plan.Steps, got), plan.Target, 1, &tail, nil, nil)
 	if err == nil && rep.HadMerges() {
 		err = fmt.Errorf("the restored database %s reopens at sequence %d, not at %d, and the batches after it hold merges, which cannot be written twice", dir, got, res.Sequence)
 	}

@@ -53,6 +53,12 @@
 //     transactions, and how many sequences each batch uses (txn.go);
 //     PreparedIn reads them from a base's WAL copies. Apply applies
 //     transactions as recovery would.
+//   - Column families created and dropped: FollowerSource and Primary
+//     notice them (archive.FamilyWatcher; familywatch.go says where each is
+//     placed in the sequence, since RocksDB records none), BatchFamilies
+//     lists the ids a batch names, FamilyOptions reads a family's options
+//     from the OPTIONS file, and DB.CreateFamily, DB.DropFamily and the Replayer's replay a
+//     change with the id checked (ErrFamilyID).
 //   - ReadWALRetention, ReadIdentity, CheckpointFiles: files of a database
 //     directory, in plain Go.
 //   - Digest: sha256 of every key and value per column family, to compare a

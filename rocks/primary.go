@@ -34,7 +34,8 @@ type Primary struct {
 	// The Source's reader, set by Seek.
 	cur   *Updates
 	from  uint64
-	first bool // no batch read since Seek
+	first bool        // no batch read since Seek
+	fam   familyWatch // column families created and dropped (familywatch.go)
 }
 
 var _ archive.Source = (*Primary)(nil)
@@ -54,7 +55,9 @@ func NewPrimary(db *grocksdb.DB, dir string) (*Primary, error) {
 	if err := sameDir(dir, db.Name()); err != nil {
 		return nil, err
 	}
-	return &Primary{db: db, dir: dir, identity: identity, updates: map[*Updates]bool{}}, nil
+	p := &Primary{db: db, dir: dir, identity: identity, updates: map[*Updates]bool{}}
+	p.fam = newFamilyWatch(dir, dir)
+	return p, nil
 }
 
 // sameDir checks that dir is the directory that the database was opened
@@ -124,6 +127,7 @@ func (p *Primary) Seek(seq uint64) error {
 		return err
 	}
 	p.cur, p.from, p.first = u, max(seq, 1), true
+	p.fam.pos = max(seq, 1) - 1
 	return nil
 }
 
@@ -136,6 +140,7 @@ func (p *Primary) Next() (segments.Batch, bool, error) {
 	if p.cur == nil {
 		return segments.Batch{}, false, fmt.Errorf("rocks: read wal of %s: Next before Seek", p.dir)
 	}
+	p.fam.poll()
 	b, ok, err := p.cur.Next()
 	if err == nil && ok && p.first && b.Seq != p.from {
 		return segments.Batch{}, false, fmt.Errorf("rocks: read wal of %s from seq %d: it is inside the batch at seq %d (count %d), not at a batch boundary",
@@ -143,6 +148,7 @@ func (p *Primary) Next() (segments.Batch, bool, error) {
 	}
 	if err == nil && ok {
 		p.first = false
+		err = p.fam.batch(b)
 	}
 	return forArchive(b, ok, err)
 }
@@ -176,7 +182,7 @@ func (p *Primary) Checkpoint(dir string) (uint64, error) {
 	for attempt := 1; ; attempt++ {
 		seq, err := p.tryCheckpoint(dir, attempt > 1)
 		if err == nil {
-			return seq, nil
+			return seq, p.watchFrom(dir, seq)
 		}
 		if attempt == checkpointAttempts || errors.Is(err, ErrClosed) {
 			return 0, fmt.Errorf("%w (attempt %d)", err, attempt)

@@ -34,6 +34,7 @@ type FollowerSource struct {
 	checked      time.Time // the last look at IDENTITY
 	now          func() time.Time
 	last         CopiedCheckpoint // what the last Checkpoint copied
+	fam          familyWatch      // column families created and dropped (familywatch.go)
 	// unflushed is the last Checkpoint's ErrUnflushed, given again while
 	// the MANIFEST stays as it was then (unflushedAt, manifestStamp).
 	unflushed   error
@@ -78,7 +79,9 @@ func NewFollowerSourceWAL(dbDir, walDir, scratchDir string) (*FollowerSource, er
 	if err != nil {
 		return nil, err
 	}
-	return &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}, nil
+	s := &FollowerSource{dir: dbDir, walDir: walDir, scratch: scratchDir, identity: identity, tail: tail, now: time.Now}
+	s.fam = newFamilyWatch(dbDir, walDir)
+	return s, nil
 }
 
 // Follower returns a secondary instance of the database, for reads: it is
@@ -133,12 +136,22 @@ func (s *FollowerSource) checkIdentity() error {
 }
 
 // Seek makes Next continue at seq.
-func (s *FollowerSource) Seek(seq uint64) error { return s.tail.Seek(seq) }
+func (s *FollowerSource) Seek(seq uint64) error {
+	s.fam.pos = max(seq, 1) - 1 // the family watch places what it finds after the batches read
+	return s.tail.Seek(seq)
+}
 
 // Next returns the next batch. A WAL gap matches archive.ErrGap as well as
 // ErrGap; a seq given to Seek that is inside a batch is an error, not a gap.
+// Once the family watch started (FamilyChanges), each batch is looked at
+// for the column families it names.
 func (s *FollowerSource) Next() (segments.Batch, bool, error) {
-	return forArchive(s.tail.Next())
+	s.fam.poll()
+	b, ok, err := s.tail.Next()
+	if err == nil && ok {
+		err = s.fam.batch(b)
+	}
+	return forArchive(b, ok, err)
 }
 
 // forArchive turns a WAL reader's answer into an archive.Source's: a gap
@@ -179,6 +192,7 @@ func (s *FollowerSource) Checkpoint(dir string) (uint64, error) {
 		return 0, err
 	}
 	s.last = res
+	s.watchFrom(res)
 	return res.Seq, nil
 }
 

@@ -34,6 +34,12 @@
 // (rocks.DB.Apply), so no batch is applied twice or skipped. The database is
 // opened with its own options (its OPTIONS file), so merges replay with
 // their merge operators (Options.Operators for the application's own).
+// The column families that the manifest records as created or dropped
+// (manifest.ColumnFamilyChange) are created or dropped before the first
+// batch after their place; a batch that names a family the database lacks
+// makes Run read the manifest at once, and each periodic read brings the
+// drops (restore.ApplyFamilyChange; a change the database reflects
+// already, after a restart, is left as it is).
 //
 // A TransactionDB's two-phase-commit transactions are applied as RocksDB's
 // recovery applies them (rocks.DB.Apply): a prepare is held in memory, its

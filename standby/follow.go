@@ -2,6 +2,7 @@ package standby
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,9 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return false, err
 	}
 	applied := s.db.LatestSequence()
+	if err := s.applyFamilies(f.tl, applied); err != nil {
+		return false, err
+	}
 	child, ok, err := s.branch(f.tl, applied)
 	if err != nil {
 		return false, err
@@ -106,7 +110,10 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	}
 	f.resume = false
 	f.gotAt = time.Now()
-	return true, s.applySegment(ctx, f, key, data, limit)
+	if err := s.applySegment(ctx, f, key, data, limit); !errors.Is(err, errFamiliesUnknown) {
+		return true, err
+	}
+	return false, nil
 }
 
 // notFound handles a GET that found no segment at applied+1. After a
@@ -234,6 +241,9 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		}
 		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return nil // the rest is past the branch point
+		}
+		if ready, err := s.familiesBefore(ctx, f.tl, b); err != nil || !ready {
+			return cmp.Or(err, errFamiliesUnknown) // the segment is read again at the next poll
 		}
 		if err := s.apply(ctx, f.tl, key, b); err != nil {
 			return err

@@ -165,6 +165,11 @@ func (s *Standby) promoteFailed(req *promoteRequest, was State, err error) {
 
 // drainAll applies segments until a round finds nothing new.
 func (s *Standby) drainAll(ctx context.Context, f *follower) error {
+	// The manifest read now: the column family changes recorded up to the
+	// end are applied (step).
+	if err := s.checkManifest(ctx, true); err != nil {
+		return err
+	}
 	for ctx.Err() == nil {
 		progressed, err := s.step(ctx, f)
 		if err != nil {

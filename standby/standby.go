@@ -152,6 +152,11 @@ type Standby struct {
 	m        *manifest.Manifest
 	etag     string
 	read     time.Time // when the manifest was last read
+	// famDone are the column family changes applied or found reflected;
+	// famOpen the ids of the database's families, nil when not known
+	// (families.go).
+	famDone map[famKey]bool
+	famOpen map[uint32]bool
 
 	promoteReq chan *promoteRequest
 	done       chan struct{}   // closed when Run returns
@@ -163,7 +168,7 @@ func New(store objstore.Store, opts Options) (*Standby, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Standby{store: store, opts: opts, log: opts.Logger,
+	s := &Standby{store: store, opts: opts, log: opts.Logger, famDone: map[famKey]bool{},
 		promoteReq: make(chan *promoteRequest), done: make(chan struct{})}
 	s.st.State = Bootstrapping
 	return s, nil

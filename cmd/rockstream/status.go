@@ -125,6 +125,9 @@ func printTimeline(w io.Writer, t catalog.TimelineStatus, now time.Time) {
 	for _, r := range t.Ranges {
 		fmt.Fprintf(w, "  restorable: sequences %d..%d  (%s .. %s)\n", r.From, r.To, stamp(r.FromTime), stamp(r.ToTime))
 	}
+	for _, c := range t.FamilyChanges {
+		fmt.Fprintf(w, "  column family: timeline %d, after sequence %d: %s %q (id %d)\n", c.Timeline, c.After, c.Op, c.Name, c.ID)
+	}
 	for _, h := range t.Holes {
 		if h.To >= manifest.MaxSequence-1 {
 			fmt.Fprintf(w, "  HOLE: sequences from %d on missing (open: the archiver is taking the base that ends it)", h.From)
