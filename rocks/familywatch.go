@@ -56,6 +56,7 @@ type familyWatch struct {
 	looked  time.Time // the last look at the MANIFEST's size
 	current string    // CURRENT's content at the last read
 	size    int64     // the MANIFEST's size at the last read
+	flushed uint64    // the MANIFEST's last sequence at the last read
 }
 
 // pendingCreate is a create noticed by a look at the MANIFEST, placed at
@@ -217,7 +218,7 @@ func (w *familyWatch) read() error {
 	if err != nil {
 		return fmt.Errorf("rocks: look for column family changes: %w", err)
 	}
-	w.current, w.size = string(cur), m.Size
+	w.current, w.size, w.flushed = string(cur), m.Size, m.LastSequence
 	head, err := walHead(w.walDir)
 	if err != nil {
 		return err

@@ -416,3 +416,35 @@ func TestCheckpointFilesVanish(t *testing.T) {
 	checkOwn(t, cp, seq, liveDigest(t, w))
 	t.Logf("%d retries", src.LastCheckpoint().Retries)
 }
+
+// TestHeadManifestAheadOfWAL: an archiver that reads the WAL from the wrong
+// folder (the writer keeps it in wal_dir, the archiver was told the
+// database's folder) sees no batch at all. Once the writer flushes, the
+// MANIFEST records its sequence, and the head, which the lag is measured
+// against, is that sequence: the lag is never a quiet 0.
+func TestHeadManifestAheadOfWAL(t *testing.T) {
+	rng := rand.New(rand.NewPCG(57, 58))
+	root := t.TempDir()
+	w := newOptionsWriter(t, filepath.Join(root, "db"), busyOptions+";wal_dir="+filepath.Join(root, "wal"), "a")
+	w.writeRandom(rng, 50)
+	w.flush()
+	src, err := NewFollowerSourceWAL(w.dir, w.dir, filepath.Join(root, "scratch")) // the wrong folder
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.fam.start(map[uint32]string{0: "default", 1: "a"}, 1, 0)
+	if err := src.Seek(1); err != nil {
+		t.Fatal(err)
+	}
+	w.writeRandom(rng, 50)
+	w.flush()
+	want := w.latest()
+	waitFor(t, "the head to reach the flushed sequence", func() bool {
+		if _, ok, err := src.Next(); err != nil || ok {
+			t.Fatalf("Next over the wrong folder: ok %v, %v", ok, err)
+		}
+		h, err := src.Head()
+		return err == nil && h.Sequence == want
+	})
+}

@@ -39,6 +39,8 @@ type FollowerSource struct {
 	// the MANIFEST stays as it was then (unflushedAt, manifestStamp).
 	unflushed   error
 	unflushedAt string
+	warnedHead  time.Time // the last warning of a MANIFEST ahead of the WAL (Head)
+	aheadSince  time.Time // since when the MANIFEST is ahead of the WAL; zero: it is not
 }
 
 var _ archive.Source = (*FollowerSource)(nil)
