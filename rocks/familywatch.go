@@ -51,6 +51,11 @@ type familyWatch struct {
 	gone    map[uint32]uint64 // the families dropped since the start: id → the drop's After
 	maxID   uint32            // the largest family id the archive knows of, dropped or not
 	pending map[uint32]*pendingCreate
+	// drops are the drops noticed and not yet given out, in the order
+	// noticed: each is given out once the reader passes its place, or
+	// before a create of the same name, moved to that create's place
+	// (dropDue).
+	drops   []manifest.ColumnFamilyChange
 	pos     uint64 // the last sequence of the batches read
 	changes []manifest.ColumnFamilyChange
 	looked  time.Time // the last look at the MANIFEST's size
@@ -72,7 +77,7 @@ type pendingCreate struct {
 // watched.
 func (w *familyWatch) start(known map[uint32]string, maxID uint32, at uint64) {
 	w.known, w.maxID, w.pos, w.changes = maps.Clone(known), maxID, at, nil
-	w.gone, w.pending = map[uint32]uint64{}, map[uint32]*pendingCreate{}
+	w.gone, w.pending, w.drops = map[uint32]uint64{}, map[uint32]*pendingCreate{}, nil
 	w.looked, w.current, w.size = time.Time{}, "", -1
 }
 
@@ -143,8 +148,10 @@ func (w *familyWatch) readRetrying() error {
 	return err
 }
 
-// settleUpTo settles the pending creates placed at or before seq.
+// settleUpTo settles the pending drops and creates placed at or before
+// seq.
 func (w *familyWatch) settleUpTo(seq uint64) {
+	w.dropDue(func(c manifest.ColumnFamilyChange) bool { return c.After <= seq }, seq)
 	for _, id := range slices.Sorted(maps.Keys(w.pending)) {
 		if p := w.pending[id]; p.c.After <= seq {
 			w.settle(id, p.c.After)
@@ -167,9 +174,18 @@ func (w *familyWatch) settle(id uint32, after uint64) {
 	p := w.pending[id]
 	delete(w.pending, id)
 	p.c.After = min(p.c.After, after)
+	// A family dropped and created again under the same name (new id):
+	// the drop came first, and a replay must drop the old one before it
+	// creates the new one. Every write to the old one came before the
+	// drop, so before the new one's first write: its place is safe.
+	w.dropDue(func(c manifest.ColumnFamilyChange) bool { return c.Name == p.c.Name }, p.c.After)
 	w.changes = append(w.changes, p.c)
 	if p.drop != nil {
-		w.changes = append(w.changes, *p.drop)
+		// Given out like any drop (dropDue): when the reader passes it, or
+		// before a create of the same name; never before its own create.
+		d := *p.drop
+		d.After = max(d.After, p.c.After)
+		w.drops = append(w.drops, d)
 	}
 }
 
@@ -295,10 +311,26 @@ func (w *familyWatch) drop(id uint32, head uint64) {
 	if p := w.pending[id]; p != nil {
 		p.drop = &c
 	} else {
-		w.changes = append(w.changes, c)
+		w.drops = append(w.drops, c)
 	}
 	delete(w.known, id)
 	w.gone[id] = c.After
+}
+
+// dropDue gives out, in the order noticed, the pending drops that due
+// says are due, each placed no later than at.
+func (w *familyWatch) dropDue(due func(manifest.ColumnFamilyChange) bool, at uint64) {
+	kept := w.drops[:0]
+	for _, c := range w.drops {
+		if !due(c) {
+			kept = append(kept, c)
+			continue
+		}
+		c.After = min(c.After, at)
+		w.gone[c.ID] = c.After
+		w.changes = append(w.changes, c)
+	}
+	w.drops = kept
 }
 
 // take returns the changes noticed since the last call.
