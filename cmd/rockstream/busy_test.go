@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,4 +61,106 @@ func TestArchiveBusyStart(t *testing.T) {
 			t.Logf("round %d: first base at %d while db_bench wrote; %d batches archived after it, up to %d", i, base, n, latest)
 		})
 	}
+}
+
+// TestArchiveNoRetentionFullSpeed (issue 14, "holes under load"): a writer
+// that keeps no WAL history (WAL_ttl_seconds=0) and flushes every 64 KiB
+// writes at full speed while the archiver follows. Whenever RocksDB deletes
+// a WAL file before it is read, the archiver records the hole first, takes
+// the base that ends it (a checkpoint that survives files deleted under
+// it) and goes on; SIGTERM exits 0. Afterwards every recorded hole ends at
+// a base, no two overlap, status shows exactly the missing sequences
+// (never one a range restores), and the latest restore equals the
+// database.
+func TestArchiveNoRetentionFullSpeed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	w := dbBench(t, dir, "--benchmarks=fillrandom", "--num=100000000", "--wal_ttl_seconds=0", "--write_buffer_size=65536",
+		"--max_background_jobs=2", "--seed=7")
+	waitUntilT(t, "db_bench to create the database", func() bool {
+		opts, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
+		_, err := os.Stat(filepath.Join(dir, "CURRENT"))
+		return err == nil && len(opts) > 0
+	})
+	bucket := "file://" + t.TempDir()
+	p := startCLI(t, nil, "archive", "--db", dir, "--to", bucket, "--segment-age", "50ms")
+	s := openLocation(t, bucket)
+	var base uint64
+	waitUntilT(t, "the first base", func() bool {
+		m, _, err := manifest.Load(context.Background(), s)
+		if err != nil || len(m.Bases) == 0 {
+			return false
+		}
+		base = m.Bases[0].Sequence
+		return true
+	})
+	// It keeps going through the gaps: three more bases (each ends a hole,
+	// or is a periodic one), or segments well past the first base.
+	waitUntilT(t, "the archive to keep going", func() bool {
+		m, _, err := manifest.Load(context.Background(), s)
+		return err == nil && (len(m.Bases) >= 4 || archivedTo(t, s, 1) > base+50000)
+	})
+	w.Process.Kill()
+	w.Wait()
+	latest := dbLatest(t, dir)
+	waitUntilT(t, "the archive to reach the database's end", func() bool {
+		m, _, err := manifest.Load(context.Background(), s)
+		if err != nil {
+			return false
+		}
+		for _, b := range m.Bases {
+			if b.Sequence == latest {
+				return true // the last batches were lost with a WAL file: a base holds them
+			}
+		}
+		return archivedTo(t, s, 1) == latest
+	})
+	if code := p.stop(t); code != exitOK {
+		t.Fatalf("the archiver stopped with exit %d:\n%s", code, p.out.String())
+	}
+	m, _, err := manifest.Load(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bases := map[uint64]bool{}
+	for _, b := range m.Bases {
+		bases[b.Sequence] = true
+	}
+	for i, h := range m.Holes {
+		if !bases[h.To] {
+			t.Errorf("hole %d..%d ends at no base (bases %v)", h.From, h.To, m.Bases)
+		}
+		for _, g := range m.Holes[i+1:] {
+			if h.From <= g.To && g.From <= h.To {
+				t.Errorf("holes %d..%d and %d..%d overlap", h.From, h.To, g.From, g.To)
+			}
+		}
+	}
+	code, out, errOut := runCLI(t, "status", "--from", bucket, "--json")
+	if code != exitOK {
+		t.Fatalf("status: exit %d: %s", code, errOut)
+	}
+	var st struct {
+		Timelines []struct {
+			Ranges []struct{ From, To uint64 } `json:"restorable"`
+			Holes  []struct{ From, To uint64 } `json:"holes"`
+		} `json:"timelines"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, tl := range st.Timelines {
+		for _, h := range tl.Holes {
+			for _, r := range tl.Ranges {
+				if h.From <= r.To && r.From <= h.To {
+					t.Errorf("status shows %d..%d missing and %d..%d restorable", h.From, h.To, r.From, r.To)
+				}
+			}
+		}
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if code, _, errOut := runCLI(t, "restore", "--from", bucket, restored); code != exitOK {
+		t.Fatalf("restore: exit %d: %s", code, errOut)
+	}
+	sameDatabase(t, restored, dir)
+	t.Logf("%d holes recorded, %d bases; first base at %d, database at %d", len(m.Holes), len(m.Bases), base, latest)
 }
