@@ -23,8 +23,9 @@ log="${FAULTLOG:-fault.log}"
 
 # Each line: a package and the tests of the suite in it (a -run pattern).
 suite=(
-	"./cmd/rockstream/ ^(TestArchiveKill9|TestStandbyKill9|TestMinIOOutage|TestFaultyStore|TestDamage|TestTwoArchivers|TestPromotionRacesArchiver|TestTwoPromotionsRace|TestArchiveGap|TestArchiveFenced|TestHostileArchive|TestZipBomb|TestBadInputEveryCommand|TestBadInput|TestCheckS3|TestPromoteStandby|TestPromoteStopped|TestRestoreAndVerifyCLI)$"
-	"./archive/ ^(TestOutage|TestLostAnswer|TestGap|TestSecondArchiverFencesFirst|TestOtherWriterNeedsTakeover|TestSplitBrainCollision|TestBaseAheadOfQueuedSegments|TestBaseRetriedSoon|TestFileListRace|TestStopWhileStarting)$"
+	"./cmd/rockstream/ ^(TestArchiveKill9|TestStandbyKill9|TestMinIOOutage|TestFaultyStore|TestDamage|TestTwoArchivers|TestPromotionRacesArchiver|TestTwoPromotionsRace|TestArchiveGap|TestArchiveFenced|TestHostileArchive|TestZipBomb|TestBadInputEveryCommand|TestBadInput|TestCheckS3|TestPromoteStandby|TestPromoteStopped|TestRestoreAndVerifyCLI|TestArchiveBusyStart|TestArchiveNoRetentionFullSpeed)$"
+	"./archive/ ^(TestOutage|TestLostAnswer|TestGap|TestSecondArchiverFencesFirst|TestOtherWriterNeedsTakeover|TestSplitBrainCollision|TestBaseAheadOfQueuedSegments|TestBaseRetriedSoon|TestFileListRace|TestStopWhileStarting|TestGapHoleFirst|TestStopWithFullQueueOneDeadline)$"
+	"./internal/foreign/ ^(TestForeignWriters)$"
 	"./standby/ ^(TestCorruptSegment|TestResumeAfterTransientError|TestMissingSegment|TestRefuse)$"
 	"./promote/ ^(TestPromoteRace|TestPromoteBehindLoses|TestPromoteAfterCrash|TestPromoteMarkerTaken|TestPromoteFencesArchiver|TestPromoteLostAnswer|TestPromoteInsideSegment)$"
 	"./restore/ ^(TestRestoreCorruptSegment|TestRestoreMissingSegment|TestRestoreBadBaseFile|TestRestoreHostileFileList|TestRestoreBrokenTransfer|TestRestoreIntoNonEmptyDir|TestRestoreOutOfRange|TestVerifyFindsEveryDamage|TestVerifyMissingAndChangedBaseFile|TestVerifyDamagedLastSegment|TestVerifyBrokenTransfers|TestVerifyRecordedHole)$"
