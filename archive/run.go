@@ -230,7 +230,13 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		// Sized as the last segment: a buffer that starts small grows
 		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
 		// copying and zeroing as it goes.
-		cur.buf = bytes.NewBuffer(make([]byte, 0, a.lastSize+a.lastSize/8))
+		size := a.lastSize + a.lastSize/8
+		if len(b.Data) >= a.opts.SegmentSize {
+			// A segment of its own: its blocks, stored, take at most a
+			// 64th more than the batch (segments.maxStoredLen and headers).
+			size = len(b.Data) + len(b.Data)/64 + 1<<20
+		}
+		cur.buf = bytes.NewBuffer(make([]byte, 0, size))
 		var opts segments.WriterOptions
 		if a.behind {
 			opts.Concurrency = a.opts.Compressors

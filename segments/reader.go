@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,10 +58,12 @@ type Reader struct {
 	pos      int    // offset in raw of the next record
 	left     uint32 // records left in the block
 
-	cut      []byte // the data of the cut batch put together so far
-	cutBatch Batch  // Seq, Count and Time of the cut batch
-	cutOff   int64  // offset of its first fragment
-	cutting  int    // cutNone, cutKeep or cutDrop
+	frags    [][]byte // the data of the fragments of the cut batch so far
+	fragLen  int      // their total length
+	cut      []byte   // the data of the cut batch, once whole
+	cutBatch Batch    // Seq, Count and Time of the cut batch
+	cutOff   int64    // offset of its first fragment
+	cutting  int      // cutNone, cutKeep or cutDrop
 	// skipped: the last block was passed over by its header, so the next
 	// may begin with the rest of a batch that was never seen.
 	skipped bool
@@ -481,7 +484,7 @@ func (r *Reader) consumeCut(rec *record, mode int) error {
 		r.cutting, r.cutBatch, r.cutOff = mode, rec.Batch, rec.off
 		r.cutBatch.Data = nil
 		if mode == cutKeep {
-			r.cut = append(r.cut[:0], rec.Data...)
+			r.keepFragment(rec.Data)
 		}
 		return nil
 	}
@@ -490,15 +493,44 @@ func (r *Reader) consumeCut(rec *record, mode int) error {
 		r.cutting, r.cutBatch, r.cutOff = cutDrop, rec.Batch, rec.off
 		r.cutBatch.Data = nil
 	case cutKeep:
-		if len(r.cut)+len(rec.Data) > r.maxBatch {
+		if r.fragLen+len(rec.Data) > r.maxBatch {
 			return corruptf(rec.off, "block %d: the fragments of the batch at sequence %d (cut at byte %d) pass %d bytes, the reader's MaxBatchSize",
 				r.block.index, r.cutBatch.Seq, r.cutOff, r.maxBatch)
 		}
-		r.cut = append(r.cut, rec.Data...)
+		r.keepFragment(rec.Data)
 		rec.keep = true
 	}
 	if rec.flags&flagContinued == 0 {
+		if rec.keep {
+			r.joinFragments()
+		}
 		r.cutting = cutNone
 	}
 	return nil
+}
+
+// keepFragment copies the data of a fragment, which lives in the block's
+// buffer, into a buffer of its own: the fragments are copied once more
+// into one of the batch's exact size when the last one has come, rather
+// than into a buffer grown again and again.
+func (r *Reader) keepFragment(data []byte) {
+	if len(r.frags) == 0 {
+		r.fragLen = 0
+	}
+	r.frags = append(r.frags, bytes.Clone(data))
+	r.fragLen += len(data)
+}
+
+// joinFragments puts the fragments kept together in r.cut and lets them go.
+func (r *Reader) joinFragments() {
+	if cap(r.cut) < r.fragLen {
+		r.cut = nil // not kept alive while the new one is filled
+		r.cut = make([]byte, 0, r.fragLen)
+	}
+	r.cut = r.cut[:0]
+	for i, f := range r.frags {
+		r.cut = append(r.cut, f...)
+		r.frags[i] = nil
+	}
+	r.frags = r.frags[:0]
 }
