@@ -260,6 +260,9 @@ type endlessCut struct {
 }
 
 func (e *endlessCut) Read(p []byte) (int, error) {
+	if e.read > 64<<20 {
+		return 0, io.EOF // a reader that does not stop: the test fails, not hangs
+	}
 	if len(e.pend) == 0 {
 		e.pend = e.next()
 	}
