@@ -81,7 +81,9 @@ type Options struct {
 	// identity (after the database was rebuilt from a backup of another).
 	AllowOtherDatabase bool
 	// SegmentSize seals a segment once its batches reach this many bytes
-	// (default 16 MiB).
+	// (default 16 MiB). A batch of SegmentSize bytes or more has a segment
+	// of its own, of any size (the segment writer cuts a batch larger than
+	// a block into fragments).
 	SegmentSize int
 	// SegmentAge seals a segment this long after its first batch (default
 	// 1s), once the archiver has caught up with the database while the

@@ -139,6 +139,12 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 				continue // families.go; the batch is read again at the next start
 			}
 		}
+		if err == nil && ok && a.alone(cur, b) {
+			if err := a.seal(ctx, cur, up, false); err != nil {
+				return err
+			}
+			cur = nil
+		}
 		if err == nil && ok {
 			cur, err = a.add(cur, b)
 			a.observeHead(false)
@@ -204,6 +210,19 @@ func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*buil
 	return cur, nil
 }
 
+// alone reports whether b is a large batch (SegmentSize or more) that
+// comes after the batches of an open segment that can be sealed. Such a
+// batch gets a segment of its own, sealed right after it (it fills it):
+// the batches before it are uploaded without waiting for it; the segment
+// that holds it, and so the PUT and the memory that the segment takes
+// until then, is about the batch's compressed size and no more; and an
+// archiver that stops before that upload starts again at the batch's own
+// sequence, the segment's key. The segment writer cuts a batch larger
+// than a block into blocks of BlockSize (segments: cut batches).
+func (a *Archiver) alone(cur *building, b segments.Batch) bool {
+	return cur != nil && len(b.Data) >= a.opts.SegmentSize && cur.w.NextSeq() != cur.w.Header().FirstSeq
+}
+
 // add appends b to the open segment, opening one if needed.
 func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 	switch {
@@ -219,7 +238,13 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		// Sized as the last segment: a buffer that starts small grows
 		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
 		// copying and zeroing as it goes.
-		cur.buf = bytes.NewBuffer(make([]byte, 0, a.lastSize+a.lastSize/8))
+		size := a.lastSize + a.lastSize/8
+		if len(b.Data) >= a.opts.SegmentSize {
+			// A segment of its own: its blocks, stored, take at most a
+			// 64th more than the batch (segments.maxStoredLen and headers).
+			size = len(b.Data) + len(b.Data)/64 + 1<<20
+		}
+		cur.buf = bytes.NewBuffer(make([]byte, 0, size))
 		var opts segments.WriterOptions
 		if a.behind {
 			opts.Concurrency = a.opts.Compressors
@@ -267,7 +292,7 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
 	}
 	first := cur.w.Header().FirstSeq
-	a.lastSize = cur.buf.Len()
+	a.lastSize = min(cur.buf.Len(), a.opts.SegmentSize) // not that of a segment of one large batch
 	s := &sealed{
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),

@@ -45,12 +45,15 @@
 //	offset size field
 //	     0    4 tag       "BLCK"
 //	     4    4 index     uint32: 0 for the first block, then one more each
-//	     8    4 batches   uint32: records in the block, at least 1
+//	     8    4 batches   uint32: records in the block, at least 1; a
+//	                      fragment of a cut batch is a record
 //	    12    4 rawLen    uint32: uncompressed bytes of the records
 //	    16    4 storedLen uint32: bytes after this header; rawLen for none
 //	    20    4 bodyCRC   CRC32C of the storedLen bytes
-//	    24    8 firstSeq  uint64: Seq of the block's first batch
-//	    32    8 nextSeq   uint64: Seq+span of the block's last batch
+//	    24    8 firstSeq  uint64: Seq of the block's first batch; when
+//	                      it begins with the rest of a cut batch,
+//	                      Seq+span of that batch
+//	    32    8 nextSeq   uint64: Seq+span of the batch of its last record
 //	    40    4 crc       CRC32C of bytes 0..40
 //	    44    . stored    storedLen bytes
 //
@@ -61,8 +64,9 @@
 //	     0    4 n         uint32: length of data, at least 12
 //	     4    8 time      int64 time the batch was archived
 //	    12    4 span      uint32: the sequence numbers the batch uses (Count)
-//	    16    4 flags     uint32: 0; a bit this package does not know is
-//	                      ErrUnsupported (reserved: a batch cut across blocks)
+//	    16    4 flags     uint32: 0 for a whole batch; bit 0 continued,
+//	                      bit 1 continuation (a cut batch); any other
+//	                      bit is ErrUnsupported
 //	    20    n data      the write batch as in the WAL: Seq as uint64, the
 //	                      count of its records as uint32, then the records
 //	  20+n    4 crc       CRC32C of bytes 0..20+n
@@ -71,6 +75,20 @@
 // prepare uses no sequence, a commit its own records' plus the prepared
 // ones (docs/FORMAT.md). Version 1's record has no span and no flags
 // (16+n bytes: n, time, data, crc): there the span is the header's count.
+//
+// # Cut batches
+//
+// In version 2, a batch whose record does not fit in a block of
+// MaxBlockSize bytes is cut into fragments, records that follow each other:
+// the first has flag continued and data that begins with the batch's
+// header, the middle ones both flags, the last continuation. Each repeats
+// the batch's time and span and has its own CRC, and holds at least 12
+// bytes of data; their data end to end is the batch's. Each but the last
+// fills a block of its own. The batch takes its sequences at its first
+// fragment: so a block's firstSeq and nextSeq above. Every record counts
+// in a block's batches and the trailer's batchCount. A Reader puts the
+// fragments together up to MaxBatchSize (DefaultMaxBatchSize, 1 GiB),
+// growing its buffer by the bytes read, never by a declared length.
 //
 // Trailer, 96 bytes, the last bytes of the segment:
 //
@@ -105,7 +123,10 @@
 //     Seq. In version 1 the next 4 are its Count, stored nowhere else.
 //   - Blocks are numbered 0, 1, 2, ... with no gap, so a missing, repeated
 //     or moved block is found by its header alone. A block holds at least
-//     one batch; a segment with no batches has no blocks.
+//     one record; a segment with no batches has no blocks.
+//   - The fragments of a cut batch follow each other, the last before the
+//     trailer, with the same span and time, and put together they are at
+//     most MaxBatchSize bytes.
 //   - The trailer's counts, sequences, raw bytes and size match what came
 //     before it, its copy of the header matches the header, and nothing
 //     follows it. A segment cut anywhere, even between two blocks, has no
@@ -117,7 +138,8 @@
 //     rawLen bytes.
 //
 // SkipTo passes over a block by its header alone, and so does not check
-// its stored bytes.
+// its stored bytes; it then passes over the rest of a cut batch at the
+// start of the next block it reads.
 //
 // A segment with FlagEnd ends its timeline: no batch follows it there. A
 // promotion writes one, normally with no batches, at the old timeline's
@@ -126,7 +148,8 @@
 // A Writer starts a block after the one whose records reach BlockSize
 // (default 1 MiB), and a batch that would take the open block past
 // BlockSize starts the next; a batch larger than BlockSize thus has a block
-// of its own. Each block is compressed on its own, so a Writer may compress
+// of its own. A batch larger than MaxBlockSize is cut into fragments of
+// BlockSize bytes, after ending the open block. Each block is compressed on its own, so a Writer may compress
 // several at once (WriterOptions.Concurrency) and still write the same
 // bytes.
 //

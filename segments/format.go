@@ -39,11 +39,25 @@ func overhead(v uint16) int {
 	return recordOverhead2
 }
 
+// Flags of a v2 batch record. A batch whose record does not fit in a block
+// of MaxBlockSize bytes is cut into fragments, each a record of its own in
+// a block of its own: the first fragment has flagContinued, the middle ones
+// both flags, the last flagContinuation. Every fragment repeats the batch's
+// time and span; the first fragment's data begins with the batch's write
+// batch header, the others' data is the rest of the batch's data, in order.
+// Part of the format.
+const (
+	// flagContinued: the batch goes on in the next record.
+	flagContinued uint32 = 1 << 0
+	// flagContinuation: the record goes on with the previous record's batch.
+	flagContinuation uint32 = 1 << 1
+)
+
 // knownRecordFlags holds every flag bit of a v2 batch record that this
-// package knows: none yet. A reader rejects a record with any other bit set
-// with ErrUnsupported. (Reserved: a batch cut across blocks.) Part of the
-// format.
-const knownRecordFlags uint32 = 0
+// package knows. A reader rejects a record with any other bit set with
+// ErrUnsupported; a reader that knew none (before the fragments) rejects
+// every fragment so. Part of the format.
+const knownRecordFlags = flagContinued | flagContinuation
 
 // Magic numbers and section tags. Part of the format.
 var (
@@ -90,8 +104,13 @@ const (
 	DefaultBlockSize = 1 << 20
 	// DefaultMaxBlockSize is the default bound on the uncompressed size of a
 	// block, for writers and readers alike. A batch whose record does not fit
-	// in it is refused by the writer.
+	// in it is cut into fragments (format version 2), or refused by a
+	// version 1 writer.
 	DefaultMaxBlockSize = 64 << 20
+	// DefaultMaxBatchSize bounds the data of a batch that a Reader puts
+	// together from fragments: 1 GiB, the largest WAL record that
+	// rockstream's WAL reader assembles (rocks/waltail.go walMaxRecord).
+	DefaultMaxBatchSize = 1 << 30
 	// maxMaxBlockSize bounds the MaxBlockSize options.
 	maxMaxBlockSize = 1 << 30
 )
@@ -107,8 +126,9 @@ var (
 	// ErrUnsupported reports a well-formed segment that uses a format
 	// version, codec or flag that this package does not know.
 	ErrUnsupported = errors.New("segments: unsupported segment")
-	// ErrTooLarge reports a batch whose record does not fit in a block of
-	// MaxBlockSize bytes.
+	// ErrTooLarge reports a batch that a Writer cannot store: in format
+	// version 1, one whose record does not fit in a block of MaxBlockSize
+	// bytes; in version 2, one above DefaultMaxBatchSize.
 	ErrTooLarge = errors.New("segments: batch too large")
 )
 
@@ -154,7 +174,8 @@ type Header struct {
 type Trailer struct {
 	// BlockCount is the number of blocks.
 	BlockCount uint32
-	// BatchCount is the number of batches.
+	// BatchCount is the number of batch records: the number of batches,
+	// but that a batch cut into k fragments counts k (format version 2).
 	BatchCount uint64
 	// NextSeq is the sequence after the last batch: its Seq plus its
 	// Count. It is the first sequence of the timeline's next segment, and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,6 +51,12 @@ func goldenCases(v uint16) []goldenCase {
 	if v != Version1 {
 		cases = append(cases, goldenCase{"txn", Header{Version: v, Codec: CodecNone, Timeline: 1, FirstSeq: 500, Created: created},
 			WriterOptions{BlockSize: 300}, txnBatches(500)})
+		cut := []int{256, 512 - recordOverhead2, 512 - recordOverhead2 + 1, 1290}
+		cases = append(cases,
+			goldenCase{"cut-none", Header{Version: v, Codec: CodecNone, Timeline: 5, FirstSeq: 300, Created: created},
+				WriterOptions{BlockSize: 256, MaxBlockSize: 512}, cutBatches(14, 300, cut)},
+			goldenCase{"cut-zstd", Header{Version: v, Codec: CodecZstd, Timeline: 5, FirstSeq: 300, Created: created},
+				WriterOptions{BlockSize: 256, MaxBlockSize: 512}, cutBatches(15, 300, cut)})
 	}
 	return cases
 }
@@ -135,8 +142,11 @@ func checkGoldenDecodes(t *testing.T, c goldenCase, golden []byte) {
 	if n := len(c.batches); n > 0 {
 		next = c.batches[n-1].Seq + uint64(c.batches[n-1].Count)
 	}
-	if tr.NextSeq != next || tr.BatchCount != uint64(len(c.batches)) || tr.Size != int64(len(golden)) {
-		t.Errorf("trailer = %+v, want NextSeq %d, BatchCount %d, Size %d", tr, next, len(c.batches), len(golden))
+	if recs := records(c.h, c.opts, c.batches); tr.NextSeq != next || tr.BatchCount != uint64(recs) || tr.Size != int64(len(golden)) {
+		t.Errorf("trailer = %+v, want NextSeq %d, BatchCount %d, Size %d", tr, next, recs, len(golden))
+	}
+	if strings.HasPrefix(c.name, "cut") && tr.BatchCount <= uint64(len(c.batches)) {
+		t.Errorf("%d records for %d batches: no batch is cut", tr.BatchCount, len(c.batches))
 	}
 	h2, tr2, err := ReadTrailer(bytes.NewReader(golden), int64(len(golden)))
 	if err != nil || !equalHeader(h2, h) || !equalTrailer(tr2, tr) {

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,11 @@ type ReaderOptions struct {
 	// Reader's memory: a block that declares more is reported as corrupt
 	// before anything is allocated for it. 0 means DefaultMaxBlockSize.
 	MaxBlockSize int
+	// MaxBatchSize bounds the data of a batch put together from fragments
+	// (format version 2): fragments that go on past it are reported as
+	// corrupt. The batch's buffer grows as its fragments arrive, never from
+	// a declared length. 0 means DefaultMaxBatchSize.
+	MaxBatchSize int
 }
 
 // Reader states: what comes next in the stream.
@@ -24,17 +30,25 @@ const (
 	stateDone           // nothing: the trailer was read and checked
 )
 
+// What the Reader does with the fragments of a cut batch.
+const (
+	cutNone = iota // no batch is cut open: the next record starts one
+	cutKeep        // the fragments are put together in Reader.cut
+	cutDrop        // the fragments are passed over (SkipTo)
+)
+
 // Reader reads one segment, checking everything it reads. It holds at most
-// one block in memory, with its compressed form. It is not safe for
-// concurrent use.
+// one block in memory, with its compressed form, and the batch being put
+// together from fragments. It is not safe for concurrent use.
 type Reader struct {
-	r     io.Reader
-	limit int // MaxBlockSize
-	h     Header
-	t     Trailer // the trailer once read; before, the counts so far
-	off   int64   // bytes read from r
-	state int
-	err   error // the first error, returned from then on
+	r        io.Reader
+	limit    int // MaxBlockSize
+	maxBatch int // MaxBatchSize
+	h        Header
+	t        Trailer // the trailer once read; before, the counts so far
+	off      int64   // bytes read from r
+	state    int
+	err      error // the first error, returned from then on
 
 	block    blockHeader
 	blockOff int64  // offset of the block header
@@ -43,6 +57,16 @@ type Reader struct {
 	stored   []byte // the block's stored bytes, when compressed
 	pos      int    // offset in raw of the next record
 	left     uint32 // records left in the block
+
+	frags    [][]byte // the data of the fragments of the cut batch so far
+	fragLen  int      // their total length
+	cut      []byte   // the data of the cut batch, once whole
+	cutBatch Batch    // Seq, Count and Time of the cut batch
+	cutOff   int64    // offset of its first fragment
+	cutting  int      // cutNone, cutKeep or cutDrop
+	// skipped: the last block was passed over by its header, so the next
+	// may begin with the rest of a batch that was never seen.
+	skipped bool
 
 	next                  uint64 // the sequence that the next batch must have
 	firstTime, lastTime   int64  // archive times of the first and last batch read
@@ -62,7 +86,14 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if limit < minRecordSize2 || limit > maxMaxBlockSize {
 		return nil, fmt.Errorf("segments: MaxBlockSize %d is outside [%d, %d]", limit, minRecordSize2, maxMaxBlockSize)
 	}
-	sr := &Reader{r: r, limit: limit}
+	maxBatch := opts.MaxBatchSize
+	if maxBatch == 0 {
+		maxBatch = DefaultMaxBatchSize
+	}
+	if maxBatch < batchHeaderSize || maxBatch > DefaultMaxBatchSize {
+		return nil, fmt.Errorf("segments: MaxBatchSize %d is outside [%d, %d]", maxBatch, batchHeaderSize, DefaultMaxBatchSize)
+	}
+	sr := &Reader{r: r, limit: limit, maxBatch: maxBatch}
 	b := sr.scratch[:headerSize]
 	if err := sr.readFull(b[:10], "the header"); err != nil {
 		return nil, err
@@ -107,20 +138,37 @@ func (r *Reader) Next() (Batch, error) {
 		case stateBody:
 			r.err = r.loadBody()
 		case stateRecords:
-			b, n, err := r.parseRecord()
+			rec, err := r.parseRecord()
 			if err == nil {
-				err = r.consume(b, n)
+				err = r.consume(&rec, cutKeep)
 			}
 			if err != nil {
 				r.err = err
 				return Batch{}, err
 			}
-			return b, nil
+			if b, ok := r.complete(rec); ok {
+				return b, nil
+			}
 		case stateDone:
 			return Batch{}, io.EOF
 		}
 	}
 	return Batch{}, r.err
+}
+
+// complete returns the batch that rec, just consumed, completes: rec's own,
+// or the cut batch put together whose last fragment rec is. A fragment that
+// ends no batch, or ends one that was passed over, completes none.
+func (r *Reader) complete(rec record) (Batch, bool) {
+	switch {
+	case rec.flags == 0:
+		return rec.Batch, true
+	case rec.flags == flagContinuation && rec.keep:
+		b := r.cutBatch
+		b.Data = r.cut
+		return b, true
+	}
+	return Batch{}, false
 }
 
 // SkipTo moves the Reader past every batch that holds no operation at or
@@ -140,13 +188,14 @@ func (r *Reader) SkipTo(seq uint64) error {
 				r.err = r.skipBody()
 			}
 		case stateRecords:
-			b, n, err := r.parseRecord()
-			if err != nil {
+			rec, err := r.parseRecord()
+			switch {
+			case err != nil:
 				r.err = err
-			} else if b.Seq+uint64(b.Count) > seq {
+			case rec.flags&flagContinuation == 0 && rec.Seq+uint64(rec.Count) > seq:
 				return nil
-			} else {
-				r.err = r.consume(b, n)
+			default:
+				r.err = r.consume(&rec, cutDrop)
 			}
 		case stateDone:
 			return nil
@@ -307,6 +356,7 @@ func (r *Reader) skipBody() error {
 	r.t.BatchCount += uint64(r.block.batches)
 	r.next = r.block.nextSeq
 	r.lastKnown = false
+	r.cutting, r.skipped = cutNone, true // a cut batch open there is passed over
 	r.state = stateSection
 	return nil
 }
@@ -320,58 +370,96 @@ func (r *Reader) recordOffset(pos int) int64 {
 	return r.blockOff
 }
 
+// record is a batch record as read: a whole batch, or a fragment of a cut
+// one.
+type record struct {
+	Batch        // Seq, Count, Time and the record's data; Seq is the cut batch's for a continuation
+	flags uint32 // flagContinued, flagContinuation
+	size  int    // bytes of the record
+	off   int64  // its offset, as recordOffset gives it
+	keep  bool   // set by consume: its batch is put together
+}
+
 // parseRecord decodes and checks the record at r.pos, without moving past
-// it. It returns the batch and the size of the record.
-func (r *Reader) parseRecord() (Batch, int, error) {
+// it.
+func (r *Reader) parseRecord() (record, error) {
 	b := r.raw[r.pos:]
-	off := r.recordOffset(r.pos)
+	rec := record{off: r.recordOffset(r.pos)}
 	over := overhead(r.h.Version)
 	if len(b) < over+batchHeaderSize {
-		return Batch{}, 0, corruptf(off, "block %d ends %d bytes into a batch record", r.block.index, len(b))
+		return rec, corruptf(rec.off, "block %d ends %d bytes into a batch record", r.block.index, len(b))
 	}
 	n := le.Uint32(b)
 	if n < batchHeaderSize || uint64(n) > uint64(len(b)-over) {
-		return Batch{}, 0, corruptf(off, "block %d: batch record declares %d data bytes, %d remain in the block", r.block.index, n, len(b)-over)
+		return rec, corruptf(rec.off, "block %d: batch record declares %d data bytes, %d remain in the block", r.block.index, n, len(b)-over)
 	}
-	size := over + int(n)
-	if got, want := le.Uint32(b[size-4:]), checksum(b[:size-4]); got != want {
-		return Batch{}, 0, corruptf(off, "block %d: batch record checksum %#08x, computed %#08x (at %d in the block)", r.block.index, got, want, r.pos)
+	rec.size = over + int(n)
+	if got, want := le.Uint32(b[rec.size-4:]), checksum(b[:rec.size-4]); got != want {
+		return rec, corruptf(rec.off, "block %d: batch record checksum %#08x, computed %#08x (at %d in the block)", r.block.index, got, want, r.pos)
 	}
 	start := 12 // v1: the data follows the length and the time
-	var batch Batch
 	if r.h.Version != Version1 {
 		if flags := le.Uint32(b[16:]); flags&^knownRecordFlags != 0 {
-			return Batch{}, 0, fmt.Errorf("%w: unknown batch record flags %#x at byte %d (block %d)", ErrUnsupported, flags&^knownRecordFlags, off, r.block.index)
+			return rec, fmt.Errorf("%w: unknown batch record flags %#x at byte %d (block %d)", ErrUnsupported, flags&^knownRecordFlags, rec.off, r.block.index)
 		}
-		start, batch.Count = 20, le.Uint32(b[12:])
+		start, rec.Count, rec.flags = 20, le.Uint32(b[12:]), le.Uint32(b[16:])
 	}
-	data := b[start : start+int(n)]
-	batch.Seq, batch.Data = le.Uint64(data), data
+	rec.Data = b[start : start+int(n)]
+	rec.Time = decodeTime(int64(le.Uint64(b[4:])))
+	if rec.flags&flagContinuation != 0 {
+		return rec, r.checkContinuation(&rec)
+	}
+	if r.cutting != cutNone {
+		return rec, corruptf(rec.off, "block %d: a batch record where the batch at sequence %d, cut at byte %d, goes on", r.block.index, r.cutBatch.Seq, r.cutOff)
+	}
+	rec.Seq = le.Uint64(rec.Data)
 	if r.h.Version == Version1 {
-		batch.Count = le.Uint32(data[8:])
+		rec.Count = le.Uint32(rec.Data[8:])
 	}
-	if batch.Seq != r.next {
-		return Batch{}, 0, corruptf(off, "batch at sequence %d where %d belongs", batch.Seq, r.next)
+	if rec.Seq != r.next {
+		return rec, corruptf(rec.off, "batch at sequence %d where %d belongs", rec.Seq, r.next)
 	}
-	if batch.Seq > math.MaxUint64-uint64(batch.Count) {
-		return Batch{}, 0, corruptf(off, "batch at sequence %d count %d overflows the sequence numbers", batch.Seq, batch.Count)
+	if rec.Seq > math.MaxUint64-uint64(rec.Count) {
+		return rec, corruptf(rec.off, "batch at sequence %d count %d overflows the sequence numbers", rec.Seq, rec.Count)
 	}
-	batch.Time = decodeTime(int64(le.Uint64(b[4:])))
-	return batch, size, nil
+	return rec, nil
 }
 
-// consume moves past the record of b, of size bytes, and checks the end of
-// the block when b was its last batch.
-func (r *Reader) consume(b Batch, size int) error {
-	r.pos += size
+// checkContinuation checks a record that goes on with a cut batch: one is
+// open, and the record repeats its span and time. The first record of a
+// block after one passed over by its header may go on with a batch that
+// was never seen; it is passed over too.
+func (r *Reader) checkContinuation(rec *record) error {
+	switch {
+	case r.cutting == cutNone && r.skipped && r.pos == 0:
+		return nil
+	case r.cutting == cutNone:
+		return corruptf(rec.off, "block %d: a batch fragment that goes on with no cut batch", r.block.index)
+	case rec.Count != r.cutBatch.Count || !rec.Time.Equal(r.cutBatch.Time):
+		return corruptf(rec.off, "block %d: a fragment of the batch at sequence %d (cut at byte %d) says span %d time %d, the batch %d and %d",
+			r.block.index, r.cutBatch.Seq, r.cutOff, rec.Count, encodeTime(rec.Time), r.cutBatch.Count, encodeTime(r.cutBatch.Time))
+	}
+	rec.Seq = r.cutBatch.Seq
+	return nil
+}
+
+// consume moves past rec and checks the end of the block when rec was its
+// last record. A batch cut into fragments takes its sequences at its first
+// fragment; its fragments are then put together (mode cutKeep), up to
+// MaxBatchSize bytes, or passed over (cutDrop).
+func (r *Reader) consume(rec *record, mode int) error {
+	r.pos += rec.size
 	r.left--
-	r.next = b.Seq + uint64(b.Count)
-	t := encodeTime(b.Time)
+	t := encodeTime(rec.Time)
 	if r.t.BatchCount == 0 {
 		r.firstTime, r.firstKnown = t, true
 	}
 	r.lastTime, r.lastKnown = t, true
 	r.t.BatchCount++
+	r.skipped = false
+	if err := r.consumeCut(rec, mode); err != nil {
+		return err
+	}
 	if r.left > 0 {
 		return nil
 	}
@@ -383,4 +471,66 @@ func (r *Reader) consume(b Batch, size int) error {
 		return corruptf(r.blockOff, "block %d ends at sequence %d, its header says %d", r.block.index, r.next, r.block.nextSeq)
 	}
 	return nil
+}
+
+// consumeCut moves the sequence past a whole or first record, and puts a
+// cut batch's fragments together.
+func (r *Reader) consumeCut(rec *record, mode int) error {
+	if rec.flags&flagContinuation == 0 {
+		r.next = rec.Seq + uint64(rec.Count)
+		if rec.flags&flagContinued == 0 {
+			return nil
+		}
+		r.cutting, r.cutBatch, r.cutOff = mode, rec.Batch, rec.off
+		r.cutBatch.Data = nil
+		if mode == cutKeep {
+			r.keepFragment(rec.Data)
+		}
+		return nil
+	}
+	switch r.cutting {
+	case cutNone: // the rest of a batch passed over with its block
+		r.cutting, r.cutBatch, r.cutOff = cutDrop, rec.Batch, rec.off
+		r.cutBatch.Data = nil
+	case cutKeep:
+		if r.fragLen+len(rec.Data) > r.maxBatch {
+			return corruptf(rec.off, "block %d: the fragments of the batch at sequence %d (cut at byte %d) pass %d bytes, the reader's MaxBatchSize",
+				r.block.index, r.cutBatch.Seq, r.cutOff, r.maxBatch)
+		}
+		r.keepFragment(rec.Data)
+		rec.keep = true
+	}
+	if rec.flags&flagContinued == 0 {
+		if rec.keep {
+			r.joinFragments()
+		}
+		r.cutting = cutNone
+	}
+	return nil
+}
+
+// keepFragment copies the data of a fragment, which lives in the block's
+// buffer, into a buffer of its own: the fragments are copied once more
+// into one of the batch's exact size when the last one has come, rather
+// than into a buffer grown again and again.
+func (r *Reader) keepFragment(data []byte) {
+	if len(r.frags) == 0 {
+		r.fragLen = 0
+	}
+	r.frags = append(r.frags, bytes.Clone(data))
+	r.fragLen += len(data)
+}
+
+// joinFragments puts the fragments kept together in r.cut and lets them go.
+func (r *Reader) joinFragments() {
+	if cap(r.cut) < r.fragLen {
+		r.cut = nil // not kept alive while the new one is filled
+		r.cut = make([]byte, 0, r.fragLen)
+	}
+	r.cut = r.cut[:0]
+	for i, f := range r.frags {
+		r.cut = append(r.cut, f...)
+		r.frags[i] = nil
+	}
+	r.frags = r.frags[:0]
 }

@@ -13,6 +13,9 @@ func (r *Reader) readTrailer(start int64) error {
 	if err := r.readFull(b[4:], "the trailer"); err != nil {
 		return err
 	}
+	if r.cutting != cutNone {
+		return corruptf(start, "the segment ends inside the batch at sequence %d, cut at byte %d", r.cutBatch.Seq, r.cutOff)
+	}
 	h, t, err := parseTrailer(b, start)
 	if err != nil {
 		return err

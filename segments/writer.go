@@ -54,7 +54,9 @@ type WriterOptions struct {
 	// DefaultBlockSize.
 	BlockSize int
 	// MaxBlockSize bounds the uncompressed bytes of a block. A batch whose
-	// record alone exceeds it is refused with ErrTooLarge. 0 means
+	// record alone exceeds it is cut into fragments of BlockSize bytes (of
+	// MaxBlockSize, when smaller), in blocks of their own; format version
+	// 1 refuses it with ErrTooLarge. 0 means
 	// DefaultMaxBlockSize. A reader refuses blocks above its own
 	// ReaderOptions.MaxBlockSize, so keep the two alike.
 	MaxBlockSize int
@@ -160,8 +162,11 @@ func (w *Writer) open() int { return max(len(w.buf)-blockHeaderSize, 0) }
 // BlockCount and RawBytes count the blocks written.
 func (w *Writer) Trailer() Trailer { return w.t }
 
-// Append adds b to the segment. It fails with ErrGap when b.Seq is not
-// NextSeq, with ErrTooLarge when b does not fit in a block, and when
+// Append adds b to the segment. A batch whose record does not fit in a
+// block of MaxBlockSize bytes is cut into fragments of about BlockSize
+// bytes, each in a block of its own (format version 2). It fails with
+// ErrGap when b.Seq is not NextSeq, with ErrTooLarge when b cannot be
+// stored (above MaxBlockSize in version 1, above DefaultMaxBatchSize), and when
 // b.Data's header disagrees with b.Seq and b.Count; such a batch is left out
 // and the Writer stays usable. An error in writing a block (of the
 // underlying writer, or of the compressor) is returned by every later call;
@@ -178,14 +183,56 @@ func (w *Writer) Append(b Batch) error {
 	}
 	size := overhead(w.h.Version) + len(b.Data)
 	if size > w.opts.MaxBlockSize {
-		return fmt.Errorf("%w: batch at sequence %d needs %d bytes, above MaxBlockSize %d", ErrTooLarge, b.Seq, size, w.opts.MaxBlockSize)
+		return w.appendCut(b)
 	}
 	if w.open() > 0 && w.open()+size > w.opts.BlockSize {
 		if err := w.flush(); err != nil {
 			return err
 		}
 	}
-	w.add(b)
+	w.add(b, b.Data, 0)
+	if w.open() >= w.opts.BlockSize {
+		return w.flush()
+	}
+	return nil
+}
+
+// appendCut adds b, whose record does not fit in a block, as fragments
+// (format version 2): the open block is ended, then each fragment but the
+// last fills a block of BlockSize bytes (of MaxBlockSize when smaller), and
+// the last stays in the open block. Each fragment holds at least
+// batchHeaderSize bytes of data, as any record does.
+func (w *Writer) appendCut(b Batch) error {
+	size := overhead(w.h.Version) + len(b.Data)
+	room := min(max(w.opts.BlockSize, recordOverhead2+2*batchHeaderSize), w.opts.MaxBlockSize) - recordOverhead2
+	switch {
+	case w.h.Version == Version1:
+		return fmt.Errorf("%w: batch at sequence %d needs %d bytes, above MaxBlockSize %d, and format version 1 cannot cut a batch", ErrTooLarge, b.Seq, size, w.opts.MaxBlockSize)
+	case len(b.Data) > DefaultMaxBatchSize:
+		return fmt.Errorf("%w: batch at sequence %d has %d bytes, above the %d that a reader puts together", ErrTooLarge, b.Seq, len(b.Data), DefaultMaxBatchSize)
+	case room < 2*batchHeaderSize:
+		return fmt.Errorf("%w: batch at sequence %d needs %d bytes, and MaxBlockSize %d is too small to cut it", ErrTooLarge, b.Seq, size, w.opts.MaxBlockSize)
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	rest := b.Data
+	for flags := flagContinued; ; flags |= flagContinuation {
+		k := len(rest)
+		if k > room {
+			k = min(room, k-batchHeaderSize) // the last fragment too holds a header's worth
+		} else {
+			flags &^= flagContinued
+		}
+		w.add(b, rest[:k], flags)
+		rest = rest[k:]
+		if flags&flagContinued == 0 {
+			break
+		}
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
 	if w.open() >= w.opts.BlockSize {
 		return w.flush()
 	}
@@ -202,22 +249,25 @@ func (w *Writer) usable() error {
 	return nil
 }
 
-// add appends the record of b to the open block.
-func (w *Writer) add(b Batch) {
+// add appends a record of b to the open block: the whole batch, with
+// flags 0 and data b.Data, or one of its fragments. A block's firstSeq is
+// the sequence expected at its start: that of its first record's batch,
+// or, when it begins with a continuation, the sequence after that batch.
+func (w *Writer) add(b Batch, data []byte, flags uint32) {
 	if w.block.batches == 0 {
-		w.block.firstSeq = b.Seq
+		w.block.firstSeq = w.next
 	}
-	if room := overhead(w.h.Version) + len(b.Data); cap(w.buf)-len(w.buf) < room {
+	if room := overhead(w.h.Version) + len(data); cap(w.buf)-len(w.buf) < room {
 		w.grow(room)
 	}
 	start := len(w.buf)
-	w.buf = le.AppendUint32(w.buf, uint32(len(b.Data)))
+	w.buf = le.AppendUint32(w.buf, uint32(len(data)))
 	w.buf = le.AppendUint64(w.buf, uint64(encodeTime(b.Time)))
 	if w.h.Version != Version1 {
 		w.buf = le.AppendUint32(w.buf, b.Count)
-		w.buf = le.AppendUint32(w.buf, 0) // flags
+		w.buf = le.AppendUint32(w.buf, flags)
 	}
-	w.buf = append(w.buf, b.Data...)
+	w.buf = append(w.buf, data...)
 	w.buf = le.AppendUint32(w.buf, checksum(w.buf[start:]))
 	w.block.batches++
 	w.next = b.Seq + uint64(b.Count)
