@@ -241,6 +241,8 @@ type Archiver struct {
 	// lists caches the file lists of the bases that the manifest named at
 	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
+	// bg is the base being archived in the background (basebg.go), if any.
+	bg *bgBase
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
 	// lag tracks the database's head and what waits for upload (under mu).
