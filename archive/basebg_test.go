@@ -22,6 +22,7 @@ type gateStore struct {
 	objstore.Store
 	mu       sync.Mutex
 	from, to uint64 // bases at from < seq <= to are held
+	key      string // and puts of this key
 	open     chan struct{}
 	seq      uint64 // the sequence of the last base held
 	entered  int    // puts that reached the gate
@@ -40,7 +41,17 @@ func (g *gateStore) hold(from, to uint64) {
 	g.from, g.to = from, to
 }
 
+// holdKey holds the puts of key.
+func (g *gateStore) holdKey(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.key = key
+}
+
 func (g *gateStore) holds(key string) (uint64, bool) {
+	if key == g.key {
+		return 0, true
+	}
 	var seq uint64
 	if _, err := fmt.Sscanf(key, manifest.BasesPrefix+"00000001/%016x/", &seq); err != nil {
 		return 0, false
@@ -66,7 +77,7 @@ func (g *gateStore) Put(ctx context.Context, key string, body io.Reader, size in
 	g.mu.Lock()
 	seq, held := g.holds(key)
 	if held {
-		g.seq = seq
+		g.seq = max(g.seq, seq)
 		g.entered++
 		g.inflight++
 	}
@@ -247,4 +258,58 @@ func hasBaseAt(m *manifest.Manifest, seq uint64) bool {
 		}
 	}
 	return false
+}
+
+// TestStopDuringBackgroundCommit: a stop while the background base's
+// commit is under way lets it finish within the stop's deadline; one that
+// does not finish by then is abandoned, with nothing of it in the
+// manifest, and Run still returns clean at the deadline.
+func TestStopDuringBackgroundCommit(t *testing.T) {
+	for _, finish := range []bool{true, false} {
+		t.Run(fmt.Sprintf("finish=%v", finish), func(t *testing.T) {
+			g := newGateStore(newStore(t))
+			src := newMemSource("db-1")
+			rng := rand.New(rand.NewSource(34))
+			opts := testOptions(t, "w")
+			opts.BaseWALBytes = 20 << 10
+			opts.DrainTimeout = time.Second
+			src.write(rng, 120)
+			r := start(t, src, g, opts)
+			waitFor(t, "the first base", func() bool { return r.a.Stats().Bases == 1 })
+			g.holdKey(manifest.ManifestKey) // only a base's commit writes it here
+			src.write(rng, 200)
+			seq := src.lastSeq()
+			waitFor(t, "the base's commit to reach the gate", func() bool { e, _, _ := g.state(); return e > 0 })
+			waitFor(t, "the batches to be archived", func() bool { return r.a.Stats().ArchivedSequence == seq })
+			t0 := time.Now()
+			r.cancel()
+			if finish {
+				g.release()
+			}
+			if err := r.stop(t); err != nil {
+				t.Fatalf("the stop: %v", err)
+			}
+			if d := time.Since(t0); d > opts.DrainTimeout+time.Second {
+				t.Fatalf("the stop took %v, with a deadline of %v", d, opts.DrainTimeout)
+			}
+			if _, inflight, _ := g.state(); inflight != 0 {
+				t.Fatal("Run returned while the base's commit still waited")
+			}
+			m := checkBasesWhole(t, g)
+			if hasBaseAt(m, seq) != finish {
+				t.Fatalf("bases %+v: a base at %d is %v, want %v", m.Bases, seq, hasBaseAt(m, seq), finish)
+			}
+			if !finish {
+				g.release()
+				r = start(t, src, g, opts)
+				src.write(rng, 20)
+				waitFor(t, "the restart to catch up", func() bool { return r.a.Stats().ArchivedSequence == src.lastSeq() })
+				if err := r.stop(t); err != nil {
+					t.Fatal(err)
+				}
+				checkBasesWhole(t, g)
+			}
+			sameBatches(t, archived(t, g, 1), src.since(firstBase(t, g, 1).Sequence))
+		})
+	}
 }
