@@ -66,10 +66,13 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 	}
 	r := j.run(ctx, ctx)
 	a.lists = r.lists
+	if r.m != nil {
+		a.m, a.etag = r.m, r.etag // nothing else wrote meanwhile
+	}
 	if r.err != nil {
 		return manifest.Base{}, r.err
 	}
-	a.m, a.etag, a.lastBase = r.m, r.etag, r.committed
+	a.lastBase = r.committed
 	return r.b, nil
 }
 
@@ -94,7 +97,7 @@ type baseJob struct {
 // baseResult is what a baseJob returns.
 type baseResult struct {
 	b         manifest.Base
-	m         *manifest.Manifest // the manifest the commit wrote, and its ETag
+	m         *manifest.Manifest // the manifest the commit wrote (if it did), and its ETag
 	etag      string
 	committed time.Time
 	lists     map[string]*manifest.FileList // the cache, given back
@@ -172,7 +175,7 @@ func (j *baseJob) archive(uctx, cctx context.Context) (manifest.Base, *manifest.
 	}
 	if fl != nil {
 		if err := j.ensureFiles(cctx, fl); err != nil {
-			return manifest.Base{}, nil, "", fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
+			return manifest.Base{}, m, etag, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
 	j.a.count(func(s *Stats) { s.Bases++ })
