@@ -101,6 +101,9 @@ type Options struct {
 	// about 1.2% of a core with 2,000 files, 10% with 16,000.
 	Poll time.Duration
 	// BaseInterval takes a base this long after the last (default 24h).
+	// Such a base is checkpointed between two reads, then uploaded and
+	// committed in the background while segments go on (at most one at a
+	// time); a stop abandons its upload.
 	BaseInterval time.Duration
 	// BaseWALBytes takes a base after this many bytes of batches since the
 	// last (default 4 GiB).
@@ -150,7 +153,8 @@ type Options struct {
 	Retention *prune.Options
 	// RetentionInterval is the time between two prunes (default 1h).
 	RetentionInterval time.Duration
-	// Progress, if set, is told of a base upload's bytes as they go.
+	// Progress, if set, is told of a base upload's bytes as they go, from
+	// the upload's goroutines (several at once).
 	Progress func(done, total int64)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -243,6 +247,8 @@ type Archiver struct {
 	// lists caches the file lists of the bases that the manifest named at
 	// the last base (a committed base's list never changes).
 	lists map[string]*manifest.FileList
+	// bg is the base being archived in the background (basebg.go), if any.
+	bg *bgBase
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
 	// lag tracks the database's head and what waits for upload (under mu).

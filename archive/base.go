@@ -54,92 +54,133 @@ func (a *Archiver) firstBase(ctx context.Context) error {
 	return nil
 }
 
-// maybeBase takes a base when one is due: BaseInterval after the last, or
-// after BaseWALBytes of batches. The checkpoint is taken here; it is fast
-// (hard links and a copy of the live WAL). A failed base is logged and
-// tried again after RetryMax, unless the archiver was fenced.
-func (a *Archiver) maybeBase(ctx context.Context) error {
-	now := a.opts.Now()
-	if now.Sub(a.lastBase) < a.opts.BaseInterval && a.walBytes < a.opts.BaseWALBytes {
-		return nil
-	}
-	a.log.Info("taking a base", "since_last", now.Sub(a.lastBase).Round(1e9).String(), "wal_bytes_since_last", a.walBytes)
-	a.lastBase, a.walBytes = now, 0
-	if _, err := a.takeBase(ctx, nil); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopping: the loop drains what it read
-		}
-		if errors.Is(err, manifest.ErrFenced) {
-			return err
-		}
-		// Try again after RetryMax, not a whole interval later: a store
-		// outage during a base must not postpone the next one by a day.
-		retry := min(a.opts.RetryMax, a.opts.BaseInterval)
-		a.lastBase = now.Add(retry - a.opts.BaseInterval)
-		a.log.Error("the base failed; trying again", "in", retry, "error", err)
-	}
-	return nil
-}
-
 // takeBase checkpoints the database, uploads what the bucket lacks, writes
 // the file list and adds the base to the manifest (with extra, if set, in
-// the same commit).
+// the same commit), all before it returns: the first base, the base that
+// ends a hole, and `rockstream base`. The loop's periodic bases run in the
+// background (basebg.go).
 func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, manifest.Base)) (manifest.Base, error) {
+	j, err := a.checkpoint(extra)
+	if err != nil {
+		return manifest.Base{}, err
+	}
+	r := j.run(ctx, ctx)
+	a.lists = r.lists
+	if r.m != nil {
+		a.m, a.etag = r.m, r.etag // nothing else wrote meanwhile
+	}
+	if r.err != nil {
+		return manifest.Base{}, r.err
+	}
+	a.lastBase = r.committed
+	return r.b, nil
+}
+
+// baseJob is one base after its checkpoint: the upload of its files, its
+// file list, its commit and the check of its files. It works only on what
+// it was handed, so that it can run beside the loop (basebg.go): the
+// manifest as it was at the checkpoint (read only: a *manifest.Manifest is
+// never changed in place, manifest.Update changes a fresh copy), a copy
+// of the writer record, and the cache of file lists, which it owns until
+// it returns it.
+type baseJob struct {
+	a       *Archiver // for its store, options, log and counters only
+	m       *manifest.Manifest
+	writer  manifest.Writer
+	claimed bool
+	dir     string // the checkpoint; removed when the job ends
+	seq     uint64
+	extra   func(*manifest.Manifest, manifest.Base)
+	lists   map[string]*manifest.FileList
+}
+
+// baseResult is what a baseJob returns.
+type baseResult struct {
+	b         manifest.Base
+	m         *manifest.Manifest // the manifest the commit wrote (if it did), and its ETag
+	etag      string
+	committed time.Time
+	lists     map[string]*manifest.FileList // the cache, given back
+	err       error
+}
+
+// checkpoint checkpoints the database into a fresh folder and returns the
+// job that archives it. It runs on the loop's goroutine: the Source is
+// used by one goroutine.
+func (a *Archiver) checkpoint(extra func(*manifest.Manifest, manifest.Base)) (*baseJob, error) {
 	dir, err := a.checkpointDir()
 	if err != nil {
-		return manifest.Base{}, err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	seq, err := a.src.Checkpoint(dir)
 	if err != nil {
-		return manifest.Base{}, fmt.Errorf("checkpoint into %s: %w", dir, err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
-	b, fl, done, err := a.existingBase(ctx, seq)
+	return &baseJob{a: a, m: a.m, writer: a.writer, claimed: a.claimed, dir: dir, seq: seq, extra: extra, lists: a.lists}, nil
+}
+
+// run archives the checkpoint: uploads under uctx (a stop or a gap ends
+// them), the commit and the check of the files after it under cctx (a
+// commit under way is finished, within the stop's deadline).
+func (j *baseJob) run(uctx, cctx context.Context) baseResult {
+	defer os.RemoveAll(j.dir)
+	r := baseResult{}
+	r.b, r.m, r.etag, r.err = j.archive(uctx, cctx)
+	r.committed, r.lists = j.a.opts.Now(), j.lists
+	return r
+}
+
+func (j *baseJob) archive(uctx, cctx context.Context) (manifest.Base, *manifest.Manifest, string, error) {
+	seq := j.seq
+	b, fl, done, err := j.existingBase(uctx)
 	if err != nil {
-		return manifest.Base{}, err
+		return manifest.Base{}, nil, "", err
 	}
 	switch {
 	case !done:
-		if fl, err = a.uploadBase(ctx, dir, seq); err != nil {
-			return manifest.Base{}, err
+		if fl, err = j.uploadBase(uctx); err != nil {
+			return manifest.Base{}, nil, "", err
 		}
-		b, err = manifest.PutFileList(ctx, a.store, fl)
-		if objstore.IsPreconditionFailed(err) && a.claimed {
-			b, err = a.replaceFileList(ctx, fl)
+		b, err = manifest.PutFileList(uctx, j.a.store, fl)
+		if objstore.IsPreconditionFailed(err) && j.claimed {
+			b, err = j.replaceFileList(uctx, fl)
 		}
 		if err != nil {
-			return manifest.Base{}, fmt.Errorf("write the file list of the base at %d: %w", seq, err)
+			return manifest.Base{}, nil, "", fmt.Errorf("write the file list of the base at %d: %w", seq, err)
 		}
 	case fl != nil:
-		if err := a.ensureFiles(ctx, dir, fl); err != nil {
-			return manifest.Base{}, fmt.Errorf("the stored base at %d (the file list of an earlier try) is not whole, so it is not added: %w; delete %s and take the base again", seq, err, b.FileList)
+		if err := j.ensureFiles(uctx, fl); err != nil {
+			return manifest.Base{}, nil, "", fmt.Errorf("the stored base at %d (the file list of an earlier try) is not whole, so it is not added: %w; delete %s and take the base again", seq, err, b.FileList)
 		}
 	}
-	var as *manifest.Writer
-	if a.claimed {
-		as = &a.writer
+	if err := uctx.Err(); err != nil {
+		return manifest.Base{}, nil, "", fmt.Errorf("the base at %d, before its commit: %w", seq, err)
 	}
-	m, etag, err := manifest.Update(ctx, a.store, as, func(m *manifest.Manifest) error {
+	var as *manifest.Writer
+	if j.claimed {
+		as = &j.writer
+	}
+	m, etag, err := manifest.Update(cctx, j.a.store, as, func(m *manifest.Manifest) error {
 		if !hasBase(m, b) {
 			m.Bases = append(m.Bases, b)
 		}
-		if extra != nil {
-			extra(m, b)
+		if j.extra != nil {
+			j.extra(m, b)
 		}
 		return nil
 	})
 	if err != nil {
-		return manifest.Base{}, fmt.Errorf("add the base at %d to the manifest: %w", seq, err)
+		return manifest.Base{}, nil, "", fmt.Errorf("add the base at %d to the manifest: %w", seq, err)
 	}
-	a.m, a.etag, a.lastBase = m, etag, a.opts.Now()
 	if fl != nil {
-		if err := a.ensureFiles(ctx, dir, fl); err != nil {
-			return manifest.Base{}, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
+		if err := j.ensureFiles(cctx, fl); err != nil {
+			return manifest.Base{}, m, etag, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
-	a.count(func(s *Stats) { s.Bases++ })
-	a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
-	return b, nil
+	j.a.count(func(s *Stats) { s.Bases++ })
+	j.a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
+	return b, m, etag, nil
 }
 
 // replaceFileList replaces the file list of another archiver's base at the
@@ -147,12 +188,12 @@ func (a *Archiver) takeBase(ctx context.Context, extra func(*manifest.Manifest, 
 // manifest does not name: that archiver is fenced, or this one is, which
 // checkFence tells. The files of the base are this archiver's already
 // (baseUpload.put replaced those that differed).
-func (a *Archiver) replaceFileList(ctx context.Context, fl *manifest.FileList) (manifest.Base, error) {
-	if err := a.checkFence(ctx); err != nil {
+func (j *baseJob) replaceFileList(ctx context.Context, fl *manifest.FileList) (manifest.Base, error) {
+	if err := j.checkFence(ctx); err != nil {
 		return manifest.Base{}, err
 	}
-	a.log.Warn("another archiver wrote a file list for this base; it is fenced, replacing it", "key", fl.Base().FileList)
-	return manifest.ReplaceFileList(ctx, a.store, fl)
+	j.a.log.Warn("another archiver wrote a file list for this base; it is fenced, replacing it", "key", fl.Base().FileList)
+	return manifest.ReplaceFileList(ctx, j.a.store, fl)
 }
 
 // existingBase finds a base of this timeline at seq that is stored
@@ -160,9 +201,9 @@ func (a *Archiver) replaceFileList(ctx context.Context, fl *manifest.FileList) (
 // complete file list (an earlier try that stopped before the manifest),
 // which it returns to be checked. Its files are never uploaded again but
 // to replace a missing one: they would overwrite that base's.
-func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base, *manifest.FileList, bool, error) {
-	tl := a.writer.Timeline
-	for _, b := range a.m.Bases {
+func (j *baseJob) existingBase(ctx context.Context) (manifest.Base, *manifest.FileList, bool, error) {
+	a, seq, tl := j.a, j.seq, j.writer.Timeline
+	for _, b := range j.m.Bases {
 		if b.Timeline == tl && b.Sequence == seq {
 			a.log.Info("no write since the last base; it stands", "timeline", tl, "sequence", seq)
 			return b, nil, true, nil
@@ -179,9 +220,9 @@ func (a *Archiver) existingBase(ctx context.Context, seq uint64) (manifest.Base,
 	if err != nil {
 		return manifest.Base{}, nil, false, fmt.Errorf("look for a stored base at %d: %w", seq, err)
 	}
-	if fl.Identity != a.m.Identity {
+	if fl.Identity != j.m.Identity {
 		return manifest.Base{}, nil, false, fmt.Errorf("the stored base at %d is of database %s, not of this archive's %s: %w; delete %s and take the base again",
-			seq, fl.Identity, a.m.Identity, manifest.ErrInvalid, key)
+			seq, fl.Identity, j.m.Identity, manifest.ErrInvalid, key)
 	}
 	a.log.Info("a complete base at this sequence is stored already; adding it to the manifest", "timeline", tl, "sequence", seq)
 	return fl.Base(), fl, true, nil
@@ -224,16 +265,17 @@ func alive(pid int) bool {
 
 // uploadBase uploads the files of the checkpoint in dir, in parallel,
 // skipping SST files that committed bases hold, and returns the file list.
-func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*manifest.FileList, error) {
+func (j *baseJob) uploadBase(ctx context.Context) (*manifest.FileList, error) {
+	a, dir, seq := j.a, j.dir, j.seq
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", dir, err)
 	}
-	have, err := a.committedSSTs(ctx)
+	have, err := j.committedSSTs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	fl := &manifest.FileList{Format: manifest.Format, Identity: a.m.Identity, Timeline: a.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
+	fl := &manifest.FileList{Format: manifest.Format, Identity: j.m.Identity, Timeline: j.writer.Timeline, Sequence: seq, Created: a.opts.Now().UTC()}
 	var total int64
 	for _, e := range entries {
 		info, err := e.Info()
@@ -246,7 +288,7 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 			fl.Options = e.Name()
 		}
 	}
-	up := baseUpload{a: a, dir: dir, seq: seq, have: have, total: total}
+	up := baseUpload{j: j, dir: dir, seq: seq, have: have, total: total}
 	if err := up.all(ctx, fl.Files); err != nil {
 		return nil, err
 	}
@@ -263,22 +305,23 @@ func (a *Archiver) uploadBase(ctx context.Context, dir string, seq uint64) (*man
 // a prune's sweep, which spares SST files written within its grace, leaves
 // it. A file list that cannot be read only means that its files are
 // uploaded again.
-func (a *Archiver) committedSSTs(ctx context.Context) (map[string]bool, error) {
-	m, _, err := manifest.Load(ctx, a.store)
+func (j *baseJob) committedSSTs(ctx context.Context) (map[string]bool, error) {
+	m, _, err := manifest.Load(ctx, j.a.store)
 	if err != nil {
 		return nil, fmt.Errorf("read the manifest for the SST files that bases hold: %w", err)
 	}
-	return a.namedSSTs(ctx, m)
+	return j.namedSSTs(ctx, m)
 }
 
 // namedSSTs returns the SST files that the bases of m hold. A list that
 // cannot be read counts as naming none. The cache of lists keeps only
 // those of m's bases, so that the lists of bases a prune dropped go.
-func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[string]bool, error) {
+func (j *baseJob) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[string]bool, error) {
+	a := j.a
 	have := map[string]bool{}
 	lists := make(map[string]*manifest.FileList, len(m.Bases))
 	for _, b := range m.Bases {
-		fl := a.lists[b.FileList]
+		fl := j.lists[b.FileList]
 		if fl == nil {
 			var err error
 			if fl, err = manifest.LoadFileList(ctx, a.store, m, b); err != nil {
@@ -296,7 +339,7 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[str
 			}
 		}
 	}
-	a.lists = lists
+	j.lists = lists
 	return have, nil
 }
 
@@ -307,9 +350,10 @@ func (a *Archiver) namedSSTs(ctx context.Context, m *manifest.Manifest) (map[str
 // commit landed, whose delete was already on its way (a sweep checks the
 // manifest right before each delete, and looks at an SST file's age before
 // that, so a later sweep sees the new base and keeps its files).
-func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.FileList) error {
+func (j *baseJob) ensureFiles(ctx context.Context, fl *manifest.FileList) error {
+	a := j.a
 	err := eachFile(ctx, a.opts.Concurrency, fl.Files, func(ctx context.Context, f *manifest.File) error {
-		return a.ensureFile(ctx, dir, fl.Sequence, f)
+		return j.ensureFile(ctx, fl.Sequence, f)
 	})
 	if err != nil {
 		return err
@@ -328,7 +372,8 @@ func (a *Archiver) ensureFiles(ctx context.Context, dir string, fl *manifest.Fil
 
 // ensureFile looks at file f of the base at seq and puts it again from
 // the checkpoint in dir when it is missing.
-func (a *Archiver) ensureFile(ctx context.Context, dir string, seq uint64, f *manifest.File) error {
+func (j *baseJob) ensureFile(ctx context.Context, seq uint64, f *manifest.File) error {
+	a := j.a
 	_, err := a.store.Head(ctx, f.Key)
 	if err == nil {
 		return nil
@@ -337,18 +382,18 @@ func (a *Archiver) ensureFile(ctx context.Context, dir string, seq uint64, f *ma
 		return fmt.Errorf("check the files of the base at %d: %w", seq, err)
 	}
 	a.log.Warn("a file of the new base was deleted meanwhile (a prune?); uploading it again", "key", f.Key)
-	return a.putAgain(ctx, dir, f)
+	return j.putAgain(ctx, f)
 }
 
 // putAgain uploads file f of a base from the checkpoint in dir, which must
 // hold the same bytes (an adopted file list may be of an earlier
 // checkpoint).
-func (a *Archiver) putAgain(ctx context.Context, dir string, f *manifest.File) error {
-	path := filepath.Join(dir, f.Name)
+func (j *baseJob) putAgain(ctx context.Context, f *manifest.File) error {
+	path := filepath.Join(j.dir, f.Name)
 	if sum, err := hashFile(path); err != nil || sum != f.SHA256 {
 		return fmt.Errorf("%s (%s) is missing from the store, and this checkpoint holds no copy of it to upload again", f.Key, f.Name)
 	}
-	u := baseUpload{a: a}
+	u := baseUpload{j: j}
 	err := u.putFile(ctx, path, f, objstore.PutOptions{IfNoneMatch: !manifest.IsSST(f.Name)})
 	if objstore.IsPreconditionFailed(err) && u.sameBytes(ctx, f) {
 		return nil // there again, with the same bytes
@@ -358,17 +403,17 @@ func (a *Archiver) putAgain(ctx context.Context, dir string, f *manifest.File) e
 
 // baseUpload is one base's file uploads.
 type baseUpload struct {
-	a                  *Archiver
+	j                  *baseJob
 	dir                string
 	seq                uint64
 	have               map[string]bool
 	total              int64
 	done, sent, shared atomic.Int64
-	fenceMu            sync.Mutex // checkFence writes the archiver's manifest
+	fenceMu            sync.Mutex // one fence check at a time
 }
 
 func (u *baseUpload) all(ctx context.Context, files []manifest.File) error {
-	return eachFile(ctx, u.a.opts.Concurrency, files, u.one)
+	return eachFile(ctx, u.j.a.opts.Concurrency, files, u.one)
 }
 
 // eachFile runs fn on every file, at most n at once, and returns the
@@ -405,7 +450,7 @@ func (u *baseUpload) one(ctx context.Context, f *manifest.File) error {
 		return err
 	}
 	f.SHA256 = sum
-	if f.Key, err = manifest.FileKey(u.a.writer.Timeline, u.seq, f.Name, sum); err != nil {
+	if f.Key, err = manifest.FileKey(u.j.writer.Timeline, u.seq, f.Name, sum); err != nil {
 		return fmt.Errorf("base file %s: %w", f.Name, err)
 	}
 	if u.have[f.Key] {
@@ -437,9 +482,9 @@ func (u *baseUpload) put(ctx context.Context, path string, f *manifest.File) err
 	if u.sameBytes(ctx, f) {
 		return nil
 	}
-	if u.a.claimed {
+	if u.j.claimed {
 		u.fenceMu.Lock()
-		err := u.a.checkFence(ctx)
+		err := u.j.checkFence(ctx)
 		u.fenceMu.Unlock()
 		if err != nil {
 			return err
@@ -454,14 +499,14 @@ func (u *baseUpload) putFile(ctx context.Context, path string, f *manifest.File,
 		return fmt.Errorf("base file %s: %w", f.Name, err)
 	}
 	defer file.Close()
-	if _, err := u.a.store.Put(ctx, f.Key, file, f.Size, opts); err != nil {
+	if _, err := u.j.a.store.Put(ctx, f.Key, file, f.Size, opts); err != nil {
 		return fmt.Errorf("upload base file %s to %s: %w", f.Name, f.Key, err)
 	}
 	return nil
 }
 
 func (u *baseUpload) sameBytes(ctx context.Context, f *manifest.File) bool {
-	rc, info, err := u.a.store.Get(ctx, f.Key, objstore.GetOptions{})
+	rc, info, err := u.j.a.store.Get(ctx, f.Key, objstore.GetOptions{})
 	if err != nil {
 		return false
 	}
@@ -478,8 +523,8 @@ func (u *baseUpload) sameBytes(ctx context.Context, f *manifest.File) bool {
 
 func (u *baseUpload) progress(n int64) {
 	d := u.done.Add(n)
-	if u.a.opts.Progress != nil {
-		u.a.opts.Progress(d, u.total)
+	if u.j.a.opts.Progress != nil {
+		u.j.a.opts.Progress(d, u.total)
 	}
 }
 

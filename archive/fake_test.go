@@ -42,6 +42,10 @@ func batchData(seq uint64, count uint32, payload []byte) []byte {
 func (m *memSource) write(rng *rand.Rand, n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.writeLocked(rng, n)
+}
+
+func (m *memSource) writeLocked(rng *rand.Rand, n int) {
 	for range n {
 		seq := m.lastSeqLocked() + 1
 		count := uint32(1 + rng.Intn(4))

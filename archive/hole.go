@@ -24,6 +24,9 @@ import (
 // it records the hole, takes the base that ends it, and continues after
 // the base.
 func (a *Archiver) recoverGap(ctx context.Context, cause error) error {
+	if err := a.waitBase(ctx); err != nil {
+		return err
+	}
 	from := a.next
 	a.log.Error("the WAL needed next is gone: batches are lost to point-in-time restore; recording the hole and taking a new base",
 		"missing_from", from, "cause", cause,

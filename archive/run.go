@@ -45,6 +45,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	for {
 		up := a.startUploader(ctx)
 		err = a.loop(ctx, up)
+		a.endBase(ctx.Err() != nil)
 		if ctx.Err() != nil && err == nil {
 			return a.drain(up)
 		}
@@ -323,25 +324,42 @@ func (a *Archiver) summary() {
 // checkFence reads the manifest (a conditional get, 304 when unchanged)
 // and fails when another writer took over.
 func (a *Archiver) checkFence(ctx context.Context) error {
-	m, etag, err := manifest.Reload(ctx, a.store, a.etag)
+	m, etag, err := a.readFence(ctx, a.etag, a.writer)
+	if m != nil {
+		a.m, a.etag = m, etag
+	}
+	return err
+}
+
+// checkFence is the fence check of a base's job, which may run beside the
+// loop: it reads the manifest whole and keeps it to itself.
+func (j *baseJob) checkFence(ctx context.Context) error {
+	_, _, err := j.a.readFence(ctx, "", j.writer)
+	return err
+}
+
+// readFence reads the manifest unless it still has ETag etag, and fails
+// when it names another writer than w. It returns the manifest read (nil
+// when unchanged or unreadable); it changes nothing of the Archiver.
+func (a *Archiver) readFence(ctx context.Context, etag string, w manifest.Writer) (*manifest.Manifest, string, error) {
+	m, etag, err := manifest.Reload(ctx, a.store, etag)
 	if err != nil {
 		if errors.Is(err, manifest.ErrNoArchive) {
-			return fenced("the manifest of %s is gone", a.store)
+			return nil, "", fenced("the manifest of %s is gone", a.store)
 		}
 		if errors.Is(err, manifest.ErrInvalid) || errors.Is(err, objstore.ErrAccessDenied) || errors.Is(err, objstore.ErrNoBucket) {
-			return fmt.Errorf("cannot check the manifest for a new writer, so cannot go on safely: %w", err)
+			return nil, "", fmt.Errorf("cannot check the manifest for a new writer, so cannot go on safely: %w", err)
 		}
 		a.log.Warn("cannot check the manifest for a new writer; will try again", "error", err)
-		return nil
+		return nil, "", nil
 	}
 	if m == nil {
-		return nil // unchanged
+		return nil, etag, nil // unchanged
 	}
-	a.m, a.etag = m, etag
-	if w := m.Writer; w == nil || w.ID != a.writer.ID || w.Epoch != a.writer.Epoch || w.Timeline != a.writer.Timeline {
-		return fenced("the manifest of %s names another writer now (%s)", a.store, describeWriter(w))
+	if mw := m.Writer; mw == nil || mw.ID != w.ID || mw.Epoch != w.Epoch || mw.Timeline != w.Timeline {
+		return m, etag, fenced("the manifest of %s names another writer now (%s)", a.store, describeWriter(mw))
 	}
-	return nil
+	return m, etag, nil
 }
 
 func describeWriter(w *manifest.Writer) string {
