@@ -257,15 +257,19 @@ type Archiver struct {
 
 // Stats counts what an Archiver did.
 type Stats struct {
-	Timeline    uint32
-	Segments    int64 // segments uploaded: one PUT each that succeeded
-	Sealed      int64 // segments sealed and handed to the uploader
-	Batches     int64
-	BatchBytes  int64 // uncompressed WAL bytes
-	UploadBytes int64 // segment bytes uploaded
-	Retries     int64
-	Bases       int64
-	Holes       int64
+	Timeline uint32
+	Segments int64 // segments uploaded: one PUT each that succeeded
+	Sealed   int64 // segments sealed and handed to the uploader
+	// SealedByAge counts the segments sealed before they were full (by
+	// their age, or before a batch that needs a segment of its own), and
+	// SealedByAgeBytes their batch bytes.
+	SealedByAge, SealedByAgeBytes int64
+	Batches                       int64
+	BatchBytes                    int64 // uncompressed WAL bytes
+	UploadBytes                   int64 // segment bytes uploaded
+	Retries                       int64
+	Bases                         int64
+	Holes                         int64
 	// ReplayNeeds are the options of the database that rockstream cannot
 	// replay by itself (see ReplayChecker); empty when it replays it all.
 	ReplayNeeds []string

@@ -85,6 +85,25 @@ func (a *Archiver) headAhead() bool {
 	return a.lag.head.Known && a.lag.head.Sequence >= a.next && a.lag.head.Bytes > 0
 }
 
+// nearHead reports whether the reader follows the database rather than
+// catches up on a backlog, as the last look at the head showed: less than
+// one segment (SegmentSize) of WAL was left to read, and the reader has not
+// read past that head since (a look older than what was read says nothing
+// of the backlog now). A writer that writes without pause never lets a read
+// find nothing new; within a segment of its head, the archiver still seals
+// by age, so that the lag stays one segment age. With a backlog it seals by
+// size.
+//
+// Only a look taken after since counts (the loop passes the time the open
+// segment became due by age), so that a reader that catches up on a
+// backlog seals at most a segment or two by age at its very end.
+func (a *Archiver) nearHead(since time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.lag.head
+	return h.Known && h.Bytes >= 0 && a.lag.headAt.After(since) && h.Sequence+1 >= a.next && h.Bytes < int64(a.opts.SegmentSize)
+}
+
 // opened records that a segment's first batch was read now.
 func (a *Archiver) opened(t time.Time) {
 	a.mu.Lock()

@@ -166,6 +166,9 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			return fmt.Errorf("read the WAL at sequence %d: %w", a.next, err)
 		case ok:
 			full := cur.raw >= int64(a.opts.SegmentSize)
+			if due := cur.opened.Add(a.opts.SegmentAge); !cur.caughtUp && !now.Before(due) && a.nearHead(due) {
+				cur.caughtUp = true // following a steady writer: less than a segment behind
+			}
 			if full || cur.caughtUp && now.Sub(cur.opened) >= a.opts.SegmentAge {
 				if err := a.seal(ctx, cur, up, false); err != nil {
 					return err
@@ -298,7 +301,14 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),
 	}
-	a.count(func(s *Stats) { s.Sealed++ })
+	byAge := cur.raw < int64(a.opts.SegmentSize) && !final
+	a.count(func(s *Stats) {
+		s.Sealed++
+		if byAge {
+			s.SealedByAge++
+			s.SealedByAgeBytes += cur.raw
+		}
+	})
 	return up.queue(ctx, s)
 }
 
