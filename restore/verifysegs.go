@@ -143,7 +143,7 @@ func (v *verifier) readWhole(ctx context.Context, key string) (*segments.Reader,
 // readAttempts bounds the reads of one object whose transfer breaks off
 // (a connection reset in the middle of a body, which the S3 SDK does not
 // retry) before Verify gives up on the store.
-const readAttempts = 3
+const readAttempts = 5
 
 // sizedBody is the body of a get of an object of size bytes. A body that
 // fails, or ends before size bytes, is a *brokenTransfer: never an io.EOF

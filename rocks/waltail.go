@@ -407,9 +407,46 @@ func (t *WALTail) finished(num uint64) (bool, error) {
 	case 0:
 		return false, nil
 	case 1:
-		return t.hasData(newer[0].name)
+		if data, err := t.hasData(newer[0].name); err != nil || data {
+			return data, err
+		}
+		// The one newer file in dir is empty: files between may have been
+		// moved to archive/ meanwhile (the writer flushed more than once
+		// since the last look), which ends num too.
+		return t.archivedAfter(num)
 	}
 	return true, nil
+}
+
+// archivedAfter says whether archive/ holds a WAL file numbered above num.
+func (t *WALTail) archivedAfter(num uint64) (bool, error) {
+	names, err := readDirNames(t.archive)
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		if n, ok := walNumber(name); ok && n > num {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readDirNames lists the names in dir; none when it does not exist.
+func readDirNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rocks: list wal files of %s: %w", dir, err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("rocks: list wal files of %s: %w", dir, err)
+	}
+	return names, nil
 }
 
 // walLog is a WAL file found by a listing.
