@@ -766,3 +766,48 @@ type segmentBatch struct {
 	count uint32
 	data  []byte
 }
+
+// TestWALTailFlushedTwiceWhileWaiting: the reader waits at the end of a WAL
+// file while the writer flushes twice (WAL_ttl_seconds moves each finished
+// file to archive/), leaving in dir one newer file only, and that one
+// empty. The files in between are in archive/: the reader must move on to
+// them, not wait for the empty one to get data. (It waited forever.)
+func TestWALTailFlushedTwiceWhileWaiting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	w := newOptionsWriter(t, filepath.Join(t.TempDir(), "db"), "WAL_ttl_seconds=3600;write_buffer_size=67108864")
+	w.writeRandom(rng, 20)
+	w.flush()
+	start := w.latest() + 1
+	tail, err := NewWALTail(w.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	if err := tail.Seek(start); err != nil {
+		t.Fatal(err)
+	}
+	// The reader looks once: the newest file is empty, nothing to read.
+	if _, ok, err := tail.Next(); err != nil || ok {
+		t.Fatalf("Next on an empty WAL: ok %v, %v", ok, err)
+	}
+	for range 2 {
+		w.writeRandom(rng, 20)
+		w.flush()
+	}
+	want := w.latest()
+	got := start - 1
+	for tries := 0; got < want && tries < 1000; tries++ {
+		b, ok, err := tail.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			tail.now = func() time.Time { return time.Now().Add(time.Duration(tries+1) * walFinishedEvery) } // a listing is due at each look
+			continue
+		}
+		got = b.Next() - 1
+	}
+	if got != want {
+		t.Fatalf("the reader reached sequence %d, the writer wrote up to %d (its files moved to archive/ while it waited)", got, want)
+	}
+}
