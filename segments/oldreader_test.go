@@ -121,6 +121,10 @@ func main() {
 func buildOldReader(t *testing.T, commit, program string) string {
 	t.Helper()
 	git, goTool := testenv.RequireTool(t, "git"), testenv.RequireTool(t, "go")
+	if err := exec.Command(git, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		// Not a pass: the golden files and the format tests still ran.
+		t.Skipf("SKIP (not a pass): this clone lacks commit %s (a shallow clone?), whose reader the test builds", commit)
+	}
 	root := t.TempDir()
 	archive := exec.Command(git, "archive", "--format=tar", commit, "go.mod", "go.sum", "segments")
 	archive.Dir = ".."
