@@ -1,7 +1,6 @@
 package rocks
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"os"
@@ -102,30 +101,17 @@ func newestOptionsFile(dir string) (string, error) {
 // readDBOptions returns the key=value lines of the [DBOptions] section of a
 // RocksDB options file (an INI-like text).
 func readDBOptions(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("rocks: read options: %w", err)
-	}
-	defer f.Close()
-	opts, section, seen := map[string]string{}, "", false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
-			section = strings.TrimSpace(line[1 : len(line)-1])
-			seen = seen || section == "DBOptions"
-		case section == "DBOptions":
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				return nil, fmt.Errorf("rocks: read options: %s: bad line %q", path, line)
+	opts, seen := map[string]string{}, false
+	err := scanOptionsFile(path, func(section, key, value string) {
+		if section == "DBOptions" {
+			seen = true
+			if key != "" {
+				opts[key] = value
 			}
-			opts[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("rocks: read options: %s: %w", path, err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !seen {
 		return nil, fmt.Errorf("rocks: read options: %s: no [DBOptions] section", path)

@@ -1,9 +1,7 @@
 package rocks
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/linxGnu/grocksdb"
@@ -89,38 +87,21 @@ func optionTakes(kv string) bool {
 // readFamilySections returns the key=value lines of the family's
 // [CFOptions "name"] and [TableOptions/BlockBasedTable "name"] sections.
 func readFamilySections(path, name string) (cf, table []string, found bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("rocks: read options: %w", err)
-	}
-	defer f.Close()
 	cfSection := fmt.Sprintf("CFOptions %q", name)
 	tableSection := fmt.Sprintf("TableOptions/BlockBasedTable %q", name)
-	section := ""
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	err = scanOptionsFile(path, func(section, key, value string) {
 		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
-			section = strings.TrimSpace(line[1 : len(line)-1])
-			found = found || section == cfSection
-		case section == cfSection, section == tableSection:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				return nil, nil, false, fmt.Errorf("rocks: read options: %s: bad line %q", path, line)
-			}
-			kv := strings.TrimSpace(k) + "=" + strings.TrimSpace(v)
-			if section == cfSection {
-				cf = append(cf, kv)
-			} else {
-				table = append(table, kv)
-			}
+		case section == cfSection && key == "":
+			found = true
+		case key == "":
+		case section == cfSection:
+			cf = append(cf, key+"="+value)
+		case section == tableSection:
+			table = append(table, key+"="+value)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, false, fmt.Errorf("rocks: read options: %s: %w", path, err)
+	})
+	if err != nil {
+		return nil, nil, false, err
 	}
 	return cf, table, found, nil
 }

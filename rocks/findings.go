@@ -1,7 +1,6 @@
 package rocks
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -161,30 +160,26 @@ func InspectOptionsData(data []byte, name string, ops *Operators) ([]Finding, er
 func parseFamilyOptions(r io.Reader, path string) ([]familyOptions, error) {
 	var out []familyOptions
 	in := false // in a [CFOptions] section
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "[") {
-			name, ok := familySection(line)
+	err := scanOptions(r, path, func(section, key, value string) {
+		if key == "" {
+			name, ok := familySection("[" + section + "]")
 			if in = ok; ok {
 				out = append(out, familyOptions{name: name})
 			}
-			continue
+			return
 		}
 		if !in {
-			continue
+			return
 		}
-		k, v, _ := strings.Cut(line, "=")
-		switch strings.TrimSpace(k) {
+		switch key {
 		case "merge_operator":
-			out[len(out)-1].merge = customName(v)
+			out[len(out)-1].merge = customName(value)
 		case "comparator":
-			out[len(out)-1].comparator = customName(v)
+			out[len(out)-1].comparator = customName(value)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("rocks: read options: %s: %w", path, err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("rocks: read options: %s: no [CFOptions] section", path)
