@@ -64,7 +64,12 @@ func twoArchivers(t *testing.T, sameID bool) {
 	time.Sleep(500 * time.Millisecond) // the winner goes on
 	stop()
 	latest := db.db.GetLatestSequenceNumber()
-	waitUntilT(t, "the winner to archive everything", func() bool { return archivedTo(t, store, 1) == latest })
+	for deadline := time.Now().Add(60 * time.Second); archivedTo(t, store, 1) != latest; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the winner to archive everything: the archive ends at %d, the database at %d; the winner said:\n%s",
+				archivedTo(t, store, 1), latest, winner.out)
+		}
+	}
 	if code := winner.stop(t); code != exitOK {
 		t.Fatalf("the winning archiver: exit %d\n%s", code, winner.out)
 	}
