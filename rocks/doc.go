@@ -31,8 +31,9 @@
 //     OPTIONS and IDENTITY. Files that vanish meanwhile (a compaction) make
 //     it read the MANIFEST on and try again. Its sequence is computed in Go:
 //     the MANIFEST's last sequence or the end of the last batch of the WAL
-//     copied, whichever is larger (batchSequences is the seam for batches
-//     whose header count is not what they consume).
+//     copied, whichever is larger (two-phase-commit batches counted with
+//     Txns); a checkpoint whose WAL copies miss sequences written without
+//     the WAL and not flushed yet is ErrUnflushed.
 //   - Primary: the archiver's Source (archive.Source) over a database that
 //     the program owns and has opened read-write itself (library mode). It
 //     reads the WAL of the program's handle with the same Updates and

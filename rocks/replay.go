@@ -127,7 +127,8 @@ func (r *Replayer) seedTxns() error {
 func walHasTxnMarkers(dir string) (bool, error) {
 	found := false
 	err := readWALFiles(dir, func(_ string, _ int64, payload []byte) error {
-		found = found || hasTxnMarkers(payload)
+		b, walked := walBatch(payload)
+		found = found || walked && b.twoPC
 		return nil
 	})
 	if err != nil {

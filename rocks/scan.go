@@ -51,6 +51,7 @@ type batchScan struct {
 	count        uint32
 	twoPC        bool   // it holds two-phase-commit markers
 	emptyRangeAt bool   // its last counted record is an empty range deletion
+	emptyRanges  uint32 // its counted empty range deletions (begin == end)
 	badRange     bool   // a range deletion ends before it begins (bytewise)
 	merge        bool   // it holds merges
 	prepare      []byte // the xid of its prepared section (EndPrepare)
@@ -91,6 +92,9 @@ func scanBatch(data []byte, hasCF, hasMerge func(uint32) bool) (batchScan, error
 		if r.counts {
 			found++
 			s.emptyRangeAt = r.emptyRange
+			if r.emptyRange {
+				s.emptyRanges++
+			}
 		}
 		off = r.next
 	}

@@ -161,10 +161,11 @@ func scanWAL(path string, num uint64) (walScan, error) {
 				path, lr.recOff, ErrCorrupt, len(rec))
 		}
 		seq := binary.LittleEndian.Uint64(rec)
-		if n := batchSequences(rec); n > 0 {
+		b, walked := walBatch(rec)
+		if n := batchSequences(rec, b, walked); n > 0 {
 			s.lastSeq = max(s.lastSeq, seq+n-1)
 		}
-		s.twoPC = s.twoPC || hasTxnMarkers(rec)
+		s.twoPC = s.twoPC || walked && b.twoPC
 		switch {
 		case s.first == 0:
 			s.first = seq
@@ -179,71 +180,31 @@ func scanWAL(path string, num uint64) (walScan, error) {
 // write batch data when it replays it: the count of its header, less its
 // empty range deletions (begin == end), which recovery's MemTableInserter
 // applies without taking a sequence (db/write_batch.cc, DeleteRangeCF;
-// TestPrimaryEmptyDeleteRange).
+// TestPrimaryEmptyDeleteRange). b is walBatch's scan of data; a batch that
+// could not be walked (walked false: a record type that a replay refuses)
+// counts its header's count.
 //
 // This is exact for the batches of a plain DB and of a TransactionDB with
-// WRITE_COMMITTED, whose 2PC markers take no sequence. It is the seam for
-// the batches whose header count is not what they consume (seq_per_batch:
-// the WRITE_PREPARED and WRITE_UNPREPARED policies, where a batch takes one
-// sequence per sub-batch): a tracker of those replaces it. A batch that
-// cannot be walked (an unknown record type) counts its header's count.
-func batchSequences(data []byte) uint64 {
+// WRITE_COMMITTED, whose 2PC markers take no sequence (copier.txnSequence
+// counts those with Txns); WRITE_PREPARED and WRITE_UNPREPARED batches
+// (seq_per_batch) are not counted right.
+func batchSequences(data []byte, b batchScan, walked bool) uint64 {
 	count := uint64(binary.LittleEndian.Uint32(data[8:]))
-	empty, ok := emptyRangeDeletions(data)
-	if !ok || empty > count {
+	if !walked || uint64(b.emptyRanges) > count {
 		return count
 	}
-	return count - empty
+	return count - uint64(b.emptyRanges)
 }
 
-// walShapes gives, for every WriteBatch record type of RocksDB 7.8
-// (db/dbformat.h, ValueType; ReadRecordFromWriteBatch in
-// db/write_batch.cc), whether a column family id follows its tag and how
-// many length-prefixed slices.
-var walShapes = map[byte]struct {
-	cf     bool
-	slices int
-}{
-	0x00: {false, 1}, 0x01: {false, 2}, 0x02: {false, 2}, 0x03: {false, 1},
-	0x04: {true, 1}, 0x05: {true, 2}, 0x06: {true, 2}, 0x07: {false, 1},
-	0x08: {true, 1}, 0x09: {false, 0}, 0x0A: {false, 1}, 0x0B: {false, 1},
-	0x0C: {false, 1}, 0x0D: {false, 0}, 0x0E: {true, 2}, 0x0F: {false, 2},
-	0x10: {true, 2}, 0x11: {false, 2}, 0x12: {false, 0}, 0x13: {false, 0},
-	0x15: {false, 2}, 0x16: {false, 2}, 0x17: {true, 2},
+// walBatch scans a batch of a WAL file (scanBatch) for what a checkpoint
+// needs of it, without the limits of a database: every column family id
+// and merge is taken.
+func walBatch(data []byte) (batchScan, bool) {
+	b, err := scanBatch(data, anyFamily, anyFamily)
+	return b, err == nil
 }
 
-// emptyRangeDeletions counts the range deletions of a batch whose begin
-// and end are equal (bytewise); ok is false when the batch cannot be walked.
-func emptyRangeDeletions(data []byte) (n uint64, ok bool) {
-	for off := headerSize; off < len(data); {
-		tag := data[off]
-		shape, known := walShapes[tag]
-		if !known {
-			return 0, false
-		}
-		off++
-		if shape.cf {
-			_, w := binary.Uvarint(data[off:])
-			if w <= 0 {
-				return 0, false
-			}
-			off += w
-		}
-		var sl [2][]byte
-		for i := range shape.slices {
-			l, w := binary.Uvarint(data[off:])
-			if w <= 0 || l > uint64(len(data)-off-w) {
-				return 0, false
-			}
-			sl[i] = data[off+w : off+w+int(l)]
-			off += w + int(l)
-		}
-		if (tag == 0x0E || tag == 0x0F) && string(sl[0]) == string(sl[1]) {
-			n++
-		}
-	}
-	return n, true
-}
+func anyFamily(uint32) bool { return true }
 
 // sequence is the last sequence that recovery of the checkpoint reaches:
 // that of the MANIFEST, or the end of the last batch of the WAL copies.
@@ -326,7 +287,8 @@ func (c *copier) txnSequence(manifestSeq uint64) (uint64, error) {
 			}
 			span, err := t.Span(rec)
 			if errors.Is(err, ErrNoPrepare) {
-				span, err = uint32(batchSequences(rec)), nil
+				b, walked := walBatch(rec)
+				span, err = uint32(batchSequences(rec, b, walked)), nil
 			}
 			if err != nil {
 				f.Close()
@@ -344,47 +306,4 @@ func (c *copier) txnSequence(manifestSeq uint64) (uint64, error) {
 		}
 	}
 	return last, nil
-}
-
-// hasTxnMarkers says whether a batch holds a two-phase-commit marker
-// (BeginPrepare, EndPrepare, Commit, Rollback, their other policies'
-// forms, a commit with a timestamp). A batch that cannot be walked says
-// false: batchSequences then stands.
-func hasTxnMarkers(data []byte) bool {
-	found := false
-	walkRecords(data, func(tag byte) {
-		switch tag {
-		case 0x09, 0x0A, 0x0B, 0x0C, 0x12, 0x13, 0x15:
-			found = true
-		}
-	})
-	return found
-}
-
-// walkRecords calls fn with the tag of each record of a batch, as far as
-// it can walk it.
-func walkRecords(data []byte, fn func(tag byte)) {
-	for off := headerSize; off < len(data); {
-		tag := data[off]
-		shape, known := walShapes[tag]
-		if !known {
-			return
-		}
-		fn(tag)
-		off++
-		if shape.cf {
-			_, w := binary.Uvarint(data[off:])
-			if w <= 0 {
-				return
-			}
-			off += w
-		}
-		for range shape.slices {
-			l, w := binary.Uvarint(data[off:])
-			if w <= 0 || l > uint64(len(data)-off-w) {
-				return
-			}
-			off += w + int(l)
-		}
-	}
 }
