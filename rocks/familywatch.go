@@ -341,8 +341,11 @@ func (w *familyWatch) take() []manifest.ColumnFamilyChange {
 }
 
 // walHead is the last sequence of the newest WAL file of dir that holds a
-// complete batch; 0 when none does. (WALTail.Head, when it comes, says the
-// same.)
+// complete batch; 0 when none does. It reads the files now: a drop is
+// placed at this head, which must be at or after every batch written
+// before the drop. WALTail.Head is not enough here: between its listings
+// it gives the head it found last, which can be older (tried: restores
+// then lost the last writes to dropped families).
 func walHead(dir string) (uint64, error) {
 	paths, err := walFiles(dir)
 	if err != nil {
