@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/rockstream/rockstream/internal/testenv"
 	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
 )
 
 // TestArchiveBusyStart (issue 14, "busy starts"): the archiver is started
@@ -24,27 +26,8 @@ import (
 func TestArchiveBusyStart(t *testing.T) {
 	for i := range testenv.Scale(3, 10) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "db")
-			w := dbBench(t, dir, "--benchmarks=fillrandom", "--num=100000000", "--write_buffer_size=65536",
-				"--max_background_jobs=2", "--level0_file_num_compaction_trigger=2", fmt.Sprintf("--seed=%d", 100+i))
-			// A condition, not a sleep: the database and its options exist.
-			waitUntilT(t, "db_bench to create the database", func() bool {
-				opts, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
-				_, err := os.Stat(filepath.Join(dir, "CURRENT"))
-				return err == nil && len(opts) > 0
-			})
-			bucket := "file://" + t.TempDir()
-			p := startCLI(t, nil, "archive", "--db", dir, "--to", bucket, "--segment-age", "50ms")
-			s := openLocation(t, bucket)
-			var base uint64
-			waitUntilT(t, "the first base", func() bool {
-				m, _, err := manifest.Load(context.Background(), s)
-				if err != nil || len(m.Bases) == 0 {
-					return false
-				}
-				base = m.Bases[0].Sequence
-				return true
-			})
+			dir, w := startBusyWriter(t, "--level0_file_num_compaction_trigger=2", fmt.Sprintf("--seed=%d", 100+i))
+			_, p, s, base := startBusyArchiver(t, dir)
 			// The writer goes on at full speed while the archiver follows.
 			waitUntilT(t, "the archive to follow the writer", func() bool { return archivedTo(t, s, 1) > base+20000 })
 			w.Process.Kill()
@@ -73,26 +56,8 @@ func TestArchiveBusyStart(t *testing.T) {
 // (never one a range restores), and the latest restore equals the
 // database.
 func TestArchiveNoRetentionFullSpeed(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "db")
-	w := dbBench(t, dir, "--benchmarks=fillrandom", "--num=100000000", "--wal_ttl_seconds=0", "--write_buffer_size=65536",
-		"--max_background_jobs=2", "--seed=7")
-	waitUntilT(t, "db_bench to create the database", func() bool {
-		opts, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
-		_, err := os.Stat(filepath.Join(dir, "CURRENT"))
-		return err == nil && len(opts) > 0
-	})
-	bucket := "file://" + t.TempDir()
-	p := startCLI(t, nil, "archive", "--db", dir, "--to", bucket, "--segment-age", "50ms")
-	s := openLocation(t, bucket)
-	var base uint64
-	waitUntilT(t, "the first base", func() bool {
-		m, _, err := manifest.Load(context.Background(), s)
-		if err != nil || len(m.Bases) == 0 {
-			return false
-		}
-		base = m.Bases[0].Sequence
-		return true
-	})
+	dir, w := startBusyWriter(t, "--wal_ttl_seconds=0", "--seed=7")
+	bucket, p, s, base := startBusyArchiver(t, dir)
 	// It keeps going through the gaps: three more bases (each ends a hole,
 	// or is a periodic one), or segments well past the first base.
 	waitUntilT(t, "the archive to keep going", func() bool {
@@ -163,4 +128,40 @@ func TestArchiveNoRetentionFullSpeed(t *testing.T) {
 	}
 	sameDatabase(t, restored, dir)
 	t.Logf("%d holes recorded, %d bases; first base at %d, database at %d", len(m.Holes), len(m.Bases), base, latest)
+}
+
+// startBusyWriter starts db_bench fillrandom without end, with 64 KiB
+// memtables and compactions (args add to or override that), and returns
+// once it has created its database and options (a condition, not a sleep).
+func startBusyWriter(t *testing.T, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "db")
+	w := dbBench(t, dir, append([]string{"--benchmarks=fillrandom", "--num=100000000", "--write_buffer_size=65536",
+		"--max_background_jobs=2"}, args...)...)
+	waitUntilT(t, "db_bench to create the database", func() bool {
+		opts, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
+		_, err := os.Stat(filepath.Join(dir, "CURRENT"))
+		return err == nil && len(opts) > 0
+	})
+	return dir, w
+}
+
+// startBusyArchiver starts 'rockstream archive' of dir into a new file
+// archive and waits for its first base; it returns the archive's URL, the
+// process, the store and the base's sequence.
+func startBusyArchiver(t *testing.T, dir string) (string, *proc, objstore.Store, uint64) {
+	t.Helper()
+	bucket := "file://" + t.TempDir()
+	p := startCLI(t, nil, "archive", "--db", dir, "--to", bucket, "--segment-age", "50ms")
+	s := openLocation(t, bucket)
+	var base uint64
+	waitUntilT(t, "the first base", func() bool {
+		m, _, err := manifest.Load(context.Background(), s)
+		if err != nil || len(m.Bases) == 0 {
+			return false
+		}
+		base = m.Bases[0].Sequence
+		return true
+	})
+	return bucket, p, s, base
 }
