@@ -4,8 +4,9 @@
 // manifest's writer record, so that a second writer is fenced.
 //
 // The database is reached through Source (package rocks provides one that
-// reads another process's database from its WAL files and checkpoints it as
-// a secondary instance, and one over a *grocksdb.DB that the program owns);
+// reads another process's database from its WAL files and checkpoints it by
+// copying its files, with no RocksDB instance, and one over a *grocksdb.DB
+// that the program owns);
 // the bucket through objstore.Store.
 //
 // An Archiver holds no state of its own across restarts: at start it
