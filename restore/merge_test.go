@@ -19,6 +19,7 @@ import (
 	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/internal/testenv"
+	"github.com/rockstream/rockstream/internal/testops"
 	"github.com/rockstream/rockstream/rocks"
 )
 
@@ -294,25 +295,6 @@ func optionsNum(name string) int {
 	return n
 }
 
-// concat is an application's own merge operator: it joins operands with
-// "+".
-type concat struct{}
-
-const concatName = "test.Concat"
-
-func (concat) Name() string { return concatName }
-
-func (concat) FullMerge(key, existing []byte, ops [][]byte) ([]byte, bool) {
-	out := append([]byte(nil), existing...)
-	for _, op := range ops {
-		if len(out) > 0 {
-			out = append(out, '+')
-		}
-		out = append(out, op...)
-	}
-	return out, true
-}
-
 // TestRestoreHandOff: a database whose options name a merge operator of
 // the application's own is refused before anything is written, with a
 // message that names --hand-off; with HandOff, the base and the batches
@@ -321,27 +303,27 @@ func (concat) FullMerge(key, existing []byte, ops [][]byte) ([]byte, bool) {
 func TestRestoreHandOff(t *testing.T) {
 	root := t.TempDir()
 	fams := []family{{"default", ""}, {"m", ""}}
-	custom := map[string]grocksdb.MergeOperator{"m": concat{}}
+	custom := map[string]grocksdb.MergeOperator{"m": testops.Concat{}}
 	merges := map[int]func(*rand.Rand) []byte{1: func(rng *rand.Rand) []byte { return fmt.Appendf(nil, "c%d", rng.IntN(50)) }}
 	bucket, oracles, stats := archiveAppStats(t, root, fams, custom, merges)
-	ops := &rocks.Operators{Merge: map[string]grocksdb.MergeOperator{concatName: concat{}}}
+	ops := &rocks.Operators{Merge: map[string]grocksdb.MergeOperator{testops.ConcatName: testops.Concat{}}}
 	// Known at archive time, and in status, not first at restore time.
-	if len(stats.ReplayNeeds) != 1 || !strings.Contains(stats.ReplayNeeds[0], concatName) {
-		t.Fatalf("the archiver's ReplayNeeds: %q, want the operator %q", stats.ReplayNeeds, concatName)
+	if len(stats.ReplayNeeds) != 1 || !strings.Contains(stats.ReplayNeeds[0], testops.ConcatName) {
+		t.Fatalf("the archiver's ReplayNeeds: %q, want the operator %q", stats.ReplayNeeds, testops.ConcatName)
 	}
 	st, err := catalog.ReadStatusWith(context.Background(), fileStore(t, bucket), ReplayNeeds)
 	if err != nil || len(st.Bases) == 0 || len(st.Problems) != 0 {
 		t.Fatalf("status: %v, %d bases, problems %q", err, len(st.Bases), st.Problems)
 	}
 	for _, b := range st.Bases {
-		if len(b.ReplayNeeds) != 1 || !strings.Contains(b.ReplayNeeds[0], concatName) {
-			t.Fatalf("status of the base at %d: replay needs %q, want the operator %q", b.Sequence, b.ReplayNeeds, concatName)
+		if len(b.ReplayNeeds) != 1 || !strings.Contains(b.ReplayNeeds[0], testops.ConcatName) {
+			t.Fatalf("status of the base at %d: replay needs %q, want the operator %q", b.Sequence, b.ReplayNeeds, testops.ConcatName)
 		}
 	}
 	for seq, oracle := range oracles {
 		dir := filepath.Join(root, fmt.Sprintf("restored-%d", seq))
 		_, err := Run(context.Background(), fileStore(t, bucket), Options{Dir: dir, ToSeq: seqp(seq), Logger: quiet()})
-		if !errors.Is(err, rocks.ErrForeignOptions) || !strings.Contains(err.Error(), "--hand-off") || !strings.Contains(err.Error(), concatName) {
+		if !errors.Is(err, rocks.ErrForeignOptions) || !strings.Contains(err.Error(), "--hand-off") || !strings.Contains(err.Error(), testops.ConcatName) {
 			t.Fatalf("restore without the operator: %v, want a refusal that names the operator and --hand-off", err)
 		}
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {

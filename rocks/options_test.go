@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
+
+	"github.com/rockstream/rockstream/internal/testops"
 )
 
 // builtinOps are the built-in merge operators by their short names
@@ -161,7 +163,7 @@ func TestInspectOptionsCustomOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Finding{Family: "m", Kind: "merge operator", Name: concatName}
+	want := Finding{Family: "m", Kind: "merge operator", Name: testops.ConcatName}
 	if len(fs) != 1 || fs[0] != want {
 		t.Fatalf("findings %v, want [%v]", fs, want)
 	}
@@ -170,7 +172,7 @@ func TestInspectOptionsCustomOperator(t *testing.T) {
 	if !errors.Is(err, ErrForeignOptions) || !errors.As(err, &oe) || !strings.Contains(err.Error(), "--hand-off") {
 		t.Fatalf("load without the operator: %v, want an *OptionsError that says what to do", err)
 	}
-	ops := &Operators{Merge: map[string]grocksdb.MergeOperator{concatName: concat{}}}
+	ops := &Operators{Merge: map[string]grocksdb.MergeOperator{testops.ConcatName: testops.Concat{}}}
 	if fs, _, _ := InspectOptions(dir, ops); len(fs) != 0 {
 		t.Fatalf("findings with the operator given: %v", fs)
 	}
@@ -181,26 +183,7 @@ func TestInspectOptionsCustomOperator(t *testing.T) {
 	o.destroy()
 }
 
-// concat is an application's own merge operator: it joins operands with
-// "+".
-type concat struct{}
-
-const concatName = "test.Concat"
-
-func (concat) Name() string { return concatName }
-
-func (concat) FullMerge(key, existing []byte, ops [][]byte) ([]byte, bool) {
-	out := append([]byte(nil), existing...)
-	for _, op := range ops {
-		if len(out) > 0 {
-			out = append(out, '+')
-		}
-		out = append(out, op...)
-	}
-	return out, true
-}
-
-// writeCustom makes a database in dir whose family "m" has the concat
+// writeCustom makes a database in dir whose family "m" has the testops.Concat
 // merge operator, and applies fill to it (nil: nothing).
 func writeCustom(t *testing.T, dir string, fill func(db *grocksdb.DB, cfs []*grocksdb.ColumnFamilyHandle)) {
 	t.Helper()
@@ -211,7 +194,7 @@ func writeCustom(t *testing.T, dir string, fill func(db *grocksdb.DB, cfs []*gro
 	// m is not destroyed: grocksdb v1.7.15's Options.Destroy frees a Go
 	// merge operator that the options' shared_ptr has freed already.
 	m := grocksdb.NewDefaultOptions()
-	m.SetMergeOperator(concat{})
+	m.SetMergeOperator(testops.Concat{})
 	db, cfs, err := grocksdb.OpenDbColumnFamilies(o, dir, []string{"default", "m"}, []*grocksdb.Options{o, m})
 	if err != nil {
 		t.Fatal(err)
