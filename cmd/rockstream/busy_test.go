@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rockstream/rockstream/internal/testenv"
 	"github.com/rockstream/rockstream/manifest"
@@ -138,10 +139,18 @@ func startBusyWriter(t *testing.T, args ...string) (string, *exec.Cmd) {
 	dir := filepath.Join(t.TempDir(), "db")
 	w := dbBench(t, dir, append([]string{"--benchmarks=fillrandom", "--num=100000000", "--write_buffer_size=65536",
 		"--max_background_jobs=2"}, args...)...)
-	waitUntilT(t, "db_bench to create the database", func() bool {
-		opts, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
-		_, err := os.Stat(filepath.Join(dir, "CURRENT"))
-		return err == nil && len(opts) > 0
+	// db_bench opens the database once, then destroys it and creates it
+	// again for fillrandom: an archiver started in between would see its
+	// database replaced. Only the second one is written to, so a WAL file
+	// with bytes in it is the database that db_bench goes on writing.
+	waitUntilT(t, "db_bench to write its database", func() bool {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			if fi, err := os.Stat(l); err == nil && fi.Size() > 0 {
+				return true
+			}
+		}
+		return false
 	})
 	return dir, w
 }
@@ -155,13 +164,20 @@ func startBusyArchiver(t *testing.T, dir string) (string, *proc, objstore.Store,
 	p := startCLI(t, nil, "archive", "--db", dir, "--to", bucket, "--segment-age", "50ms")
 	s := openLocation(t, bucket)
 	var base uint64
-	waitUntilT(t, "the first base", func() bool {
-		m, _, err := manifest.Load(context.Background(), s)
-		if err != nil || len(m.Bases) == 0 {
-			return false
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if m, _, err := manifest.Load(context.Background(), s); err == nil && len(m.Bases) > 0 {
+			base = m.Bases[0].Sequence
+			break
 		}
-		base = m.Bases[0].Sequence
-		return true
-	})
+		select {
+		case err := <-p.err:
+			p.err <- err
+			t.Fatalf("the archiver exited (%v) before its first base:\n%s", err, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the first base; the archiver printed:\n%s", p.out.String())
+		}
+	}
 	return bucket, p, s, base
 }
