@@ -16,20 +16,25 @@
 //  2. opens that checkpoint once with the database's own options (its
 //     OPTIONS file) and checks its sequence, then streams each segment (one
 //     block decoded at a time, with a bounded read-ahead of the next
-//     segments so that transfers overlap with the replay), writing its
+//     segments so that transfers overlap with the replay), replaying its
 //     batches in order, up to the last batch that ends at or before the
-//     target, into a WAL file of the checkpoint (rocks.Replayer). A batch
-//     is atomic: a target inside a batch rounds down to the batch before.
-//     Each batch is decoded first and must start right after the one
-//     before; a batch that the database's options cannot replay (a merge
-//     without a merge operator) is refused before it is written. Every
-//     256 MiB of WAL, and at the end, the database is opened with its own
-//     options so that RocksDB's recovery replays the file (flushing
-//     memtables as they fill), and its last sequence is checked. The column
-//     families created or dropped in between (the plan's CFChanges) are
-//     created or dropped at their place: what is written up to there is
-//     recovered, then the database is opened to make the change, with the
-//     id that the batches name checked (rocks.Replayer.CreateFamily);
+//     target (rocks.Replayer). A batch is atomic: a target inside a batch
+//     rounds down to the batch before. Each batch is decoded first and
+//     must start right after the one before; a batch that the database's
+//     options cannot replay (a merge without a merge operator) is refused
+//     before it is written. Batches are written directly into the
+//     database, opened with its own options, at their own sequences and
+//     without the WAL (memtables flushed in RocksDB's background threads
+//     meanwhile, every column family flushed at the end); from the first
+//     batch with two-phase-commit markers on, they are written into WAL
+//     files of the checkpoint instead, and every 256 MiB of WAL, and at the
+//     end, the database is opened so that RocksDB's recovery replays the
+//     file (which is what rebuilds a prepared transaction). Either way its
+//     last sequence is checked. The column families created or dropped in
+//     between (the plan's CFChanges) are created or dropped at their place:
+//     what is written up to there is flushed or recovered, then the
+//     database is opened to make the change, with the id that the batches
+//     name checked (rocks.Replayer.CreateFamily);
 //  3. opens it again read-only and checks that its last sequence is the
 //     one reached (see finish for the one case where RocksDB comes back
 //     behind, and what is done then);

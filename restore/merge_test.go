@@ -174,13 +174,20 @@ func archiveAppStats(t *testing.T, root string, fams []family, custom map[string
 }
 
 // TestRestoreOwnOptions restores a database with merge operators and
-// per-family options at a mid-point and at the end, in WAL chunks of
-// 64 KiB: each equals the source's checkpoint at that sequence, family by
-// family, and the restored OPTIONS file keeps every option of the
-// source's.
+// per-family options at a mid-point and at the end, by each path (batches
+// written directly; by recovery, in WAL chunks of 64 KiB): each equals
+// the source's checkpoint at that sequence, family by family, and the
+// restored OPTIONS file keeps every option of the source's.
 func TestRestoreOwnOptions(t *testing.T) {
-	defer func(n int64) { replayChunkBytes = n }(replayChunkBytes)
-	replayChunkBytes = 64 << 10
+	t.Run("direct", func(t *testing.T) { restoreOwnOptions(t) })
+	t.Run("recovery", func(t *testing.T) {
+		defer func(n int64, r bool) { replayChunkBytes, replayRecovery = n, r }(replayChunkBytes, replayRecovery)
+		replayChunkBytes, replayRecovery = 64<<10, true
+		restoreOwnOptions(t)
+	})
+}
+
+func restoreOwnOptions(t *testing.T) {
 	root := t.TempDir()
 	bucket, oracles, stats := archiveAppStats(t, root, appFamilies, nil, appMerges)
 	if len(stats.ReplayNeeds) != 0 {

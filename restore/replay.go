@@ -16,15 +16,21 @@ import (
 const readBuffer = 1 << 20
 
 // replayChunkBytes is how much WAL a restore writes before RocksDB
-// recovers it (rocks.ReplayOptions.ChunkBytes); tests make it small.
-var replayChunkBytes int64 = 256 << 20
+// recovers it (rocks.ReplayOptions.ChunkBytes), and replayRecovery makes
+// every batch go by recovery (rocks.ReplayOptions.Recovery): tests set
+// them to take that path in small chunks.
+var (
+	replayChunkBytes int64 = 256 << 20
+	replayRecovery   bool
+)
 
-// replay writes the plan's batches into the checkpoint in dir as WAL files
-// and lets RocksDB's recovery replay them, with the database's own
-// options (rocks.Replayer); in hand-off it only writes them.
+// replay replays the plan's batches into the checkpoint in dir with the
+// database's own options (rocks.Replayer: written directly, or from the
+// first batch with transaction markers on, as WAL files that RocksDB's
+// recovery replays); in hand-off it only writes them as WAL files.
 func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir string, opts Options, res *Result, progress func(int64)) error {
 	rep, err := rocks.NewReplayer(dir, rocks.ReplayOptions{Operators: opts.Operators, HandOff: opts.HandOff,
-		Base: plan.Base.Sequence, ChunkBytes: replayChunkBytes})
+		Base: plan.Base.Sequence, ChunkBytes: replayChunkBytes, Recovery: replayRecovery})
 	if err != nil {
 		return fmt.Errorf("open the base %s: %w", plan.Base.FileList, err)
 	}

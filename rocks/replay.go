@@ -28,19 +28,39 @@ type ReplayOptions struct {
 	// given, since the database is not opened to read it.
 	HandOff bool
 	Base    uint64
+	// Recovery replays every batch by RocksDB's recovery (WAL files, in
+	// chunks), also those that the Replayer would write directly; for
+	// tests of that path, and for a user who wants recovery's exact path.
+	Recovery bool
 }
 
 // defaultChunkBytes is ReplayOptions.ChunkBytes' default.
 const defaultChunkBytes = 256 << 20
 
 // Replayer replays batches read from the archive into the database in a
-// folder by RocksDB's own recovery, the most faithful replayer there is:
-// it writes them as a WAL file (WALWriter) numbered above every file of
-// the database, then opens the database with its own options (its OPTIONS
-// file: merge operators, compaction, compression, table and blob options)
-// so that recovery replays that file, flushing memtables as they fill, and
-// checks the sequence it reached. The WAL is written and recovered in
-// chunks of ChunkBytes, so disk and memory stay bounded.
+// folder, opened with its own options (its OPTIONS file: merge operators,
+// compaction, compression, table and blob options), by one of two paths:
+//
+//   - Directly (the default, for batches without two-phase-commit
+//     markers): each batch is written to the open database as it comes,
+//     with the WAL disabled, at the sequence it had in the source, by
+//     RocksDB's write path (the one the application's writes took, and
+//     the one recovery's inserter shares); memtables are flushed in
+//     RocksDB's background threads while the next batches are written,
+//     and every column family is flushed when the replay ends or the
+//     column families change. A crash half-way leaves a database to throw
+//     away, which restore does (its folder is a temporary one).
+//   - By RocksDB's own recovery (from the first batch with two-phase-commit
+//     markers on, since recovery is what rebuilds a transaction prepared
+//     and not yet committed; for every batch with ReplayOptions.Recovery;
+//     in hand-off): the batches are written as a WAL file (WALWriter)
+//     numbered above every file of the database, and the database is
+//     opened so that recovery replays that file, flushing memtables as
+//     they fill, in its own thread. The WAL is written and recovered in
+//     chunks of ChunkBytes, so disk and memory stay bounded.
+//
+// Either way the sequence the database reaches is checked against the
+// batches'.
 //
 // Each batch is decoded before it is written: a malformed batch
 // (ErrCorrupt), a column family the database does not have, a merge in a
@@ -69,6 +89,10 @@ type Replayer struct {
 	txns  Txns
 	empty bool // the last batch ends with an empty range deletion
 	files []string
+	// direct is the database open for the direct path (nil: not open),
+	// wo its write options (WAL disabled).
+	direct *handle
+	wo     *grocksdb.WriteOptions
 }
 
 // NewReplayer prepares a replay into the database in dir. Unless in
@@ -194,6 +218,19 @@ func (r *Replayer) Add(data []byte) error {
 	if err != nil {
 		return err
 	}
+	r.twoPC = r.twoPC || s.twoPC
+	if !r.opts.HandOff && !r.opts.Recovery && !r.twoPC {
+		if err := r.write(data, next); err != nil {
+			return err
+		}
+		r.next = next
+		r.txns.apply(ch)
+		r.merged = r.merged || s.merge
+		return nil
+	}
+	if err := r.closeDirect(); err != nil { // recovery from here on
+		return err
+	}
 	if r.w != nil && r.w.Size() >= r.opts.ChunkBytes {
 		if err := r.endChunk(s.seq - 1); err != nil {
 			return err
@@ -209,9 +246,60 @@ func (r *Replayer) Add(data []byte) error {
 	}
 	r.next = next
 	r.txns.apply(ch)
-	r.twoPC = r.twoPC || s.twoPC
 	r.merged = r.merged || s.merge
 	r.empty = s.emptyRangeAt
+	return nil
+}
+
+// write writes one batch by the direct path, opening the database first,
+// and checks that the database then ends right before next. A batch that
+// uses no sequence (only log data) has nothing to write.
+func (r *Replayer) write(data []byte, next uint64) error {
+	if next == r.next {
+		return nil
+	}
+	if r.direct == nil {
+		h, err := r.open()
+		if err != nil {
+			return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+		}
+		r.direct, r.wo = h, grocksdb.NewDefaultWriteOptions()
+		r.wo.DisableWAL(true)
+	}
+	wb := grocksdb.WriteBatchFrom(data)
+	err := r.direct.db.Write(r.wo, wb)
+	wb.Destroy()
+	if err != nil {
+		return fmt.Errorf("rocks: replay into %s the batch at sequence %d: %w", r.dir, r.next, err)
+	}
+	if got := r.direct.latestSequence(); got != next-1 {
+		return fmt.Errorf("rocks: replay into %s: the batch at sequence %d ends at %d, want %d", r.dir, r.next, got, next-1)
+	}
+	r.seq = next - 1
+	return nil
+}
+
+// closeDirect ends the direct path: it flushes every column family (the
+// batches written are in memtables only), waits, and closes the database.
+func (r *Replayer) closeDirect() error {
+	if r.direct == nil {
+		return nil
+	}
+	h := r.direct
+	r.direct = nil
+	defer func() {
+		h.close()
+		r.wo.Destroy()
+		r.wo = nil
+	}()
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	for _, cf := range h.cfs {
+		if err := h.db.FlushCF(cf, fo); err != nil {
+			return fmt.Errorf("rocks: replay into %s: flush column family %q: %w", r.dir, cf.Name(), err)
+		}
+	}
 	return nil
 }
 
@@ -299,6 +387,9 @@ func (r *Replayer) recover(want uint64) error {
 // closes the last WAL file. With nothing added, the database must be at
 // want already.
 func (r *Replayer) Finish(want uint64) error {
+	if err := r.closeDirect(); err != nil {
+		return err
+	}
 	if r.w != nil {
 		return r.endChunk(want)
 	}
@@ -309,8 +400,15 @@ func (r *Replayer) Finish(want uint64) error {
 }
 
 // Close removes a WAL file that was written but not recovered (a replay
-// that stopped half-way); it leaves what was recovered.
+// that stopped half-way), and closes a database open for the direct path
+// without flushing it: a replay that stopped half-way leaves a database
+// to throw away.
 func (r *Replayer) Close() error {
+	if r.direct != nil {
+		r.direct.close()
+		r.wo.Destroy()
+		r.direct, r.wo = nil, nil
+	}
 	if r.w == nil {
 		return nil
 	}

@@ -17,7 +17,8 @@ import (
 // the tag scan opens the recovery with allow_2pc, the sequence accounting
 // takes a prepared section's sequences at its commit, and the result
 // equals the source; in chunks of 256 bytes, so that a prepared section and
-// its commit are recovered apart.
+// its commit are recovered apart. Plain batches before the first marker
+// are written directly, the rest by recovery.
 func TestReplayerTwoPhaseCommit(t *testing.T) {
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "src")
@@ -26,7 +27,16 @@ func TestReplayerTwoPhaseCommit(t *testing.T) {
 	w.close()
 	base := filepath.Join(tmp, "base")
 	copyDir(t, src, base)
-	baseSeq := writeTransactions(t, src)
+	baseSeq := latestOf(t, base)
+	// Plain batches first, written by the direct path; the first batch
+	// with a marker switches the replay to recovery.
+	w = newWriter(t, src, 3600)
+	for i := range 50 {
+		w.write(func(wb *grocksdb.WriteBatch) { wb.Put([]byte(fmt.Sprint("plain", i)), []byte("v")) })
+	}
+	w.close()
+	plainEnd := latestOf(t, src)
+	writeTransactions(t, src)
 	_, want := dirDigest(t, src)
 	dir := filepath.Join(tmp, "replay")
 	copyDir(t, base, dir)
@@ -39,11 +49,15 @@ func TestReplayerTwoPhaseCommit(t *testing.T) {
 	}
 	n := 0
 	for _, b := range rawBatches(t, src) {
-		if seq, _, _ := batchHeader(b); seq > baseSeq {
+		seq, _, _ := batchHeader(b)
+		if seq > baseSeq {
 			if err := r.Add(b); err != nil {
 				failReplay(t, dir, err)
 			}
 			n++
+		}
+		if seq == plainEnd && (r.direct == nil || len(r.chunks) != 0) {
+			t.Fatalf("the plain batches were not written directly (open %v, %d WAL files)", r.direct != nil, len(r.chunks))
 		}
 	}
 	if err := r.Finish(want); err != nil {

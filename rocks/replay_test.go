@@ -147,10 +147,10 @@ func dirDigest(t *testing.T, dir string) (Digest, uint64) {
 }
 
 // TestReplayerMerges replays a database's merges (uint64add and
-// stringappend) by recovery, in chunks of 64 KiB, from a checkpoint to
-// a mid-point and to the end: each result equals the source's own
-// checkpoint at that sequence, family by family; no WAL file of the
-// replay is left behind.
+// stringappend), by each path (written directly; by recovery, in chunks
+// of 64 KiB), from a checkpoint to a mid-point and to the end: each result
+// equals the source's own checkpoint at that sequence, family by family;
+// no WAL file of the replay is left behind.
 func TestReplayerMerges(t *testing.T) {
 	for _, c := range []struct{ name, extra string }{
 		{"defaults", ""},
@@ -158,11 +158,16 @@ func TestReplayerMerges(t *testing.T) {
 		// with options that do not track WALs.
 		{"track_and_verify_wals_in_manifest", "track_and_verify_wals_in_manifest=true"},
 	} {
-		t.Run(c.name, func(t *testing.T) { replayMerges(t, c.extra) })
+		for _, path := range []struct {
+			name string
+			opts ReplayOptions
+		}{{"direct", ReplayOptions{}}, {"recovery", ReplayOptions{Recovery: true, ChunkBytes: 64 << 10}}} {
+			t.Run(c.name+"/"+path.name, func(t *testing.T) { replayMerges(t, c.extra, path.opts) })
+		}
 	}
 }
 
-func replayMerges(t *testing.T, extra string) {
+func replayMerges(t *testing.T, extra string, opts ReplayOptions) {
 	tmp := t.TempDir()
 	src := newMergeSource(t, filepath.Join(tmp, "src"), extra)
 	src.write(500)
@@ -179,7 +184,7 @@ func replayMerges(t *testing.T, extra string) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(tmp, "replay-"+c.name)
 			copyDir(t, filepath.Join(tmp, "base"), dir)
-			r, err := NewReplayer(dir, ReplayOptions{ChunkBytes: 64 << 10})
+			r, err := NewReplayer(dir, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,17 +207,20 @@ func replayMerges(t *testing.T, extra string) {
 			if got["add"].Keys == 0 || got["app"].Keys == 0 {
 				t.Fatalf("no merged keys: %+v", got)
 			}
-			checkNoReplayWAL(t, dir, r)
+			checkNoReplayWAL(t, dir, r, opts.Recovery)
 		})
 	}
 }
 
-// checkNoReplayWAL: the WAL files that r wrote are gone, from archive/
-// too.
-func checkNoReplayWAL(t *testing.T, dir string, r *Replayer) {
+// checkNoReplayWAL: the WAL files that r wrote (several chunks when by
+// recovery, none when direct) are gone, from archive/ too.
+func checkNoReplayWAL(t *testing.T, dir string, r *Replayer, recovery bool) {
 	t.Helper()
-	if len(r.chunks) < 2 {
+	if recovery && len(r.chunks) < 2 {
 		t.Fatalf("%d WAL files written, want several (chunks)", len(r.chunks))
+	}
+	if !recovery && len(r.chunks) != 0 {
+		t.Fatalf("%d WAL files written by the direct path", len(r.chunks))
 	}
 	for _, n := range r.chunks {
 		for _, d := range []string{dir, filepath.Join(dir, "archive")} {
@@ -250,8 +258,8 @@ func TestReplayerRefusesBeforeWriting(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, c.is)
 		}
 	}
-	if r.w != nil {
-		t.Fatal("a refused batch started a WAL file")
+	if r.w != nil || r.direct != nil {
+		t.Fatal("a refused batch started a WAL file or opened the database")
 	}
 	if err := r.Add(cfPutAt(1, 2)); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,9 @@ func (r *Replayer) changeFamily(name string, change func(*handle) (bool, error))
 		return false, fmt.Errorf("rocks: replay into %s: the column family %q is created or dropped within the replay, which a hand-off cannot do (the application's RocksDB would not know of it): restore to a target before the change, or without hand-off",
 			r.dir, name)
 	}
+	if err := r.closeDirect(); err != nil {
+		return false, err
+	}
 	if r.w != nil {
 		if err := r.endChunk(r.next - 1); err != nil {
 			return false, err
