@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -26,10 +25,11 @@ func (l lagResult) pct(p float64) []float64 {
 		if len(run) == 0 {
 			continue
 		}
-		s := slices.Clone(run)
-		slices.Sort(s)
-		i := max(0, min(len(s)-1, int(float64(len(s))*p+0.999999)-1))
-		out = append(out, float64(s[i])/1e6)
+		ms := make([]float64, len(run))
+		for i, d := range run {
+			ms[i] = float64(d) / 1e6
+		}
+		out = append(out, quantile(ms, p))
 	}
 	return out
 }

@@ -80,6 +80,7 @@ func (s *service) requestsByPrefix() s3count.Counts {
 type archiverStatus struct {
 	Stats struct {
 		LastSequence uint64
+		LagSeconds   float64
 	} `json:"stats"`
 }
 

@@ -47,8 +47,10 @@ type wsRun struct {
 
 // walSize measures the archiver catching up on a backlog that db_bench
 // wrote with small, middling and default memtables (256 KiB, 4 MiB and
-// 64 MiB WAL files), on file://: the rate at small files against the rate
-// at 64 MiB files of the same run, and the segments sealed per GiB.
+// 64 MiB WAL files, and 100 column families), on file://: the rate at small
+// files against the rate at 64 MiB files of the same run, and the segments
+// sealed per GiB; then following db_bench at 10 MB/s (follow.go): the lag
+// against the database's head, and the segments.
 func (b *bench) walSize(ctx context.Context) error {
 	dbs := make([]*walSizeDB, len(walSizes))
 	for i, ws := range walSizes {
@@ -70,6 +72,18 @@ func (b *bench) walSize(ctx context.Context) error {
 		}
 	}
 	b.wsRows(runs)
+	follows := make([][]wsFollowRun, len(walSizes))
+	for run := range b.cfg.Runs {
+		for i, d := range dbs {
+			b.logf("following at %s: run %d/%d", walSizes[i].name, run+1, b.cfg.Runs)
+			r, err := b.wsFollow(ctx, d)
+			if err != nil {
+				return err
+			}
+			follows[i] = append(follows[i], r)
+		}
+	}
+	b.wsFollowRows(follows)
 	return nil
 }
 
@@ -96,6 +110,16 @@ const wsValue = 400
 
 // wsBench runs db_bench's benchmark on d: num writes of batches of 4.
 func (b *bench) wsBench(ctx context.Context, d *walSizeDB, benchmark string, num int) error {
+	args := b.wsBenchArgs(d, benchmark, num)
+	out, err := exec.CommandContext(ctx, "db_bench", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("db_bench %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// wsBenchArgs are db_bench's arguments for wsBench.
+func (b *bench) wsBenchArgs(d *walSizeDB, benchmark string, num int) []string {
 	args := []string{"--benchmarks=" + benchmark, "--db=" + d.dir, "--wal_ttl_seconds=3600", fmt.Sprintf("--value_size=%d", wsValue),
 		"--batch_size=4", "--compression_type=none", "--seed=9", "--threads=1", fmt.Sprintf("--num=%d", dbBenchKeys),
 		fmt.Sprintf("--writes=%d", num), fmt.Sprintf("--write_buffer_size=%d", d.buffer)}
@@ -105,11 +129,7 @@ func (b *bench) wsBench(ctx context.Context, d *walSizeDB, benchmark string, num
 	if benchmark != "fillrandom" {
 		args = append(args, "--use_existing_db=1")
 	}
-	out, err := exec.CommandContext(ctx, "db_bench", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("db_bench %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
+	return args
 }
 
 // wsCatchUp writes a backlog with db_bench while no archiver runs, then
