@@ -45,6 +45,7 @@ type DB struct {
 	flush bool                   // flush on Close (the WAL is disabled)
 	err   error                  // sticky: a write failed half-way
 	txns  Txns                   // prepared sections not yet committed (txn.go)
+	group batchGroup             // ApplyBatches' group, kept for its buffer
 	// foreign: opened read-only with placeholders for merge operators
 	// that rockstream lacks (an *OptionsError): Digest fails with it.
 	foreign error
@@ -186,22 +187,78 @@ func openDefaultReadOnly(dir string) (*DB, error) {
 // log it before finding it bad, and a database with a bad batch in its WAL
 // does not open again.
 func (d *DB) Apply(data []byte) error {
+	_, err := d.ApplyBatches([][]byte{data})
+	return err
+}
+
+// ApplyBatches applies batches in order, each as Apply would, but writes
+// each run of consecutive plain batches (no transaction markers) as one
+// write (batchGroup: the same sequences, one write instead of one per
+// batch). It returns how many batches were applied: after an error,
+// batches[n] is the one at fault (or the first of a group whose write
+// failed), and nothing of it or after it is written.
+func (d *DB) ApplyBatches(batches [][]byte) (n int, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.writable(); err != nil {
-		return err
+		return 0, err
 	}
-	seq, _, err := batchHeader(data)
+	latest := d.h.latestSequence()
+	g := &d.group
+	flush := func() error {
+		k := g.n
+		if err := g.write(d.h.db, d.wo, d.h.dir); err != nil {
+			d.err = err
+			return err
+		}
+		n += k
+		return nil
+	}
+	for _, data := range batches {
+		if err := d.applyOne(g, data, &latest, flush); err != nil {
+			if ferr := flush(); ferr != nil {
+				return n, ferr
+			}
+			return n, err
+		}
+		if g.n == 0 {
+			n++ // applied alone, or nothing to write
+		}
+	}
+	return n, flush()
+}
+
+// applyOne takes one batch of ApplyBatches: a plain batch joins the group
+// (written first when it is full), any other is applied alone once the
+// group is written. latest is where the database ends once the group is
+// written.
+func (d *DB) applyOne(g *batchGroup, data []byte, latest *uint64, flush func() error) error {
+	seq, count, err := batchHeader(data)
 	if err != nil {
 		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
 	}
-	latest := d.h.latestSequence()
-	if seq != latest+1 {
-		return &GapError{Dir: d.h.dir, Expected: latest + 1, Got: seq, Latest: latest}
+	if seq != *latest+1 {
+		return &GapError{Dir: d.h.dir, Expected: *latest + 1, Got: seq, Latest: *latest}
 	}
 	span, plain, ch, err := d.txns.step(data, true)
 	if err != nil {
 		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	}
+	if ch == nil && span > 0 { // a plain batch
+		if _, _, err := d.check(data); err != nil {
+			return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+		}
+		if !g.fits(len(data), count) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		g.add(data)
+		*latest = seq + uint64(span) - 1
+		return nil
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if span == 0 {
 		d.txns.apply(ch) // a prepare, a rollback, log data: nothing to write
@@ -211,7 +268,11 @@ func (d *DB) Apply(data []byte) error {
 		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
 	}
 	d.txns.apply(ch)
-	return d.write(plain, seq+uint64(span)-1)
+	if err := d.write(plain, seq+uint64(span)-1); err != nil {
+		return err
+	}
+	*latest = seq + uint64(span) - 1
+	return nil
 }
 
 // Prepared adds to what Apply knows the transactions that txns holds

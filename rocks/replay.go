@@ -90,9 +90,11 @@ type Replayer struct {
 	empty bool // the last batch ends with an empty range deletion
 	files []string
 	// direct is the database open for the direct path (nil: not open),
-	// wo its write options (WAL disabled).
+	// wo its write options (WAL disabled), group the batches not yet
+	// written (written together: batchGroup).
 	direct *handle
 	wo     *grocksdb.WriteOptions
+	group  batchGroup
 }
 
 // NewReplayer prepares a replay into the database in dir. Unless in
@@ -251,9 +253,10 @@ func (r *Replayer) Add(data []byte) error {
 	return nil
 }
 
-// write writes one batch by the direct path, opening the database first,
-// and checks that the database then ends right before next. A batch that
-// uses no sequence (only log data) has nothing to write.
+// write takes one batch by the direct path, opening the database first:
+// it joins the group of batches written together (batchGroup), which is
+// written first when full. A batch that uses no sequence (only log data)
+// has nothing to write.
 func (r *Replayer) write(data []byte, next uint64) error {
 	if next == r.next {
 		return nil
@@ -266,16 +269,25 @@ func (r *Replayer) write(data []byte, next uint64) error {
 		r.direct, r.wo = h, grocksdb.NewDefaultWriteOptions()
 		r.wo.DisableWAL(true)
 	}
-	wb := grocksdb.WriteBatchFrom(data)
-	err := r.direct.db.Write(r.wo, wb)
-	wb.Destroy()
-	if err != nil {
-		return fmt.Errorf("rocks: replay into %s the batch at sequence %d: %w", r.dir, r.next, err)
+	if !r.group.fits(len(data), uint32(next-r.next)) {
+		if err := r.writeGroup(); err != nil {
+			return err
+		}
 	}
-	if got := r.direct.latestSequence(); got != next-1 {
-		return fmt.Errorf("rocks: replay into %s: the batch at sequence %d ends at %d, want %d", r.dir, r.next, got, next-1)
+	r.group.add(data)
+	return nil
+}
+
+// writeGroup writes the batches gathered by the direct path.
+func (r *Replayer) writeGroup() error {
+	if r.group.n == 0 {
+		return nil
 	}
-	r.seq = next - 1
+	last := r.group.first + r.group.count - 1
+	if err := r.group.write(r.direct.db, r.wo, r.dir); err != nil {
+		return fmt.Errorf("rocks: replay: %w", err)
+	}
+	r.seq = last
 	return nil
 }
 
@@ -285,6 +297,7 @@ func (r *Replayer) closeDirect() error {
 	if r.direct == nil {
 		return nil
 	}
+	err := r.writeGroup()
 	h := r.direct
 	r.direct = nil
 	defer func() {
@@ -292,6 +305,9 @@ func (r *Replayer) closeDirect() error {
 		r.wo.Destroy()
 		r.wo = nil
 	}()
+	if err != nil {
+		return err
+	}
 	fo := grocksdb.NewDefaultFlushOptions()
 	defer fo.Destroy()
 	fo.SetWait(true)
@@ -408,6 +424,7 @@ func (r *Replayer) Close() error {
 		r.direct.close()
 		r.wo.Destroy()
 		r.direct, r.wo = nil, nil
+		r.group = batchGroup{}
 	}
 	if r.w == nil {
 		return nil

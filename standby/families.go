@@ -50,6 +50,25 @@ func (s *Standby) applyFamilies(tl uint32, reached uint64) error {
 	return nil
 }
 
+// familiesQuiet says whether familiesBefore has nothing to do for b: every
+// change of the manifest is applied or found reflected, and b writes only
+// to families the database has. Batches are then applied together.
+func (s *Standby) familiesQuiet(b segments.Batch) bool {
+	if len(s.famDone) != len(s.m.ColumnFamilyChanges) || s.famOpen == nil {
+		return false
+	}
+	ids, err := rocks.BatchFamilies(b.Data)
+	if err != nil {
+		return false // familiesBefore and Apply name the damage
+	}
+	for _, id := range ids {
+		if !s.famOpen[id] {
+			return false
+		}
+	}
+	return true
+}
+
 // familiesBefore applies the changes due before batch b, and reads the
 // manifest again when b writes to a column family the database lacks (its
 // creation was recorded after the standby's last read). ready is false when

@@ -228,26 +228,38 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 	if err := r.SkipTo(applied); err != nil {
 		return fmt.Errorf("segment %s: %w", key, err)
 	}
+	g := &s.pend
+	g.s, g.tl, g.key = s, f.tl, key
+	defer g.reset()
 	for ctx.Err() == nil {
 		b, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("segment %s: %w", key, err)
+			return cmp.Or(g.apply(ctx), fmt.Errorf("segment %s: %w", key, err))
 		}
 		if b.Seq <= applied {
 			continue // applied already
 		}
 		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
-			return nil // the rest is past the branch point
+			return g.apply(ctx) // the rest is past the branch point
 		}
-		if ready, err := s.familiesBefore(ctx, f.tl, b); err != nil || !ready {
-			return cmp.Or(err, errFamiliesUnknown) // the segment is read again at the next poll
+		if !s.familiesQuiet(b) {
+			// The changes due before b need the batches before it applied.
+			if err := g.apply(ctx); err != nil {
+				return err
+			}
+			if ready, err := s.familiesBefore(ctx, f.tl, b); err != nil || !ready {
+				return cmp.Or(err, errFamiliesUnknown) // the segment is read again at the next poll
+			}
 		}
-		if err := s.apply(ctx, f.tl, key, b); err != nil {
+		if err := g.add(ctx, b); err != nil {
 			return err
 		}
+	}
+	if err := g.apply(ctx); err != nil {
+		return err
 	}
 	if ctx.Err() != nil {
 		return nil
@@ -261,28 +273,89 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 	return nil
 }
 
-// apply applies one batch; a batch that does not continue the database or
-// is malformed is a corrupt archive.
-func (s *Standby) apply(ctx context.Context, tl uint32, key string, b segments.Batch) error {
-	if err := s.applyBatch(ctx, tl, b); err != nil {
-		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) || errors.Is(err, rocks.ErrNoPrepare) {
-			return fmt.Errorf("segment %s: %w: the batch at sequence %d: %w", key, restore.ErrCorrupt, b.Seq, err)
+// pendingBytes bounds the batches that pending gathers before it applies
+// them.
+const pendingBytes = 4 << 20
+
+// pending gathers consecutive batches of one segment and applies them with
+// one rocks.DB.ApplyBatches (which writes each run of plain batches as one
+// write: small batches cost a write each otherwise). The batches of a
+// segment are in memory already, so gathering them delays nothing.
+type pending struct {
+	s   *Standby
+	tl  uint32
+	key string
+	bs  []segments.Batch
+	// data holds the batches' bytes: a segment Reader's Batch.Data stays
+	// valid only until its next batch. An append that moves it leaves the
+	// batches before pointing at the old array, which keeps their bytes.
+	data []byte
+}
+
+// add takes b, applying what is gathered first when b does not follow it
+// by the spans the segment records (the apply then names the batch whose
+// span is wrong), and after b when the gathering is full.
+func (p *pending) add(ctx context.Context, b segments.Batch) error {
+	if n := len(p.bs); n > 0 && p.bs[n-1].Seq+uint64(p.bs[n-1].Count) != b.Seq {
+		if err := p.apply(ctx); err != nil {
+			return err
 		}
-		return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", key, b.Seq, err)
 	}
+	if len(p.bs) == 0 && len(b.Data) >= pendingBytes {
+		p.bs = append(p.bs, b) // alone, before the Reader moves on: no copy
+		return p.apply(ctx)
+	}
+	start := len(p.data)
+	p.data = append(p.data, b.Data...)
+	b.Data = p.data[start:len(p.data):len(p.data)]
+	p.bs = append(p.bs, b)
+	if len(p.data) >= pendingBytes {
+		return p.apply(ctx)
+	}
+	return nil
+}
+
+// reset forgets the batches gathered, keeping the buffers (a large one
+// only until the next segment).
+func (p *pending) reset() {
+	p.bs, p.data = p.bs[:0], p.data[:0]
+	if cap(p.data) > 2*pendingBytes {
+		p.data = nil
+	}
+}
+
+// apply applies the batches gathered; a batch that does not continue the
+// database or is malformed is a corrupt archive, and so is a batch whose
+// span in the segment disagrees with what was applied.
+func (p *pending) apply(ctx context.Context) error {
+	bs := p.bs
+	p.reset()
+	if len(bs) == 0 {
+		return nil
+	}
+	s := p.s
+	n, err := s.applyBatches(ctx, p.tl, bs)
+	if err != nil {
+		b := bs[min(n, len(bs)-1)]
+		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) || errors.Is(err, rocks.ErrNoPrepare) {
+			return fmt.Errorf("segment %s: %w: the batch at sequence %d: %w", p.key, restore.ErrCorrupt, b.Seq, err)
+		}
+		return fmt.Errorf("segment %s: apply the batch at sequence %d: %w", p.key, b.Seq, err)
+	}
+	last := bs[len(bs)-1]
 	seq := s.db.LatestSequence()
-	if seq != b.Seq+uint64(b.Count)-1 {
+	if seq != last.Seq+uint64(last.Count)-1 {
 		// What Apply wrote disagrees with the span the segment records.
 		return fmt.Errorf("segment %s: %w: the batch at sequence %d uses %d sequences, applied it ends at %d",
-			key, restore.ErrCorrupt, b.Seq, b.Count, seq)
+			p.key, restore.ErrCorrupt, last.Seq, last.Count, seq)
 	}
 	s.mu.Lock()
-	s.st.Applied, s.st.AppliedTime = seq, b.Time
-	s.st.Batches++
+	s.st.Applied, s.st.AppliedTime = seq, last.Time
+	s.st.Batches += int64(len(bs))
 	if seq >= s.st.Head {
 		s.behind = time.Time{}
 	} else {
-		s.behind = b.Time
+		s.behind = last.Time
 	}
 	s.mu.Unlock()
 	return nil

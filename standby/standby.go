@@ -149,9 +149,11 @@ type Standby struct {
 	db       *rocks.DB
 	from     uint64 // the database's sequence when Run opened it
 	txnsRead bool   // the transactions prepared before from were read (txns.go)
-	m        *manifest.Manifest
-	etag     string
-	read     time.Time // when the manifest was last read
+	// pend is kept from segment to segment for its buffers (follow.go).
+	pend pending
+	m    *manifest.Manifest
+	etag string
+	read time.Time // when the manifest was last read
 	// famDone are the column family changes applied or found reflected;
 	// famOpen the ids of the database's families, nil when not known
 	// (families.go).

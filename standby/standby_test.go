@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/rockstream/rockstream/internal/testdb"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/grocksdb"
+	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/internal/miniotest"
+	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/s3store"
@@ -256,4 +259,41 @@ func TestRefuse(t *testing.T) {
 			t.Errorf("%s: state %s", tc.name, st.State)
 		}
 	}
+}
+
+// TestFollowSegmentsOfManyBlocks: the standby gathers a segment's batches
+// to apply them together, and a segment's reader reuses its buffer from
+// one batch to the next: a segment of several blocks, followed, gives the
+// source's content.
+func TestFollowSegmentsOfManyBlocks(t *testing.T) {
+	store, _ := fileStore(t)
+	root := t.TempDir()
+	src := newSource(t, filepath.Join(root, "db"))
+	src.write(t, 50)
+	arch := startArchiverOpts(t, src.dir, store, archive.Options{
+		SegmentSize: 64 << 20, SegmentAge: time.Hour, Poll: 5 * time.Millisecond,
+		FenceCheck: time.Second, RetryMax: 50 * time.Millisecond, DrainTimeout: 20 * time.Second,
+	})
+	dir := filepath.Join(root, "standby")
+	sb := startStandby(t, store, dir, 10*time.Millisecond)
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
+	value := make([]byte, 1000)
+	for i := range 6000 { // about 6 MiB: one segment of several 1 MiB blocks
+		wb := grocksdb.NewWriteBatch()
+		for j := range 1 + i%3 {
+			value[0], value[1] = byte(i), byte(j)
+			wb.Put(fmt.Appendf(nil, "big%05d-%d", i%2000, j), value)
+		}
+		if err := src.db.Write(src.wo, wb); err != nil {
+			t.Fatal(err)
+		}
+		wb.Destroy()
+	}
+	waitFor(t, "the archiver", func() bool { return arch.a.Stats().LastSequence == src.latest() })
+	arch.stop(t) // seals the one segment
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
+	if err := sb.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	checkDB(t, dir, src)
 }

@@ -30,21 +30,27 @@ import (
 // apply the commit again. A standby of a database without transactions
 // never reads them.
 
-// applyBatch applies b, reading the transactions prepared before this run
-// when b commits one of them.
-func (s *Standby) applyBatch(ctx context.Context, tl uint32, b segments.Batch) error {
-	err := s.db.Apply(b.Data)
+// applyBatches applies bs (rocks.DB.ApplyBatches), reading the
+// transactions prepared before this run when one of them commits one, and
+// returns how many were applied.
+func (s *Standby) applyBatches(ctx context.Context, tl uint32, bs []segments.Batch) (int, error) {
+	data := make([][]byte, len(bs))
+	for i, b := range bs {
+		data[i] = b.Data
+	}
+	n, err := s.db.ApplyBatches(data)
 	if !errors.Is(err, rocks.ErrNoPrepare) || s.txnsRead {
-		return err
+		return n, err
 	}
 	s.txnsRead = true
 	s.log.Info("reading the transactions prepared before this run", "sequence", s.from, "timeline", tl)
 	txns, lerr := s.preparedAt(ctx, tl, s.from)
 	if lerr != nil {
-		return fmt.Errorf("%w; reading the transactions prepared before sequence %d: %w", err, s.from+1, lerr)
+		return n, fmt.Errorf("%w; reading the transactions prepared before sequence %d: %w", err, s.from+1, lerr)
 	}
 	s.db.Prepared(txns)
-	return s.db.Apply(b.Data)
+	m, err := s.db.ApplyBatches(data[n:])
+	return n + m, err
 }
 
 // preparedAt returns the transactions that the history of timeline tl
