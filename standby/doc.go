@@ -31,7 +31,11 @@
 // and atomic: after a crash (even kill -9) the database's latest sequence is
 // exactly the last batch applied, and Run resumes right after it. Each batch
 // is applied only when it starts at the database's latest sequence + 1
-// (rocks.DB.Apply), so no batch is applied twice or skipped. The database is
+// (rocks.DB.ApplyBatches), so no batch is applied twice or skipped. The
+// batches of a segment are gathered (up to 4 MiB, and up to a column family
+// change) and applied together: each run of plain batches as one write
+// batch that gives every record its own sequence, since a write per batch
+// costs more than a small batch; readers see a gathering appear at once. The database is
 // opened with its own options (its OPTIONS file), so merges replay with
 // their merge operators (Options.Operators for the application's own).
 // The column families that the manifest records as created or dropped
