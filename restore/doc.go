@@ -26,8 +26,9 @@
 //     database, opened with its own options, at their own sequences and
 //     without the WAL (memtables flushed in RocksDB's background threads
 //     meanwhile, every column family flushed at the end); from the first
-//     batch with two-phase-commit markers on, they are written into WAL
-//     files of the checkpoint instead, and every 256 MiB of WAL, and at the
+//     batch with two-phase-commit markers on (from the start when the
+//     base's own WAL copies hold some, and when the database opens behind
+//     the batches), they are written into WAL files of the checkpoint instead, and every 256 MiB of WAL, and at the
 //     end, the database is opened so that RocksDB's recovery replays the
 //     file (which is what rebuilds a prepared transaction). Either way its
 //     last sequence is checked. The column families created or dropped in

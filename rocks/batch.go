@@ -87,56 +87,70 @@ func batchHeader(data []byte) (seq uint64, count uint32, err error) {
 // this package opens databases with). hasCF says whether a column family id
 // exists.
 func checkBatch(data []byte, hasCF func(uint32) bool) (seq uint64, count uint32, err error) {
+	seq, count, _, err = checkBatchRanges(data, hasCF)
+	return seq, count, err
+}
+
+// checkBatchRanges is checkBatch, and says whether the batch holds an
+// empty range deletion (begin == end), which RocksDB's inserter applies
+// without taking a sequence.
+func checkBatchRanges(data []byte, hasCF func(uint32) bool) (seq uint64, count uint32, emptyRange bool, err error) {
 	seq, count, err = batchHeader(data)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	var found uint32
 	for off := headerSize; off < len(data); {
-		next, counts, err := checkRecord(data, off, hasCF)
+		next, counts, empty, err := checkRecord(data, off, hasCF)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		if counts {
 			found++
 		}
+		emptyRange = emptyRange || empty
 		off = next
 	}
 	if found != count {
-		return 0, 0, fmt.Errorf("%w: header counts %d records, found %d", ErrCorrupt, count, found)
+		return 0, 0, false, fmt.Errorf("%w: header counts %d records, found %d", ErrCorrupt, count, found)
 	}
-	return seq, count, nil
+	return seq, count, emptyRange, nil
 }
 
-// checkRecord checks the record at off and returns the offset after it.
-func checkRecord(data []byte, off int, hasCF func(uint32) bool) (next int, counts bool, err error) {
+// checkRecord checks the record at off and returns the offset after it;
+// empty says it is an empty range deletion.
+func checkRecord(data []byte, off int, hasCF func(uint32) bool) (next int, counts, empty bool, err error) {
 	tag := data[off]
 	shape, ok := shapes[tag]
 	if !ok {
-		return 0, false, unsupported(tag, off)
+		return 0, false, false, unsupported(tag, off)
 	}
 	off++
 	if shape.cf {
 		id, n := binary.Uvarint(data[off:])
 		if n <= 0 || id > 1<<32-1 {
-			return 0, false, fmt.Errorf("%w: bad column family id at offset %d", ErrCorrupt, off)
+			return 0, false, false, fmt.Errorf("%w: bad column family id at offset %d", ErrCorrupt, off)
 		}
 		if !hasCF(uint32(id)) {
-			return 0, false, fmt.Errorf("%w: column family id %d is not open", ErrUnsupported, id)
+			return 0, false, false, fmt.Errorf("%w: column family id %d is not open", ErrUnsupported, id)
 		}
 		off += n
 	}
 	var slices [2][]byte
 	for i := 0; i < shape.slices; i++ {
 		if slices[i], off, err = readSlice(data, off); err != nil {
-			return 0, false, err
+			return 0, false, false, err
 		}
 	}
-	if (tag == tagRangeDeletion || tag == tagCFRangeDeletion) && bytes.Compare(slices[0], slices[1]) > 0 {
-		// RocksDB refuses it only after logging it.
-		return 0, false, fmt.Errorf("%w: range deletion ends before it begins at offset %d", ErrCorrupt, off)
+	if tag == tagRangeDeletion || tag == tagCFRangeDeletion {
+		switch bytes.Compare(slices[0], slices[1]) {
+		case 1: // RocksDB refuses it only after logging it.
+			return 0, false, false, fmt.Errorf("%w: range deletion ends before it begins at offset %d", ErrCorrupt, off)
+		case 0:
+			return off, shape.counts, true, nil
+		}
 	}
-	return off, shape.counts, nil
+	return off, shape.counts, false, nil
 }
 
 // readSlice reads a varint32 length and that many bytes.

@@ -215,14 +215,15 @@ func (d *DB) ApplyBatches(batches [][]byte) (n int, err error) {
 		return nil
 	}
 	for _, data := range batches {
-		if err := d.applyOne(g, data, &latest, flush); err != nil {
+		grouped, err := d.applyOne(g, data, &latest, flush)
+		if err != nil {
 			if ferr := flush(); ferr != nil {
 				return n, ferr
 			}
 			return n, err
 		}
-		if g.n == 0 {
-			n++ // applied alone, or nothing to write
+		if !grouped {
+			n++ // applied alone, or nothing to write; flush counts a group's
 		}
 	}
 	return n, flush()
@@ -232,47 +233,51 @@ func (d *DB) ApplyBatches(batches [][]byte) (n int, err error) {
 // (written first when it is full), any other is applied alone once the
 // group is written. latest is where the database ends once the group is
 // written.
-func (d *DB) applyOne(g *batchGroup, data []byte, latest *uint64, flush func() error) error {
+func (d *DB) applyOne(g *batchGroup, data []byte, latest *uint64, flush func() error) (grouped bool, err error) {
 	seq, count, err := batchHeader(data)
 	if err != nil {
-		return fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
+		return false, fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
 	}
 	if seq != *latest+1 {
-		return &GapError{Dir: d.h.dir, Expected: *latest + 1, Got: seq, Latest: *latest}
+		return false, &GapError{Dir: d.h.dir, Expected: *latest + 1, Got: seq, Latest: *latest}
 	}
 	span, plain, ch, err := d.txns.step(data, true)
 	if err != nil {
-		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+		return false, fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
 	}
 	if ch == nil && span > 0 { // a plain batch
-		if _, _, err := d.check(data); err != nil {
-			return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+		_, _, empty, err := d.check(data)
+		if err != nil {
+			return false, fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
 		}
 		if !g.fits(len(data), count) {
 			if err := flush(); err != nil {
-				return err
+				return false, err
 			}
 		}
 		g.add(data)
 		*latest = seq + uint64(span) - 1
-		return nil
+		if empty { // the group ends with it (see check)
+			return true, flush()
+		}
+		return true, nil
 	}
 	if err := flush(); err != nil {
-		return err
+		return false, err
 	}
 	if span == 0 {
 		d.txns.apply(ch) // a prepare, a rollback, log data: nothing to write
-		return nil
+		return false, nil
 	}
-	if _, _, err := d.check(plain); err != nil {
-		return fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
+	if _, _, _, err := d.check(plain); err != nil {
+		return false, fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
 	}
 	d.txns.apply(ch)
 	if err := d.write(plain, seq+uint64(span)-1); err != nil {
-		return err
+		return false, err
 	}
 	*latest = seq + uint64(span) - 1
-	return nil
+	return false, nil
 }
 
 // Prepared adds to what Apply knows the transactions that txns holds
@@ -297,20 +302,25 @@ func (d *DB) PendingTransactions() []string {
 // merge operators takes merges in their column families; two-phase-commit
 // markers are refused (Apply has turned a transaction into the plain
 // batch of what its commit makes visible).
-func (d *DB) check(data []byte) (uint64, uint32, error) {
+//
+// emptyRange says that the batch holds an empty range deletion (begin ==
+// end): RocksDB's inserter applies it without taking a sequence, so the
+// records after it in the same write would get sequences one lower than
+// in the source; a batchGroup ends with such a batch.
+func (d *DB) check(data []byte) (seq uint64, count uint32, emptyRange bool, err error) {
 	if len(d.h.merges) == 0 {
-		return checkBatch(data, d.h.hasCF)
+		return checkBatchRanges(data, d.h.hasCF)
 	}
 	s, err := scanBatch(data, d.h.hasCF, d.h.hasMerge)
 	switch {
 	case err != nil:
-		return 0, 0, err
+		return 0, 0, false, err
 	case s.twoPC:
-		return 0, 0, fmt.Errorf("%w: two-phase-commit markers", ErrUnsupported)
+		return 0, 0, false, fmt.Errorf("%w: two-phase-commit markers", ErrUnsupported)
 	case s.badRange:
-		return 0, 0, fmt.Errorf("%w: a range deletion ends before it begins", ErrCorrupt)
+		return 0, 0, false, fmt.Errorf("%w: a range deletion ends before it begins", ErrCorrupt)
 	}
-	return s.seq, s.count, nil
+	return s.seq, s.count, s.emptyRanges > 0, nil
 }
 
 // write writes data and checks that the database then ends at last.

@@ -104,3 +104,140 @@ func TestApplyBatchesStopsAtFault(t *testing.T) {
 		})
 	}
 }
+
+// emptyRangeSource writes a database whose second batch holds an empty
+// range deletion (begin == end) between two puts, with batches after it,
+// and returns its folder and its batches.
+func emptyRangeSource(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	w := newWriter(t, dir, 3600)
+	w.write(func(wb *grocksdb.WriteBatch) { wb.Put([]byte("a"), []byte("1")) })
+	w.write(func(wb *grocksdb.WriteBatch) {
+		wb.Put([]byte("b"), []byte("1"))
+		wb.DeleteRange([]byte("k"), []byte("k"))
+		wb.Put([]byte("c"), []byte("1"))
+	})
+	w.write(func(wb *grocksdb.WriteBatch) { wb.Put([]byte("d"), []byte("1")) })
+	w.write(func(wb *grocksdb.WriteBatch) { wb.Put([]byte("e"), []byte("1")) })
+	w.close()
+	return rawBatches(t, dir)
+}
+
+// TestApplyBatchesEmptyRange: RocksDB's inserter takes no sequence for an
+// empty range deletion, so a group that went on after one would give the
+// records after it sequences one lower than in the source, and the
+// database would reopen behind the batches applied. ApplyBatches ends a
+// group with such a batch: grouped or one by one, the database reopens at
+// the same sequence and takes the next batch.
+func TestApplyBatchesEmptyRange(t *testing.T) {
+	tmp := t.TempDir()
+	batches := emptyRangeSource(t, filepath.Join(tmp, "src"))
+	var reopened []uint64
+	for _, grouped := range []bool{false, true} {
+		dir := filepath.Join(tmp, fmt.Sprint(grouped))
+		db, err := OpenWritable(dir, Options{CreateIfMissing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grouped {
+			if n, err := db.ApplyBatches(batches[:3]); err != nil || n != 3 {
+				t.Fatalf("%d applied: %v", n, err)
+			}
+		} else {
+			for _, b := range batches[:3] {
+				if err := db.Apply(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		db.Close()
+		if db, err = OpenWritable(dir, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		reopened = append(reopened, db.LatestSequence())
+		if err := db.Apply(batches[3]); err != nil {
+			t.Fatalf("grouped %v: the next batch after a reopen at %d: %v", grouped, reopened[len(reopened)-1], err)
+		}
+		db.Close()
+	}
+	if reopened[0] != reopened[1] {
+		t.Fatalf("reopened at %d one by one, %d grouped", reopened[0], reopened[1])
+	}
+}
+
+// TestReplayerEmptyRange: the direct path ends a group with a batch that
+// holds an empty range deletion, and gives what recovery gives.
+func TestReplayerEmptyRange(t *testing.T) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	batches := emptyRangeSource(t, src)
+	want, _ := dirDigest(t, src)
+	var ends []uint64
+	for _, rec := range []bool{false, true} {
+		dir := filepath.Join(tmp, fmt.Sprint(rec))
+		db, err := OpenWritable(dir, Options{CreateIfMissing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Apply(batches[0]); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		r, err := NewReplayer(dir, ReplayOptions{Recovery: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range batches[1:] {
+			if err := r.Add(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Finish(r.Next() - 1); err != nil {
+			failReplay(t, dir, err)
+		}
+		got, seq := dirDigest(t, dir)
+		if d := got.Diff(want); d != "" || seq != r.Next()-1 {
+			t.Fatalf("recovery %v: reopened at %d (the batches end at %d): %s", rec, seq, r.Next()-1, d)
+		}
+		ends = append(ends, seq)
+	}
+	if ends[0] != ends[1] {
+		t.Fatalf("direct ends at %d, recovery at %d", ends[0], ends[1])
+	}
+}
+
+// TestReplayerBaseBehind: a base whose WAL ends with a Put and its
+// SingleDelete reopens, once flushed, before the sequence it was taken at
+// (the flush drops both). The write path would number the next batches
+// from there; the direct path sees it and leaves the rest to recovery,
+// which takes each batch's own sequence.
+func TestReplayerBaseBehind(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "base")
+	w := newWriter(t, base, 3600)
+	w.write(func(wb *grocksdb.WriteBatch) { wb.Put([]byte("a"), []byte("1")) })
+	w.flush()
+	w.write(func(wb *grocksdb.WriteBatch) {
+		wb.Put([]byte("once"), []byte("1"))
+		wb.SingleDelete([]byte("once"))
+	})
+	w.close()
+	r, err := NewReplayer(base, ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	at := r.Sequence()
+	if err := r.Add(cfPutAt(0, r.Next())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Finish(at + 1); err != nil {
+		failReplay(t, base, err)
+	}
+	if !r.behind {
+		t.Fatal("the database did not open behind: the test shows nothing")
+	}
+	got, seq := dirDigest(t, base)
+	if seq != at+1 || got["default"].Keys != 2 {
+		t.Fatalf("reopened at %d with %+v, want %d and the keys a and k", seq, got, at+1)
+	}
+}

@@ -51,9 +51,11 @@ const defaultChunkBytes = 256 << 20
 //     column families change. A crash half-way leaves a database to throw
 //     away, which restore does (its folder is a temporary one).
 //   - By RocksDB's own recovery (from the first batch with two-phase-commit
-//     markers on, since recovery is what rebuilds a transaction prepared
-//     and not yet committed; for every batch with ReplayOptions.Recovery;
-//     in hand-off): the batches are written as a WAL file (WALWriter)
+//     markers on, or from the start when the base's own WAL copies hold
+//     some, since recovery is what rebuilds a transaction prepared and not
+//     yet committed; when the database opens behind the batches, since the
+//     write path numbers a batch from the database's sequence; for every
+//     batch with ReplayOptions.Recovery; in hand-off): the batches are written as a WAL file (WALWriter)
 //     numbered above every file of the database, and the database is
 //     opened so that recovery replays that file, flushing memtables as
 //     they fill, in its own thread. The WAL is written and recovered in
@@ -95,6 +97,12 @@ type Replayer struct {
 	direct *handle
 	wo     *grocksdb.WriteOptions
 	group  batchGroup
+	// behind: the database opened before the sequence the batches go on
+	// from (a flush dropped its newest entries, as a Put and its
+	// SingleDelete cancel out: see restore's finish), and the write path
+	// numbers a batch from the database's sequence, not the batch's. The
+	// rest goes by recovery, which takes each batch's own.
+	behind bool
 }
 
 // NewReplayer prepares a replay into the database in dir. Unless in
@@ -205,9 +213,10 @@ func (r *Replayer) HadMerges() bool { return r.merged }
 // Files are the WAL files written in hand-off.
 func (r *Replayer) Files() []string { return r.files }
 
-// Add decodes one batch (its WriteBatch representation) and writes it to
-// the WAL file being built, recovering that file first when it holds
-// ChunkBytes. A refused batch writes nothing.
+// Add decodes one batch (its WriteBatch representation) and takes it by
+// the direct path (gathered, then written to the open database) or by
+// recovery (written to the WAL file being built, which is recovered first
+// when it holds ChunkBytes). A refused batch writes nothing.
 func (r *Replayer) Add(data []byte) error {
 	s, err := scanBatch(data, r.hasCF, r.hasMerge)
 	if err != nil {
@@ -221,8 +230,14 @@ func (r *Replayer) Add(data []byte) error {
 		return err
 	}
 	r.twoPC = r.twoPC || s.twoPC
-	if !r.opts.HandOff && !r.opts.Recovery && !r.twoPC {
-		if err := r.write(data, next); err != nil {
+	direct := !r.opts.HandOff && !r.opts.Recovery && !r.twoPC && !r.behind
+	if direct && r.direct == nil {
+		if direct, err = r.openDirect(); err != nil {
+			return err
+		}
+	}
+	if direct {
+		if err := r.write(data, next, s.emptyRanges > 0); err != nil {
 			return err
 		}
 		r.next = next
@@ -253,21 +268,32 @@ func (r *Replayer) Add(data []byte) error {
 	return nil
 }
 
-// write takes one batch by the direct path, opening the database first:
-// it joins the group of batches written together (batchGroup), which is
-// written first when full. A batch that uses no sequence (only log data)
-// has nothing to write.
-func (r *Replayer) write(data []byte, next uint64) error {
+// openDirect opens the database for the direct path. It is false, and the
+// database closed again, when the database is behind the batches.
+func (r *Replayer) openDirect() (bool, error) {
+	h, err := r.open()
+	if err != nil {
+		return false, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	if got := h.latestSequence(); got != r.next-1 {
+		h.close()
+		r.behind = true
+		return false, nil
+	}
+	r.direct, r.wo = h, grocksdb.NewDefaultWriteOptions()
+	r.wo.DisableWAL(true)
+	return true, nil
+}
+
+// write takes one batch by the direct path: it joins the group of batches
+// written together (batchGroup), which is written first when full, and
+// at once after a batch with an empty range deletion (RocksDB's inserter
+// takes no sequence for it: later records in the same write would get
+// sequences one lower than in the source). A batch that uses no sequence
+// (only log data) has nothing to write.
+func (r *Replayer) write(data []byte, next uint64, emptyRange bool) error {
 	if next == r.next {
 		return nil
-	}
-	if r.direct == nil {
-		h, err := r.open()
-		if err != nil {
-			return fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
-		}
-		r.direct, r.wo = h, grocksdb.NewDefaultWriteOptions()
-		r.wo.DisableWAL(true)
 	}
 	if !r.group.fits(len(data), uint32(next-r.next)) {
 		if err := r.writeGroup(); err != nil {
@@ -275,6 +301,9 @@ func (r *Replayer) write(data []byte, next uint64) error {
 		}
 	}
 	r.group.add(data)
+	if emptyRange {
+		return r.writeGroup()
+	}
 	return nil
 }
 
@@ -417,8 +446,9 @@ func (r *Replayer) Finish(want uint64) error {
 
 // Close removes a WAL file that was written but not recovered (a replay
 // that stopped half-way), and closes a database open for the direct path
-// without flushing it: a replay that stopped half-way leaves a database
-// to throw away.
+// (RocksDB flushes at its close what was written without the WAL, so this
+// can take a flush's time): a replay that stopped half-way leaves a
+// database to throw away.
 func (r *Replayer) Close() error {
 	if r.direct != nil {
 		r.direct.close()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
+	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/segments"
@@ -50,11 +52,12 @@ func (s *Standby) applyFamilies(tl uint32, reached uint64) error {
 	return nil
 }
 
-// familiesQuiet says whether familiesBefore has nothing to do for b: every
-// change of the manifest is applied or found reflected, and b writes only
-// to families the database has. Batches are then applied together.
-func (s *Standby) familiesQuiet(b segments.Batch) bool {
-	if len(s.famDone) != len(s.m.ColumnFamilyChanges) || s.famOpen == nil {
+// familiesQuiet says whether familiesBefore has nothing to do for b: no
+// change of tl's lineage that is not applied yet is due before b, and b
+// writes only to families the database has. Batches are then applied
+// together.
+func (s *Standby) familiesQuiet(tl uint32, b segments.Batch) bool {
+	if s.famOpen == nil || s.famDue(tl) < b.Seq {
 		return false
 	}
 	ids, err := rocks.BatchFamilies(b.Data)
@@ -67,6 +70,32 @@ func (s *Standby) familiesQuiet(b segments.Batch) bool {
 		}
 	}
 	return true
+}
+
+// famDue is the lowest After of the changes of tl's lineage that are not
+// applied yet (MaxUint64: none), worked out again only when the manifest,
+// the timeline or the changes applied change.
+func (s *Standby) famDue(tl uint32) uint64 {
+	c := &s.famDueCache
+	if c.m == s.m && c.tl == tl && c.done == len(s.famDone) {
+		return c.due
+	}
+	due := uint64(math.MaxUint64)
+	for _, ch := range s.m.CFChangesBetween(s.m.Lineage(tl), 0, math.MaxUint64) {
+		if !s.famDone[famKey{ch.Timeline, ch.Op, ch.ID}] {
+			due = min(due, ch.After)
+		}
+	}
+	*c = famDueCache{m: s.m, tl: tl, done: len(s.famDone), due: due}
+	return due
+}
+
+// famDueCache is what famDue worked out last.
+type famDueCache struct {
+	m    *manifest.Manifest
+	tl   uint32
+	done int
+	due  uint64
 }
 
 // familiesBefore applies the changes due before batch b, and reads the

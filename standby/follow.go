@@ -245,7 +245,7 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return g.apply(ctx) // the rest is past the branch point
 		}
-		if !s.familiesQuiet(b) {
+		if !s.familiesQuiet(f.tl, b) {
 			// The changes due before b need the batches before it applied.
 			if err := g.apply(ctx); err != nil {
 				return err
@@ -335,6 +335,12 @@ func (p *pending) apply(ctx context.Context) error {
 	}
 	s := p.s
 	n, err := s.applyBatches(ctx, p.tl, bs)
+	if err != nil && n > 0 { // the batches before the one at fault are in
+		s.applied(bs[n-1])
+		s.mu.Lock()
+		s.st.Batches += int64(n)
+		s.mu.Unlock()
+	}
 	if err != nil {
 		b := bs[min(n, len(bs)-1)]
 		if errors.Is(err, rocks.ErrGap) || errors.Is(err, rocks.ErrCorrupt) || errors.Is(err, rocks.ErrNoPrepare) {
@@ -349,16 +355,24 @@ func (p *pending) apply(ctx context.Context) error {
 		return fmt.Errorf("segment %s: %w: the batch at sequence %d uses %d sequences, applied it ends at %d",
 			p.key, restore.ErrCorrupt, last.Seq, last.Count, seq)
 	}
+	s.applied(last)
 	s.mu.Lock()
-	s.st.Applied, s.st.AppliedTime = seq, last.Time
 	s.st.Batches += int64(len(bs))
+	s.mu.Unlock()
+	return nil
+}
+
+// applied notes that the database ends with batch last.
+func (s *Standby) applied(last segments.Batch) {
+	seq := s.db.LatestSequence()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Applied, s.st.AppliedTime = seq, last.Time
 	if seq >= s.st.Head {
 		s.behind = time.Time{}
 	} else {
 		s.behind = last.Time
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 // setBehind starts the lag clock at t when nothing was applied since the

@@ -151,9 +151,11 @@ type Standby struct {
 	txnsRead bool   // the transactions prepared before from were read (txns.go)
 	// pend is kept from segment to segment for its buffers (follow.go).
 	pend pending
-	m    *manifest.Manifest
-	etag string
-	read time.Time // when the manifest was last read
+	// famDueCache is famDue's last answer (families.go).
+	famDueCache famDueCache
+	m           *manifest.Manifest
+	etag        string
+	read        time.Time // when the manifest was last read
 	// famDone are the column family changes applied or found reflected;
 	// famOpen the ids of the database's families, nil when not known
 	// (families.go).

@@ -48,7 +48,7 @@ func (b *bench) wsFollow(ctx context.Context, d *walSizeDB) (wsFollowRun, error)
 		return wsFollowRun{}, err
 	}
 	defer s.stop(time.Minute)
-	if err := s.waitArchived(ctx, start, 5*time.Minute); err != nil {
+	if err := s.waitStored(ctx, start, 5*time.Minute); err != nil {
 		return wsFollowRun{}, err
 	}
 	segsBefore, err := countSegments(ctx, d.loc.store)

@@ -79,8 +79,9 @@ func (s *service) requestsByPrefix() s3count.Counts {
 // archiverStatus is what the harness reads of the archiver's /status.
 type archiverStatus struct {
 	Stats struct {
-		LastSequence uint64
-		LagSeconds   float64
+		LastSequence     uint64
+		ArchivedSequence uint64
+		LagSeconds       float64
 	} `json:"stats"`
 }
 
@@ -105,6 +106,15 @@ func (s *service) archiver() (archiverStatus, error) {
 	var st archiverStatus
 	err := getJSON("http://"+s.addr+"/status", &st)
 	return st, err
+}
+
+// waitStored waits until the archive holds every batch up to seq (its
+// segments uploaded, not only read).
+func (s *service) waitStored(ctx context.Context, seq uint64, limit time.Duration) error {
+	return waitFor(ctx, fmt.Sprintf("the archive to hold sequence %d", seq), limit, s.proc, func() bool {
+		st, err := s.archiver()
+		return err == nil && st.Stats.ArchivedSequence >= seq
+	})
 }
 
 // waitArchived waits until the archiver has read up to seq.
