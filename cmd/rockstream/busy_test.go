@@ -123,6 +123,11 @@ func TestArchiveNoRetentionFullSpeed(t *testing.T) {
 			}
 		}
 	}
+	// Segments uploaded while a hole's base was in the background, then
+	// inside the hole once another base ended it, are no problem.
+	if code, out, errOut := runCLI(t, "verify", "--from", bucket); code != exitOK {
+		t.Fatalf("verify: exit %d: %s%s\narchiver:\n%s", code, out, errOut, p.out.String())
+	}
 	restored := filepath.Join(t.TempDir(), "restored")
 	if code, _, errOut := runCLI(t, "restore", "--from", bucket, restored); code != exitOK {
 		t.Fatalf("restore: exit %d: %s", code, errOut)
