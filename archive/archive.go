@@ -250,13 +250,6 @@ type Archiver struct {
 	lists map[string]*manifest.FileList
 	// bg is the base being archived in the background (basebg.go), if any.
 	bg *bgBase
-	// up is the uploader of the loop that runs.
-	up *uploader
-	// hole is the open hole whose base is not in the archive yet (From; 0:
-	// none), and holeLost says that its base in the background failed: the
-	// loop takes another (hole.go).
-	hole     uint64
-	holeLost bool
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
 	// lag tracks the database's head and what waits for upload (under mu).

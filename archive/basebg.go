@@ -22,16 +22,13 @@ import (
 // reads the manifest again, conditionally, when it takes in the result.
 //
 // A WAL gap waits for the background base first (its upload is cancelled,
-// a commit under way is finished): the hole's base follows it. The base
-// that ends a hole runs in the background too (hole.go). A stop cancels a
-// periodic base's upload at once and waits for a commit under way until
-// the stop's deadline; a hole's base goes on until that deadline. Run
-// returns only after the goroutine ended.
+// a commit under way is finished): the hole's base follows it. A stop
+// cancels the upload at once and waits for a commit under way until the
+// stop's deadline; Run returns only after the goroutine ended.
 
 // bgBase is the base being archived in the background.
 type bgBase struct {
 	seq        uint64
-	hole       uint64 // the open hole it ends (its From); 0: a periodic base
 	started    time.Time
 	stopUpload context.CancelFunc // a stop, a gap: abandon the upload
 	stopAll    context.CancelFunc // the stop's deadline: abandon the commit too
@@ -61,37 +58,18 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 	if err != nil {
 		return a.baseFailed(ctx, now, err)
 	}
-	a.startBase(ctx, j, now, 0)
+	a.startBase(ctx, j, now)
 	return nil
 }
 
-// startBase runs job j in a goroutine of its own; hole is the open hole it
-// ends (0: none). A stop cancels a periodic base's upload at once; a hole's
-// base goes on until the stop's deadline (endBase), since the segments
-// after it are worth nothing without it.
-func (a *Archiver) startBase(ctx context.Context, j *baseJob, now time.Time, hole uint64) {
+// startBase runs job j in a goroutine of its own.
+func (a *Archiver) startBase(ctx context.Context, j *baseJob, now time.Time) {
 	cctx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
-	parent := ctx
-	if hole != 0 {
-		parent = context.WithoutCancel(ctx)
-	}
-	uctx, stopUpload := context.WithCancel(parent)
-	bg := &bgBase{seq: j.seq, hole: hole, started: now, stopUpload: stopUpload, stopAll: stopAll, done: make(chan baseResult, 1)}
+	uctx, stopUpload := context.WithCancel(ctx)
+	bg := &bgBase{seq: j.seq, started: now, stopUpload: stopUpload, stopAll: stopAll, done: make(chan baseResult, 1)}
 	a.lists = nil // the job's until it gives it back
-	up := a.up
 	go func() {
-		r := j.run(uctx, cctx)
-		if hole != 0 && up != nil {
-			// The segments after a hole's base wait for it (hole.go): let
-			// them go now, not when the loop takes in the result, since
-			// the loop may wait for room in their queue.
-			if r.err == nil {
-				up.release()
-			} else {
-				up.dropHeld()
-			}
-		}
-		bg.done <- r
+		bg.done <- j.run(uctx, cctx)
 	}()
 	a.bg = bg
 }
@@ -103,19 +81,11 @@ func (a *Archiver) baseEnded(ctx context.Context, r baseResult) error {
 	bg.stopUpload()
 	bg.stopAll()
 	a.lists = r.lists
-	if r.err != nil && bg.hole != 0 {
-		return a.holeBaseFailed(ctx, bg, r.err)
-	}
 	if r.err != nil {
 		return a.baseFailed(ctx, bg.started, r.err)
 	}
 	a.lastBase = r.committed
 	a.log.Info("the base in the background is in", "sequence", r.b.Sequence, "took", r.committed.Sub(bg.started).Round(time.Millisecond))
-	if bg.hole != 0 {
-		a.archived(r.b.Sequence)
-		a.hole = 0
-		a.log.Warn("the hole is ended by a base; everything after it is restorable again", "hole_from", bg.hole, "base", r.b.Sequence)
-	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -123,20 +93,6 @@ func (a *Archiver) baseEnded(ctx context.Context, r baseResult) error {
 	// get), rather than install the commit's, which may be older than
 	// what the loop wrote since.
 	return a.checkFence(ctx)
-}
-
-// holeBaseFailed handles the failure of a hole's base in the background:
-// the hole stays open, and the loop takes another base (holeLost, then
-// recoverGap). A fence is returned; a stop leaves it to the next start.
-func (a *Archiver) holeBaseFailed(ctx context.Context, bg *bgBase, err error) error {
-	if errors.Is(err, manifest.ErrFenced) {
-		return err
-	}
-	if ctx.Err() == nil {
-		a.log.Error("the base that ends the hole failed; taking another", "hole_from", bg.hole, "sequence", bg.seq, "error", err)
-	}
-	a.holeLost = true
-	return nil
 }
 
 // baseFailed logs a failed base and sets the next try RetryMax after the
@@ -157,19 +113,14 @@ func (a *Archiver) baseFailed(ctx context.Context, started time.Time, err error)
 }
 
 // waitBase waits for the background base, if any, before the loop takes a
-// base of its own (a WAL gap's): a periodic base's upload is abandoned, a
-// commit under way is finished; a hole's base is waited for (abandoned,
-// each new gap would throw the last try away, and a writer that keeps
-// deleting its WAL would leave the hole open for ever). A stop meanwhile
-// waits for it until the stop's deadline.
+// base of its own (a WAL gap's): its upload is abandoned, a commit under
+// way is finished. A stop meanwhile waits for it until the stop's deadline.
 func (a *Archiver) waitBase(ctx context.Context) error {
 	if a.bg == nil {
 		return nil
 	}
-	if a.bg.hole == 0 {
-		a.log.Info("abandoning the base in the background for the one a hole needs", "sequence", a.bg.seq)
-		a.bg.stopUpload()
-	}
+	a.log.Info("abandoning the base in the background for the one a hole needs", "sequence", a.bg.seq)
+	a.bg.stopUpload()
 	select {
 	case r := <-a.bg.done:
 		return a.baseEnded(ctx, r)
@@ -180,18 +131,15 @@ func (a *Archiver) waitBase(ctx context.Context) error {
 }
 
 // endBase ends the background base, if any, when the loop has returned (a
-// stop or a failure): a periodic base's upload is abandoned at once (the
-// next start takes one), a hole's base goes on; either is finished until
-// the stop's deadline (after a failure, DrainTimeout), then abandoned. It
-// returns once the goroutine ended.
+// stop or a failure): its upload is abandoned at once, a commit under way
+// is finished until the stop's deadline (after a failure, DrainTimeout),
+// then abandoned too. It returns once the goroutine ended.
 func (a *Archiver) endBase(stopping bool) {
 	bg := a.bg
 	if bg == nil {
 		return
 	}
-	if bg.hole == 0 {
-		bg.stopUpload()
-	}
+	bg.stopUpload()
 	deadline := time.Now().Add(a.opts.DrainTimeout)
 	if stopping {
 		deadline = a.stopDeadline()
@@ -200,7 +148,6 @@ func (a *Archiver) endBase(stopping bool) {
 	select {
 	case r = <-bg.done:
 	case <-time.After(time.Until(deadline)):
-		bg.stopUpload()
 		bg.stopAll()
 		r = <-bg.done
 	}
@@ -209,14 +156,6 @@ func (a *Archiver) endBase(stopping bool) {
 	a.lists = r.lists
 	if r.err == nil {
 		a.lastBase = r.committed
-		if bg.hole != 0 {
-			a.archived(r.b.Sequence)
-			a.hole = 0
-		}
-		return
-	}
-	if bg.hole != 0 {
-		a.log.Warn("the base that ends the hole was not in by the stop; the next start takes it", "hole_from", bg.hole, "sequence", bg.seq, "error", r.err)
 		return
 	}
 	a.log.Warn("the base in the background was abandoned; it is taken again after the next start", "sequence", bg.seq, "error", r.err)

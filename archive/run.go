@@ -44,7 +44,6 @@ func (a *Archiver) Run(ctx context.Context) error {
 	defer func() { stopPrunes(); <-a.retention.done }()
 	for {
 		up := a.startUploader(ctx)
-		a.up = up
 		err = a.loop(ctx, up)
 		a.endBase(ctx.Err() != nil)
 		if ctx.Err() != nil && err == nil {
@@ -133,19 +132,6 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 		}
 		if err := a.maybeBase(ctx); err != nil {
 			return err
-		}
-		if a.holeLost { // hole.go: the hole's base failed, take another
-			if err := a.seal(ctx, cur, up, true); err != nil {
-				return err
-			}
-			cur = nil
-			if err := a.recoverGap(ctx, errors.New("the base that ends the hole failed")); err != nil {
-				if ctx.Err() != nil {
-					continue
-				}
-				return err
-			}
-			continue
 		}
 		b, ok, err := a.src.Next()
 		if err == nil {

@@ -37,84 +37,13 @@ type uploader struct {
 	err      error
 	left     int  // segments queued and not yet uploaded
 	dropping bool // a segment was not queued: drop every later one too
-	// The segments after the base that ends a hole wait until that base is
-	// in (hole.go): holdFrom (0: none) holds those that start at or after
-	// it; dropBelow (0: none) drops, unuploaded, those that start below it
-	// (the base failed: they are inside the hole). gate is closed, and
-	// replaced, at each change, to wake the upload that waits.
-	holdFrom, dropBelow uint64
-	gate                chan struct{}
-	// inHole counts the segments not uploaded because they come after a
-	// hole's base that was not in (dropped, or still held at the stop):
-	// inside the hole, not left for the next start.
-	inHole int
 }
 
 func (a *Archiver) startUploader(ctx context.Context) *uploader {
 	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	u := &uploader{a: a, ctx: uctx, cancel: cancel, ch: make(chan *sealed, a.opts.Queue), done: make(chan struct{}),
-		gate: make(chan struct{})}
+	u := &uploader{a: a, ctx: uctx, cancel: cancel, ch: make(chan *sealed, a.opts.Queue), done: make(chan struct{})}
 	go u.run()
 	return u
-}
-
-// hold makes the segments that start at or after from wait (release, or
-// dropHeld); after dropHeld, those that start below from are still
-// dropped.
-func (u *uploader) hold(from uint64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.holdFrom = from
-	if u.dropBelow != 0 {
-		u.dropBelow = from
-	}
-	u.wake()
-}
-
-// release lets the held segments go: the hole's base is in.
-func (u *uploader) release() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.holdFrom = 0
-	u.wake()
-}
-
-// dropHeld drops the held segments, and every one queued after them until
-// the next hold: the hole's base failed, so they are inside the hole.
-func (u *uploader) dropHeld() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.holdFrom != 0 {
-		u.holdFrom, u.dropBelow = 0, manifest.MaxSequence
-	}
-	u.wake()
-}
-
-func (u *uploader) wake() {
-	close(u.gate)
-	u.gate = make(chan struct{})
-}
-
-// pass waits while s is held; it returns false when s is dropped.
-func (u *uploader) pass(s *sealed) (bool, error) {
-	for {
-		u.mu.Lock()
-		drop := u.dropBelow != 0 && s.first < u.dropBelow
-		held := u.holdFrom != 0 && s.first >= u.holdFrom
-		gate := u.gate
-		u.mu.Unlock()
-		switch {
-		case drop:
-			return false, nil
-		case !held:
-			return true, nil
-		}
-		select {
-		case <-gate:
-		case <-u.ctx.Done():
-			return false, fmt.Errorf("upload segment %s, held until the hole's base is in: %w", s.key, u.ctx.Err())
-		}
-	}
 }
 
 // queue hands s to the uploader, waiting while the queue is full.
@@ -122,9 +51,6 @@ func (u *uploader) queue(ctx context.Context, s *sealed) error {
 	u.mu.Lock()
 	u.left++
 	dropping := u.dropping
-	if dropping {
-		u.notQueued(s)
-	}
 	u.mu.Unlock()
 	if dropping {
 		return nil // an earlier segment was dropped: none after it may go
@@ -153,18 +79,8 @@ func (u *uploader) queue(ctx context.Context, s *sealed) error {
 	case <-time.After(time.Until(u.a.stopDeadline())):
 		u.mu.Lock()
 		u.dropping = true
-		u.notQueued(s)
 		u.mu.Unlock()
 		return nil
-	}
-}
-
-// notQueued accounts for s, which the stop keeps from the queue (u.mu
-// held): after a hole's base that is not in, it is inside the hole.
-func (u *uploader) notQueued(s *sealed) {
-	if u.holdFrom != 0 && s.first >= u.holdFrom || u.dropBelow != 0 && s.first < u.dropBelow {
-		u.left--
-		u.inHole++
 	}
 }
 
@@ -178,19 +94,7 @@ func (u *uploader) failed() error {
 func (u *uploader) run() {
 	defer close(u.done)
 	for s := range u.ch {
-		ok, err := u.pass(s)
-		if err == nil && !ok {
-			u.a.log.Info("segment dropped: it is inside a hole whose base failed", "key", s.key)
-			u.mu.Lock()
-			u.left--
-			u.inHole++
-			u.mu.Unlock()
-			continue
-		}
-		if err == nil {
-			err = u.upload(s)
-		}
-		if err != nil {
+		if err := u.upload(s); err != nil {
 			u.mu.Lock()
 			u.err = err
 			u.mu.Unlock()
@@ -339,13 +243,9 @@ func (a *Archiver) drain(u *uploader) error {
 		<-u.done
 	}
 	u.mu.Lock()
-	left, err, inHole, held := u.left, u.err, u.inHole, u.holdFrom != 0
+	left, err := u.left, u.err
 	u.mu.Unlock()
 	a.summary()
-	if inHole > 0 || held {
-		a.log.Warn("stopped while the base that ends a hole was not in: the segments after it were not uploaded; the next start takes that base",
-			"segments", inHole, "hole_from", a.hole)
-	}
 	if err != nil && a.coveredDespite(err) {
 		err, left = nil, 0
 	}

@@ -123,8 +123,7 @@ func TestArchiveNoRetentionFullSpeed(t *testing.T) {
 			}
 		}
 	}
-	// Segments uploaded while a hole's base was in the background, then
-	// inside the hole once another base ended it, are no problem.
+	// The archive is whole: every gap between segments is a recorded hole.
 	if code, out, errOut := runCLI(t, "verify", "--from", bucket); code != exitOK {
 		t.Fatalf("verify: exit %d: %s%s\narchiver:\n%s", code, out, errOut, p.out.String())
 	}
