@@ -40,12 +40,17 @@ func (a *Archiver) recoverGap(ctx context.Context, cause error) error {
 
 // openHole adds an open hole from sequence from to the manifest, unless
 // one starting there is recorded already (this archiver's own, after an
-// ambiguous failure, or before a restart).
+// ambiguous failure, or before a restart). An open hole that starts after
+// from is made to start at from instead: two would overlap.
 func (a *Archiver) openHole(ctx context.Context, from uint64, reason string) error {
 	tl := a.writer.Timeline
 	m, etag, err := manifest.Update(ctx, a.store, a.writerRecord(), func(m *manifest.Manifest) error {
-		for _, h := range m.Holes {
+		for i, h := range m.Holes {
 			if h.Timeline == tl && h.From == from {
+				return nil
+			}
+			if h.Timeline == tl && h.To == manifest.MaxSequence && h.From > from {
+				m.Holes[i].From = from
 				return nil
 			}
 		}

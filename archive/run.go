@@ -25,7 +25,17 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err == nil {
 		if h, open := a.openHoleAt(a.next); open {
 			a.log.Warn("the archive holds a hole that no base ends yet: taking that base", "hole_from", h.From)
-			err = a.endHole(ctx, h.From)
+			if h.From > a.next {
+				// The segments before it were not all uploaded: the hole
+				// starts where the archive ends (the WAL may have lost them
+				// too, and a hole that starts later could not be ended).
+				a.log.Warn("the archive ends before the hole starts: the hole now starts where the archive ends",
+					"archive_ends", a.next-1, "hole_from", h.From)
+				err = a.openHole(ctx, a.next, h.Reason)
+			}
+			if err == nil {
+				err = a.endHole(ctx, a.next)
+			}
 		}
 	}
 	if err != nil && ctx.Err() != nil {

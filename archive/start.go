@@ -176,10 +176,17 @@ func (a *Archiver) holeAt(tl uint32, seq uint64) (manifest.Hole, bool) {
 }
 
 // openHoleAt returns the open hole (no base ends it yet) of the writer's
-// timeline that starts at seq.
+// timeline that starts at seq or after it. After it: the archiver stopped
+// while the base that ends it was being taken, with segments sealed before
+// it not uploaded (they are read from the WAL again, if it still holds
+// them); openHole then makes the hole start at seq.
 func (a *Archiver) openHoleAt(seq uint64) (manifest.Hole, bool) {
-	h, ok := a.holeAt(a.writer.Timeline, seq)
-	return h, ok && h.To == manifest.MaxSequence
+	for _, h := range a.m.Holes {
+		if h.Timeline == a.writer.Timeline && h.To == manifest.MaxSequence && h.From >= seq {
+			return h, true
+		}
+	}
+	return manifest.Hole{}, false
 }
 
 // newestBase is the newest base of the writer's timeline's history: its
