@@ -22,7 +22,7 @@ var sbShapes = []struct {
 // WAL per second.
 type sbRun struct{ writer, standby float64 }
 
-// standbys measures the standby applying, from a file:// archive, a
+// standbys measures the standby applying, from an archive on MinIO, a
 // backlog that db_bench wrote at full speed with one thread, against
 // db_bench's own rate for the same WAL bytes: whether a standby keeps up
 // with the fastest writer.
@@ -47,7 +47,7 @@ func (b *bench) standbys(ctx context.Context) error {
 			Baseline: "db_bench's own write rate of the same WAL bytes (one thread, WAL on, no sync)", Base: report.Of(w),
 			Ratio: report.Of(report.Ratios(s, w)), Goals: []report.Goal{{OnRatio: true, Limit: 1, Text: "≥ 1× the writer: it keeps up"}},
 			Note: fmt.Sprintf("db_bench overwrite (--batch_size=%d --value_size=%d, 1M keys) writes %s of WAL at full speed while no archiver runs; "+
-				"the archiver archives it to file://; then `rockstream standby --poll 100ms`, stopped at the sequence before the backlog, is started "+
+				"the archiver archives it to MinIO; then `rockstream standby --poll 100ms`, stopped at the sequence before the backlog, is started "+
 				"again and applies it (the follow path: batches of a segment applied together, WAL on). The standby's rate is the WAL bytes over "+
 				"the time from its start until /status shows the backlog applied; db_bench's is the WAL bytes over its own reported time "+
 				"(ops over ops/sec).", sbShapes[i].batch, sbShapes[i].value, mib(b.cfg.BacklogBytes))})
@@ -74,7 +74,7 @@ func (b *bench) standbyRun(ctx context.Context, shape, run int) (sbRun, error) {
 	if out, err := exec.CommandContext(ctx, "db_bench", args("fillrandom", 1000)...).CombinedOutput(); err != nil {
 		return sbRun{}, fmt.Errorf("db_bench: %w\n%s", err, out)
 	}
-	loc, err := b.fileLocation(fmt.Sprintf("sb-file-%d-%d", shape, run))
+	loc, err := b.minioLocation(ctx)
 	if err != nil {
 		return sbRun{}, err
 	}
