@@ -297,3 +297,66 @@ func TestFollowSegmentsOfManyBlocks(t *testing.T) {
 	}
 	checkDB(t, dir, src)
 }
+
+// TestFollowAppliesTogether: the standby applies a segment's batches
+// together (rocks.DB.ApplyBatches, a write per run of batches), so its own
+// WAL holds far fewer records than the batches it followed; also while the
+// manifest records a column family change that is due only later (the
+// batches before it are quiet).
+func TestFollowAppliesTogether(t *testing.T) {
+	store, _ := fileStore(t)
+	root := t.TempDir()
+	src := newSource(t, filepath.Join(root, "db"))
+	src.write(t, 50)
+	opts := archive.Options{SegmentSize: 1 << 20, SegmentAge: time.Hour, Poll: 5 * time.Millisecond,
+		FenceCheck: time.Second, RetryMax: 50 * time.Millisecond, DrainTimeout: 20 * time.Second}
+	arch := startArchiverOpts(t, src.dir, store, opts)
+	waitFor(t, "the archiver", func() bool { return arch.a.Stats().ArchivedSequence == src.latest() })
+	arch.stop(t)
+	ctx := context.Background()
+	_, _, err := manifest.Update(ctx, store, nil, func(m *manifest.Manifest) error {
+		m.Format = manifest.FormatCFChanges
+		m.ColumnFamilyChanges = append(m.ColumnFamilyChanges, manifest.ColumnFamilyChange{
+			Timeline: 1, After: 1 << 40, Op: manifest.CFCreate, ID: 99, Name: "later"})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "standby")
+	sb := startStandby(t, store, dir, 10*time.Millisecond)
+	booted := src.latest()
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == booted })
+	src.write(t, 600)
+	arch = startArchiverOpts(t, src.dir, store, opts)
+	waitFor(t, "the archiver", func() bool { return arch.a.Stats().LastSequence == src.latest() })
+	arch.stop(t) // seals the segment of the 600 batches
+	waitFor(t, "the standby", func() bool { return sb.sb.Status().Applied == src.latest() })
+	if err := sb.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := rocks.NewWALTail(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	if err := tail.Seek(booted + 1); err != nil {
+		t.Fatal(err)
+	}
+	writes := 0
+	for {
+		_, ok, err := tail.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		writes++
+	}
+	if writes == 0 || writes*10 > 600 {
+		t.Fatalf("the standby wrote %d WAL records for 600 batches: not applied together", writes)
+	}
+	t.Logf("600 batches applied in %d writes", writes)
+	checkDB(t, dir, src)
+}
