@@ -273,11 +273,9 @@ func (d *DB) applyOne(g *batchGroup, data []byte, latest *uint64, flush func() e
 		return false, fmt.Errorf("rocks: apply to %s the batch at seq %d: %w", d.h.dir, seq, err)
 	}
 	d.txns.apply(ch)
-	if err := d.write(plain, seq+uint64(span)-1); err != nil {
-		return false, err
-	}
+	g.add(plain) // a group of its own: what the commit makes visible
 	*latest = seq + uint64(span) - 1
-	return false, nil
+	return true, flush()
 }
 
 // Prepared adds to what Apply knows the transactions that txns holds
@@ -323,21 +321,6 @@ func (d *DB) check(data []byte) (seq uint64, count uint32, emptyRange bool, err 
 	return s.seq, s.count, s.emptyRanges > 0, nil
 }
 
-// write writes data and checks that the database then ends at last.
-func (d *DB) write(data []byte, last uint64) error {
-	wb := grocksdb.WriteBatchFrom(data)
-	defer wb.Destroy()
-	if err := d.h.db.Write(d.wo, wb); err != nil {
-		d.err = fmt.Errorf("rocks: apply to %s: %w", d.h.dir, err)
-		return d.err
-	}
-	if got := d.h.latestSequence(); got != last {
-		d.err = fmt.Errorf("rocks: apply to %s: latest seq %d after the batch, want %d", d.h.dir, got, last)
-		return d.err
-	}
-	return nil
-}
-
 func (d *DB) writable() error {
 	switch {
 	case d.h == nil:
@@ -374,17 +357,7 @@ func (d *DB) SyncWAL() error {
 	return nil
 }
 
-func (d *DB) flushLocked() error {
-	fo := grocksdb.NewDefaultFlushOptions()
-	defer fo.Destroy()
-	fo.SetWait(true)
-	for _, cf := range d.h.cfs {
-		if err := d.h.db.FlushCF(cf, fo); err != nil {
-			return fmt.Errorf("rocks: flush %s column family %q: %w", d.h.dir, cf.Name(), err)
-		}
-	}
-	return nil
-}
+func (d *DB) flushLocked() error { return d.h.flush() }
 
 // LatestSequence is the database's last sequence number; 0 once closed.
 func (d *DB) LatestSequence() uint64 {

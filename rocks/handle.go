@@ -107,6 +107,20 @@ func (h *handle) columnFamilies() []ColumnFamily {
 	return out
 }
 
+// flush writes the memtables of every column family to SST files and
+// waits.
+func (h *handle) flush() error {
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	for _, cf := range h.cfs {
+		if err := h.db.FlushCF(cf, fo); err != nil {
+			return fmt.Errorf("rocks: flush %s column family %q: %w", h.dir, cf.Name(), err)
+		}
+	}
+	return nil
+}
+
 // close releases the column family handles before the database (RocksDB
 // asserts that no handle outlives its database), then the options.
 func (h *handle) close() {

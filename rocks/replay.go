@@ -337,13 +337,8 @@ func (r *Replayer) closeDirect() error {
 	if err != nil {
 		return err
 	}
-	fo := grocksdb.NewDefaultFlushOptions()
-	defer fo.Destroy()
-	fo.SetWait(true)
-	for _, cf := range h.cfs {
-		if err := h.db.FlushCF(cf, fo); err != nil {
-			return fmt.Errorf("rocks: replay into %s: flush column family %q: %w", r.dir, cf.Name(), err)
-		}
+	if err := h.flush(); err != nil {
+		return fmt.Errorf("rocks: replay: %w", err)
 	}
 	return nil
 }
