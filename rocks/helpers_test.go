@@ -36,6 +36,13 @@ func newWriterWith(t testing.TB, dir string, set func(*grocksdb.Options), cfName
 	o.SetCreateIfMissing(true)
 	o.SetCreateIfMissingColumnFamilies(true)
 	set(o)
+	return openWriter(t, dir, o, cfNames...)
+}
+
+// openWriter opens (or creates) the database in dir with options o, which
+// it owns, for every column family.
+func openWriter(t testing.TB, dir string, o *grocksdb.Options, cfNames ...string) *writer {
+	t.Helper()
 	names := append([]string{"default"}, cfNames...)
 	cfOpts := make([]*grocksdb.Options, len(names))
 	for i := range cfOpts {
@@ -103,12 +110,21 @@ func addRandomOp(wb *grocksdb.WriteBatch, rng *rand.Rand, cf *grocksdb.ColumnFam
 // flush flushes every column family, which starts a new WAL file.
 func (w *writer) flush() {
 	w.t.Helper()
+	flushFamilies(w.t, w.db, w.list)
+}
+
+// flushFamilies flushes the column families cfs of db (a DB or a
+// TransactionDB) and waits.
+func flushFamilies(t testing.TB, db interface {
+	FlushCF(*grocksdb.ColumnFamilyHandle, *grocksdb.FlushOptions) error
+}, cfs []*grocksdb.ColumnFamilyHandle) {
+	t.Helper()
 	fo := grocksdb.NewDefaultFlushOptions()
 	defer fo.Destroy()
 	fo.SetWait(true)
-	for _, cf := range w.list {
-		if err := w.db.FlushCF(cf, fo); err != nil {
-			w.t.Fatalf("flush: %v", err)
+	for _, cf := range cfs {
+		if err := db.FlushCF(cf, fo); err != nil {
+			t.Fatalf("flush: %v", err)
 		}
 	}
 }

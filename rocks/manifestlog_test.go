@@ -156,22 +156,7 @@ func newOptionsWriter(t testing.TB, dir, optStr string, cfNames ...string) *writ
 	if err != nil {
 		t.Fatalf("options %q: %v", optStr, err)
 	}
-	names := append([]string{"default"}, cfNames...)
-	cfOpts := make([]*grocksdb.Options, len(names))
-	for i := range cfOpts {
-		cfOpts[i] = o
-	}
-	db, hs, err := grocksdb.OpenDbColumnFamilies(o, dir, names, cfOpts)
-	if err != nil {
-		t.Fatalf("open writer %s: %v", dir, err)
-	}
-	w := &writer{t: t, dir: dir, db: db, opts: o, wo: grocksdb.NewDefaultWriteOptions(),
-		cfs: map[string]*grocksdb.ColumnFamilyHandle{}, list: hs}
-	for i, n := range names {
-		w.cfs[n] = hs[i]
-	}
-	t.Cleanup(w.close)
-	return w
+	return openWriter(t, dir, o, cfNames...)
 }
 
 // busyOptions make a writer shaped like a Matrix homeserver's, small:

@@ -202,14 +202,7 @@ func (w *txnWriter) unnamed(rng *rand.Rand) {
 // prepare not yet committed stay.
 func (w *txnWriter) flush() {
 	w.t.Helper()
-	fo := grocksdb.NewDefaultFlushOptions()
-	defer fo.Destroy()
-	fo.SetWait(true)
-	for _, cf := range w.list {
-		if err := w.db.FlushCF(cf, fo); err != nil {
-			w.t.Fatalf("flush: %v", err)
-		}
-	}
+	flushFamilies(w.t, w.db, w.list)
 }
 
 // workload interleaves plain writes, transactions prepared then committed,
