@@ -443,16 +443,7 @@ func TestFamilyCreateLearnedFromBatch(t *testing.T) {
 	w.write(t, 20, "a", "default")
 	end := w.state(t, "a written")
 	waitFamArchived(t, arch, end.seq)
-	waitFor(t, "the standby at the end", func() bool {
-		st := sb.sb.Status()
-		return st.Applied >= end.seq || st.State == Failed
-	})
-	if st := sb.sb.Status(); st.State != Following {
-		t.Fatalf("the standby is %s: %s", st.State, st.Error)
-	}
-	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
-		t.Errorf("the standby differs from the writer: %s", diff)
-	}
+	standbyAtEnd(t, sb, end)
 }
 
 // TestFamilyChangeLostAnswer: the manifest write that records a change
@@ -559,16 +550,7 @@ func TestFamilyChangesBusy(t *testing.T) {
 	if got, _ := testdb.Digest(t, latest); got.Diff(end.digest) != "" {
 		t.Errorf("the latest restore differs from the writer: %s", got.Diff(end.digest))
 	}
-	waitFor(t, "the standby at the end", func() bool {
-		st := sb.sb.Status()
-		return st.Applied >= end.seq || st.State == Failed
-	})
-	if st := sb.sb.Status(); st.State != Following {
-		t.Fatalf("the standby is %s: %s", st.State, st.Error)
-	}
-	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
-		t.Errorf("the standby differs from the writer: %s", diff)
-	}
+	standbyAtEnd(t, sb, end)
 }
 
 // TestFamilyDropAppliedAtPromotion: a standby whose periodic manifest reads
@@ -605,5 +587,22 @@ func TestFamilyDropAppliedAtPromotion(t *testing.T) {
 	got, _ := testdb.Digest(t, dir)
 	if diff := got.Diff(end.digest); diff != "" {
 		t.Errorf("the promoted database differs from the writer: %s", diff)
+	}
+}
+
+// standbyAtEnd waits until the standby has applied the writer's state end
+// (or failed), and checks that it follows and that a secondary instance of
+// its folder holds that state.
+func standbyAtEnd(t *testing.T, sb *runningStandby, end famStep) {
+	t.Helper()
+	waitFor(t, "the standby at the end", func() bool {
+		st := sb.sb.Status()
+		return st.Applied >= end.seq || st.State == Failed
+	})
+	if st := sb.sb.Status(); st.State != Following {
+		t.Fatalf("the standby is %s: %s", st.State, st.Error)
+	}
+	if diff := secondaryDigest(t, sb.sb.opts.Dir).Diff(end.digest); diff != "" {
+		t.Errorf("the standby differs from the writer: %s", diff)
 	}
 }
