@@ -211,3 +211,29 @@ func (u unavailableMerge) Name() string { return string(u) }
 func (u unavailableMerge) FullMerge(key, existing []byte, ops [][]byte) ([]byte, bool) {
 	return nil, false
 }
+
+// bulkLoad tunes o for the Replayer's direct path, which writes batches
+// from one goroutine and reads nothing until it has flushed: every column
+// family gets a vector memtable (records appended as they come, sorted
+// once, in the flush's thread, instead of a skiplist insert per record),
+// which RocksDB only allows without concurrent memtable writes (and so
+// without unordered_write). A column family that reads its memtable while
+// it writes keeps its own memtable: in-place updates
+// (inplace_update_support) and merges combined at write time
+// (max_successive_merges). What the database holds is the same either
+// way; the memtable is only the order in which the records wait for their
+// flush.
+func (o *ownOptions) bulkLoad() error {
+	any := false
+	for _, cf := range o.cfs {
+		if cf.InplaceUpdateSupport() || cf.GetMaxSuccessiveMerges() > 0 {
+			continue
+		}
+		cf.SetMemtableVectorRep()
+		any = true
+	}
+	if !any {
+		return nil
+	}
+	return o.setDB("allow_concurrent_memtable_write=false;unordered_write=false")
+}

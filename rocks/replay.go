@@ -48,8 +48,11 @@ const defaultChunkBytes = 256 << 20
 //     the one recovery's inserter shares); memtables are flushed in
 //     RocksDB's background threads while the next batches are written,
 //     and every column family is flushed when the replay ends or the
-//     column families change. A crash half-way leaves a database to throw
-//     away, which restore does (its folder is a temporary one).
+//     column families change. The families have vector memtables while
+//     it writes (ownOptions.bulkLoad), and the database is opened with its
+//     own options again at the end (restoreOptions). A crash half-way
+//     leaves a database to throw away, which restore does (its folder is
+//     a temporary one).
 //   - By RocksDB's own recovery (from the first batch with two-phase-commit
 //     markers on, or from the start when the base's own WAL copies hold
 //     some, since recovery is what rebuilds a transaction prepared and not
@@ -97,6 +100,9 @@ type Replayer struct {
 	direct *handle
 	wo     *grocksdb.WriteOptions
 	group  batchGroup
+	// own are the database's own options while the direct path has it
+	// open for a bulk load: restoreOptions opens it with them at the end.
+	own *ownOptions
 	// behind: the database opened before the sequence the batches go on
 	// from (a flush dropped its newest entries, as a Put and its
 	// SingleDelete cancel out: see restore's finish), and the write path
@@ -185,6 +191,16 @@ func (r *Replayer) openBase() error {
 // open opens the database with its own options, which recovers its WAL
 // files.
 func (r *Replayer) open() (*handle, error) {
+	o, err := r.load()
+	if err != nil {
+		return nil, err
+	}
+	return r.openWith(o)
+}
+
+// load loads the database's own options, with allow_2pc once a batch had
+// two-phase-commit markers.
+func (r *Replayer) load() (*ownOptions, error) {
 	o, err := loadOwnOptions(r.dir, r.opts.Operators)
 	if err != nil {
 		return nil, err
@@ -195,6 +211,11 @@ func (r *Replayer) open() (*handle, error) {
 			return nil, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
 		}
 	}
+	return o, nil
+}
+
+// openWith opens the database with o, which the handle then owns.
+func (r *Replayer) openWith(o *ownOptions) (*handle, error) {
 	return openOwn(r.dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
 		return grocksdb.OpenDbColumnFamilies(o, r.dir, n, co)
 	})
@@ -270,19 +291,56 @@ func (r *Replayer) Add(data []byte) error {
 
 // openDirect opens the database for the direct path. It is false, and the
 // database closed again, when the database is behind the batches.
+//
+// The database is opened for a bulk load (ownOptions.bulkLoad: vector
+// memtables, which take a batch's records in the order they come and are
+// sorted in the flush's thread); RocksDB writes those options into a new
+// OPTIONS file at the open, so the database is opened again with its own
+// options, as they were, when the direct path ends (restoreOptions).
 func (r *Replayer) openDirect() (bool, error) {
-	h, err := r.open()
+	own, err := r.load()
 	if err != nil {
 		return false, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
 	}
+	bulk, err := r.load()
+	if err == nil {
+		err = bulk.bulkLoad()
+		if err != nil {
+			bulk.destroy()
+		}
+	}
+	if err != nil {
+		own.destroy()
+		return false, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	h, err := r.openWith(bulk)
+	if err != nil {
+		own.destroy()
+		return false, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	r.own = own
 	if got := h.latestSequence(); got != r.next-1 {
 		h.close()
 		r.behind = true
-		return false, nil
+		return false, r.restoreOptions()
 	}
 	r.direct, r.wo = h, grocksdb.NewDefaultWriteOptions()
 	r.wo.DisableWAL(true)
 	return true, nil
+}
+
+// restoreOptions opens the database with its own options as they were
+// before the direct path opened it for a bulk load, and closes it: its
+// newest OPTIONS file is then the database's own again.
+func (r *Replayer) restoreOptions() error {
+	own := r.own
+	r.own = nil
+	h, err := r.openWith(own)
+	if err != nil {
+		return fmt.Errorf("rocks: replay into %s: reopen with its own options: %w", r.dir, err)
+	}
+	h.close()
+	return nil
 }
 
 // write takes one batch by the direct path: it joins the group of batches
@@ -327,20 +385,18 @@ func (r *Replayer) closeDirect() error {
 		return nil
 	}
 	err := r.writeGroup()
-	h := r.direct
-	r.direct = nil
-	defer func() {
-		h.close()
-		r.wo.Destroy()
-		r.wo = nil
-	}()
+	if err == nil {
+		if err = r.direct.flush(); err != nil {
+			err = fmt.Errorf("rocks: replay: %w", err)
+		}
+	}
+	r.direct.close()
+	r.wo.Destroy()
+	r.direct, r.wo = nil, nil
 	if err != nil {
 		return err
 	}
-	if err := h.flush(); err != nil {
-		return fmt.Errorf("rocks: replay: %w", err)
-	}
-	return nil
+	return r.restoreOptions()
 }
 
 // startChunk creates the next WAL file, numbered above every file of the
@@ -450,6 +506,10 @@ func (r *Replayer) Close() error {
 		r.wo.Destroy()
 		r.direct, r.wo = nil, nil
 		r.group = batchGroup{}
+	}
+	if r.own != nil {
+		r.own.destroy()
+		r.own = nil
 	}
 	if r.w == nil {
 		return nil

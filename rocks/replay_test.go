@@ -157,6 +157,9 @@ func TestReplayerMerges(t *testing.T) {
 		// db_impl_open.cc:624 asserts when such a database is opened
 		// with options that do not track WALs.
 		{"track_and_verify_wals_in_manifest", "track_and_verify_wals_in_manifest=true"},
+		// Merges combined at write time read the memtable: the direct
+		// path keeps the families' own memtables (ownOptions.bulkLoad).
+		{"max_successive_merges", "max_successive_merges=3"},
 	} {
 		for _, path := range []struct {
 			name string
@@ -172,6 +175,7 @@ func replayMerges(t *testing.T, extra string, opts ReplayOptions) {
 	src := newMergeSource(t, filepath.Join(tmp, "src"), extra)
 	src.write(500)
 	baseSeq := src.checkpoint(filepath.Join(tmp, "base"))
+	baseOpts := memtableOptions(t, filepath.Join(tmp, "base"))
 	src.write(1500)
 	midSeq := src.checkpoint(filepath.Join(tmp, "mid"))
 	src.write(1500)
@@ -208,8 +212,36 @@ func replayMerges(t *testing.T, extra string, opts ReplayOptions) {
 				t.Fatalf("no merged keys: %+v", got)
 			}
 			checkNoReplayWAL(t, dir, r, opts.Recovery)
+			if got := memtableOptions(t, dir); got != baseOpts {
+				t.Fatalf("after the replay the newest OPTIONS file says %s, the base's said %s", got, baseOpts)
+			}
 		})
 	}
+}
+
+// memtableOptions are the options of the newest OPTIONS file in dir that
+// the direct path changes while it has the database open
+// (ownOptions.bulkLoad), in one string.
+func memtableOptions(t *testing.T, dir string) string {
+	t.Helper()
+	path, err := newestOptionsFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	err = scanOptionsFile(path, func(section, key, value string) {
+		switch key {
+		case "memtable_factory", "allow_concurrent_memtable_write", "unordered_write":
+			out = append(out, section+"."+key+"="+value)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 3 {
+		t.Fatalf("%s: memtable options not found: %q", path, out)
+	}
+	return strings.Join(out, " ")
 }
 
 // checkNoReplayWAL: the WAL files that r wrote (several chunks when by
