@@ -37,6 +37,7 @@ FUZZTIME ?= 10m
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./segments/
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) ./manifest/
+	$(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./crypt/
 
 # The benchmark harness (cmd/rockstream-bench): measures rockstream against its
 # baselines and writes BENCHMARKS.md. `make bench` is the short version (about
@@ -61,7 +62,7 @@ bench-archive: build
 bench-restore: build
 	bash scripts/setup.sh --test
 	$(GO) build -o bin/rockstream-bench ./cmd/rockstream-bench
-	bin/rockstream-bench --only base,restore --out - --command "make bench-restore" $(BENCHFLAGS)
+	bin/rockstream-bench --only base,restore,encryption --out - --command "make bench-restore" $(BENCHFLAGS)
 
 # Go micro-benchmarks of the formats and the RocksDB glue, and the
 # archiver's catch-up on all cores (blocks compressed in flight or not).

@@ -453,7 +453,9 @@ func (u *baseUpload) one(ctx context.Context, f *manifest.File) error {
 	if f.Key, err = manifest.FileKey(u.j.writer.Timeline, u.seq, f.Name, sum); err != nil {
 		return fmt.Errorf("base file %s: %w", f.Name, err)
 	}
-	if u.have[f.Key] {
+	// A file stored only with a key older than the current one is
+	// uploaded again (underCurrentKey).
+	if u.have[f.Key] && u.underCurrentKey(ctx, f.Key) {
 		u.shared.Add(1)
 		u.progress(f.Size)
 		return nil
@@ -539,4 +541,27 @@ func hashFile(path string) (string, error) {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rotatedStore is an encrypting store (objstore/cryptstore) whose keyring
+// holds older keys after a rotation: an SST file that a committed base
+// names may be stored with one of them.
+type rotatedStore interface {
+	objstore.Encrypting
+	HasCurrent(ctx context.Context, key string) (bool, error)
+}
+
+// underCurrentKey says whether a stored file that a committed base names
+// may be reused by the new base: always, unless the store's keyring was
+// rotated and the file is stored only with an older key. Such a file is
+// uploaded again with the current key, so that the bases taken after a
+// rotation need only the new key, and the old key's objects age out with
+// the bases that name them. A Head that fails counts as not stored.
+func (u *baseUpload) underCurrentKey(ctx context.Context, key string) bool {
+	rs, ok := u.j.a.store.(rotatedStore)
+	if !ok || len(rs.KeyIDs()) < 2 {
+		return true
+	}
+	has, err := rs.HasCurrent(ctx, key)
+	return err == nil && has
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
@@ -43,6 +44,9 @@ func (a *Archiver) openManifest(ctx context.Context, identity string) error {
 	m, etag, err := manifest.Load(ctx, a.store)
 	if errors.Is(err, manifest.ErrNoArchive) {
 		m = manifest.New(identity, a.opts.Now())
+		if err = a.markEncrypted(ctx, m); err != nil {
+			return fmt.Errorf("open the archive at %s: %w", a.store, err)
+		}
 		etag, err = manifest.Create(ctx, a.store, m)
 		if errors.Is(err, manifest.ErrExists) {
 			m, etag, err = manifest.Load(ctx, a.store) // another archiver created it first
@@ -51,11 +55,41 @@ func (a *Archiver) openManifest(ctx context.Context, identity string) error {
 			a.log.Info("created a new archive", "location", a.store.String(), "identity", identity)
 		}
 	}
+	if err == nil {
+		err = bindStore(a.store, m)
+	}
 	if err != nil {
 		return fmt.Errorf("open the archive at %s: %w", a.store, err)
 	}
 	a.m, a.etag = m, etag
 	return nil
+}
+
+// markEncrypted marks a new archive encrypted when the store encrypts
+// (objstore.Encrypting): with its first key and the archive id its keys
+// are bound to.
+func (a *Archiver) markEncrypted(ctx context.Context, m *manifest.Manifest) error {
+	es, ok := a.store.(objstore.Encrypting)
+	if !ok {
+		return nil
+	}
+	id, err := es.ArchiveID(ctx)
+	if err != nil {
+		return err
+	}
+	m.AddKeyID(es.KeyIDs()[0])
+	m.Encryption.ArchiveID = id
+	return nil
+}
+
+// bindStore binds an encrypting store's keys to the archive id that m
+// records (another archiver may have created the archive first).
+func bindStore(s objstore.Store, m *manifest.Manifest) error {
+	es, ok := s.(objstore.Encrypting)
+	if !ok || !m.Encrypted() {
+		return nil
+	}
+	return es.Bind(m.Encryption.ArchiveID)
 }
 
 // claim makes this archiver the manifest's writer, with a new epoch, on
@@ -66,6 +100,9 @@ func (a *Archiver) claim(ctx context.Context, identity string) error {
 		if m.Identity != identity && !a.opts.AllowOtherDatabase {
 			return fmt.Errorf("%w: the archive at %s is of database %s, this one is %s; archive to another location, or pass --allow-other-database if this database replaced that one",
 				ErrOtherDatabase, a.store, m.Identity, identity)
+		}
+		if err := a.recordKey(m); err != nil {
+			return err
 		}
 		tl, epoch, err := a.claimable(m)
 		if err != nil {
@@ -224,6 +261,14 @@ func TakeBase(ctx context.Context, src Source, store objstore.Store, opts Option
 		return manifest.Base{}, fmt.Errorf("%w: the archive at %s is of database %s, this one is %s",
 			ErrOtherDatabase, store, a.m.Identity, identity)
 	}
+	if err := a.checkKeys(a.m); err != nil {
+		return manifest.Base{}, err
+	}
+	if ids := objstore.KeyIDs(store); len(ids) > 0 && !slices.Contains(a.m.Encryption.KeyIDs, ids[0]) {
+		if a.m, a.etag, err = manifest.Update(ctx, store, nil, a.recordKey); err != nil {
+			return manifest.Base{}, fmt.Errorf("record the key %s in the archive at %s: %w", ids[0], store, err)
+		}
+	}
 	a.writer = manifest.Writer{Timeline: newestTimeline(a.m)}
 	if w := a.m.Writer; w != nil {
 		a.writer.Timeline = w.Timeline
@@ -237,4 +282,34 @@ func newestTimeline(m *manifest.Manifest) uint32 {
 		newest = max(newest, t.ID)
 	}
 	return newest
+}
+
+// checkKeys checks that the keyring of the archiver's store (none when it
+// does not encrypt: objstore.KeyIDs) fits the archive's encryption. It
+// does not change m.
+func (a *Archiver) checkKeys(m *manifest.Manifest) error {
+	ids := objstore.KeyIDs(a.store)
+	if err := m.CheckKeys(ids, first(ids)); err != nil {
+		return fmt.Errorf("the archive at %s: %w", a.store, err)
+	}
+	return nil
+}
+
+// recordKey is checkKeys that also records, in m (a manifest being
+// updated), the key the archiver writes with when it is new (a rotation).
+func (a *Archiver) recordKey(m *manifest.Manifest) error {
+	if err := a.checkKeys(m); err != nil {
+		return err
+	}
+	if ids := objstore.KeyIDs(a.store); len(ids) > 0 && m.AddKeyID(ids[0]) {
+		a.log.Info("a new encryption key writes the archive from now on; the older ones still read what they wrote", "key", ids[0])
+	}
+	return nil
+}
+
+func first(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }

@@ -48,6 +48,9 @@ func Load(ctx context.Context, s objstore.Store) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.CheckStore(s); err != nil {
+		return nil, err
+	}
 	c := &Catalog{Manifest: m, ETag: etag, Segments: map[uint32][]Segment{}}
 	for _, t := range m.Timelines {
 		segs, err := Timeline(ctx, s, m, t.ID)

@@ -13,16 +13,19 @@ import (
 // Status is what an archive holds, for `rockstream status`: a person reads
 // its table, a program its JSON.
 type Status struct {
-	Location  string           `json:"location"`
-	Identity  string           `json:"identity"`
-	Created   time.Time        `json:"created"`
-	Writer    *manifest.Writer `json:"writer,omitempty"`
-	Timelines []TimelineStatus `json:"timelines"`
-	Bases     []BaseStatus     `json:"bases"`
-	Stored    StoredBytes      `json:"stored"`
-	Checked   time.Time        `json:"checked"`
-	Problems  []string         `json:"problems,omitempty"`
-	manifest  *manifest.Manifest
+	Location string           `json:"location"`
+	Identity string           `json:"identity"`
+	Created  time.Time        `json:"created"`
+	Writer   *manifest.Writer `json:"writer,omitempty"`
+	// Encryption is the archive's, when it is encrypted: the ids of the
+	// keys its objects were written with.
+	Encryption *manifest.Encryption `json:"encryption,omitempty"`
+	Timelines  []TimelineStatus     `json:"timelines"`
+	Bases      []BaseStatus         `json:"bases"`
+	Stored     StoredBytes          `json:"stored"`
+	Checked    time.Time            `json:"checked"`
+	Problems   []string             `json:"problems,omitempty"`
+	manifest   *manifest.Manifest
 }
 
 // TimelineStatus is one timeline: what of it can be restored.
@@ -93,7 +96,7 @@ func ReadStatusWith(ctx context.Context, s objstore.Store, inspect Inspect) (*St
 		return nil, err
 	}
 	m := c.Manifest
-	st := &Status{Location: s.String(), Identity: m.Identity, Created: m.Created, Writer: m.Writer, Checked: time.Now().UTC(), manifest: m}
+	st := &Status{Location: s.String(), Identity: m.Identity, Created: m.Created, Writer: m.Writer, Encryption: m.Encryption, Checked: time.Now().UTC(), manifest: m}
 	cov, err := manifest.Restorable(m, c.Ranges())
 	if err != nil {
 		return nil, fmt.Errorf("work out the restorable ranges: %w", err)

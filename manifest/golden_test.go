@@ -113,7 +113,13 @@ func TestGoldenFileList(t *testing.T) {
 // hostile maps each file of testdata/manifest/hostile to what its error
 // must mention (the bad field).
 var hostile = map[string]string{
-	"manifest-format-3":                    "version 3 is not supported",
+	"manifest-format-4":                    "version 4 is not supported",
+	"manifest-encryption-missing":          "encryption: missing",
+	"manifest-encryption-old-format":       "it needs format 3",
+	"manifest-encryption-bad-id":           "not 16 lower-case hex",
+	"manifest-encryption-no-ids":           "0 ids",
+	"manifest-encryption-twice":            "listed twice",
+	"manifest-encryption-bad-archive-id":   "encryption.archive_id",
 	"manifest-format-missing":              "invalid format: missing",
 	"manifest-format-string":               "invalid format",
 	"manifest-dotdot-key":                  "bases[0].file_list",
@@ -284,4 +290,40 @@ func TestGoldenManifestCFChanges(t *testing.T) {
 		t.Fatalf("golden changes decode to\n%+v\nwant\n%+v", m.ColumnFamilyChanges, want)
 	}
 	assertEncodesTo(t, context.Background(), m, data)
+}
+
+// TestGoldenManifestEncrypted pins the encryption field of format 3: the
+// key ids of an encrypted archive; builds that predate it refuse the
+// format. AddKeyID adds an id once and raises the format.
+func TestGoldenManifestEncrypted(t *testing.T) {
+	data := readGolden(t, "manifest-encrypted.json")
+	m, err := manifest.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Encrypted() || m.Format != manifest.FormatEncrypted ||
+		!reflect.DeepEqual(m.Encryption.KeyIDs, []string{"3f2a0c9e41b7d685", "9c01e2f3a4b5c6d7"}) ||
+		m.Encryption.ArchiveID != "5f1c2a7e9b0d4c3e8a6f1b2d3c4e5f60" {
+		t.Fatalf("golden encrypted manifest decodes to format %d, %+v", m.Format, m.Encryption)
+	}
+	assertEncodesTo(t, context.Background(), m, data)
+
+	plain, err := manifest.Parse(readGolden(t, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Encrypted() {
+		t.Fatal("the plaintext golden manifest says it is encrypted")
+	}
+	if !plain.AddKeyID("3f2a0c9e41b7d685") || plain.AddKeyID("3f2a0c9e41b7d685") || !plain.AddKeyID("9c01e2f3a4b5c6d7") {
+		t.Fatal("AddKeyID: an id is added once")
+	}
+	plain.Encryption.ArchiveID = "5f1c2a7e9b0d4c3e8a6f1b2d3c4e5f60"
+	if plain.Format != manifest.FormatEncrypted {
+		t.Fatalf("AddKeyID left format %d", plain.Format)
+	}
+	if err := plain.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	assertEncodesTo(t, context.Background(), plain, data)
 }

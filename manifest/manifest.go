@@ -26,6 +26,11 @@ const (
 	// version (a manifest without changes stays at Format, readable by
 	// them). This package reads both.
 	FormatCFChanges = 2
+	// FormatEncrypted is the version of a manifest.json of an encrypted
+	// archive (Encryption set): builds that predate encryption refuse it
+	// by its version rather than misread its objects. It may record column
+	// family changes too.
+	FormatEncrypted = 3
 	// MaxSequence is the largest RocksDB sequence number (2^56-1).
 	MaxSequence = 1<<56 - 1
 	// MaxFileSize is the largest size of one file of a base (16 TiB).
@@ -72,6 +77,40 @@ type Manifest struct {
 	ColumnFamilyChanges []ColumnFamilyChange `json:"column_family_changes,omitempty"`
 	// Writer is the archiver allowed to add segments, or nil when none is.
 	Writer *Writer `json:"writer,omitempty"`
+	// Encryption, when set, says that every object of the archive but
+	// manifest.json is encrypted (docs/ENCRYPTION.md). Absent in a
+	// plaintext archive.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption describes an encrypted archive.
+type Encryption struct {
+	// ArchiveID is a random id (32 hex digits) drawn when the archive was
+	// created: the keys are bound to it (crypt.Key.Bind), so that one key
+	// file used for two archives encrypts and names their objects
+	// differently.
+	ArchiveID string `json:"archive_id"`
+	// KeyIDs are the ids (16 hex digits, crypt.ID) of the keys that its
+	// objects were written with, in the order they were first used.
+	KeyIDs []string `json:"key_ids"`
+}
+
+// Encrypted says whether the archive is encrypted.
+func (m *Manifest) Encrypted() bool { return m.Encryption != nil }
+
+// AddKeyID records that objects are written with the key id, marks the
+// archive encrypted and raises its format to FormatEncrypted. It says
+// whether the manifest changed.
+func (m *Manifest) AddKeyID(id string) bool {
+	if m.Encryption == nil {
+		m.Encryption = &Encryption{}
+	}
+	m.Format = FormatEncrypted
+	if slices.Contains(m.Encryption.KeyIDs, id) {
+		return false
+	}
+	m.Encryption.KeyIDs = append(m.Encryption.KeyIDs, id)
+	return true
 }
 
 // Timeline is one history of the database. A timeline with a parent holds
@@ -188,7 +227,7 @@ func (m *Manifest) nextTimelineID() uint32 {
 // Parse decodes and validates manifest.json.
 func Parse(data []byte) (*Manifest, error) {
 	var m Manifest
-	if err := decodeStrict(data, MaxManifestSize, FormatCFChanges, &m); err != nil {
+	if err := decodeStrict(data, MaxManifestSize, FormatEncrypted, &m); err != nil {
 		return nil, err
 	}
 	if err := m.Validate(); err != nil {

@@ -39,8 +39,11 @@ func (m *Manifest) Validate() error {
 }
 
 func (m *Manifest) checkHeader() error {
-	if m.Format != Format && m.Format != FormatCFChanges {
-		return invalid("format", "version %d is not supported: this rockstream reads %s", m.Format, formatsText(FormatCFChanges))
+	if m.Format < Format || m.Format > FormatEncrypted {
+		return invalid("format", "version %d is not supported: this rockstream reads %s", m.Format, formatsText(FormatEncrypted))
+	}
+	if err := m.checkEncryption(); err != nil {
+		return err
 	}
 	if err := checkText("identity", m.Identity, 1, maxIdentityLen); err != nil {
 		return err
@@ -224,4 +227,49 @@ func checkKey(field, key, want string) error {
 		return invalid(field, "%s is not the layout's key %q", short(key), want)
 	}
 	return nil
+}
+
+// maxKeyIDs bounds the key ids of an encrypted archive.
+const maxKeyIDs = 1000
+
+// checkEncryption: an encrypted archive is of FormatEncrypted and names
+// one or more distinct key ids of 16 lower-case hex digits; a plaintext
+// one is of an older format.
+func (m *Manifest) checkEncryption() error {
+	if m.Encryption == nil {
+		if m.Format == FormatEncrypted {
+			return invalid("encryption", "missing: format %d is an encrypted archive's", m.Format)
+		}
+		return nil
+	}
+	if m.Format != FormatEncrypted {
+		return invalid("encryption", "format %d has none (it needs format %d)", m.Format, FormatEncrypted)
+	}
+	if a := m.Encryption.ArchiveID; len(a) != 32 || !isLowerHexString(a) {
+		return invalid("encryption.archive_id", "%s is not 32 lower-case hex digits", short(a))
+	}
+	ids := m.Encryption.KeyIDs
+	if len(ids) == 0 || len(ids) > maxKeyIDs {
+		return invalid("encryption.key_ids", "%d ids, want 1 to %d", len(ids), maxKeyIDs)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if len(id) != 16 || !isLowerHexString(id) {
+			return invalid("encryption.key_ids", "%s is not 16 lower-case hex digits", short(id))
+		}
+		if seen[id] {
+			return invalid("encryption.key_ids", "%s is listed twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+func isLowerHexString(s string) bool {
+	for i := range len(s) {
+		if !isLowerHex(s[i]) {
+			return false
+		}
+	}
+	return true
 }

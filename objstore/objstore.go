@@ -70,6 +70,26 @@ type Store interface {
 	String() string
 }
 
+// Encrypting is a Store that encrypts what it writes (objstore/cryptstore):
+// KeyIDs are the ids of its keys, the one it writes with first; its keys
+// are bound to one archive, whose id the manifest records (ArchiveID: the
+// manifest's, or a new one for a location without a manifest; Bind: the
+// one a manifest just read records).
+type Encrypting interface {
+	Store
+	KeyIDs() []string
+	ArchiveID(ctx context.Context) (string, error)
+	Bind(archive string) error
+}
+
+// KeyIDs are the key ids of s when it encrypts, or nil.
+func KeyIDs(s Store) []string {
+	if e, ok := s.(Encrypting); ok {
+		return e.KeyIDs()
+	}
+	return nil
+}
+
 // PutOptions makes a Put conditional. At most one of the two may be set.
 type PutOptions struct {
 	// IfNoneMatch makes the put create-only.

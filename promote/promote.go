@@ -119,6 +119,9 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	}
 	k := opts.Timeline
 	m, _, err := manifest.Load(ctx, store)
+	if err == nil {
+		err = m.CheckStore(store)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("promote: %w", err)
 	}
@@ -166,6 +169,9 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 			epoch = m.Writer.Epoch + 1
 		}
 		m.Writer = &manifest.Writer{Timeline: tl.ID, Epoch: epoch, ID: opts.WriterID, Host: opts.Host, Since: opts.Now().UTC()}
+		if ids := objstore.KeyIDs(store); len(ids) > 0 {
+			m.AddKeyID(ids[0]) // the end marker was written with it
+		}
 		return nil
 	})
 	res.Timings.Commit = time.Since(t0)

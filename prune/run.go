@@ -183,6 +183,9 @@ func (r *runner) plan(ctx context.Context) (*Plan, error) {
 		if !pl.DropsBases {
 			return pl, nil
 		}
+		if ids := objstore.KeyIDs(r.s); len(ids) > 0 {
+			pl.Manifest.AddKeyID(ids[0]) // the record was written with it
+		}
 		_, err = manifest.Commit(ctx, r.s, v.ETag, pl.Manifest)
 		if err == nil {
 			r.log.Info("prune: dropped bases from the manifest", "dropped", len(pl.Dropped), "kept", len(pl.Kept))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/objstore"
 )
 
@@ -149,6 +150,9 @@ func (o *fetched) stream(s objstore.Store, st *stream) error {
 		if err != nil && !end {
 			if n > 0 && !o.send(chunk{buf: b, n: n}) {
 				return nil
+			}
+			if crypt.IsPermanent(err) {
+				return err // the object is what is wrong: reading it again cannot help
 			}
 			// %v: an early end of the transfer is not a truncated segment.
 			return &brokenTransfer{fmt.Errorf("the transfer stopped at byte %d of %d: %v", st.off, st.size, err)}

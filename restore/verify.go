@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 )
@@ -59,6 +60,10 @@ type Report struct {
 	Coverage []manifest.Coverage
 	// Drill is set when the drill ran.
 	Drill *DrillReport
+	// MissingKeys are the ids of the keys that encrypted objects of
+	// Problems were written with and that the keyring lacks: the archive
+	// may be whole, the key file is not.
+	MissingKeys []string
 
 	mu sync.Mutex
 }
@@ -84,6 +89,20 @@ func (r *Report) add(key, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Problems = append(r.Problems, Problem{Key: key, What: fmt.Sprintf(format, args...)})
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			r.missingKey(err)
+		}
+	}
+}
+
+// missingKey records the key of err, when it is an object encrypted with
+// a key that the keyring lacks. The caller holds r.mu.
+func (r *Report) missingKey(err error) {
+	var mk *crypt.MissingKeyError
+	if errors.As(err, &mk) && !slices.Contains(r.MissingKeys, mk.ID.String()) {
+		r.MissingKeys = append(r.MissingKeys, mk.ID.String())
+	}
 }
 
 func (r *Report) count(fn func(r *Report)) {
@@ -111,7 +130,7 @@ func Verify(ctx context.Context, s objstore.Store, opts VerifyOptions) (*Report,
 	switch {
 	case err == nil:
 		m = c.Manifest
-	case fatal(ctx, err):
+	case fatal(ctx, err), m.CheckStore(s) != nil:
 		return nil, fmt.Errorf("verify %s: %w", s, err)
 	default:
 		rep.add("", "status cannot read the archive: %v", err)

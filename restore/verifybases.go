@@ -104,6 +104,7 @@ func (v *verifier) hashFile(ctx context.Context, f *fileRef) (string, error) {
 		if objstore.IsNotFound(err) {
 			return "missing: the object does not exist", nil
 		}
+		v.rep.count(func(r *Report) { r.missingKey(err) })
 		return err.Error(), nil
 	}
 	defer rc.Close()

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/segments"
@@ -156,7 +157,7 @@ type sizedBody struct {
 func (b *sizedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err == nil || err == io.EOF && b.n >= b.size {
+	if err == nil || err == io.EOF && b.n >= b.size || crypt.IsPermanent(err) {
 		return n, err
 	}
 	return n, &brokenTransfer{fmt.Errorf("the transfer stopped at byte %d of %d: %v", b.n, b.size, err)}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rockstream/rockstream/catalog"
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/restore"
@@ -159,11 +160,16 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 }
 
 // get reads the object key whole; nil without error when it does not exist
-// or the store failed (counted and retried at the next poll).
+// or the store failed (counted and retried at the next poll). An encrypted
+// object that fails its authentication, or whose key the keyring lacks,
+// is an error: the standby stops rather than try it again forever.
 func (s *Standby) get(ctx context.Context, key string) ([]byte, error) {
 	rc, info, err := s.store.Get(ctx, key, objstore.GetOptions{})
 	if objstore.IsNotFound(err) || ctx.Err() != nil {
 		return nil, nil
+	}
+	if crypt.IsPermanent(err) {
+		return nil, segmentCryptError(key, err)
 	}
 	if err == nil {
 		defer rc.Close()
@@ -175,6 +181,9 @@ func (s *Standby) get(ctx context.Context, key string) ([]byte, error) {
 		buf := bytes.NewBuffer(make([]byte, 0, max(info.Size, 0)+bytes.MinRead))
 		if _, err = buf.ReadFrom(io.LimitReader(rc, maxSegment+1)); err == nil {
 			return buf.Bytes(), nil
+		}
+		if crypt.IsPermanent(err) {
+			return nil, segmentCryptError(key, err)
 		}
 	}
 	if ctx.Err() != nil {
@@ -417,4 +426,15 @@ func (s *Standby) retried(what string, err error) {
 func isStoreError(err error) bool {
 	var se *objstore.Error
 	return errors.As(err, &se) && !objstore.IsNotFound(err)
+}
+
+// segmentCryptError is a segment that cannot be decrypted: changed (a
+// corrupt archive, restore.ErrCorrupt) or encrypted with a key that the
+// keyring lacks (crypt.MissingKeyError: give the key file that has it).
+func segmentCryptError(key string, err error) error {
+	var mk *crypt.MissingKeyError
+	if errors.As(err, &mk) {
+		return fmt.Errorf("segment %s: %w", key, err)
+	}
+	return fmt.Errorf("segment %s: %w: %w", key, restore.ErrCorrupt, err)
 }

@@ -215,6 +215,9 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 		})
 	}()
 	m, etag, err := manifest.Load(ctx, s.store)
+	if err == nil {
+		err = m.CheckStore(s.store)
+	}
 	if err != nil {
 		return fmt.Errorf("standby from %s: %w", s.store, err)
 	}

@@ -33,7 +33,7 @@ func toFlag() *cli.StringFlag {
 
 func sourceFlags() []cli.Flag {
 	return []cli.Flag{
-		dbFlag(), toFlag(),
+		dbFlag(), toFlag(), keyFileFlag(),
 		&cli.StringFlag{Name: "wal-dir", EnvVars: []string{"ROCKSTREAM_WAL_DIR"},
 			Usage: "the `DIR` of the database's WAL files, when the writer keeps them apart (its wal_dir option) (default: the wal_dir of the database's newest OPTIONS file, else --db)"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},
@@ -150,7 +150,7 @@ func openSource(c *cli.Context, log *slog.Logger) (*opened, error) {
 		return nil, err
 	}
 	warnWALRetention(log, db)
-	store, err := location.Open(c.Context, to, location.Options{})
+	store, err := openArchive(c.Context, c, to)
 	if err != nil {
 		return nil, err
 	}

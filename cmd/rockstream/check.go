@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,5 +65,13 @@ func runCheck(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(w, "%s can hold a rockstream archive.\n", store)
+	switch m, _, err := manifest.Load(ctx, store); {
+	case errors.Is(err, manifest.ErrNoArchive):
+		fmt.Fprintf(w, "It holds no archive yet.\n")
+	case err != nil:
+		fmt.Fprintf(w, "It holds an archive whose manifest cannot be read: %v\n", err)
+	default:
+		fmt.Fprintf(w, "It holds an archive, %s.\n", encryptionText(m))
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/location"
@@ -27,7 +28,8 @@ const (
 const exitCodesHelp = `EXIT CODES:
    0  success
    1  failure not listed below
-   2  bad usage: a missing or malformed flag, argument or location URL
+   2  bad usage: a missing or malformed flag, argument or location URL, or an
+      encryption key file that is missing, unusable or not the archive's
    3  the store cannot be used: unreachable, access denied, or no such bucket
    4  fenced: another writer took over the archive (a promotion, or a second archiver)
    5  the archive's content is corrupt or inconsistent (a checksum, a gap, a hostile manifest),
@@ -46,7 +48,11 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, manifest.ErrFenced), errors.Is(err, archive.ErrWriterActive):
 		return exitFenced
+	case errors.Is(err, manifest.ErrKeyRequired), errors.Is(err, manifest.ErrNotEncrypted), errors.Is(err, manifest.ErrWrongKey),
+		errors.Is(err, crypt.ErrKeyFile), errors.As(err, new(*crypt.MissingKeyError)):
+		return exitUsage
 	case errors.Is(err, segments.ErrCorrupt), errors.Is(err, manifest.ErrInvalid), errors.Is(err, segments.ErrUnsupported),
+		errors.Is(err, crypt.ErrTampered), errors.Is(err, crypt.ErrNotEncrypted), errors.Is(err, crypt.ErrUnknownFormat),
 		errors.Is(err, restore.ErrCorrupt), errors.Is(err, standby.ErrRebuild):
 		return exitCorrupt
 	case errors.Is(err, objstore.ErrUnreachable), errors.Is(err, objstore.ErrAccessDenied), errors.Is(err, objstore.ErrNoBucket):

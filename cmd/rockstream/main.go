@@ -85,7 +85,7 @@ func newApp() *cli.App {
 }
 
 func commands() []*cli.Command {
-	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand(), pruneCommand()}
+	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand(), pruneCommand(), keygenCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 		// The logging flags work after the command name too.

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rockstream/rockstream/manifest"
-	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/standby"
@@ -44,7 +43,7 @@ func promoteCommand() *cli.Command {
 				Usage: "the running standby's admin endpoint, `URL` http://ADDR"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
 				Usage: "send 'Authorization: Bearer `TOKEN`' to the standby"},
-			fromFlag(),
+			fromFlag(), keyFileFlag(),
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "with --from: the new primary's archiver `ID` (default HOSTNAME:DIR, as 'archive' takes)"},
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print the result as JSON"},
@@ -153,7 +152,7 @@ func promoteRunning(c *cli.Context, url string) (promote.Result, error) {
 
 // promoteStopped promotes the database of a stopped standby in dir.
 func promoteStopped(c *cli.Context, from, dir string) (promote.Result, error) {
-	store, err := location.Open(c.Context, from, location.Options{})
+	store, err := openArchive(c.Context, c, from)
 	if err != nil {
 		return promote.Result{}, err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rockstream/rockstream/manifest"
-	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/prune"
 )
 
@@ -39,7 +38,7 @@ func pruneCommand() *cli.Command {
 			"Durations take d, h, m and s: 7d, 36h, 90m, 1d12h.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
-			fromFlag(),
+			fromFlag(), keyFileFlag(),
 			&cli.IntFlag{Name: "keep-last", EnvVars: []string{"ROCKSTREAM_KEEP_LAST"},
 				Usage: "keep the `N` newest bases of each timeline's history"},
 			&cli.StringFlag{Name: "keep-within", EnvVars: []string{"ROCKSTREAM_KEEP_WITHIN"},
@@ -114,7 +113,7 @@ func runPrune(c *cli.Context) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
 	defer cancel()
-	store, err := location.Open(ctx, from, location.Options{})
+	store, err := openArchive(ctx, c, from)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
-	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/restore"
 )
 
@@ -52,6 +51,7 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", EnvVars: []string{"ROCKSTREAM_FORCE"}, Usage: "replace the contents of a non-empty DIR"},
 			&cli.BoolFlag{Name: "hand-off", EnvVars: []string{"ROCKSTREAM_HAND_OFF"}, Usage: "write the batches as WAL files and do not open the database: the application's own RocksDB replays them at its first open (for a custom merge operator or comparator)"},
 			concurrencyFlag(),
+			keyFileFlag(),
 		},
 		Action: runRestore,
 	}
@@ -73,7 +73,7 @@ func runRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := location.Open(c.Context, from, location.Options{})
+	store, err := openArchive(c.Context, c, from)
 	if err != nil {
 		return err
 	}

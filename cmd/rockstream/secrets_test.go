@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/internal/miniotest"
 )
 
@@ -22,8 +25,9 @@ const (
 
 // secretsSeen collects every byte that the commands printed or served.
 type secretsSeen struct {
-	t   *testing.T
-	all strings.Builder
+	t    *testing.T
+	all  strings.Builder
+	more []string // more secrets: the encryption key, in the forms a key file takes
 }
 
 // run runs rockstream as a process to its end and returns its exit code.
@@ -44,8 +48,8 @@ func (s *secretsSeen) add(what, text string) {
 func (s *secretsSeen) check() {
 	s.t.Helper()
 	out := s.all.String()
-	for _, secret := range []string{miniotest.SecretKey, wrongSecret, sessionToken, adminToken, wrongToken,
-		"AWS4-HMAC-SHA256", "Signature=", "X-Amz-Security-Token", "Authorization:"} {
+	for _, secret := range append([]string{miniotest.SecretKey, wrongSecret, sessionToken, adminToken, wrongToken,
+		"AWS4-HMAC-SHA256", "Signature=", "X-Amz-Security-Token", "Authorization:"}, s.more...) {
 		if i := strings.Index(out, secret); i >= 0 {
 			start := max(0, i-600)
 			s.t.Errorf("the output shows %q:\n...%s", secret, out[start:min(len(out), i+200)])
@@ -65,13 +69,20 @@ func (s *secretsSeen) expect(code, want int, what string) {
 // with debug logs in text and JSON, with S3 credentials and admin tokens
 // set to unique markers (in the environment and in config files), and
 // greps everything the commands printed, /status and /metrics of the
-// archiver and the standby, and status --json, for the secrets.
+// archiver and the standby, and status --json, for the secrets. The archive
+// is encrypted (ROCKSTREAM_ENCRYPTION_KEY_FILE): its key is a secret too.
 func TestSecretsNeverShown(t *testing.T) {
 	srv := miniotest.Shared(t)
 	url := "s3://" + srv.NewBucket(t) + "/db?endpoint=" + srv.Endpoint
 	s := &secretsSeen{t: t}
 	defer s.check()
-	good := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey, "ROCKSTREAM_LOG_LEVEL=debug"}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if _, err := crypt.Keygen(keyFile, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.more = keyForms(t, keyFile)
+	good := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey, "ROCKSTREAM_LOG_LEVEL=debug",
+		"ROCKSTREAM_ENCRYPTION_KEY_FILE=" + keyFile}
 	jsonLogs := append(good[:len(good):len(good)], "ROCKSTREAM_LOG_FORMAT=json")
 	app := newAppDB(t, "app")
 	root := t.TempDir()
@@ -81,12 +92,16 @@ func TestSecretsNeverShown(t *testing.T) {
 	s.expect(s.run(good, "base", "--db", app.dir, "--to", url), exitOK, "base")
 	s.expect(s.run(jsonLogs, "status", "--from", url), exitOK, "status")
 	s.expect(s.run(good, "status", "--from", url, "--json"), exitOK, "status --json")
+	if !strings.Contains(s.all.String(), `"key_ids"`) {
+		t.Fatalf("status --json does not say the archive is encrypted: the test would not see what encryption shows\n%s", s.all.String())
+	}
 	s.expect(s.run(jsonLogs, "verify", "--from", url, "--drill", "--scratch-dir", t.TempDir()), exitOK, "verify --drill")
 	s.expect(s.run(good, "restore", "--from", url, filepath.Join(root, "restored")), exitOK, "restore")
 	s.expect(s.run(jsonLogs, "prune", "--from", url, "--keep-last", "1", "--dry-run", "--json"), exitOK, "prune --dry-run")
 	standbyServed(t, s, jsonLogs, url, filepath.Join(root, "standby"))
 
-	wrong := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + wrongSecret, "ROCKSTREAM_LOG_LEVEL=debug"}
+	wrong := []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + wrongSecret, "ROCKSTREAM_LOG_LEVEL=debug",
+		"ROCKSTREAM_ENCRYPTION_KEY_FILE=" + keyFile}
 	withSession := append(wrong[:len(wrong):len(wrong)], "AWS_SESSION_TOKEN="+sessionToken, "ROCKSTREAM_LOG_FORMAT=json")
 	for _, env := range [][]string{wrong, withSession} {
 		for _, args := range [][]string{
@@ -172,4 +187,27 @@ func standbyServed(t *testing.T, s *secretsSeen, env []string, url, dir string) 
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keyForms are the key of the key file path as the file holds it (base64),
+// in hex, and the first 8 bytes of each: what an output must never show.
+func keyForms(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(raw) != crypt.KeySize {
+			t.Fatalf("key file line %q: %v", line, err)
+		}
+		h := hex.EncodeToString(raw)
+		return []string{line, h, line[:12], h[:16]}
+	}
+	t.Fatalf("no key in %s", path)
+	return nil
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/rockstream/rockstream/archive"
 	"github.com/rockstream/rockstream/objstore"
-	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/standby"
@@ -42,7 +41,7 @@ func standbyCommand() *cli.Command {
 			"standby does not open DIR but archives it at once, with the promotion's writer ID.\n\n" +
 			fmt.Sprintf(configHelp, "standby", "from, dir (the DIR argument), listen (each its own, or\n   empty for none)", "log-level and log-format") + "\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
-			fromFlag(),
+			fromFlag(), keyFileFlag(),
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9465", EnvVars: []string{"ROCKSTREAM_LISTEN"},
 				Usage: "serve GET /status, GET /metrics and POST /promote on `ADDR` (empty: none)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
@@ -109,7 +108,7 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if err := checkListen(j.addr, j.token); err != nil {
 		return nil, err
 	}
-	if j.store, err = location.Open(c.Context, j.from, location.Options{}); err != nil {
+	if j.store, err = openArchive(c.Context, c, j.from); err != nil {
 		return nil, err
 	}
 	if j.dir, err = filepath.Abs(dir); err != nil {

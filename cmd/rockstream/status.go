@@ -14,7 +14,6 @@ import (
 
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
-	"github.com/rockstream/rockstream/objstore/location"
 	"github.com/rockstream/rockstream/restore"
 )
 
@@ -32,7 +31,7 @@ func statusCommand() *cli.Command {
 			"the holes, the bases, the writer, and the bytes stored. It changes nothing.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
-			fromFlag(),
+			fromFlag(), keyFileFlag(),
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print JSON for programs instead of a table"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"}, Usage: "give up after this long"},
 		},
@@ -50,7 +49,7 @@ func runStatus(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	store, err := location.Open(ctx, from, location.Options{})
+	store, err := openArchive(ctx, c, from)
 	if err != nil {
 		return err
 	}
@@ -85,6 +84,11 @@ func printStatus(w io.Writer, st *catalog.Status) {
 		fmt.Fprintf(w, "Writer    %s on %s, timeline %d, epoch %d, since %s\n", wr.ID, wr.Host, wr.Timeline, wr.Epoch, stamp(wr.Since))
 	} else {
 		fmt.Fprintln(w, "Writer    none")
+	}
+	if e := st.Encryption; e != nil {
+		fmt.Fprintf(w, "Encrypted with keys %s (every object but the manifest)\n", strings.Join(e.KeyIDs, ", "))
+	} else {
+		fmt.Fprintln(w, "Encrypted no")
 	}
 	fmt.Fprintf(w, "Stored    %s (segments %s, bases %s)\n\n", bytesText(st.Stored.Total), bytesText(st.Stored.Segments), bytesText(st.Stored.Bases))
 	for _, t := range st.Timelines {

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rockstream/rockstream/objstore/location"
+	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/restore"
 )
 
@@ -27,7 +28,7 @@ func verifyCommand() *cli.Command {
 			"base's. It changes nothing in the archive.\n\n" +
 			exitCodesHelp,
 		Flags: []cli.Flag{
-			fromFlag(),
+			fromFlag(), keyFileFlag(),
 			&cli.BoolFlag{Name: "drill", EnvVars: []string{"ROCKSTREAM_DRILL"}, Usage: "also restore into a scratch folder and compare digests"},
 			&cli.StringFlag{Name: "scratch-dir", EnvVars: []string{"ROCKSTREAM_SCRATCH_DIR"}, Usage: "`DIR` for the drill's restores (default: the system's temporary folder)"},
 			concurrencyFlag(),
@@ -47,7 +48,7 @@ func runVerify(c *cli.Context) error {
 	if c.Int("concurrency") < 1 {
 		return usageError{fmt.Errorf("--concurrency %d: must be at least 1", c.Int("concurrency"))}
 	}
-	store, err := location.Open(c.Context, from, location.Options{})
+	store, err := openArchive(c.Context, c, from)
 	if err != nil {
 		return err
 	}
@@ -61,6 +62,12 @@ func runVerify(c *cli.Context) error {
 		return noArchive(err, store, from)
 	}
 	printReport(c.App.Writer, rep)
+	if len(rep.MissingKeys) > 0 {
+		// The key file is what is incomplete: run verify again with the
+		// keys, which then reads those objects too.
+		return fmt.Errorf("%w: objects of %s are encrypted with key %s, which the key file lacks (%d problems above); give a key file that also holds it, and verify again",
+			manifest.ErrWrongKey, store, strings.Join(rep.MissingKeys, ", "), len(rep.Problems))
+	}
 	if !rep.OK() {
 		return fmt.Errorf("%w: %d problems in %s", restore.ErrCorrupt, len(rep.Problems), store)
 	}

@@ -68,7 +68,7 @@ func Full() Config {
 }
 
 // Groups are the parts of a run, in the order they run; --only picks some.
-var Groups = []string{"throughput", "walsize", "slowdown", "base", "restore", "standby", "lag"}
+var Groups = []string{"throughput", "walsize", "slowdown", "base", "restore", "encryption", "standby", "lag"}
 
 // bench is a run in progress.
 type bench struct {
@@ -148,6 +148,8 @@ func (b *bench) group(ctx context.Context, g string) error {
 		return b.bases(ctx)
 	case "restore":
 		return b.restores(ctx)
+	case "encryption":
+		return b.encryption(ctx)
 	case "standby":
 		return b.standbys(ctx)
 	case "lag":

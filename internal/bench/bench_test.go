@@ -44,14 +44,15 @@ func tiny(t *testing.T, only ...string) Config {
 // TestRunTiny runs every part but the lag one with tiny sizes and checks
 // that each figure was measured and judged, and that nothing is left.
 func TestRunTiny(t *testing.T) {
-	cfg := tiny(t, "throughput", "slowdown", "base", "restore")
+	cfg := tiny(t, "throughput", "slowdown", "base", "restore", "encryption")
 	doc, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	want := []string{"Archive throughput, file://", "Archive throughput, MinIO", "Segment PUTs per GiB of WAL",
 		"Peak RSS, archiver catching up", "Writer slowdown (db_bench ops/s with the archiver)", "Base upload, file://",
-		"Incremental base after 5% of keys change", restoreBaseFigure, "Restore of the base and the WAL, MinIO", replayFigure, "Peak RSS, restore"}
+		"Incremental base after 5% of keys change", restoreBaseFigure, "Restore of the base and the WAL, MinIO", replayFigure, "Peak RSS, restore",
+		"Archive throughput, MinIO, encrypted", "Latest restore, MinIO, encrypted"}
 	checkRows(t, doc, want)
 	for _, r := range doc.Rows {
 		if r.Figure == replayFigure && r.Base.N != cfg.Runs {

@@ -127,8 +127,8 @@ func (b *bench) tpRun(ctx context.Context, a *app, locs, raws [2]*location, run 
 // catchUp starts the archiver on a backlog and stops it (SIGTERM: it
 // uploads what it has read, then exits) once it has read up to target.
 // The time runs from its start to its exit.
-func (b *bench) catchUp(ctx context.Context, db string, loc *location, target uint64, profile string) (catchUp, error) {
-	s, err := b.startArchiver(ctx, "archiver-catchup-"+loc.kind, db, loc, profile, "--nice", "0")
+func (b *bench) catchUp(ctx context.Context, db string, loc *location, target uint64, profile string, extra ...string) (catchUp, error) {
+	s, err := b.startArchiver(ctx, "archiver-catchup-"+loc.kind, db, loc, profile, append([]string{"--nice", "0"}, extra...)...)
 	if err != nil {
 		return catchUp{}, err
 	}

@@ -1,0 +1,392 @@
+package crypt
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// The framing's constants.
+const (
+	HeaderSize = 48
+	BlockShift = 20
+	BlockSize  = 1 << BlockShift
+	TagSize    = 16
+	version    = 1
+	saltSize   = 32
+)
+
+var magic = []byte("RSENC")
+
+// randRead draws the salts; tests replace it to make a sealing repeatable.
+var randRead = rand.Read
+
+// Errors of encrypted objects, for errors.Is.
+var (
+	// ErrNotEncrypted: the object does not start with an encryption
+	// header (in an encrypted archive, it was replaced or never encrypted).
+	ErrNotEncrypted = errors.New("not encrypted")
+	// ErrTampered: a block fails its authentication: the object was
+	// changed, truncated, moved or swapped, or is damaged.
+	ErrTampered = errors.New("fails its authentication (changed, cut, moved or damaged)")
+	// ErrUnknownFormat: an encryption header of a version or block size
+	// that this build does not read.
+	ErrUnknownFormat = errors.New("encrypted in a format this rockstream does not read (upgrade it?)")
+)
+
+// MissingKeyError is an object encrypted with a key that the keyring lacks.
+type MissingKeyError struct {
+	Object string
+	ID     ID
+	Have   []string
+}
+
+func (e *MissingKeyError) Error() string {
+	return fmt.Sprintf("%s is encrypted with key %s; the keyring holds %v: give the key file that has key %s", e.Object, e.ID, e.Have, e.ID)
+}
+
+// Header is the start of an encrypted object.
+type Header struct {
+	ID   ID
+	Salt [saltSize]byte
+}
+
+func (h Header) bytes() []byte {
+	b := make([]byte, HeaderSize)
+	copy(b, magic)
+	b[5] = version
+	b[6] = BlockShift
+	copy(b[8:16], h.ID[:])
+	copy(b[16:], h.Salt[:])
+	return b
+}
+
+// ParseHeader reads the header at the start of an object named name.
+func ParseHeader(name string, b []byte) (Header, error) {
+	var h Header
+	if len(b) < HeaderSize || !bytes.Equal(b[:len(magic)], magic) {
+		return h, fmt.Errorf("%s: %w", name, ErrNotEncrypted)
+	}
+	if b[5] != version || b[6] != BlockShift || b[7] != 0 {
+		return h, fmt.Errorf("%s: version %d, block shift %d: %w", name, b[5], b[6], ErrUnknownFormat)
+	}
+	copy(h.ID[:], b[8:16])
+	copy(h.Salt[:], b[16:HeaderSize])
+	return h, nil
+}
+
+// IsEncrypted says whether b starts with an encryption header's magic.
+func IsEncrypted(b []byte) bool { return len(b) >= len(magic) && bytes.Equal(b[:len(magic)], magic) }
+
+// SealedSize is the size of the object that holds plain bytes.
+func SealedSize(plain int64) int64 {
+	blocks := max(1, (plain+BlockSize-1)/BlockSize)
+	return HeaderSize + plain + blocks*TagSize
+}
+
+// PlainSize is the size of the plaintext of an object of sealed bytes.
+func PlainSize(sealed int64) (int64, error) {
+	r := sealed - HeaderSize
+	if r < TagSize {
+		return 0, fmt.Errorf("%d bytes: %w", sealed, ErrTampered)
+	}
+	n, rem := r/(BlockSize+TagSize), r%(BlockSize+TagSize)
+	switch {
+	case rem == 0:
+		return n * BlockSize, nil
+	case rem < TagSize, rem == TagSize && n > 0:
+		// A last block shorter than its tag, or an empty last block
+		// after full ones: Seal makes an empty block only for an empty
+		// object.
+		return 0, fmt.Errorf("%d bytes: %w", sealed, ErrTampered)
+	}
+	return n*BlockSize + rem - TagSize, nil
+}
+
+func blocksOf(plain int64) int64 { return max(1, (plain+BlockSize-1)/BlockSize) }
+
+// aead is the cipher of one object.
+func (k *Key) aead(name string, h Header) (cipher.AEAD, error) {
+	ck, err := hkdf.Key(sha256.New, k.data[:], h.Salt[:], "rockstream object v1\x00"+name, 32)
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(ck)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func nonce(i int64) []byte {
+	n := make([]byte, 12)
+	binary.BigEndian.PutUint64(n, uint64(i))
+	return n
+}
+
+func additional(hdr []byte, last bool) []byte {
+	ad := make([]byte, len(hdr)+1)
+	copy(ad, hdr)
+	if last {
+		ad[len(hdr)] = 1
+	}
+	return ad
+}
+
+// Seal returns the encrypted object, named name (its key in the store),
+// of the plaintext that plain gives: a reader that encrypts a block at a
+// time, under a fresh salt (so a retried write never reuses a nonce).
+func (k *Key) Seal(name string, plain io.Reader) (io.Reader, error) {
+	h := Header{ID: k.id}
+	if _, err := randRead(h.Salt[:]); err != nil {
+		return nil, err
+	}
+	a, err := k.aead(name, h)
+	if err != nil {
+		return nil, err
+	}
+	hdr := h.bytes()
+	return &sealer{in: bufio.NewReaderSize(plain, 64<<10), a: a, hdr: hdr, out: hdr,
+		plain: getBlock(), sealed: getBlock()[:0]}, nil
+}
+
+// blocks are the buffers of a block and its tag, reused: an archiver seals
+// and opens objects all day, and fresh megabytes each time would keep the
+// garbage collector busy.
+var blocks = sync.Pool{New: func() any { b := make([]byte, BlockSize+TagSize); return &b }}
+
+func getBlock() []byte { return (*blocks.Get().(*[]byte))[:BlockSize+TagSize] }
+
+func putBlock(b []byte) {
+	if cap(b) >= BlockSize+TagSize {
+		b = b[:BlockSize+TagSize]
+		blocks.Put(&b)
+	}
+}
+
+type sealer struct {
+	in     *bufio.Reader
+	a      cipher.AEAD
+	hdr    []byte
+	out    []byte // what is ready to be read
+	plain  []byte
+	sealed []byte
+	i      int64
+	done   bool
+	err    error
+}
+
+func (s *sealer) Read(p []byte) (int, error) {
+	for len(s.out) == 0 {
+		if s.err != nil {
+			s.release()
+			return 0, s.err
+		}
+		if s.done {
+			s.release()
+			return 0, io.EOF
+		}
+		s.next()
+	}
+	n := copy(p, s.out)
+	s.out = s.out[n:]
+	return n, nil
+}
+
+// release gives the buffers back once the object is sealed.
+func (s *sealer) release() {
+	if s.plain != nil {
+		putBlock(s.plain)
+		putBlock(s.sealed)
+		s.plain, s.sealed = nil, nil
+	}
+}
+
+// next seals the next block: the last one when the plaintext ends with it
+// (looked ahead by one byte).
+func (s *sealer) next() {
+	n, err := io.ReadFull(s.in, s.plain[:BlockSize])
+	last := false
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		last = true
+	case err != nil:
+		s.err = err
+		return
+	default:
+		if _, perr := s.in.Peek(1); perr == io.EOF {
+			last = true
+		} else if perr != nil {
+			s.err = perr
+			return
+		}
+	}
+	s.sealed = s.a.Seal(s.sealed[:0], nonce(s.i), s.plain[:n], additional(s.hdr, last))
+	s.out = s.sealed
+	s.i++
+	s.done = last
+}
+
+// Open returns the plaintext of the encrypted object named name that
+// sealed gives, whole: each block is checked before a byte of it is
+// given, so a reader sees only authenticated plaintext, and an object cut
+// anywhere (even between blocks) is an error.
+func (r *Keyring) Open(name string, sealed io.Reader) (io.Reader, error) {
+	hdr := make([]byte, HeaderSize)
+	if n, err := io.ReadFull(sealed, hdr); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if IsEncrypted(hdr[:n]) {
+				return nil, fmt.Errorf("%s: its header is cut: %w", name, ErrTampered)
+			}
+			return nil, fmt.Errorf("%s: %w", name, ErrNotEncrypted)
+		}
+		return nil, err
+	}
+	return r.open(name, hdr, bufio.NewReaderSize(sealed, 64<<10), 0, -1)
+}
+
+// OpenRange returns length bytes from plaintext offset off of the object
+// named name, whose header is hdr, whose plaintext has plain bytes
+// (PlainSize of the object's size), and whose sealed bytes from
+// RangeOf(off, length, plain) sealed gives. A length of zero or less, or
+// one past the end, reads to the end, as RangeOf takes it.
+func (r *Keyring) OpenRange(name string, hdr []byte, plain, off, length int64, sealed io.Reader) (io.Reader, error) {
+	if off < 0 || off > plain {
+		return nil, fmt.Errorf("%s: offset %d of %d bytes is out of range", name, off, plain)
+	}
+	if length <= 0 || length > plain-off { // not off+length, which may overflow
+		length = plain - off
+	}
+	first := off / BlockSize
+	o, err := r.open(name, hdr, bufio.NewReaderSize(sealed, 64<<10), first, blocksOf(plain))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, o, off-first*BlockSize); err != nil {
+		return nil, err
+	}
+	return io.LimitReader(o, length), nil
+}
+
+// RangeOf is the range of the sealed object that holds plaintext bytes
+// [off, off+length) of an object of plain bytes: whole blocks.
+func RangeOf(off, length, plain int64) (sealedOff, sealedLen int64) {
+	if length <= 0 || length > plain-off {
+		length = plain - off
+	}
+	first := off / BlockSize
+	last := max(first, (off+length-1)/BlockSize)
+	end := min(SealedSize(plain), HeaderSize+(last+1)*(BlockSize+TagSize))
+	start := HeaderSize + first*(BlockSize+TagSize)
+	return start, end - start
+}
+
+func (r *Keyring) open(name string, hdr []byte, in *bufio.Reader, first, blocks int64) (*opener, error) {
+	h, err := ParseHeader(name, hdr)
+	if err != nil {
+		return nil, err
+	}
+	hdr = hdr[:HeaderSize:HeaderSize] // the additional data of every block
+	k := r.Find(h.ID)
+	if k == nil {
+		return nil, &MissingKeyError{Object: name, ID: h.ID, Have: r.IDs()}
+	}
+	a, err := k.aead(name, h)
+	if err != nil {
+		return nil, err
+	}
+	return &opener{name: name, in: in, a: a, hdr: hdr, i: first, blocks: blocks, sealed: getBlock()}, nil
+}
+
+type opener struct {
+	name   string
+	in     *bufio.Reader
+	a      cipher.AEAD
+	hdr    []byte
+	i      int64
+	blocks int64 // -1: not known, found by looking ahead
+	sealed []byte
+	out    []byte
+	done   bool
+	err    error
+}
+
+func (o *opener) Read(p []byte) (int, error) {
+	for len(o.out) == 0 {
+		if o.err != nil {
+			o.release()
+			return 0, o.err
+		}
+		if o.done {
+			o.release()
+			return 0, io.EOF
+		}
+		o.next()
+	}
+	n := copy(p, o.out)
+	o.out = o.out[n:]
+	return n, nil
+}
+
+// release gives the buffer back once the object is read.
+func (o *opener) release() {
+	if o.sealed != nil {
+		putBlock(o.sealed)
+		o.sealed = nil
+	}
+}
+
+func (o *opener) next() {
+	n, err := io.ReadFull(o.in, o.sealed)
+	last := false
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		last = true
+	case err != nil:
+		o.err = fmt.Errorf("%s: read block %d: %w", o.name, o.i, err)
+		return
+	default:
+		if o.blocks >= 0 {
+			last = o.i == o.blocks-1
+		} else if _, perr := o.in.Peek(1); perr == io.EOF {
+			last = true
+		} else if perr != nil {
+			o.err = fmt.Errorf("%s: read block %d: %w", o.name, o.i, perr)
+			return
+		}
+	}
+	if o.blocks >= 0 && last != (o.i == o.blocks-1) {
+		o.err = fmt.Errorf("%s: block %d: it ends before its last block: %w", o.name, o.i, ErrTampered)
+		return
+	}
+	if n < TagSize {
+		o.err = fmt.Errorf("%s: block %d is cut: %w", o.name, o.i, ErrTampered)
+		return
+	}
+	plain, err := o.a.Open(o.sealed[:0], nonce(o.i), o.sealed[:n], additional(o.hdr, last))
+	if err != nil {
+		o.err = fmt.Errorf("%s: block %d: %w", o.name, o.i, ErrTampered)
+		return
+	}
+	o.out = plain
+	o.i++
+	o.done = last
+}
+
+// IsPermanent says whether err is an encrypted object that cannot be read
+// by trying again: changed (ErrTampered), not encrypted, of an unknown
+// format, or encrypted with a key the keyring lacks. A transfer that
+// broke off is not: readers try those again.
+func IsPermanent(err error) bool {
+	var mk *MissingKeyError
+	return errors.Is(err, ErrTampered) || errors.Is(err, ErrNotEncrypted) || errors.Is(err, ErrUnknownFormat) || errors.As(err, &mk)
+}
