@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -108,5 +109,51 @@ func TestGolden(t *testing.T) {
 	}
 	if got, err := open(r, goldenName, sealed); err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("the big golden object: %v", err)
+	}
+}
+
+// TestGoldenBound pins what Key.Bind derives, which every encrypted
+// archive depends on (its objects are sealed and its SST files named
+// with the keys bound to its archive id): the id stays the key's, the
+// name of the SHA-256 of nothing and the SHA-256 of goldenText sealed
+// under the golden salt are fixed, and a key bound to another archive
+// opens nothing of it.
+func TestGoldenBound(t *testing.T) {
+	const archive = "00112233445566778899aabbccddeeff"
+	const wantName = "a348d241fcaea53f6ed1b4e099c5683de601b638718b509c6d75fadd3afb09fa" // checked with an independent HKDF and HMAC in Python
+	const wantSealed = "e7c532ed824504e2e3a13e47cbe4efe5022b3b3ea8fb17acf845861c6edd58bb"
+	k := goldenKey(t)
+	b, err := k.Bind(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ID() != k.ID() {
+		t.Fatalf("a bound key has id %s, the key %s", b.ID(), k.ID())
+	}
+	const sum = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	if got := b.Name(sum); got != wantName {
+		t.Errorf("bound keyed name: %s, want %s", got, wantName)
+	}
+	crypt.SetRandRead(t, goldenSalt)
+	sealed := seal(t, b, goldenName, goldenText)
+	h := sha256.Sum256(sealed)
+	if got := hex.EncodeToString(h[:]); got != wantSealed {
+		t.Errorf("sealed under the bound key: SHA-256 %s, want %s: the format changed", got, wantSealed)
+	}
+	if got, err := open(newRing(t, b), goldenName, sealed); err != nil || !bytes.Equal(got, goldenText) {
+		t.Fatalf("open under the bound key: %v", err)
+	}
+	other, err := k.Bind("ffeeddccbbaa99887766554433221100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(newRing(t, other), goldenName, sealed); !errors.Is(err, crypt.ErrTampered) {
+		t.Errorf("a key bound to another archive: %v, want ErrTampered", err)
+	}
+	if _, err := open(newRing(t, k), goldenName, sealed); !errors.Is(err, crypt.ErrTampered) {
+		t.Errorf("the unbound key: %v, want ErrTampered", err)
+	}
+	if _, err := k.Bind(""); err == nil {
+		t.Error("Bind of no archive id succeeded")
 	}
 }

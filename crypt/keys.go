@@ -289,7 +289,10 @@ func Keygen(path string, rotate bool, now time.Time) (ID, error) {
 			os.Remove(path)
 			return ID{}, fmt.Errorf("write the key file: %w", err)
 		}
-		return k.id, f.Close()
+		if err := f.Close(); err != nil {
+			return ID{}, fmt.Errorf("write the key file: %w", err)
+		}
+		return k.id, syncDir(path)
 	}
 	old, err := LoadKeyFile(path)
 	if err != nil {
@@ -326,5 +329,20 @@ func Keygen(path string, rotate bool, now time.Time) (ID, error) {
 		os.Remove(tmp)
 		return ID{}, fmt.Errorf("write the key file: %w", err)
 	}
-	return k.id, nil
+	return k.id, syncDir(path)
+}
+
+// syncDir makes the creation or the rename of the file path durable: a
+// key lost in a crash after objects were written with it would leave them
+// unreadable for good.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("write the key file: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write the key file: sync its folder: %w", err)
+	}
+	return nil
 }

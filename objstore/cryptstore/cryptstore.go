@@ -15,6 +15,7 @@
 package cryptstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -105,6 +106,10 @@ func (s *Store) keys(ctx context.Context) (*crypt.Keyring, error) {
 	s.archive = archive
 	return s.bound, nil
 }
+
+// maxBuffered is the largest object that Put seals in memory before it
+// writes it (segments, file lists and small base files are smaller).
+const maxBuffered = 8 << 20
 
 // maxManifest bounds the manifest read for its archive id
 // (manifest.MaxManifestSize).
@@ -312,6 +317,19 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	n := int64(-1)
 	if size >= 0 {
 		n = crypt.SealedSize(size)
+	}
+	if n >= 0 && n <= maxBuffered {
+		// Sealed in memory, at its exact size: an S3 store then sends it
+		// in one request from the buffer, rather than copy it into a
+		// part buffer of its own (objstore/s3store Put).
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(sealed, buf); err != nil {
+			return objstore.ObjectInfo{}, s.fail("put", key, fmt.Errorf("the body is shorter than the %d bytes announced: %w", size, err))
+		}
+		if m, _ := sealed.Read(make([]byte, 1)); m > 0 {
+			return objstore.ObjectInfo{}, s.fail("put", key, fmt.Errorf("the body is longer than the %d bytes announced", size))
+		}
+		sealed = bytes.NewReader(buf)
 	}
 	info, err := s.inner.Put(ctx, names[0], sealed, n, opts)
 	if err != nil {
