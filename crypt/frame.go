@@ -159,6 +159,31 @@ func (k *Key) Seal(name string, plain io.Reader) (io.Reader, error) {
 		plain: getBlock(), sealed: getBlock()[:0]}, nil
 }
 
+// SealBytes appends to dst the encrypted object named name whose
+// plaintext is plain: the same bytes Seal gives (under a fresh salt), in
+// one pass over memory, for an object that is in memory already.
+func (k *Key) SealBytes(dst []byte, name string, plain []byte) ([]byte, error) {
+	h := Header{ID: k.id}
+	if _, err := randRead(h.Salt[:]); err != nil {
+		return nil, err
+	}
+	a, err := k.aead(name, h)
+	if err != nil {
+		return nil, err
+	}
+	hdr := h.bytes()
+	dst = append(dst, hdr...)
+	for i := int64(0); ; i++ {
+		n := min(len(plain), BlockSize)
+		last := n == len(plain)
+		dst = a.Seal(dst, nonce(i), plain[:n], additional(hdr, last))
+		plain = plain[n:]
+		if last {
+			return dst, nil
+		}
+	}
+}
+
 // blocks are the buffers of a block and its tag, reused: an archiver seals
 // and opens objects all day, and fresh megabytes each time would keep the
 // garbage collector busy.
@@ -389,4 +414,108 @@ func (o *opener) next() {
 func IsPermanent(err error) bool {
 	var mk *MissingKeyError
 	return errors.Is(err, ErrTampered) || errors.Is(err, ErrNotEncrypted) || errors.Is(err, ErrUnknownFormat) || errors.As(err, &mk)
+}
+
+// SealAt returns the encrypted object named name of the size bytes of
+// plain (read with ReadAt from offset 0) as a reader that can seek: a
+// block is sealed when it is read, into a buffer of one block, under one
+// salt drawn here, so reading the object again after a Seek (an HTTP
+// client computing a signature, then sending; a retry) gives the same
+// bytes. Memory stays at two blocks whatever the size.
+func (k *Key) SealAt(name string, plain io.ReaderAt, size int64) (*SealedReader, error) {
+	h := Header{ID: k.id}
+	if _, err := randRead(h.Salt[:]); err != nil {
+		return nil, err
+	}
+	a, err := k.aead(name, h)
+	if err != nil {
+		return nil, err
+	}
+	return &SealedReader{plain: plain, size: size, total: SealedSize(size), a: a, hdr: h.bytes(), block: -1}, nil
+}
+
+// SealedReader is an encrypted object sealed as it is read (SealAt).
+type SealedReader struct {
+	plain       io.ReaderAt
+	size, total int64 // of the plaintext, of the object
+	a           cipher.AEAD
+	hdr         []byte
+	off         int64
+	block       int64  // the block in sealed, -1: none
+	sealed      []byte // that block, sealed
+	buf         []byte // its plaintext
+}
+
+// Len is what is left to read.
+func (r *SealedReader) Len() int { return int(r.total - r.off) }
+
+// Size is the size of the whole object.
+func (r *SealedReader) Size() int64 { return r.total }
+
+// Seek moves to an offset of the object.
+func (r *SealedReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.total
+	}
+	if offset < 0 {
+		return 0, errors.New("crypt: seek before the start of the object")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+func (r *SealedReader) Read(p []byte) (int, error) {
+	if r.off >= r.total {
+		r.release()
+		return 0, io.EOF
+	}
+	if r.off < HeaderSize {
+		n := copy(p, r.hdr[r.off:])
+		r.off += int64(n)
+		return n, nil
+	}
+	b := (r.off - HeaderSize) / (BlockSize + TagSize)
+	if b != r.block {
+		if err := r.seal(b); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.sealed[(r.off-HeaderSize)-b*(BlockSize+TagSize):])
+	r.off += int64(n)
+	return n, nil
+}
+
+// seal seals block b of the plaintext.
+func (r *SealedReader) seal(b int64) error {
+	if r.buf == nil {
+		r.buf, r.sealed = getBlock(), getBlock()
+	}
+	start := b * BlockSize
+	n := min(int64(BlockSize), r.size-start)
+	if n > 0 {
+		// ReadAt fills the whole block or fails; io.EOF with a full block
+		// is its end.
+		if k, err := r.plain.ReadAt(r.buf[:n], start); err != nil && !(err == io.EOF && int64(k) == n) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("crypt: read the plaintext at %d: %w", start, err)
+		}
+	}
+	last := start+n >= r.size
+	r.sealed = r.a.Seal(r.sealed[:0], nonce(b), r.buf[:n], additional(r.hdr, last))
+	r.block = b
+	return nil
+}
+
+// release gives the buffers back once the object was read to its end.
+func (r *SealedReader) release() {
+	if r.buf != nil {
+		putBlock(r.buf)
+		putBlock(r.sealed[:cap(r.sealed)])
+		r.buf, r.sealed, r.block = nil, nil, -1
+	}
 }

@@ -594,3 +594,79 @@ func TestRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestSealBytes: SealBytes gives, under the same salt, the very bytes
+// that Seal streams, at every block edge.
+func TestSealBytes(t *testing.T) {
+	k := newKey(t, 3)
+	for _, n := range []int{0, 1, crypt.BlockSize - 1, crypt.BlockSize, crypt.BlockSize + 1, 3*crypt.BlockSize + 17} {
+		plain := bytes.Repeat([]byte{byte(n)}, n)
+		crypt.SetRandRead(t, func(p []byte) (int, error) {
+			for i := range p {
+				p[i] = byte(i)
+			}
+			return len(p), nil
+		})
+		want := seal(t, k, "segments/x", plain)
+		got, err := k.SealBytes([]byte("prefix"), "segments/x", plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:6], []byte("prefix")) || !bytes.Equal(got[6:], want) {
+			t.Fatalf("%d bytes: SealBytes differs from Seal (%d and %d bytes)", n, len(got)-6, len(want))
+		}
+	}
+}
+
+// TestSealAt: SealAt gives, under the same salt, the bytes that Seal
+// streams, read in small pieces, and again the same after seeking back
+// (as an HTTP client reads a body to sign it, then to send it).
+func TestSealAt(t *testing.T) {
+	k := newKey(t, 4)
+	for _, n := range []int{0, 1, crypt.BlockSize - 1, crypt.BlockSize, crypt.BlockSize + 1, 3*crypt.BlockSize + 17} {
+		plain := make([]byte, n)
+		for i := range plain {
+			plain[i] = byte(i * 7)
+		}
+		crypt.SetRandRead(t, func(p []byte) (int, error) {
+			for i := range p {
+				p[i] = byte(i + 1)
+			}
+			return len(p), nil
+		})
+		want := seal(t, k, "sst/x", plain)
+		r, err := k.SealAt("sst/x", bytes.NewReader(plain), int64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Size() != int64(len(want)) || r.Len() != len(want) {
+			t.Fatalf("%d bytes: Size %d, Len %d, want %d", n, r.Size(), r.Len(), len(want))
+		}
+		for pass := range 2 {
+			var got bytes.Buffer
+			if _, err := io.CopyBuffer(&got, struct{ io.Reader }{r}, make([]byte, 1000)); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("%d bytes, pass %d: SealAt differs from Seal", n, pass)
+			}
+			if _, err := r.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n > crypt.BlockSize {
+			// A seek into the middle of a block.
+			off := int64(crypt.HeaderSize + crypt.BlockSize + crypt.TagSize + 5)
+			r.Seek(off, io.SeekStart)
+			rest, _ := io.ReadAll(r)
+			if !bytes.Equal(rest, want[off:]) {
+				t.Fatalf("%d bytes: after a seek to %d the bytes differ", n, off)
+			}
+		}
+	}
+	// A plaintext shorter than announced is an error, never a short object.
+	r, _ := k.SealAt("sst/x", bytes.NewReader(make([]byte, 10)), 20)
+	if _, err := io.ReadAll(r); err == nil {
+		t.Fatal("sealing 10 bytes announced as 20 succeeded")
+	}
+}

@@ -42,7 +42,7 @@ fi
 # grocksdb v1.7.15 (pinned in go.mod) builds against.
 pkgs=(librocksdb-dev rocksdb-tools curl)
 if [ "$want_test" = 1 ]; then
-	pkgs+=(docker-compose)
+	pkgs+=(docker-compose prometheus) # prometheus: promtool, which checks the metrics
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,7 +4,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,7 +20,11 @@ const PromoteHeader = "X-Rockstream-Promote"
 
 // Handler serves the standby's admin endpoint:
 //
-//	GET  /status    the Status, as JSON
+//	GET  /status    the Status, as JSON: 200, or 503 when State is failed
+//	GET  /healthz   200 while the process serves (a liveness probe)
+//	GET  /readyz    200 when the standby follows within Options.ReadyLag
+//	                of the archive (or was promoted and archives), 503
+//	                otherwise, with the reason: a readiness probe
 //	GET  /metrics   Prometheus metrics (rockstream_standby_*), from a
 //	                registry of the standby's own
 //	POST /promote   promote the standby (Standby.Promote): 200 with the
@@ -34,14 +40,34 @@ const PromoteHeader = "X-Rockstream-Promote"
 //
 // POST /promote also needs the header PromoteHeader: yes (403 otherwise),
 // so that no web page can trigger a failover through the loopback address.
-// With a token, every request must carry "Authorization: Bearer TOKEN";
-// others get 401.
+// With a token, every request but /healthz and /readyz must carry
+// "Authorization: Bearer TOKEN"; others get 401. The probes need no token
+// (a load balancer or a kubelet cannot always send one) and tell only
+// the state and the lag.
 func (s *Standby) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s.Status())
+		st := s.Status()
+		if st.State == Failed {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(st)
+	})
+	probes := http.NewServeMux()
+	probes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	probes.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		ready, why := s.Ready()
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		st := s.Status()
+		json.NewEncoder(w).Encode(map[string]any{"ready": ready, "reason": why, "state": st.State, "lag_seconds": st.LagSeconds})
 	})
 	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -67,12 +93,13 @@ func (s *Standby) Handler(token string) http.Handler {
 		}
 		json.NewEncoder(w).Encode(res)
 	})
-	if token == "" {
-		return mux
-	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			probes.ServeHTTP(w, r)
+			return
+		}
+		if token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -112,4 +139,27 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// Ready says whether the standby is ready to serve as what it is: a
+// standby that follows the archive within Options.ReadyLag, or a promoted
+// one (the new primary, archiving). It gives the reason when it is not.
+func (s *Standby) Ready() (bool, string) {
+	st := s.Status()
+	switch st.State {
+	case Following:
+		if lag := time.Duration(st.LagSeconds * float64(time.Second)); lag > s.opts.ReadyLag {
+			return false, fmt.Sprintf("following, but %s behind the archive (more than %s)", lag.Round(time.Millisecond), s.opts.ReadyLag)
+		}
+		return true, "following"
+	case Promoted:
+		return true, "promoted: the new primary"
+	case Failed:
+		return false, "failed: " + st.Error
+	}
+	why := string(st.State)
+	if st.Reason != "" {
+		why += ": " + st.Reason
+	}
+	return false, why
 }

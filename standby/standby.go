@@ -60,6 +60,9 @@ type Options struct {
 	// of the application's own that is not here, or a comparator of its
 	// own, stops it (rocks.ErrForeignOptions).
 	Operators *rocks.Operators
+	// ReadyLag is the lag (Status.LagSeconds) up to which a following
+	// standby answers GET /readyz with 200 (default 5 min).
+	ReadyLag time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -77,6 +80,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MissingCheck <= 0 {
 		o.MissingCheck = time.Minute
+	}
+	if o.ReadyLag <= 0 {
+		o.ReadyLag = 5 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -77,7 +77,8 @@ func archiveCommand() *cli.Command {
 			&cli.IntFlag{Name: "nice", Value: 10, EnvVars: []string{"ROCKSTREAM_NICE"},
 				Usage: "CPU priority of the archiver (0 to 19; 0 keeps the normal priority): at 10 it takes only the CPU that the writer leaves, and lags instead of slowing the writer"},
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"ROCKSTREAM_LISTEN"},
-				Usage: "serve /metrics (Prometheus) and /status (JSON) on this `ADDR`, e.g. 127.0.0.1:9464"},
+				Usage: "serve /metrics (Prometheus), /status (JSON), /healthz and /readyz (probes) on this `ADDR`, e.g. 127.0.0.1:9464"},
+			readyLagFlag("the archive holds the database's writes within"),
 			summaryFlag(), configFlag(),
 		),
 		Action: runArchive,
@@ -195,7 +196,7 @@ func archiveOptions(c *cli.Context, o *opened) (archive.Options, error) {
 	if err != nil {
 		return archive.Options{}, err
 	}
-	for _, d := range []string{"segment-age", "poll", "base-interval", "fence-check"} {
+	for _, d := range []string{"segment-age", "poll", "base-interval", "fence-check", "ready-max-lag"} {
 		if c.Duration(d) <= 0 {
 			return archive.Options{}, usageError{fmt.Errorf("--%s %v: must be above zero", d, c.Duration(d))}
 		}
@@ -255,10 +256,11 @@ func limitArchiver(c *cli.Context, n int) error {
 
 // archiveJob is one database being archived.
 type archiveJob struct {
-	name string // in a config file; "" otherwise
-	log  *slog.Logger
-	o    *opened
-	a    *archive.Archiver
+	name     string // in a config file; "" otherwise
+	log      *slog.Logger
+	o        *opened
+	a        *archive.Archiver
+	readyLag time.Duration // --ready-max-lag
 }
 
 // prepareArchive checks the settings in c and opens the database and the
@@ -276,7 +278,7 @@ func prepareArchive(c *cli.Context, name string, log *slog.Logger) (*archiveJob,
 		}
 		var a *archive.Archiver
 		if a, err = archive.New(o.src, o.store, opts); err == nil {
-			return &archiveJob{name: name, log: log, o: o, a: a}, nil
+			return &archiveJob{name: name, log: log, o: o, a: a, readyLag: c.Duration("ready-max-lag")}, nil
 		}
 	}
 	o.src.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
 
 	"github.com/rockstream/rockstream/archive"
 )
@@ -28,6 +29,23 @@ func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) e
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(archiveStatus(jobs))
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		all, out := true, []map[string]any{}
+		for _, j := range jobs {
+			ready, why := archiverReady(j)
+			all = all && ready
+			out = append(out, map[string]any{"database": j.name, "ready": ready, "reason": why})
+		}
+		if !all {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ready": all, "databases": out})
 	})
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -111,4 +129,25 @@ func archiveStatus(jobs []*archiveJob) any {
 	return struct {
 		Databases []one `json:"databases"`
 	}{all}
+}
+
+func readyLagFlag(what string) *cli.DurationFlag {
+	return &cli.DurationFlag{Name: "ready-max-lag", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_READY_MAX_LAG"},
+		Usage: "answer GET /readyz with 200 only while " + what + " `DURATION` (else 503, with the reason)"}
+}
+
+// archiverReady says whether an archiver is ready: it has claimed the
+// archive and holds a base, and the archive lacks no write older than
+// --ready-max-lag. A store that stops answering shows there: nothing is
+// uploaded, so the lag grows past the bound.
+func archiverReady(j *archiveJob) (bool, string) {
+	st := j.a.Stats()
+	switch {
+	case st.Timeline == 0 || st.ArchivedSequence == 0:
+		return false, "starting: no base in the archive yet"
+	case time.Duration(st.LagSeconds*float64(time.Second)) > j.readyLag:
+		return false, fmt.Sprintf("the archive lacks writes of the last %.1f s (more than %s): is the store answering? see /status and the log",
+			st.LagSeconds, j.readyLag)
+	}
+	return true, "archiving"
 }

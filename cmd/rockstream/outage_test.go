@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -41,8 +42,14 @@ func TestMinIOOutage(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
 	dir := newDB(t)
 	store := openLocation(t, url)
-	arch := startCLI(t, nil, "archive", "--db", dir, "--to", url, "--segment-age", "100ms")
+	archAddr := freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", dir, "--to", url, "--segment-age", "100ms", "--listen", archAddr, "--ready-max-lag", "1s")
 	waitManifest(t, store)
+	readyz := "http://" + archAddr + "/readyz"
+	waitUntilT(t, "the archiver to be ready", func() bool { code, _ := httpCode(readyz); return code == http.StatusOK })
+	if code, body := httpCode("http://" + archAddr + "/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Fatalf("archiver /healthz: %d %q", code, body)
+	}
 	addr, sbDir := freeAddr(t), filepath.Join(t.TempDir(), "standby")
 	sb := startCLI(t, nil, "standby", "--from", url, "--listen", addr, "--poll", "50ms", sbDir)
 	waitUntilT(t, "the standby to follow", func() bool { a, _ := standbyApplied(addr); return a > 0 })
@@ -60,6 +67,11 @@ func TestMinIOOutage(t *testing.T) {
 		t.Fatal("the writer finished during the outage: the test shows nothing")
 	default:
 	}
+	// The store does not answer and the database moves on: the archive
+	// lacks writes older than --ready-max-lag, and /readyz says so.
+	if code, body := httpCode(readyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "is the store answering") {
+		t.Errorf("archiver /readyz %v into the outage: %d %s, want 503 naming the store", down, code, body)
+	}
 	backlog := dbLatest(t, dir) // written before MinIO is back
 	if backlog <= atStop {
 		t.Fatalf("nothing was written while MinIO was down (sequence %d before and after): the drain times would show nothing", atStop)
@@ -73,6 +85,7 @@ func TestMinIOOutage(t *testing.T) {
 	<-writing
 	latest := dbLatest(t, dir)
 	waitUntilT(t, "the archive to catch up", func() bool { return archivedTo(t, store, 1) == latest })
+	waitUntilT(t, "the archiver to be ready again", func() bool { code, _ := httpCode(readyz); return code == http.StatusOK })
 	waitUntilT(t, "the standby to catch up", func() bool { a, _ := standbyApplied(addr); return a == latest })
 	sbErrors := standbyErrors(addr)
 	if code := arch.stop(t); code != exitOK {
@@ -244,4 +257,16 @@ func TestFaultyStore(t *testing.T) {
 	t.Logf("%d batches through %d proxy faults (%d 503, %d 500, %d resets before, %d after the server applied the request) and %d store faults; archiver retries %d and %d bases (%d under faults), standby errors %d; archive, standby and restore equal the source, verify OK",
 		n, proxy.Injected(), proxy.SlowDowns.Load(), proxy.Internals.Load(), proxy.ResetsBefore.Load(), proxy.ResetsAfter.Load(),
 		archFS.Injected()+sbFS.Injected()+restFS.Injected(), arch.a.Stats().Retries, arch.a.Stats().Bases, basesUnderFaults, st.Errors)
+}
+
+// httpCode gets url and returns the status code and the body (0 when the
+// request fails).
+func httpCode(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -56,6 +56,7 @@ func standbyCommand() *cli.Command {
 				Usage: "after a promotion, seal a segment this long after its first batch"},
 			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
 				Usage: "after a promotion, how often to check the manifest for a new writer"},
+			readyLagFlag("the standby follows the archive within"),
 			summaryFlag(), configFlag(),
 		},
 		Action: runStandby,
@@ -117,7 +118,10 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if j.writer = c.String("writer-id"); j.writer == "" {
 		j.writer = standby.DefaultWriterID(j.dir)
 	}
-	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log}
+	if c.Duration("ready-max-lag") <= 0 {
+		return nil, usageError{fmt.Errorf("--ready-max-lag %v: must be above zero", c.Duration("ready-max-lag"))}
+	}
+	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag")}
 	if name == "" {
 		opts.Progress = newProgress(c, "bootstrap")
 	} else {

@@ -15,7 +15,6 @@
 package cryptstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -106,10 +105,6 @@ func (s *Store) keys(ctx context.Context) (*crypt.Keyring, error) {
 	s.archive = archive
 	return s.bound, nil
 }
-
-// maxBuffered is the largest object that Put seals in memory before it
-// writes it (segments, file lists and small base files are smaller).
-const maxBuffered = 8 << 20
 
 // maxManifest bounds the manifest read for its archive id
 // (manifest.MaxManifestSize).
@@ -310,26 +305,26 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		}
 	}
 	k := ring.Current()
-	sealed, err := k.Seal(key, body)
-	if err != nil {
-		return objstore.ObjectInfo{}, s.fail("put", key, err)
-	}
 	n := int64(-1)
 	if size >= 0 {
 		n = crypt.SealedSize(size)
 	}
-	if n >= 0 && n <= maxBuffered {
-		// Sealed in memory, at its exact size: an S3 store then sends it
-		// in one request from the buffer, rather than copy it into a
-		// part buffer of its own (objstore/s3store Put).
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(sealed, buf); err != nil {
-			return objstore.ObjectInfo{}, s.fail("put", key, fmt.Errorf("the body is shorter than the %d bytes announced: %w", size, err))
+	var sealed io.Reader
+	if at, ok := readerAt(body); ok && size >= 0 {
+		// In memory or in a file already (segments, base files): sealed
+		// block by block as the store reads it, and again the same after
+		// a seek (an S3 client reads a body to sign it, then to send it),
+		// with two blocks of memory.
+		sr, err := k.SealAt(key, at, size)
+		if err != nil {
+			return objstore.ObjectInfo{}, s.fail("put", key, err)
 		}
-		if m, _ := sealed.Read(make([]byte, 1)); m > 0 {
-			return objstore.ObjectInfo{}, s.fail("put", key, fmt.Errorf("the body is longer than the %d bytes announced", size))
+		sealed = sr
+	} else {
+		var err error
+		if sealed, err = k.Seal(key, body); err != nil {
+			return objstore.ObjectInfo{}, s.fail("put", key, err)
 		}
-		sealed = bytes.NewReader(buf)
 	}
 	info, err := s.inner.Put(ctx, names[0], sealed, n, opts)
 	if err != nil {
@@ -595,4 +590,16 @@ func (e *exactly) Read(p []byte) (int, error) {
 		err = nil // the next read says io.EOF
 	}
 	return n, err
+}
+
+// readerAt is body as an io.ReaderAt from its start, when it is one (a
+// bytes.Reader, a file) positioned at its start.
+func readerAt(body io.Reader) (io.ReaderAt, bool) {
+	at, ok := body.(io.ReaderAt)
+	sk, ok2 := body.(io.Seeker)
+	if !ok || !ok2 {
+		return nil, false
+	}
+	pos, err := sk.Seek(0, io.SeekCurrent)
+	return at, err == nil && pos == 0
 }

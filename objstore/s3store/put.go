@@ -25,10 +25,13 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	if err := opts.Validate(); err != nil {
 		return objstore.ObjectInfo{}, s.fail("put", key, err)
 	}
-	if r, ok := body.(*bytes.Reader); ok && int64(r.Len()) < s.opts.PartSize {
-		// In memory already (the archiver's segments): sent as it is,
-		// rather than copied into a buffer of a part's size.
-		info, err := s.putOne(ctx, key, r, opts)
+	if r, ok := body.(sizedBody); ok && int64(r.Len()) < s.opts.PartSize {
+		// In memory already (the archiver's segments: a bytes.Reader), or
+		// sealed as it is read (a crypt.SealedReader, which gives the same
+		// bytes again after a seek): sent as it is, and read again after
+		// a seek for a retry, rather than copied into a buffer of a part's
+		// size.
+		info, err := s.putOne(ctx, key, r, int64(r.Len()), opts)
 		return s.putDone(key, size, opts, info, err)
 	}
 	first, err := readPart(body, s.opts.PartSize)
@@ -37,11 +40,18 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	}
 	var info objstore.ObjectInfo
 	if int64(len(first)) < s.opts.PartSize || isEOF(body) {
-		info, err = s.putOne(ctx, key, bytes.NewReader(first), opts)
+		info, err = s.putOne(ctx, key, bytes.NewReader(first), int64(len(first)), opts)
 	} else {
 		info, err = s.putParts(ctx, key, first, body, opts)
 	}
 	return s.putDone(key, size, opts, info, err)
+}
+
+// sizedBody is a body that knows what is left of it and can be read
+// again after a seek.
+type sizedBody interface {
+	io.ReadSeeker
+	Len() int
 }
 
 // putDone checks the outcome of a Put.
@@ -88,8 +98,7 @@ func conditions(opts objstore.PutOptions) (ifNoneMatch, ifMatch *string) {
 	return ifNoneMatch, ifMatch
 }
 
-func (s *Store) putOne(ctx context.Context, key string, data *bytes.Reader, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
-	size := int64(data.Len())
+func (s *Store) putOne(ctx context.Context, key string, data io.ReadSeeker, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
 	in := &s3.PutObjectInput{
 		Bucket: &s.opts.Bucket, Key: aws.String(s.fullKey(key)),
 		Body: data, ContentLength: aws.Int64(size),
