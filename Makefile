@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 build: setup
-	$(GO) build -o bin/rockstream ./cmd/rockstream
+	$(GO) build -ldflags "-X main.commit=$$(git rev-parse --short=12 HEAD 2>/dev/null)" -o bin/rockstream ./cmd/rockstream
 
 demo: build
 	bash scripts/demo.sh

@@ -111,6 +111,7 @@ func (s *Standby) Handler(token string) http.Handler {
 // registry holds the standby's metrics, read from Status at each scrape.
 func (s *Standby) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.opts.Collectors...)
 	labeled := prometheus.WrapRegistererWith(s.opts.Labels, reg)
 	gauge := func(name, help string, f func(Status) float64) {
 		labeled.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_" + name, Help: help},

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/promote"
@@ -60,6 +62,10 @@ type Options struct {
 	// of the application's own that is not here, or a comparator of its
 	// own, stops it (rocks.ErrForeignOptions).
 	Operators *rocks.Operators
+	// Collectors are more metrics for Handler's /metrics, unlabeled (the
+	// command line adds rockstream_build_info and the Go and process
+	// collectors).
+	Collectors []prometheus.Collector
 	// ReadyLag is the lag (Status.LagSeconds) up to which a following
 	// standby answers GET /readyz with 200 (default 5 min).
 	ReadyLag time.Duration

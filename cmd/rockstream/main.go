@@ -3,17 +3,27 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
+
+	"github.com/rockstream/rockstream/rocks"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = ""
+// version and commit are set at build time with -ldflags "-X
+// main.version=v1.2.3 -X main.commit=abc123" (make build sets commit);
+// else commit is the one Go stamped, when it did (-buildvcs).
+var (
+	version string
+	commit  string
+)
 
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
@@ -85,7 +95,7 @@ func newApp() *cli.App {
 }
 
 func commands() []*cli.Command {
-	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand(), pruneCommand(), keygenCommand()}
+	cmds := []*cli.Command{archiveCommand(), baseCommand(), statusCommand(), checkCommand(), restoreCommand(), verifyCommand(), standbyCommand(), promoteCommand(), pruneCommand(), keygenCommand(), versionCommand()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 		// The logging flags work after the command name too.
@@ -111,6 +121,72 @@ func buildVersion() string {
 		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 			v += " (" + s.Value[:12] + ")"
 		}
+	}
+	return v
+}
+
+// buildInfo is what `rockstream version` prints and the metric
+// rockstream_build_info carries: the version, the VCS commit (with
+// "-modified" when the tree had changes), the Go and RocksDB versions.
+type buildInfo struct {
+	Version, Commit, Go, RocksDB string
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: version, Commit: orUnknown(commit), Go: runtime.Version(), RocksDB: rocks.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if ok && b.Version == "" && info.Main.Version != "(devel)" {
+		b.Version = info.Main.Version
+	}
+	b.Version = orDev(b.Version)
+	if ok {
+		modified := false
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && b.Commit != "unknown" {
+			b.Commit += "-modified"
+		}
+	}
+	return b
+}
+
+// buildInfoCollector is the gauge rockstream_build_info, 1, labeled with
+// the build's versions: dashboards and alerts see what runs.
+func buildInfoCollector() prometheus.Collector {
+	b := readBuildInfo()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "rockstream_build_info",
+		Help:        "Always 1; the labels say what runs: rockstream's version and commit, the Go and RocksDB versions.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.Go, "rocksdb": b.RocksDB}})
+	g.Set(1)
+	return g
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version, the commit, and the Go and RocksDB versions it was built with",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			b := readBuildInfo()
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(map[string]string{
+					"version": b.Version, "commit": b.Commit, "go": b.Go, "rocksdb": b.RocksDB})
+			}
+			fmt.Fprintf(c.App.Writer, "rockstream %s\ncommit     %s\ngo         %s\nrocksdb    %s\n", b.Version, b.Commit, b.Go, b.RocksDB)
+			return nil
+		},
+	}
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "unknown"
 	}
 	return v
 }

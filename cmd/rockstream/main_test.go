@@ -29,6 +29,16 @@ func TestHelpAndVersion(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, "rockstream version ") {
 		t.Fatalf("--version: exit %d, %q", code, out)
 	}
+	code, out, _ = runCLI(t, "version")
+	for _, want := range []string{"rockstream ", "\ncommit ", "\ngo         go1.", "\nrocksdb    7.8.3"} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Fatalf("version: exit %d, %q lacks %q", code, out, want)
+		}
+	}
+	code, out, _ = runCLI(t, "version", "--json")
+	if code != exitOK || !strings.Contains(out, `"rocksdb":"7.8.3"`) || !strings.Contains(out, `"go":"go1.`) {
+		t.Fatalf("version --json: exit %d, %q", code, out)
+	}
 	code, out, _ = runCLI(t, "check", "--help")
 	if code != exitOK || !strings.Contains(out, "ROCKSTREAM_LOCATION") {
 		t.Fatalf("check --help: exit %d\n%s", code, out)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
@@ -21,6 +22,7 @@ import (
 // label database.
 func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) error {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, j := range jobs {
 		registerArchiver(reg, j)
 	}

@@ -12,7 +12,8 @@ import (
 
 // TestMetricsPromtool: what the archiver and the standby serve on
 // /metrics passes `promtool check metrics` (Prometheus's own linter:
-// names, units, help text, counter suffixes), once both hold data.
+// names, units, help text, counter suffixes), once both hold data, and
+// holds rockstream_build_info and the Go and process collectors.
 func TestMetricsPromtool(t *testing.T) {
 	promtool := testenv.RequireTool(t, "promtool")
 	app := newAppDB(t, "app")
@@ -30,8 +31,10 @@ func TestMetricsPromtool(t *testing.T) {
 	})
 	for _, d := range []struct{ name, addr string }{{"archive", archAddr}, {"standby", sbAddr}} {
 		metrics := httpGet("http://"+d.addr+"/metrics", "")
-		if !strings.Contains(metrics, "rockstream_") {
-			t.Fatalf("%s /metrics holds no rockstream metric:\n%s", d.name, metrics)
+		for _, want := range []string{"rockstream_", `rockstream_build_info{commit=`, `rocksdb="7.8.3"`, "go_goroutines", "process_resident_memory_bytes"} {
+			if !strings.Contains(metrics, want) {
+				t.Fatalf("%s /metrics lacks %s:\n%s", d.name, want, metrics)
+			}
 		}
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(metrics)

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/signal"
 	"slices"
 	"strconv"
@@ -52,6 +54,10 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "hand-off", EnvVars: []string{"ROCKSTREAM_HAND_OFF"}, Usage: "write the batches as WAL files and do not open the database: the application's own RocksDB replays them at its first open (for a custom merge operator or comparator)"},
 			concurrencyFlag(),
 			keyFileFlag(),
+			&cli.BoolFlag{Name: "if-db-not-exists", EnvVars: []string{"ROCKSTREAM_IF_DB_NOT_EXISTS"},
+				Usage: "do nothing, and exit 0, when DIR exists and holds files (for a container's entrypoint: restore only on the first start)"},
+			&cli.BoolFlag{Name: "if-replica-exists", EnvVars: []string{"ROCKSTREAM_IF_REPLICA_EXISTS"},
+				Usage: "do nothing, and exit 0, when the location holds no archive yet (the first start of a new database)"},
 		},
 		Action: runRestore,
 	}
@@ -73,6 +79,15 @@ func runRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("if-db-not-exists") {
+		if held, err := holdsFiles(opts.Dir); err != nil || held {
+			if err != nil {
+				return usageError{fmt.Errorf("restore into %s: %w", opts.Dir, err)}
+			}
+			fmt.Fprintf(c.App.Writer, "%s holds files already: nothing restored (--if-db-not-exists)\n", opts.Dir)
+			return nil
+		}
+	}
 	store, err := openArchive(c.Context, c, from)
 	if err != nil {
 		return err
@@ -80,6 +95,10 @@ func runRestore(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	res, err := restore.Run(ctx, store, opts)
+	if errors.Is(err, manifest.ErrNoArchive) && c.Bool("if-replica-exists") {
+		fmt.Fprintf(c.App.Writer, "%s holds no archive: nothing restored (--if-replica-exists)\n", store)
+		return nil
+	}
 	if err != nil {
 		return noArchive(err, store, from)
 	}
@@ -102,6 +121,9 @@ func restoreOptions(c *cli.Context) (restore.Options, error) {
 	}
 	if opts.Concurrency < 1 {
 		return opts, usageError{fmt.Errorf("--concurrency %d: must be at least 1", opts.Concurrency)}
+	}
+	if opts.Force && c.Bool("if-db-not-exists") {
+		return opts, usageError{errors.New("--force and --if-db-not-exists are exclusive: one replaces a database that is there, the other leaves it")}
 	}
 	if c.String("to-seq") != "" && c.String("to-time") != "" {
 		return opts, usageError{errors.New("--to-seq and --to-time are exclusive: give one target")}
@@ -136,4 +158,16 @@ func noArchive(err error, store objstore.Store, from string) error {
 		return fmt.Errorf("%w: %s holds no rockstream archive (no %s); check --from %s", errNoArchive, store, manifest.ManifestKey, from)
 	}
 	return err
+}
+
+// holdsFiles says whether dir exists and holds anything.
+func holdsFiles(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(entries) > 0, nil
 }

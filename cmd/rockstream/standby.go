@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rockstream/rockstream/archive"
@@ -121,7 +123,8 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if c.Duration("ready-max-lag") <= 0 {
 		return nil, usageError{fmt.Errorf("--ready-max-lag %v: must be above zero", c.Duration("ready-max-lag"))}
 	}
-	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag")}
+	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag"),
+		Collectors: []prometheus.Collector{buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}}
 	if name == "" {
 		opts.Progress = newProgress(c, "bootstrap")
 	} else {
