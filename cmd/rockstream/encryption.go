@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -100,4 +102,38 @@ func keygenCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+func tokenFileFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "token-file", EnvVars: []string{"ROCKSTREAM_TOKEN_FILE"},
+		Usage: "read the admin token from `FILE` (its first line; mode 0600 or 0400), instead of --token"}
+}
+
+// tokenOf is the admin token: --token, or the first line of --token-file
+// (never both). A token file that others can read is refused, as a key
+// file is.
+func tokenOf(c *cli.Context) (string, error) {
+	path := c.String("token-file")
+	if path == "" {
+		return c.String("token"), nil
+	}
+	if c.String("token") != "" {
+		return "", usageError{errors.New("--token and --token-file are exclusive: give one")}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--token-file: %w", err)}
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return "", usageError{fmt.Errorf("--token-file %s: mode %v: it must be a file that only its owner can read; run: chmod 600 %s", path, fi.Mode(), path)}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--token-file: %w", err)}
+	}
+	token, _, _ := strings.Cut(string(data), "\n")
+	if token = strings.TrimSpace(token); token == "" {
+		return "", usageError{fmt.Errorf("--token-file %s: its first line is empty", path)}
+	}
+	return token, nil
 }

@@ -118,7 +118,11 @@ func standbyDatabases(c *cli.Context) (*cli.Context, []*dbContext, error) {
 		if err := d.require("from", "dir"); err != nil {
 			return nil, nil, err
 		}
-		if err := checkListen(d.c.String("listen"), d.c.String("token")); err != nil {
+		token, err := tokenOf(d.c)
+		if err == nil {
+			err = checkListen(d.c.String("listen"), token)
+		}
+		if err != nil {
 			return nil, nil, d.wrap(err)
 		}
 	}

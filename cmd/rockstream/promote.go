@@ -42,7 +42,8 @@ func promoteCommand() *cli.Command {
 			&cli.StringFlag{Name: "standby", EnvVars: []string{"ROCKSTREAM_STANDBY"},
 				Usage: "the running standby's admin endpoint, `URL` http://ADDR"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
-				Usage: "send 'Authorization: Bearer `TOKEN`' to the standby"},
+				Usage: "send 'Authorization: Bearer `TOKEN`' to the standby (a token on the command line shows in ps: prefer --token-file)"},
+			tokenFileFlag(),
 			fromFlag(), keyFileFlag(),
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "with --from: the new primary's archiver `ID` (default HOSTNAME:DIR, as 'archive' takes)"},
@@ -115,7 +116,11 @@ func promoteRunning(c *cli.Context, url string) (promote.Result, error) {
 		return promote.Result{}, usageError{fmt.Errorf("--standby %s: %w", url, err)}
 	}
 	req.Header.Set(standby.PromoteHeader, "yes")
-	if tok := c.String("token"); tok != "" {
+	tok, err := tokenOf(c)
+	if err != nil {
+		return promote.Result{}, err
+	}
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)

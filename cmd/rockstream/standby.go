@@ -47,7 +47,8 @@ func standbyCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9465", EnvVars: []string{"ROCKSTREAM_LISTEN"},
 				Usage: "serve GET /status, GET /metrics and POST /promote on `ADDR` (empty: none)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
-				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint"},
+				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint (a token on the command line shows in ps: prefer --token-file)"},
+			tokenFileFlag(),
 			&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
 				Usage: "look for the next segment every `D` (up to 2s while the archive is idle; every D/10 around the moment the next segment is due)"},
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
@@ -98,8 +99,11 @@ type standbyJob struct {
 // prepareStandby checks the settings in c and opens the archive, for a
 // standby into dir; name, when set, labels its metrics.
 func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standbyJob, error) {
-	j := &standbyJob{c: c, log: log, addr: c.String("listen"), token: c.String("token")}
-	var err error
+	token, err := tokenOf(c)
+	if err != nil {
+		return nil, err
+	}
+	j := &standbyJob{c: c, log: log, addr: c.String("listen"), token: token}
 	if j.from, err = requireString(c, "from"); err != nil {
 		return nil, err
 	}
