@@ -155,33 +155,8 @@ func (k *Key) Seal(name string, plain io.Reader) (io.Reader, error) {
 		return nil, err
 	}
 	hdr := h.bytes()
-	return &sealer{in: bufio.NewReaderSize(plain, 64<<10), a: a, hdr: hdr, out: hdr,
+	return &sealer{in: bufio.NewReaderSize(plain, 64<<10), a: a, hdr: hdr, stream: stream{out: hdr},
 		plain: getBlock(), sealed: getBlock()[:0]}, nil
-}
-
-// SealBytes appends to dst the encrypted object named name whose
-// plaintext is plain: the same bytes Seal gives (under a fresh salt), in
-// one pass over memory, for an object that is in memory already.
-func (k *Key) SealBytes(dst []byte, name string, plain []byte) ([]byte, error) {
-	h := Header{ID: k.id}
-	if _, err := randRead(h.Salt[:]); err != nil {
-		return nil, err
-	}
-	a, err := k.aead(name, h)
-	if err != nil {
-		return nil, err
-	}
-	hdr := h.bytes()
-	dst = append(dst, hdr...)
-	for i := int64(0); ; i++ {
-		n := min(len(plain), BlockSize)
-		last := n == len(plain)
-		dst = a.Seal(dst, nonce(i), plain[:n], additional(hdr, last))
-		plain = plain[n:]
-		if last {
-			return dst, nil
-		}
-	}
 }
 
 // blocks are the buffers of a block and its tag, reused: an archiver seals
@@ -198,34 +173,44 @@ func putBlock(b []byte) {
 	}
 }
 
+// stream is what the sealer and the opener share: the bytes of the
+// current block not read yet, and how the stream ended.
+type stream struct {
+	out  []byte // what is ready to be read
+	done bool   // the last block is in out
+	err  error
+}
+
+// read gives out, calling next for the next block whenever out is empty,
+// and release once the stream ended.
+func (st *stream) read(p []byte, next, release func()) (int, error) {
+	for len(st.out) == 0 {
+		if st.err != nil {
+			release()
+			return 0, st.err
+		}
+		if st.done {
+			release()
+			return 0, io.EOF
+		}
+		next()
+	}
+	n := copy(p, st.out)
+	st.out = st.out[n:]
+	return n, nil
+}
+
 type sealer struct {
+	stream
 	in     *bufio.Reader
 	a      cipher.AEAD
 	hdr    []byte
-	out    []byte // what is ready to be read
 	plain  []byte
 	sealed []byte
 	i      int64
-	done   bool
-	err    error
 }
 
-func (s *sealer) Read(p []byte) (int, error) {
-	for len(s.out) == 0 {
-		if s.err != nil {
-			s.release()
-			return 0, s.err
-		}
-		if s.done {
-			s.release()
-			return 0, io.EOF
-		}
-		s.next()
-	}
-	n := copy(p, s.out)
-	s.out = s.out[n:]
-	return n, nil
-}
+func (s *sealer) Read(p []byte) (int, error) { return s.read(p, s.next, s.release) }
 
 // release gives the buffers back once the object is sealed.
 func (s *sealer) release() {
@@ -333,6 +318,7 @@ func (r *Keyring) open(name string, hdr []byte, in *bufio.Reader, first, blocks 
 }
 
 type opener struct {
+	stream
 	name   string
 	in     *bufio.Reader
 	a      cipher.AEAD
@@ -340,27 +326,9 @@ type opener struct {
 	i      int64
 	blocks int64 // -1: not known, found by looking ahead
 	sealed []byte
-	out    []byte
-	done   bool
-	err    error
 }
 
-func (o *opener) Read(p []byte) (int, error) {
-	for len(o.out) == 0 {
-		if o.err != nil {
-			o.release()
-			return 0, o.err
-		}
-		if o.done {
-			o.release()
-			return 0, io.EOF
-		}
-		o.next()
-	}
-	n := copy(p, o.out)
-	o.out = o.out[n:]
-	return n, nil
-}
+func (o *opener) Read(p []byte) (int, error) { return o.read(p, o.next, o.release) }
 
 // release gives the buffer back once the object is read.
 func (o *opener) release() {

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rockstream/rockstream/crypt"
 	"github.com/rockstream/rockstream/internal/foreign"
 	"github.com/rockstream/rockstream/internal/miniotest"
 	"github.com/rockstream/rockstream/internal/testenv"
@@ -32,17 +34,24 @@ var (
 
 // foreignCase is one application configuration of the suite.
 type foreignCase struct {
-	shape   string
-	minio   bool // archive to MinIO instead of file://
-	threads int  // writer threads (0: one)
-	want    outcome
+	shape string
+	minio bool // archive to MinIO instead of file://
+	// encrypted runs every command with a key file (client-side
+	// encryption): the archive, restores, the standby and the promotion.
+	encrypted bool
+	threads   int // writer threads (0: one)
+	want      outcome
 }
 
 func (c foreignCase) name() string {
-	if c.minio {
-		return c.shape + "@minio"
+	n := c.shape
+	if c.encrypted {
+		n += "+encrypted"
 	}
-	return c.shape
+	if c.minio {
+		n += "@minio"
+	}
+	return n
 }
 
 // foreignCases is the suite's table: every shape of package foreign (and
@@ -52,6 +61,7 @@ var foreignCases = []foreignCase{
 	{shape: "plain", want: works},
 	{shape: "plain", minio: true, want: works},
 	{shape: "homeserver", threads: 2, want: works}, // pipelined writes, contended
+	{shape: "homeserver", encrypted: true, want: works},
 	{shape: "merge", want: works},
 	{shape: "txn", want: works},
 	{shape: "cfchurn", want: works},
@@ -169,12 +179,26 @@ func newRun(t *testing.T, c foreignCase) *run {
 		r.url = "s3://" + srv.NewBucket(t) + "/" + c.shape + "?endpoint=" + srv.Endpoint
 		r.env = []string{"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey, "AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey, "AWS_REGION=us-east-1"}
 	}
+	if c.encrypted {
+		key := filepath.Join(root, "encryption.key")
+		if _, err := crypt.Keygen(key, false, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r.env = append(r.env, "ROCKSTREAM_ENCRYPTION_KEY_FILE="+key)
+	}
 	return r
 }
 
 // steps checks the restores, the standby and the application's open.
 func (r *run) steps(t *testing.T) {
 	final := r.marks[len(r.marks)-1]
+	if r.c.encrypted {
+		// Everything below runs on an archive that is really encrypted.
+		m, err := os.ReadFile(filepath.Join(strings.TrimPrefix(r.url, "file://"), "manifest.json"))
+		if err != nil || !strings.Contains(string(m), `"key_ids"`) {
+			t.Fatalf("the archive of an encrypted run is not marked encrypted (%v):\n%s", err, m)
+		}
+	}
 	latest := filepath.Join(r.root, "restore-latest")
 	r.step(t, "restore-latest", func(t *testing.T) {
 		r.restore(t, latest, 0)

@@ -266,13 +266,16 @@ func (s *Store) notFound(op, key string, err error) error {
 	return err
 }
 
-// fail is a failed operation on key; crypt's errors name the object
-// already, and are not given its name twice.
+// fail is a failed operation on key.
 func (s *Store) fail(op, key string, err error) error {
-	if m := err.Error(); strings.HasPrefix(m, key+": ") || strings.HasPrefix(m, key+" is ") {
-		key = ""
-	}
 	return &objstore.Error{Op: op, Location: s.String(), Key: key, Err: err}
+}
+
+// failNamed is a failed operation whose error comes from crypt's reading
+// of the object (Open, OpenRange, ParseHeader and their readers), which
+// names the object itself.
+func (s *Store) failNamed(op string, err error) error {
+	return &objstore.Error{Op: op, Location: s.String(), Err: err}
 }
 
 // Put encrypts body with the current key and writes it.
@@ -396,13 +399,13 @@ func (s *Store) get(ctx context.Context, ring *crypt.Keyring, key, name string, 
 		plain, err := ring.Open(key, &exactly{r: rc, left: info.Size})
 		if err != nil {
 			rc.Close()
-			return nil, objstore.ObjectInfo{}, s.fail("get", key, s.opened(ctx, err))
+			return nil, objstore.ObjectInfo{}, s.failNamed("get", s.opened(ctx, err))
 		}
 		if info, err = s.plainInfo(key, info); err != nil {
 			rc.Close()
 			return nil, info, err
 		}
-		return &readCloser{s: s, key: key, r: plain, c: rc}, info, nil
+		return &readCloser{s: s, r: plain, c: rc}, info, nil
 	}
 	for attempt := 1; ; attempt++ {
 		rc, info, err := s.getRange(ctx, ring, key, name, opts)
@@ -451,7 +454,7 @@ func (s *Store) getRange(ctx context.Context, ring *crypt.Keyring, key, name str
 	}
 	if _, err := crypt.ParseHeader(key, hdr); err != nil {
 		rc.Close()
-		return nil, objstore.ObjectInfo{}, s.fail("get", key, err)
+		return nil, objstore.ObjectInfo{}, s.failNamed("get", err)
 	}
 	if info, err = s.plainInfo(key, info); err != nil {
 		rc.Close()
@@ -479,17 +482,16 @@ func (s *Store) getRange(ctx context.Context, ring *crypt.Keyring, key, name str
 	plain, err := ring.OpenRange(key, hdr, info.Size, opts.Offset, opts.Length, &exactly{r: rc, left: n})
 	if err != nil {
 		rc.Close()
-		return nil, info, s.fail("get", key, s.opened(ctx, err))
+		return nil, info, s.failNamed("get", s.opened(ctx, err))
 	}
-	return &readCloser{s: s, key: key, r: plain, c: rc}, info, nil
+	return &readCloser{s: s, r: plain, c: rc}, info, nil
 }
 
 // readCloser gives decrypted bytes; a read error names the object.
 type readCloser struct {
-	s   *Store
-	key string
-	r   io.Reader
-	c   io.Closer
+	s *Store
+	r io.Reader
+	c io.Closer
 }
 
 func (r *readCloser) Read(p []byte) (int, error) {
@@ -497,7 +499,7 @@ func (r *readCloser) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		var oe *objstore.Error
 		if !errors.As(err, &oe) {
-			err = r.s.fail("read", r.key, err)
+			err = r.s.failNamed("read", err)
 		}
 	}
 	return n, err
