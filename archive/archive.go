@@ -32,6 +32,7 @@ import (
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/segments"
+	"github.com/rockstream/rockstream/stream"
 )
 
 // Errors of the archiver.
@@ -78,6 +79,13 @@ type Options struct {
 	// newest timeline (a primary that moved to a new machine). It never
 	// takes over a timeline that a promotion ended.
 	Takeover bool
+	// ClaimEpoch is the epoch that a promotion (package promote) gave
+	// WriterID, for the archiver that continues it in the same process:
+	// while the manifest names WriterID on its newest timeline with this
+	// epoch, the archiver claims that epoch as it is rather than the next
+	// one, so that the manifest says what the promotion reported. 0: a
+	// restart takes the next epoch.
+	ClaimEpoch uint64
 	// AllowOtherDatabase archives into an archive of another database
 	// identity (after the database was rebuilt from a backup of another).
 	AllowOtherDatabase bool
@@ -157,6 +165,14 @@ type Options struct {
 	// Progress, if set, is told of a base upload's bytes as they go, from
 	// the upload's goroutines (several at once).
 	Progress func(done, total int64)
+	// Stream, if set, is given every batch as it is read, before its
+	// segment is sealed, for streaming standbys (package stream). The
+	// archiver never waits for it.
+	Stream *stream.Hub
+	// OnUpload, if set, is told how long each segment took to upload, from
+	// its first try to the one that succeeded (retries and their waits
+	// included), on the uploader's goroutine.
+	OnUpload func(time.Duration)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -258,51 +274,55 @@ type Archiver struct {
 
 // Stats counts what an Archiver did.
 type Stats struct {
-	Timeline uint32
-	Segments int64 // segments uploaded: one PUT each that succeeded
-	Sealed   int64 // segments sealed and handed to the uploader
+	Timeline uint32 `json:"timeline"`
+	Segments int64  `json:"segments"` // segments uploaded: one PUT each that succeeded
+	Sealed   int64  `json:"sealed"`   // segments sealed and handed to the uploader
 	// SealedByAge counts the segments sealed before they were full (by
 	// their age, or before a batch that needs a segment of its own), and
 	// SealedByAgeBytes their batch bytes.
-	SealedByAge, SealedByAgeBytes int64
-	Batches                       int64
-	BatchBytes                    int64 // uncompressed WAL bytes
-	UploadBytes                   int64 // segment bytes uploaded
-	Retries                       int64
-	Bases                         int64
-	Holes                         int64
+	SealedByAge      int64 `json:"sealed_by_age"`
+	SealedByAgeBytes int64 `json:"sealed_by_age_bytes"`
+	Batches          int64 `json:"batches"`
+	BatchBytes       int64 `json:"batch_bytes"`  // uncompressed WAL bytes
+	UploadBytes      int64 `json:"upload_bytes"` // segment bytes uploaded
+	Retries          int64 `json:"retries"`
+	Bases            int64 `json:"bases"`
+	Holes            int64 `json:"holes"`
 	// ReplayNeeds are the options of the database that rockstream cannot
 	// replay by itself (see ReplayChecker); empty when it replays it all.
-	ReplayNeeds []string
+	ReplayNeeds []string `json:"replay_needs"`
 	// LastSequence is the last sequence that the archive holds or has
 	// queued: in a segment, or in a base.
-	LastSequence uint64
+	LastSequence uint64 `json:"last_sequence"`
 	// ArchivedSequence is the last sequence that the archive holds: in an
 	// uploaded segment, or in a base.
-	ArchivedSequence uint64
+	ArchivedSequence uint64 `json:"archived_sequence"`
 	// HeadSequence is the database's last sequence: the last complete
 	// batch of its newest WAL file as last seen (a Source that is a
 	// HeadReader), else LastSequence.
-	HeadSequence uint64
+	HeadSequence uint64 `json:"head_sequence"`
 	// LagSequences is HeadSequence minus ArchivedSequence: how far the
 	// archive is behind the database.
-	LagSequences uint64
+	LagSequences uint64 `json:"lag_sequences"`
 	// LagBytes is the WAL bytes the archive lacks: the batch bytes read and
 	// not uploaded, plus the bytes of WAL files not read yet up to the head
 	// (when the Source can tell).
-	LagBytes int64
+	LagBytes int64 `json:"lag_bytes"`
 	// LagSeconds is how long the oldest write that the archive lacks has
 	// waited: since the oldest batch not uploaded yet was read, or since the
 	// head was first seen beyond what was read, whichever is earlier; 0
 	// when the archive holds everything.
-	LagSeconds float64
-	LastUpload time.Time
+	LagSeconds float64   `json:"lag_seconds"`
+	LastUpload time.Time `json:"last_upload"`
+	// LastBase is when the newest base of the archive's timelines that
+	// this archiver continues was taken (zero when it holds none).
+	LastBase time.Time `json:"last_base"`
 	// Prunes counts the scheduled prunes that succeeded, PruneErrors those
 	// that failed; PrunedObjects and PrunedBytes what their sweeps deleted.
-	Prunes        int64
-	PruneErrors   int64
-	PrunedObjects int64
-	PrunedBytes   int64
+	Prunes        int64 `json:"prunes"`
+	PruneErrors   int64 `json:"prune_errors"`
+	PrunedObjects int64 `json:"pruned_objects"`
+	PrunedBytes   int64 `json:"pruned_bytes"`
 }
 
 // New returns an Archiver of src to store.

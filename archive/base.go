@@ -178,7 +178,12 @@ func (j *baseJob) archive(uctx, cctx context.Context) (manifest.Base, *manifest.
 			return manifest.Base{}, m, etag, fmt.Errorf("the base at %d is in the manifest, but: %w", seq, err)
 		}
 	}
-	j.a.count(func(s *Stats) { s.Bases++ })
+	j.a.count(func(s *Stats) {
+		s.Bases++
+		if b.Time.After(s.LastBase) {
+			s.LastBase = b.Time
+		}
+	})
 	j.a.log.Info("base archived", "timeline", b.Timeline, "sequence", b.Sequence, "files", b.FileCount, "bytes", b.Size)
 	return b, m, etag, nil
 }

@@ -114,6 +114,7 @@ func (a *Archiver) afterHole(b manifest.Base, from uint64) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.streamStart()
 	a.log.Warn("the hole is ended by a base; archiving again", "hole_from", from, "base", b.Sequence,
 		"missing", fmt.Sprintf("%d..%d", from, b.Sequence-1), "next_sequence", a.next)
 	return nil

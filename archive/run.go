@@ -48,6 +48,10 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.streamStart()
+	if a.opts.Stream != nil {
+		defer a.opts.Stream.Close()
+	}
 	a.checkReplay()
 	pctx, stopPrunes := context.WithCancel(ctx)
 	a.retention = a.startRetention(pctx)
@@ -92,6 +96,7 @@ func (a *Archiver) afterCollision(ctx context.Context, err error) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.streamStart()
 	return nil
 }
 
@@ -200,6 +205,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*building, error) {
 	wait := a.opts.Poll
 	a.observeHead(true)
+	a.streamPosition()
 	if cur != nil && !a.headAhead() {
 		cur.caughtUp = true
 	}
@@ -274,6 +280,9 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		return cur, fmt.Errorf("add the batch at sequence %d to segment %s: %w", b.Seq, manifest.SegmentKey(a.writer.Timeline, cur.w.Header().FirstSeq), err)
 	}
 	a.next = cur.w.NextSeq()
+	if h := a.opts.Stream; h != nil {
+		h.Publish(b.Seq, b.Count, b.Time, b.Data)
+	}
 	cur.batches++
 	cur.raw += int64(len(b.Data))
 	a.walBytes += int64(len(b.Data))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
@@ -115,7 +116,10 @@ func (a *Archiver) claim(ctx context.Context, identity string) error {
 		return fmt.Errorf("claim the archive at %s: %w", a.store, err)
 	}
 	a.m, a.etag, a.writer, a.claimed = m, etag, *m.Writer, true
-	a.count(func(s *Stats) { s.Timeline = m.Writer.Timeline })
+	a.count(func(s *Stats) {
+		s.Timeline = m.Writer.Timeline
+		s.LastBase = newestBaseTime(m)
+	})
 	a.log.Info("writing the archive", "location", a.store.String(), "timeline", a.writer.Timeline,
 		"epoch", a.writer.Epoch, "writer", a.writer.ID)
 	return nil
@@ -128,6 +132,8 @@ func (a *Archiver) claimable(m *manifest.Manifest) (uint32, uint64, error) {
 	switch {
 	case w == nil:
 		return newest, 1, nil
+	case w.ID == a.opts.WriterID && w.Timeline == newest && a.opts.ClaimEpoch != 0 && w.Epoch == a.opts.ClaimEpoch:
+		return newest, w.Epoch, nil // the promotion's writer, in the promoting process
 	case w.ID == a.opts.WriterID && w.Timeline == newest:
 		return newest, w.Epoch + 1, nil // a restart
 	case w.ID == a.opts.WriterID:
@@ -274,6 +280,19 @@ func TakeBase(ctx context.Context, src Source, store objstore.Store, opts Option
 		a.writer.Timeline = w.Timeline
 	}
 	return a.takeBase(ctx, nil)
+}
+
+// newestBaseTime is when the newest base of the manifest was taken (zero
+// when it has none). A promotion's timeline continues its parent's, so a
+// base of any timeline of the archive counts.
+func newestBaseTime(m *manifest.Manifest) time.Time {
+	var t time.Time
+	for _, b := range m.Bases {
+		if b.Time.After(t) {
+			t = b.Time
+		}
+	}
+	return t
 }
 
 func newestTimeline(m *manifest.Manifest) uint32 {

@@ -110,12 +110,16 @@ func (u *uploader) run() {
 func (u *uploader) upload(s *sealed) error {
 	a := u.a
 	backoff := 100 * time.Millisecond
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		_, err := a.store.Put(u.ctx, s.key, bytes.NewReader(s.data), int64(len(s.data)), objstore.PutOptions{IfNoneMatch: true})
 		if objstore.IsPreconditionFailed(err) {
 			err = u.ours(s)
 		}
 		if err == nil {
+			if a.opts.OnUpload != nil {
+				a.opts.OnUpload(time.Since(start))
+			}
 			u.done1(s)
 			return nil
 		}
@@ -205,6 +209,7 @@ func (u *uploader) done1(s *sealed) {
 		st.ArchivedSequence = max(st.ArchivedSequence, s.next-1)
 	})
 	a.uploaded(s.raw)
+	a.streamPosition()
 	a.log.Debug("segment archived", "key", s.key, "first", s.first, "next", s.next, "batches", s.batches,
 		"raw_bytes", s.raw, "bytes", len(s.data), "sealed_for", a.opts.Now().Sub(s.sealed).Round(time.Millisecond))
 }

@@ -23,24 +23,24 @@ type Segment struct {
 // base's sequence; To is the last sequence of the last batch that an
 // unbroken chain of segments from that base reaches.
 type Range struct {
-	From uint64
-	To   uint64
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
 }
 
 func (r Range) String() string { return fmt.Sprintf("[%d, %d]", r.From, r.To) }
 
 // Coverage is what can be restored on one timeline.
 type Coverage struct {
-	Timeline uint32
+	Timeline uint32 `json:"timeline"`
 	// Ranges are the restorable ranges, in order, disjoint and not
 	// adjacent (adjacent ones are merged).
-	Ranges []Range
+	Ranges []Range `json:"ranges"`
 	// Holes are the missing ranges of the timeline's history: the holes
 	// the manifest records and the gaps between its segments (after the
 	// oldest base of the history: the sequences before it are no
 	// restore's), of the timeline itself and of its ancestors up to each
 	// branch point, in order of From. A gap has a zero Detected time.
-	Holes []Hole
+	Holes []Hole `json:"holes"`
 }
 
 // Plan says what a restore to Target on Timeline reads: Base, then the

@@ -51,6 +51,14 @@ type Options struct {
 	// WriterID is the ID of the new primary's archiver (required); Host
 	// defaults to os.Hostname.
 	WriterID, Host string
+	// Streamed are batches that the standby applied from the live stream
+	// (package stream) and that the archive may lack, in order, ending at
+	// Applied. Before it fences, Promote uploads those after the archive's
+	// end as timeline K's next segment, create-only (an upload of the old
+	// primary that came first is kept: it holds the same batches). Without
+	// them, a standby ahead of the archive cannot be promoted
+	// (ErrUnarchived): the fence would leave a gap.
+	Streamed []segments.Batch
 	// Drain, when set, applies what the archive holds after Applied and
 	// returns the new latest sequence. Promote calls it when the marker's
 	// key is taken by the old primary's segment; without it Promote fails
@@ -65,26 +73,52 @@ type Timings struct {
 	Drain, Fence, Commit, Total time.Duration
 }
 
+// timingsJSON is Timings in JSON: seconds, as every duration rockstream
+// prints. The milliseconds (drain_ms, ...) of earlier versions are read too.
 type timingsJSON struct {
-	Drain  float64 `json:"drain_ms"`
-	Fence  float64 `json:"fence_ms"`
-	Commit float64 `json:"commit_ms"`
-	Total  float64 `json:"total_ms"`
+	Drain  float64 `json:"drain_seconds"`
+	Fence  float64 `json:"fence_seconds"`
+	Commit float64 `json:"commit_seconds"`
+	Total  float64 `json:"total_seconds"`
 }
 
-func ms(d time.Duration) float64     { return float64(d.Microseconds()) / 1000 }
-func fromMS(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-func (t Timings) MarshalJSON() ([]byte, error) { // in milliseconds
-	return json.Marshal(timingsJSON{ms(t.Drain), ms(t.Fence), ms(t.Commit), ms(t.Total)})
+type timingsMS struct {
+	Drain  *float64 `json:"drain_ms"`
+	Fence  *float64 `json:"fence_ms"`
+	Commit *float64 `json:"commit_ms"`
+	Total  *float64 `json:"total_ms"`
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
+func seconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1e6 }
+func fromSeconds(f float64) time.Duration {
+	return time.Duration(f * float64(time.Second)).Round(time.Microsecond)
+}
+
+// MarshalJSON writes the timings in seconds (drain_seconds, ...).
+func (t Timings) MarshalJSON() ([]byte, error) {
+	return json.Marshal(timingsJSON{seconds(t.Drain), seconds(t.Fence), seconds(t.Commit), seconds(t.Total)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, or the milliseconds
+// (drain_ms, ...) of a standby of an older version.
 func (t *Timings) UnmarshalJSON(b []byte) error {
 	var j timingsJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*t = Timings{fromMS(j.Drain), fromMS(j.Fence), fromMS(j.Commit), fromMS(j.Total)}
+	*t = Timings{fromSeconds(j.Drain), fromSeconds(j.Fence), fromSeconds(j.Commit), fromSeconds(j.Total)}
+	var old timingsMS
+	if err := json.Unmarshal(b, &old); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		ms *float64
+		d  *time.Duration
+	}{{old.Drain, &t.Drain}, {old.Fence, &t.Fence}, {old.Commit, &t.Commit}, {old.Total, &t.Total}} {
+		if f.ms != nil {
+			*f.d = fromSeconds(*f.ms / 1000)
+		}
+	}
 	return nil
 }
 
@@ -99,9 +133,16 @@ type Result struct {
 	Epoch    uint64 `json:"epoch"`
 	WriterID string `json:"writer_id"`
 	// Marker is the key of the end marker.
-	Marker  string  `json:"marker"`
-	Timings Timings `json:"timings"`
+	Marker string `json:"marker"`
+	// StreamOnly counts the batches that only the standby held (from the
+	// live stream) and that the promotion uploaded to timeline Parent.
+	StreamOnly int     `json:"stream_only_batches"`
+	Timings    Timings `json:"timings"`
 }
+
+// ErrUnarchived means that the standby holds batches, received by stream,
+// that the archive lacks and that were not given to Promote (Options.Streamed).
+var ErrUnarchived = errors.New("the standby holds batches that the archive lacks")
 
 // Promote fences timeline opts.Timeline at opts.Applied+1 and commits its
 // child timeline with the new writer. A promotion of the same timeline that
@@ -130,6 +171,12 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 	}
 	var res Result
 	s := opts.Applied
+	t0 := time.Now()
+	n, err := uploadStreamed(ctx, store, m, k, s, opts.Streamed, opts.Now())
+	res.StreamOnly, res.Timings.Fence = n, time.Since(t0)
+	if err != nil {
+		return Result{}, err
+	}
 	for drains := 0; ; drains++ {
 		t0 := time.Now()
 		err := fence(ctx, store, m, k, s, opts.Now())
@@ -155,7 +202,7 @@ func Promote(ctx context.Context, store objstore.Store, opts Options) (Result, e
 		s = next
 	}
 	res.Branch, res.Parent = s, k
-	t0 := time.Now()
+	t0 = time.Now()
 	m, _, err = manifest.Update(ctx, store, nil, func(m *manifest.Manifest) error {
 		if err := promotable(m, k, s); err != nil {
 			return err
@@ -291,6 +338,13 @@ func archivedAfter(ctx context.Context, store objstore.Store, m *manifest.Manife
 	}
 	switch {
 	case last == nil:
+		if end := baseEnd(m, k, s); end < s {
+			return fmt.Errorf("promote: %w: timeline %d's archive ends at sequence %d (no segment after it), the standby is at %d; "+
+				"the batches between reached it by the live stream only", ErrUnarchived, k, end, s)
+		}
+	case !last.End && last.Next < s+1 && baseEnd(m, k, s) < s:
+		return fmt.Errorf("promote: %w: timeline %d's archive ends at sequence %d (segment %s), the standby is at %d; "+
+			"the batches between reached it by the live stream only", ErrUnarchived, k, max(last.Next-1, baseEnd(m, k, s)), last.Key, s)
 	case !last.End && last.Next > s+1:
 		return fmt.Errorf("%w: segment %s holds batches of timeline %d up to sequence %d, after the standby's %d; apply them and promote again",
 			ErrMoreToApply, last.Key, k, last.Next-1, s)
@@ -313,4 +367,75 @@ func readTaken(ctx context.Context, store objstore.Store, key string) (segments.
 		return segments.Header{}, segments.Trailer{}, err
 	}
 	return catalog.ReadTrailer(ctx, store, key, info.Size)
+}
+
+// baseEnd is where timeline k of m ends when it has no segment at or
+// below s: its newest base up to s, else its branch point.
+func baseEnd(m *manifest.Manifest, k uint32, s uint64) uint64 {
+	var end uint64
+	if t, ok := m.Timeline(k); ok {
+		end = t.Branch
+	}
+	for _, b := range m.Bases {
+		if b.Timeline == k && b.Sequence <= s {
+			end = max(end, b.Sequence)
+		}
+	}
+	return end
+}
+
+// uploadStreamed uploads the batches of streamed after timeline k's
+// archive's end, up to s, as its next segment: create-only, so that an
+// upload of the old primary's archiver that came first stays (it holds
+// the same batches, from the same WAL), and is then looked at again. It
+// returns how many batches it uploaded.
+func uploadStreamed(ctx context.Context, store objstore.Store, m *manifest.Manifest, k uint32, s uint64, streamed []segments.Batch, now time.Time) (int, error) {
+	uploaded := 0
+	for try := 0; try < maxDrains && len(streamed) > 0; try++ {
+		last, _, err := catalog.LastSegment(ctx, store, m, k, s)
+		if err != nil {
+			return uploaded, fmt.Errorf("promote: read the segments of timeline %d: %w", k, err)
+		}
+		end := baseEnd(m, k, s) // a base after the last segment (a hole's) ends the archive too
+		if last != nil {
+			if last.End {
+				return uploaded, nil // archivedAfter decides
+			}
+			end = max(end, last.Next-1)
+		}
+		if end >= s {
+			return uploaded, nil
+		}
+		i := 0
+		for i < len(streamed) && streamed[i].Seq <= end {
+			i++
+		}
+		bs := streamed[i:]
+		if len(bs) == 0 || bs[0].Seq != end+1 || bs[len(bs)-1].Seq+uint64(bs[len(bs)-1].Count)-1 != s {
+			return uploaded, nil // not contiguous: archivedAfter says what is missing
+		}
+		key := manifest.SegmentKey(k, end+1)
+		var buf bytes.Buffer
+		w, err := segments.NewWriter(&buf, segments.Header{Codec: segments.CodecZstd, Timeline: uint64(k), FirstSeq: end + 1, Created: now.UTC()}, segments.WriterOptions{})
+		for _, b := range bs {
+			if err == nil {
+				err = w.Append(b)
+			}
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		if err != nil {
+			return uploaded, fmt.Errorf("promote: build segment %s of the batches received by stream: %w", key, err)
+		}
+		_, err = store.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
+		switch {
+		case err == nil:
+			return uploaded + len(bs), nil
+		case !objstore.IsPreconditionFailed(err):
+			return uploaded, fmt.Errorf("promote: upload segment %s of the batches received by stream: %w", key, err)
+		}
+		// The old primary's archiver uploaded that key meanwhile: look again.
+	}
+	return uploaded, nil
 }

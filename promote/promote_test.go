@@ -104,12 +104,18 @@ func TestPromote(t *testing.T) {
 	if err := putSegment(t, s, 1, 11); !objstore.IsPreconditionFailed(err) {
 		t.Fatalf("the old primary's next upload: %v", err)
 	}
-	// The result's JSON carries the timings in milliseconds.
+	// The result's JSON carries the timings in seconds; the milliseconds
+	// of an earlier version's standby are read too.
 	b, _ := json.Marshal(res)
 	var back Result
-	if err := json.Unmarshal(b, &back); err != nil || back.Timeline != 2 || !strings.Contains(string(b), `"commit_ms"`) ||
+	if err := json.Unmarshal(b, &back); err != nil || back.Timeline != 2 || !strings.Contains(string(b), `"commit_seconds"`) ||
 		back.Timings.Total.Round(time.Millisecond) != res.Timings.Total.Round(time.Millisecond) {
 		t.Fatalf("json %s -> %+v, %v", b, back, err)
+	}
+	var old Timings
+	if err := json.Unmarshal([]byte(`{"drain_ms": 1.5, "fence_ms": 2, "commit_ms": 3, "total_ms": 6.5}`), &old); err != nil ||
+		old != (Timings{1500 * time.Microsecond, 2 * time.Millisecond, 3 * time.Millisecond, 6500 * time.Microsecond}) {
+		t.Fatalf("timings in milliseconds -> %+v, %v", old, err)
 	}
 	// Promoting timeline 1 again is refused.
 	if _, err := Promote(ctx, s, Options{Timeline: 1, Applied: 10, WriterID: "other"}); !errors.Is(err, manifest.ErrFenced) {

@@ -14,21 +14,21 @@ import (
 // DrillReport says what the drill restored and which comparison it made.
 type DrillReport struct {
 	// Timeline, Latest and LatestTime are the latest state, restored.
-	Timeline   uint32
-	Latest     uint64
-	LatestTime time.Time
+	Timeline   uint32    `json:"timeline"`
+	Latest     uint64    `json:"latest"`
+	LatestTime time.Time `json:"latest_time,omitzero"`
 	// Comparison says, for people, which comparison was made.
-	Comparison string
+	Comparison string `json:"comparison"`
 	// Sequence is the state compared; FromBase the base its restore
 	// started from, Segments how many segments it replayed.
-	Sequence uint64
-	FromBase uint64
-	Segments int
+	Sequence uint64 `json:"sequence"`
+	FromBase uint64 `json:"from_base"`
+	Segments int    `json:"segments"`
 	// Digest is the restored state's (FormatDigest); Want what it was
 	// compared with.
-	Digest string
-	Want   string
-	OK     bool
+	Digest string `json:"digest"`
+	Want   string `json:"want"`
+	OK     bool   `json:"ok"`
 }
 
 // drill restores the latest state into a scratch folder, then compares a

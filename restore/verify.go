@@ -3,6 +3,7 @@ package restore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,7 +44,8 @@ func (o *VerifyOptions) defaults() {
 	}
 }
 
-// Report is what Verify found.
+// Report is what Verify found. Its JSON (MarshalJSON) is what
+// 'rockstream verify --json' prints.
 type Report struct {
 	Location string
 	// Problems lists every bad object, by key; empty when all is well.
@@ -71,7 +73,7 @@ type Report struct {
 // Problem is one bad object and what is wrong with it. Key is empty for a
 // problem of the archive as a whole.
 type Problem struct {
-	Key  string `json:"key,omitempty"`
+	Key  string `json:"key"`
 	What string `json:"what"`
 }
 
@@ -84,6 +86,43 @@ func (p Problem) String() string {
 
 // OK reports whether Verify found nothing wrong.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// reportJSON is a Report for programs: snake_case keys, "ok", and empty
+// lists as [] rather than null.
+type reportJSON struct {
+	Location     string              `json:"location"`
+	OK           bool                `json:"ok"`
+	Bases        int                 `json:"bases"`
+	Files        int                 `json:"files"`
+	FileBytes    int64               `json:"file_bytes"`
+	Segments     int                 `json:"segments"`
+	SegmentBytes int64               `json:"segment_bytes"`
+	Batches      int64               `json:"batches"`
+	Coverage     []manifest.Coverage `json:"coverage"`
+	Drill        *DrillReport        `json:"drill,omitempty"`
+	Problems     []Problem           `json:"problems"`
+	MissingKeys  []string            `json:"missing_keys"`
+}
+
+// MarshalJSON writes the report with snake_case keys and its OK as "ok".
+func (r *Report) MarshalJSON() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return json.Marshal(reportJSON{
+		Location: r.Location, OK: len(r.Problems) == 0,
+		Bases: r.Bases, Files: r.Files, FileBytes: r.FileBytes,
+		Segments: r.Segments, SegmentBytes: r.SegmentBytes, Batches: r.Batches,
+		Coverage: orEmpty(r.Coverage), Drill: r.Drill,
+		Problems: orEmpty(r.Problems), MissingKeys: orEmpty(r.MissingKeys),
+	})
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
 
 func (r *Report) add(key, format string, args ...any) {
 	r.mu.Lock()

@@ -45,7 +45,7 @@ wpid=$!
 lag() {
 	python3 - "$(curl -fsS http://127.0.0.1:19464/status 2>/dev/null)" "$(curl -fsS http://127.0.0.1:19465/status 2>/dev/null)" <<'PY' || true
 import json, sys
-primary = json.loads(sys.argv[1])["stats"]["LastSequence"]
+primary = json.loads(sys.argv[1])["stats"]["last_sequence"]
 standby = json.loads(sys.argv[2])["applied_sequence"]
 print("  primary (as the archiver read its WAL) at sequence %d, standby at %d: %d sequences behind" % (primary, standby, primary - standby))
 PY

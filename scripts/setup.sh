@@ -4,7 +4,8 @@
 #   scripts/setup.sh            RocksDB library and tools (to build and run rockstream)
 #   scripts/setup.sh --test     the above, plus what the test suite needs: a MinIO
 #                               server built from the Go module proxy into a cache
-#                               folder, and docker-compose to validate the compose file.
+#                               folder, docker-compose (checks the compose file),
+#                               prometheus (promtool) and systemd (systemd-analyze).
 #
 # Every step is skipped when its result is already there, so a second run takes
 # seconds. The MinIO binary is cached under $ROCKSTREAM_CACHE (default
@@ -43,6 +44,10 @@ fi
 pkgs=(librocksdb-dev rocksdb-tools curl)
 if [ "$want_test" = 1 ]; then
 	pkgs+=(docker-compose prometheus) # prometheus: promtool, which checks the metrics
+	# systemd: systemd-analyze, which checks the units in deploy/systemd. A
+	# container image may lack it; like every package here, it is installed
+	# only when dpkg says it is missing (it never becomes PID 1 by that).
+	pkgs+=(systemd)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -108,6 +108,13 @@ func (s *Standby) Handler(token string) http.Handler {
 	})
 }
 
+// applyDelayHistogram is the standby's histogram of apply delays.
+func applyDelayHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rockstream_standby_apply_delay_seconds",
+		Help:    "Per segment applied: the time from its sealing by the archiver to its last batch applied here (the two machines' clocks included).",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}})
+}
+
 // registry holds the standby's metrics, read from Status at each scrape.
 func (s *Standby) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
@@ -132,6 +139,22 @@ func (s *Standby) registry() *prometheus.Registry {
 	counter("batches_applied_total", "Write batches applied.", func(st Status) float64 { return float64(st.Batches) })
 	counter("segments_applied_total", "Segments applied.", func(st Status) float64 { return float64(st.Segments) })
 	counter("errors_total", "Errors met, retried or not.", func(st Status) float64 { return float64(st.Errors) })
+	for _, state := range []State{Bootstrapping, Following, Ended, Promoting, Promoted, Stopped, Failed} {
+		labeled.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_state",
+			Help:        "1 for the standby's state now (the label state), 0 for the others.",
+			ConstLabels: prometheus.Labels{"state": string(state)}},
+			func() float64 { return b2f(s.Status().State == state) }))
+	}
+	labeled.MustRegister(s.applyDelay)
+	if s.opts.Stream != nil {
+		gauge("stream_connected", "1 while the live stream from the primary's archiver is connected.",
+			func(st Status) float64 { return b2f(st.Stream != nil && st.Stream.Connected) })
+		counter("stream_batches_applied_total", "Batches applied from the live stream (not from the bucket).",
+			func(st Status) float64 { return float64(st.Stream.Batches) })
+		counter("stream_connects_total", "Live streams opened.", func(st Status) float64 { return float64(st.Stream.Connects) })
+		gauge("stream_unarchived_batches", "Batches applied from the live stream that the bucket did not hold at the last heartbeat (a promotion uploads them).",
+			func(st Status) float64 { return float64(st.Stream.Unarchived) })
+	}
 	return reg
 }
 

@@ -99,6 +99,15 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	if ok {
 		limit = child.Branch
 	}
+	if s.strm.c != nil {
+		n, err := s.applyStream(ctx, f, limit)
+		if err != nil || n > 0 {
+			return n > 0, err
+		}
+		if s.streaming(f) {
+			return false, nil // the stream brings what comes: no GET
+		}
+	}
 	key := manifest.SegmentKey(f.tl, applied+1)
 	asked := time.Now()
 	data, err := s.get(ctx, key)
@@ -148,6 +157,7 @@ func (s *Standby) switchTo(f *follower, child manifest.Timeline) error {
 		return err
 	}
 	s.log.Info("following a new timeline", "timeline", child.ID, "parent", f.tl, "branch", child.Branch)
+	s.strm.forgetKept()
 	f.tl, f.ended, f.resume, f.endedLog = child.ID, false, false, time.Time{}
 	f.cad.reset()
 	s.update(func(st *Status) {
@@ -275,6 +285,10 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		return nil
 	}
 	s.update(func(st *Status) { st.Segments++ })
+	s.trimKept(tr.NextSeq - 1)
+	if !h.Created.IsZero() {
+		s.applyDelay.Observe(max(0, time.Since(h.Created).Seconds()))
+	}
 	f.cad.arrived(h.FirstSeq, tr.NextSeq, h.Created, f.gotAt)
 	if h.Flags&segments.FlagEnd != 0 {
 		s.log.Info("the timeline ended", "key", key, "timeline", f.tl)
@@ -411,6 +425,8 @@ func (s *Standby) sleep(ctx context.Context, f *follower) *promoteRequest {
 	case <-t.C:
 	case req := <-s.promoteReq:
 		return req
+	case fr := <-s.streamWait():
+		s.strm.held = &fr
 	}
 	return nil
 }

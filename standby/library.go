@@ -88,7 +88,7 @@ func (s *Standby) startPrimary(ctx context.Context, db *grocksdb.DB, res promote
 		src.Close()
 		return nil, fmt.Errorf("standby: take over %s: the database opened at sequence %d, before the promotion's branch point %d", dir, seq, res.Branch)
 	}
-	ao.WriterID = res.WriterID
+	ao.WriterID, ao.ClaimEpoch = res.WriterID, s.ClaimEpoch()
 	if ao.WorkDir == "" {
 		ao.WorkDir = archive.DefaultWorkDir(dir)
 	}

@@ -97,6 +97,20 @@ func (s *Standby) Promoted() (promote.Result, bool) {
 	return *s.st.Promotion, true
 }
 
+// ClaimEpoch is the epoch that the archiver of the new primary claims as
+// it is (archive.Options.ClaimEpoch): the promotion's, when this Run made
+// it, so that the manifest keeps the epoch the promotion reported; 0 (the
+// next epoch) after a restart, when the promotion is found in the folder or
+// the archive.
+func (s *Standby) ClaimEpoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.promotedHere || s.st.Promotion == nil {
+		return 0
+	}
+	return s.st.Promotion.Epoch
+}
+
 // handlePromote runs a promotion inside the follow loop. It returns
 // errPromoted after a success (the reply waits for the database's close),
 // nil after a failure that was answered, or an error that stops Run.
@@ -116,6 +130,19 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 		s.promoteFailed(req, was, err)
 		return nil
 	}
+	// A planned failover: the old primary's archiver still serves its
+	// stream; what it read and the standby lacks is applied first.
+	if err := s.drainStream(ctx, f, s.opts.StreamDrain); err != nil {
+		s.promoteFailed(req, was, err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if s.strm.c != nil {
+		s.strm.drop() // nothing more from the old primary
+		s.pauseStream(time.Hour)
+	}
 	drained := time.Since(start)
 	applied := s.db.LatestSequence()
 	s.log.Info("promoting", "timeline", f.tl, "applied", applied, "writer", s.opts.WriterID)
@@ -124,13 +151,14 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), promoteTimeout)
 	defer cancel()
 	res, err := promote.Promote(pctx, s.store, promote.Options{
-		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID,
+		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID, Streamed: s.strm.kept,
 		Drain: func(ctx context.Context) (uint64, error) {
 			err := s.drainAll(ctx, f)
 			return s.db.LatestSequence(), err
 		},
 	})
 	if err != nil {
+		s.pauseStream(0) // following again: the stream too
 		s.update(func(st *Status) { st.Errors++ })
 		s.log.Error("promotion failed", "timeline", f.tl, "applied", applied, "error", err)
 		s.promoteFailed(req, was, err)
@@ -145,9 +173,10 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	res.Timings.Total += drained
 	s.setPromoted(res)
 	s.mu.Lock()
-	s.pending, s.st.Applied = req, res.Branch
+	s.pending, s.st.Applied, s.promotedHere = req, res.Branch, true
 	s.mu.Unlock()
-	s.log.Info("promoted", "timeline", res.Timeline, "branch", res.Branch, "epoch", res.Epoch, "marker", res.Marker)
+	s.log.Info("promoted", "timeline", res.Timeline, "branch", res.Branch, "epoch", res.Epoch, "marker", res.Marker,
+		"stream_only_batches", res.StreamOnly)
 	return errPromoted
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/stream"
 )
 
 // Errors of the package, for errors.Is.
@@ -69,6 +70,13 @@ type Options struct {
 	// ReadyLag is the lag (Status.LagSeconds) up to which a following
 	// standby answers GET /readyz with 200 (default 5 min).
 	ReadyLag time.Duration
+	// Stream, when set, is the client of the primary's live stream
+	// (package stream): batches applied as the archiver reads them,
+	// before the bucket has them (stream.go). Its From is the standby's.
+	Stream *stream.Client
+	// StreamDrain bounds how long a promotion waits for the stream to
+	// hand over what the old primary's archiver read (default 5s).
+	StreamDrain time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -86,6 +94,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MissingCheck <= 0 {
 		o.MissingCheck = time.Minute
+	}
+	if o.StreamDrain <= 0 {
+		o.StreamDrain = 5 * time.Second
 	}
 	if o.ReadyLag <= 0 {
 		o.ReadyLag = 5 * time.Minute
@@ -138,6 +149,8 @@ type Status struct {
 	Error string `json:"error,omitempty"`
 	// Reason says why it waits, when State is Ended.
 	Reason string `json:"reason,omitempty"`
+	// Stream is the live stream's state, when the standby has one.
+	Stream *StreamStatus `json:"stream,omitempty"`
 	// Promotion is the promotion's result once State is Promoted;
 	// PromoteError the error of the last promotion that failed (the
 	// standby then goes on following). A client of POST /promote that gave
@@ -173,6 +186,18 @@ type Standby struct {
 	// (families.go).
 	famDone map[famKey]bool
 	famOpen map[uint32]bool
+	// applyDelay observes, per segment applied, the time from its sealing
+	// by the archiver to its last batch applied here.
+	applyDelay prometheus.Histogram
+	// promotedHere: this Run made the promotion in Status.Promotion
+	// (ClaimEpoch).
+	promotedHere bool
+	// strm is the follow loop's side of the live stream (stream.go);
+	// streamBatches, streamKept and streamPaused are under mu.
+	strm          streamState
+	streamBatches int64
+	streamKept    int
+	streamPaused  time.Time
 
 	promoteReq chan *promoteRequest
 	done       chan struct{}   // closed when Run returns
@@ -185,7 +210,7 @@ func New(store objstore.Store, opts Options) (*Standby, error) {
 		return nil, err
 	}
 	s := &Standby{store: store, opts: opts, log: opts.Logger, famDone: map[famKey]bool{},
-		promoteReq: make(chan *promoteRequest), done: make(chan struct{})}
+		promoteReq: make(chan *promoteRequest), done: make(chan struct{}), applyDelay: applyDelayHistogram()}
 	s.st.State = Bootstrapping
 	return s, nil
 }
@@ -195,6 +220,7 @@ func (s *Standby) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.st
+	st.Stream = s.streamStatus()
 	if st.Head > st.Applied {
 		st.LagSequences = st.Head - st.Applied
 		if !s.behind.IsZero() {
@@ -251,7 +277,10 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 	if res, ok := s.ownPromotion(tl); ok {
 		return s.closePromoted(res)
 	}
+	fctx, stopStream := context.WithCancel(ctx)
+	s.startStream(fctx)
 	err = s.follow(ctx, tl)
+	stopStream()
 	promoted := errors.Is(err, errPromoted)
 	if promoted {
 		// Recorded before the close: the application may open the

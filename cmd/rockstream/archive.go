@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"github.com/rockstream/rockstream/prune"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/standby"
+	"github.com/rockstream/rockstream/stream"
 )
 
 func dbFlag() *cli.StringFlag {
@@ -59,26 +61,33 @@ func archiveCommand() *cli.Command {
 		Flags: append(sourceFlags(),
 			&cli.StringFlag{Name: "segment-size", Value: "16MiB", EnvVars: []string{"ROCKSTREAM_SEGMENT_SIZE"},
 				Usage: "seal a segment once its batches reach this `SIZE` (counted before compression)"},
-			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
+			durationFlag(&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
 				Usage: "seal a segment this long after its first batch: the least that batch waits before its upload; " +
-					"a standby lags by this plus the upload, its --poll and the apply"},
-			&cli.DurationFlag{Name: "poll", Value: 10 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
-				Usage: "how often to look for new writes"},
-			&cli.DurationFlag{Name: "base-interval", Value: 24 * time.Hour, EnvVars: []string{"ROCKSTREAM_BASE_INTERVAL"},
-				Usage: "take a base this long after the last"},
+					"a standby lags by this plus the upload, its --poll and the apply"}),
+			durationFlag(&cli.DurationFlag{Name: "poll", Value: 10 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
+				Usage: "how often to look for new writes"}),
+			durationFlag(&cli.DurationFlag{Name: "base-interval", Value: 24 * time.Hour, EnvVars: []string{"ROCKSTREAM_BASE_INTERVAL"},
+				Usage: "take a base this long after the last"}),
 			&cli.StringFlag{Name: "base-wal-bytes", Value: "4GiB", EnvVars: []string{"ROCKSTREAM_BASE_WAL_BYTES"},
 				Usage: "take a base after this `SIZE` of WAL archived since the last"},
-			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
-				Usage: "how often to check the manifest for a new writer (a promotion)"},
+			durationFlag(&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
+				Usage: "how often to check the manifest for a new writer (a promotion)"}),
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "this archiver's `ID` in the manifest; a restart with the same ID continues (default HOSTNAME:DIR, DIR made absolute)"},
 			&cli.BoolFlag{Name: "takeover", EnvVars: []string{"ROCKSTREAM_TAKEOVER"},
 				Usage: "replace another writer of the archive (a primary moved to a new machine)"},
 			&cli.IntFlag{Name: "nice", Value: 10, EnvVars: []string{"ROCKSTREAM_NICE"},
 				Usage: "CPU priority of the archiver (0 to 19; 0 keeps the normal priority): at 10 it takes only the CPU that the writer leaves, and lags instead of slowing the writer"},
-			&cli.StringFlag{Name: "listen", EnvVars: []string{"ROCKSTREAM_LISTEN"},
-				Usage: "serve /metrics (Prometheus), /status (JSON), /healthz and /readyz (probes) on this `ADDR`, e.g. 127.0.0.1:9464"},
+			&cli.StringFlag{Name: "listen", Value: defaultArchiveListen, EnvVars: []string{"ROCKSTREAM_LISTEN"},
+				Usage: "serve /metrics (Prometheus), /status (JSON), /healthz and /readyz (probes) on this `ADDR` (\"\": not at all); when the default address is taken, the archiver warns and archives without them"},
 			readyLagFlag("the archive holds the database's writes within"),
+			&cli.BoolFlag{Name: "stream", EnvVars: []string{"ROCKSTREAM_STREAM"},
+				Usage: "also serve the live stream on --listen (GET /stream; /stream/NAME per database of a config file): every batch as it is read, before its segment is sealed, to standbys started with --primary"},
+			&cli.StringFlag{Name: "stream-buffer", Value: "64MiB", EnvVars: []string{"ROCKSTREAM_STREAM_BUFFER"},
+				Usage: "the `SIZE` of the batches read last that the stream keeps for standbys (one a standby lacks is read from the bucket)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
+				Usage: "require 'Authorization: Bearer `TOKEN`' on GET /stream (needed with --stream on a non-loopback --listen; a token on the command line shows in ps: prefer --token-file)"},
+			tokenFileFlag(),
 			summaryFlag(), configFlag(),
 		),
 		Action: runArchive,
@@ -233,10 +242,8 @@ func runArchive(c *cli.Context) error {
 	defer j.o.src.Close()
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if addr := c.String("listen"); addr != "" {
-		if err := serveArchiveMetrics(ctx, addr, []*archiveJob{j}); err != nil {
-			return err
-		}
+	if err := listenArchive(ctx, c, []*archiveJob{j}); err != nil {
+		return err
 	}
 	return j.run(ctx)
 }
@@ -261,6 +268,8 @@ type archiveJob struct {
 	o        *opened
 	a        *archive.Archiver
 	readyLag time.Duration // --ready-max-lag
+	uploads  prometheus.Histogram
+	hub      *stream.Hub // --stream
 }
 
 // prepareArchive checks the settings in c and opens the database and the
@@ -276,9 +285,19 @@ func prepareArchive(c *cli.Context, name string, log *slog.Logger) (*archiveJob,
 		if name != "" {
 			opts.Progress = nil // several bars would mix
 		}
+		uploads := uploadHistogram()
+		opts.OnUpload = func(d time.Duration) { uploads.Observe(d.Seconds()) }
+		if c.Bool("stream") {
+			size, perr := parseBytes("stream-buffer", c.String("stream-buffer"))
+			if perr != nil {
+				o.src.Close()
+				return nil, perr
+			}
+			opts.Stream = stream.NewHub(int(size))
+		}
 		var a *archive.Archiver
 		if a, err = archive.New(o.src, o.store, opts); err == nil {
-			return &archiveJob{name: name, log: log, o: o, a: a, readyLag: c.Duration("ready-max-lag")}, nil
+			return &archiveJob{name: name, log: log, o: o, a: a, uploads: uploads, hub: opts.Stream, readyLag: c.Duration("ready-max-lag")}, nil
 		}
 	}
 	o.src.Close()
@@ -298,7 +317,8 @@ func baseCommand() *cli.Command {
 			"(SST files are shared between bases), then adds the base to the manifest. A running\n" +
 			"archiver is not disturbed. On an empty location it starts the archive.\n\n" +
 			exitCodesHelp,
-		Flags:  sourceFlags(),
+		Flags: append(sourceFlags(), jsonFlag("print the base as one JSON document instead of text: location, timeline, "+
+			"sequence, time, file_list, size (bytes), file_count, digest (as status --json lists bases)")),
 		Action: runBase,
 	}
 }
@@ -316,6 +336,9 @@ func runBase(c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, baseJSON{Location: o.store.String(), Base: b})
 	}
 	fmt.Fprintf(c.App.Writer, "base taken: timeline %d, sequence %d, %d files, %s\n", b.Timeline, b.Sequence, b.FileCount, bytesText(b.Size))
 	return nil

@@ -31,8 +31,11 @@ func checkCommand() *cli.Command {
 			exitCodesHelp,
 		Flags: []cli.Flag{
 			locationFlag("location", "the archive's `URL`: file:///PATH or s3://BUCKET/PREFIX[?endpoint=...]"),
-			&cli.DurationFlag{Name: "timeout", Value: time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
-				Usage: "give up after this long"},
+			durationFlag(&cli.DurationFlag{Name: "timeout", Value: time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
+				Usage: "give up after this long"}),
+			jsonFlag("print one JSON document instead of text: location, ok, steps [{name, ok, seconds, error}], " +
+				"error (the first failed step's), and archive {exists, encrypted, key_ids, error} once every step passed; " +
+				"printed also when a step fails (ok false, the same exit code)"),
 		},
 		Action: runCheck,
 	}
@@ -53,6 +56,14 @@ func runCheck(c *cli.Context) error {
 		return err
 	}
 	steps, err := objstore.Check(ctx, store, manifest.NewProbeKey())
+	if c.Bool("json") {
+		if len(steps) > 0 {
+			if perr := printJSON(c.App.Writer, checkResult(ctx, store, steps, err)); perr != nil && err == nil {
+				return perr
+			}
+		}
+		return err
+	}
 	w := c.App.Writer
 	for _, st := range steps {
 		mark := "ok"
@@ -74,4 +85,58 @@ func runCheck(c *cli.Context) error {
 		fmt.Fprintf(w, "It holds an archive, %s.\n", encryptionText(m))
 	}
 	return nil
+}
+
+// checkJSON is what check --json prints.
+type checkJSON struct {
+	Location string          `json:"location"`
+	OK       bool            `json:"ok"`
+	Steps    []checkStepJSON `json:"steps"`
+	Error    string          `json:"error,omitempty"`
+	// Archive is what the location holds, once every step passed.
+	Archive *checkArchiveJSON `json:"archive,omitempty"`
+}
+
+type checkStepJSON struct {
+	Name    string  `json:"name"`
+	OK      bool    `json:"ok"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+type checkArchiveJSON struct {
+	Exists    bool     `json:"exists"`
+	Encrypted bool     `json:"encrypted"`
+	KeyIDs    []string `json:"key_ids,omitempty"`
+	// Error is why its manifest cannot be read.
+	Error string `json:"error,omitempty"`
+}
+
+// checkResult is the JSON of check: the steps done and err, the first
+// error, then what the location holds.
+func checkResult(ctx context.Context, store objstore.Store, steps []objstore.CheckStep, err error) checkJSON {
+	out := checkJSON{Location: store.String(), OK: err == nil}
+	for _, st := range steps {
+		sj := checkStepJSON{Name: st.Name, OK: st.Err == nil, Seconds: st.Duration.Seconds()}
+		if st.Err != nil {
+			sj.Error = st.Err.Error()
+		}
+		out.Steps = append(out.Steps, sj)
+	}
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	out.Archive = &checkArchiveJSON{}
+	switch m, _, err := manifest.Load(ctx, store); {
+	case errors.Is(err, manifest.ErrNoArchive):
+	case err != nil:
+		out.Archive.Exists, out.Archive.Error = true, err.Error()
+	default:
+		out.Archive.Exists, out.Archive.Encrypted = true, m.Encrypted()
+		if m.Encrypted() {
+			out.Archive.KeyIDs = m.Encryption.KeyIDs
+		}
+	}
+	return out
 }

@@ -5,7 +5,7 @@ package main
 // each a mapping of its own settings:
 //
 //	log-level: info            # top level: the process, and every database's default
-//	segment-age: 1s
+//	segment-age: 1s             # durations take days: 1d
 //	databases:
 //	  - name: app              # in logs, errors and metric labels
 //	    db: /var/lib/app/db
@@ -13,7 +13,9 @@ package main
 //
 // A setting's value is the first of: the flag on the command line, its
 // environment variable, the database's entry, the file's top level, the
-// flag's default (settings.go). This file only reads and checks the file.
+// flag's default (settings.go). A value may name environment variables:
+// ${NAME}, ${NAME:-DEFAULT}, $$ for a $ (expandEnv). This file only reads
+// and checks the file.
 
 import (
 	"bytes"
@@ -290,7 +292,11 @@ func (p *parser) setting(k, v *yaml.Node, top bool) (setting, error) {
 		return s, p.errf(v, "%s takes one value, not %s", key, kind(v))
 	}
 	if v.Tag != "!!null" {
-		s.value = v.Value
+		val, err := expandEnv(v.Value)
+		if err != nil {
+			return s, p.errf(v, "%s: %v", key, err)
+		}
+		s.value = val
 	}
 	if isFlag {
 		if err := checkValue(f, key, s.value); err != nil {
@@ -301,6 +307,45 @@ func (p *parser) setting(k, v *yaml.Node, top bool) (setting, error) {
 		}
 	}
 	return s, nil
+}
+
+// envRef is a reference to an environment variable in a value of the
+// config file: ${NAME}, or ${NAME:-DEFAULT}.
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces the ${NAME} and ${NAME:-DEFAULT} of a value with the
+// environment's values; $$ is a $. A variable that is unset or empty
+// without a default is an error naming it (a token or a location must not
+// silently become empty), and so is a ${ that starts no reference; a $
+// not followed by { stays as it is. Errors never show the value.
+func expandEnv(value string) (string, error) {
+	var b strings.Builder
+	last := 0
+	for _, m := range envRef.FindAllStringSubmatchIndex(value, -1) {
+		if strings.Contains(value[last:m[0]], "${") {
+			break
+		}
+		b.WriteString(value[last:m[0]])
+		last = m[1]
+		if value[m[0]:m[1]] == "$$" {
+			b.WriteByte('$')
+			continue
+		}
+		name := value[m[2]:m[3]]
+		switch v := os.Getenv(name); {
+		case v != "":
+			b.WriteString(v)
+		case m[4] >= 0:
+			b.WriteString(value[m[6]:m[7]])
+		default:
+			return "", fmt.Errorf("${%s} is not set (or is empty) in the environment; set it, or give a default: ${%s:-VALUE}", name, name)
+		}
+	}
+	if strings.Contains(value[last:], "${") {
+		return "", errors.New("a ${ that is not ${NAME} or ${NAME:-DEFAULT} (write $$ for a $)")
+	}
+	b.WriteString(value[last:])
+	return b.String(), nil
 }
 
 // hint says what an unknown key may have meant.

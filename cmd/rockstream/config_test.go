@@ -349,3 +349,33 @@ func TestConfigDocExamples(t *testing.T) {
 		t.Fatalf("found %d YAML examples in the docs, want at least 3", n)
 	}
 }
+
+// TestConfigExpandsEnv: ${NAME} and ${NAME:-DEFAULT} in the config file's
+// values come from the environment; $$ is a $; an unset variable is an
+// error that names it and its line, never the value.
+func TestConfigExpandsEnv(t *testing.T) {
+	t.Setenv("RS_TEST_BUCKET", "backups")
+	t.Setenv("RS_TEST_EMPTY", "")
+	for _, tc := range []struct{ value, want, err string }{
+		{"s3://${RS_TEST_BUCKET}/app", "s3://backups/app", ""},
+		{"s3://${RS_TEST_UNSET:-fallback}/app", "s3://fallback/app", ""},
+		{"s3://${RS_TEST_EMPTY:-fallback}/a$$b", "s3://fallback/a$b", ""},
+		{"s3://bkt/a$b", "s3://bkt/a$b", ""},
+		{"s3://${RS_TEST_UNSET}/app", "", "line 4: to: ${RS_TEST_UNSET} is not set"},
+		{"s3://${RS_TEST_EMPTY}/app", "", "${RS_TEST_EMPTY} is not set (or is empty)"},
+		{"s3://${RS_TEST_BUCKET/app", "", "a ${ that is not ${NAME}"},
+		{"s3://${RS_TEST_BUCKET}/${bad-name}", "", "a ${ that is not ${NAME}"},
+	} {
+		file := writeConfig(t, "databases:\n  - name: a\n    db: /srv/a\n    to: "+tc.value+"\n")
+		got, code, errOut := resolved(t, []string{"to"}, "archive", "--config", file)
+		if tc.err == "" {
+			if code != exitOK || got["a"]["to"] != tc.want {
+				t.Errorf("to: %s: %q, exit %d %s; want %q", tc.value, got["a"]["to"], code, errOut, tc.want)
+			}
+			continue
+		}
+		if code != exitUsage || !strings.Contains(errOut, tc.err) || strings.Contains(errOut, "backups") {
+			t.Errorf("to: %s: exit %d, %q; want %d and %q, without the value", tc.value, code, errOut, exitUsage, tc.err)
+		}
+	}
+}

@@ -255,6 +255,12 @@ func holeBounds(t *testing.T, bucket string) {
 	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, fmt.Sprintf("restorable: sequences %d..", after)) {
 		t.Fatalf("status: exit %d, want %q beside a range from %d:\n%s", code, want, after, out)
 	}
+	// The BASE column names each base's folder in the archive.
+	for _, b := range m.Bases {
+		if row := strings.TrimSuffix(manifest.BasePrefix(b.Timeline, b.Sequence), "/") + " "; !strings.Contains(out, "\n"+row) {
+			t.Fatalf("status: no base row starting with %q:\n%s", row, out)
+		}
+	}
 	code, out, _ = runCLI(t, "status", "--from", bucket, "--json")
 	var st struct {
 		Timelines []struct {

@@ -120,20 +120,26 @@ func tokenOf(c *cli.Context) (string, error) {
 	if c.String("token") != "" {
 		return "", usageError{errors.New("--token and --token-file are exclusive: give one")}
 	}
+	return readTokenFile("--token-file", path)
+}
+
+// readTokenFile reads the token in the first line of the file of flag,
+// which only its owner may read.
+func readTokenFile(flag, path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", usageError{fmt.Errorf("--token-file: %w", err)}
+		return "", usageError{fmt.Errorf("%s: %w", flag, err)}
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
-		return "", usageError{fmt.Errorf("--token-file %s: mode %v: it must be a file that only its owner can read; run: chmod 600 %s", path, fi.Mode(), path)}
+		return "", usageError{fmt.Errorf("%s %s: mode %v: it must be a file that only its owner can read; run: chmod 600 %s", flag, path, fi.Mode(), path)}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", usageError{fmt.Errorf("--token-file: %w", err)}
+		return "", usageError{fmt.Errorf("%s: %w", flag, err)}
 	}
 	token, _, _ := strings.Cut(string(data), "\n")
 	if token = strings.TrimSpace(token); token == "" {
-		return "", usageError{fmt.Errorf("--token-file %s: its first line is empty", path)}
+		return "", usageError{fmt.Errorf("%s %s: its first line is empty", flag, path)}
 	}
 	return token, nil
 }

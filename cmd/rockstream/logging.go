@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -12,7 +13,7 @@ func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{
 			Name: "log-format", Value: "text", EnvVars: []string{"ROCKSTREAM_LOG_FORMAT"},
-			Usage: "log format: text (for people) or json (for log collectors)",
+			Usage: "log format: text (for people) or json (for log collectors; durations in seconds)",
 		},
 		&cli.StringFlag{
 			Name: "log-level", Value: "info", EnvVars: []string{"ROCKSTREAM_LOG_LEVEL"},
@@ -27,16 +28,32 @@ func setupLogging(c *cli.Context) error {
 	if err := level.UnmarshalText([]byte(flagValue(c, "log-level"))); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", flagValue(c, "log-level"))}
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch format := flagValue(c, "log-format"); format {
-	case "text":
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
-	case "json":
-		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
-	default:
-		return usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+	h, err := logHandler(os.Stderr, flagValue(c, "log-format"), level)
+	if err != nil {
+		return err
 	}
+	slog.SetDefault(slog.New(h))
 	return nil
+}
+
+// logHandler is the handler of a --log-format. In JSON a duration is a
+// number of seconds (1.5), which log collectors can compare and sum; in
+// text it stays Go's form (1.5s), which people read.
+func logHandler(w io.Writer, format string, level slog.Level) (slog.Handler, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+			}
+			return a
+		}
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
 }
 
 // flagValue is the value of a flag that both the app and a command define:

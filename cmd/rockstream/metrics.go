@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,12 +19,47 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rockstream/rockstream/archive"
+	"github.com/rockstream/rockstream/stream"
 )
+
+// defaultArchiveListen is the archiver's --listen: loopback, like the
+// standby's 127.0.0.1:9465.
+const defaultArchiveListen = "127.0.0.1:9464"
+
+// listenArchive serves the archivers' endpoints on --listen of c. A
+// --listen given (flag, variable or config file) that cannot listen is
+// bad usage; the default taken by another process (a second archiver on
+// the machine) is a warning: archiving matters more than its metrics.
+func listenArchive(ctx context.Context, c *cli.Context, jobs []*archiveJob) error {
+	addr := c.String("listen")
+	streams := slices.ContainsFunc(jobs, func(j *archiveJob) bool { return j.hub != nil })
+	token, err := tokenOf(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case addr == "" && streams:
+		return usageError{errors.New("--stream needs --listen: the stream is served there")}
+	case addr == "":
+		return nil
+	case streams:
+		if err := checkListen(addr, token); err != nil {
+			return err
+		}
+	}
+	err = serveArchiveMetrics(ctx, addr, jobs, token)
+	if err != nil && !c.IsSet("listen") && errors.Is(err, syscall.EADDRINUSE) {
+		slog.Warn("the default --listen address is taken (another archiver on this machine?): archiving without /metrics, /status and the probes; give each archiver its own --listen ADDR, or --listen \"\"",
+			"addr", addr, "error", err)
+		return nil
+	}
+	return err
+}
 
 // serveArchiveMetrics serves /metrics and /status for running archivers
 // until ctx ends. The metrics of a database of a config file carry the
 // label database.
-func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) error {
+func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob, token string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, j := range jobs {
@@ -49,6 +88,16 @@ func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) e
 		}
 		json.NewEncoder(w).Encode(map[string]any{"ready": all, "databases": out})
 	})
+	for _, j := range jobs {
+		if j.hub == nil {
+			continue
+		}
+		path := "GET /stream"
+		if j.name != "" {
+			path += "/" + j.name
+		}
+		mux.Handle(path, bearer(token, j.hub))
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return usageError{fmt.Errorf("--listen %s: %w", addr, err)}
@@ -61,6 +110,22 @@ func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob) e
 	}()
 	slog.Info("serving metrics", "addr", l.Addr().String())
 	return nil
+}
+
+// bearer requires 'Authorization: Bearer token' on h, when token is set.
+func bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // registerArchiver registers the metrics of one archiver.
@@ -103,39 +168,68 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 		func(s archive.Stats) float64 { return float64(s.LagBytes) })
 	gauge("lag_seconds", "How long the oldest write that the archive lacks has waited (0: it holds everything).",
 		func(s archive.Stats) float64 { return s.LagSeconds })
-	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 {
-		if s.LastUpload.IsZero() {
-			return 0
-		}
-		return float64(s.LastUpload.UnixNano()) / 1e9
-	})
+	r.MustRegister(j.uploads)
+	if h := j.hub; h != nil {
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_archive_stream_clients", Help: "Standbys reading the live stream now."},
+			func() float64 { return float64(h.Stats().Clients) }))
+		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_archive_stream_batches_total", Help: "Batches sent on live streams (each standby counts)."},
+			func() float64 { return float64(h.Stats().Batches) }))
+		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rockstream_archive_stream_behind_total", Help: "Live streams ended because their standby fell behind the stream's buffer (it reads the bucket)."},
+			func() float64 { return float64(h.Stats().Behind) }))
+	}
+	gauge("last_base_timestamp_seconds", "When the newest base of the archive was taken (0: none yet); time() minus it is the base's age.",
+		func(s archive.Stats) float64 { return unixSeconds(s.LastBase) })
+	gauge("last_upload_timestamp_seconds", "When the last segment was uploaded.", func(s archive.Stats) float64 { return unixSeconds(s.LastUpload) })
+}
+
+// uploadHistogram is the archiver's histogram of segment upload times.
+func uploadHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rockstream_archive_upload_duration_seconds",
+		Help:    "How long each segment took to upload, from its first try to the one that succeeded (retries and their waits included).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}})
+}
+
+// unixSeconds is t in seconds since 1970, 0 for the zero time.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }
 
 // archiveStatus is the body of /status: one archiver's timeline and stats
 // as they are, or with a config file, a list of databases.
 func archiveStatus(jobs []*archiveJob) any {
 	type one struct {
-		Database string        `json:"database,omitempty"`
-		DB       string        `json:"db,omitempty"`
-		To       string        `json:"to,omitempty"`
-		Timeline uint32        `json:"timeline"`
-		Stats    archive.Stats `json:"stats"`
+		Database string           `json:"database,omitempty"`
+		DB       string           `json:"db,omitempty"`
+		To       string           `json:"to,omitempty"`
+		Timeline uint32           `json:"timeline"`
+		Stats    archive.Stats    `json:"stats"`
+		Stream   *stream.HubStats `json:"stream,omitempty"`
+	}
+	hub := func(j *archiveJob) *stream.HubStats {
+		if j.hub == nil {
+			return nil
+		}
+		st := j.hub.Stats()
+		return &st
 	}
 	if len(jobs) == 1 && jobs[0].name == "" {
-		return one{Timeline: jobs[0].a.Timeline(), Stats: jobs[0].a.Stats()}
+		return one{Timeline: jobs[0].a.Timeline(), Stats: jobs[0].a.Stats(), Stream: hub(jobs[0])}
 	}
 	all := make([]one, len(jobs))
 	for i, j := range jobs {
-		all[i] = one{Database: j.name, DB: j.o.db, To: j.o.store.String(), Timeline: j.a.Timeline(), Stats: j.a.Stats()}
+		all[i] = one{Database: j.name, DB: j.o.db, To: j.o.store.String(), Timeline: j.a.Timeline(), Stats: j.a.Stats(), Stream: hub(j)}
 	}
 	return struct {
 		Databases []one `json:"databases"`
 	}{all}
 }
 
-func readyLagFlag(what string) *cli.DurationFlag {
-	return &cli.DurationFlag{Name: "ready-max-lag", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_READY_MAX_LAG"},
-		Usage: "answer GET /readyz with 200 only while " + what + " `DURATION` (else 503, with the reason)"}
+func readyLagFlag(what string) cli.Flag {
+	return durationFlag(&cli.DurationFlag{Name: "ready-max-lag", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_READY_MAX_LAG"},
+		Usage: "answer GET /readyz with 200 only while " + what + " `DURATION` (else 503, with the reason)"})
 }
 
 // archiverReady says whether an archiver is ready: it has claimed the

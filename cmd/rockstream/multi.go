@@ -40,10 +40,8 @@ func runArchiveConfig(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if addr := top.String("listen"); addr != "" {
-		if err := serveArchiveMetrics(ctx, addr, jobs); err != nil {
-			return err
-		}
+	if err := listenArchive(ctx, top, jobs); err != nil {
+		return err
 	}
 	runs := make([]job, len(jobs))
 	for i, j := range jobs {
@@ -56,7 +54,7 @@ func runArchiveConfig(c *cli.Context) error {
 // databases that lack a db or a location, and two that share a database, a
 // work folder or an archive location (or one inside the other).
 func archiveDatabases(c *cli.Context) (*cli.Context, []*dbContext, error) {
-	top, dbs, err := loadDatabases(c, commandKeys(c.Command, []string{"nice", "listen"}, nil))
+	top, dbs, err := loadDatabases(c, commandKeys(c.Command, []string{"nice", "listen", "token", "token-file"}, nil))
 	if err != nil {
 		return nil, nil, err
 	}

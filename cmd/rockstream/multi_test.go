@@ -102,7 +102,9 @@ databases:
 		var st struct {
 			Databases []struct {
 				Database string
-				Stats    struct{ ArchivedSequence uint64 }
+				Stats    struct {
+					ArchivedSequence uint64 `json:"archived_sequence"`
+				}
 			}
 		}
 		json.Unmarshal([]byte(httpGet("http://"+addr+"/status", "")), &st)

@@ -47,8 +47,10 @@ func promoteCommand() *cli.Command {
 			fromFlag(), keyFileFlag(),
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "with --from: the new primary's archiver `ID` (default HOSTNAME:DIR, as 'archive' takes)"},
-			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print the result as JSON"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"}, Usage: "give up after this long"},
+			jsonFlag("print the result as one JSON document instead of text: timeline, parent, branch, epoch, writer_id, " +
+				"marker, timings {drain_seconds, fence_seconds, commit_seconds, total_seconds}, and with --from next_command " +
+				"(the archiver to start)"),
+			durationFlag(&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"}, Usage: "give up after this long"}),
 		},
 		Action: runPromote,
 	}
@@ -89,12 +91,18 @@ func runPromote(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return json.NewEncoder(c.App.Writer).Encode(res)
+		return printJSON(c.App.Writer, struct {
+			promote.Result
+			Next string `json:"next_command,omitempty"`
+		}{res, next})
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "promoted: timeline %d branches from timeline %d after sequence %d; writer %s, epoch %d\n",
 		res.Timeline, res.Parent, res.Branch, res.WriterID, res.Epoch)
 	fmt.Fprintf(w, "old primary fenced by %s\n", res.Marker)
+	if res.StreamOnly > 0 {
+		fmt.Fprintf(w, "%d batches had reached this standby by the live stream only: uploaded to timeline %d before the fence\n", res.StreamOnly, res.Parent)
+	}
 	fmt.Fprintf(w, "timings: drain %s, fence %s, commit %s, total %s\n",
 		ms(res.Timings.Drain), ms(res.Timings.Fence), ms(res.Timings.Commit), ms(res.Timings.Total))
 	if next != "" {

@@ -117,6 +117,17 @@ func TestPromoteStandby(t *testing.T) {
 	putN(t, promoted, "new", 150)
 	newSeq := promoted.GetLatestSequenceNumber()
 	waitUntilT(t, "timeline 2 to be archived", func() bool { return archivedTo(t, store, 2) == newSeq })
+	// The archiver that continues the promotion keeps the epoch that
+	// promote reported: status and promote say the same.
+	var printed uint64
+	if i := strings.LastIndex(out, "epoch "); i < 0 {
+		t.Fatalf("promote printed no epoch:\n%s", out)
+	} else if _, err := fmt.Sscanf(out[i:], "epoch %d", &printed); err != nil {
+		t.Fatalf("promote's epoch in %q: %v", out[i:], err)
+	}
+	if m, _, err := manifest.Load(context.Background(), store); err != nil || m.Writer == nil || m.Writer.Epoch != printed {
+		t.Fatalf("after the promotion the manifest's writer is %+v (%v); promote printed epoch %d", m.Writer, err, printed)
+	}
 	code, out, _ = runCLI(t, "status", "--from", bucket, "--json")
 	if code != exitOK || !strings.Contains(out, `"timeline": 2`) && !strings.Contains(out, `"timeline":2`) {
 		t.Fatalf("status --json: exit %d\n%s", code, out)

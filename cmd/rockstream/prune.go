@@ -47,8 +47,8 @@ func pruneCommand() *cli.Command {
 				Usage: "delete only this `DURATION` after the manifest stopped naming a base (0: at once; more than your longest restore)"},
 			&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"ROCKSTREAM_DRY_RUN"}, Usage: "say what would be deleted and why; change nothing"},
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print JSON for programs instead of text"},
-			&cli.DurationFlag{Name: "timeout", Value: time.Hour, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
-				Usage: "give up after this long (a sweep that stops is finished by the next prune)"},
+			durationFlag(&cli.DurationFlag{Name: "timeout", Value: time.Hour, EnvVars: []string{"ROCKSTREAM_TIMEOUT"},
+				Usage: "give up after this long (a sweep that stops is finished by the next prune)"}),
 		},
 		Action: runPrune,
 	}

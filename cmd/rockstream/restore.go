@@ -58,6 +58,10 @@ func restoreCommand() *cli.Command {
 				Usage: "do nothing, and exit 0, when DIR exists and holds files (for a container's entrypoint: restore only on the first start)"},
 			&cli.BoolFlag{Name: "if-replica-exists", EnvVars: []string{"ROCKSTREAM_IF_REPLICA_EXISTS"},
 				Usage: "do nothing, and exit 0, when the location holds no archive yet (the first start of a new database)"},
+			jsonFlag("print one JSON document instead of text: restored (true), dir, timeline, sequence, time, base {timeline, " +
+				"sequence, time, file_list, size, file_count, digest}, segments, batches, batch_bytes, base_bytes, segment_bytes, " +
+				"hand_off, hand_off_wal_files, download_seconds, replay_seconds, finish_seconds; or {restored: false, reason} when " +
+				"--if-db-not-exists or --if-replica-exists skips the restore"),
 		},
 		Action: runRestore,
 	}
@@ -84,8 +88,7 @@ func runRestore(c *cli.Context) error {
 			if err != nil {
 				return usageError{fmt.Errorf("restore into %s: %w", opts.Dir, err)}
 			}
-			fmt.Fprintf(c.App.Writer, "%s holds files already: nothing restored (--if-db-not-exists)\n", opts.Dir)
-			return nil
+			return skipped(c, fmt.Sprintf("%s holds files already: nothing restored (--if-db-not-exists)", opts.Dir))
 		}
 	}
 	store, err := openArchive(c.Context, c, from)
@@ -96,11 +99,13 @@ func runRestore(c *cli.Context) error {
 	defer stop()
 	res, err := restore.Run(ctx, store, opts)
 	if errors.Is(err, manifest.ErrNoArchive) && c.Bool("if-replica-exists") {
-		fmt.Fprintf(c.App.Writer, "%s holds no archive: nothing restored (--if-replica-exists)\n", store)
-		return nil
+		return skipped(c, fmt.Sprintf("%s holds no archive: nothing restored (--if-replica-exists)", store))
 	}
 	if err != nil {
 		return noArchive(err, store, from)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, restoreResult(res, opts.HandOff))
 	}
 	fmt.Fprintf(c.App.Writer, "restored timeline %d, sequence %d, archived at %s, into %s\n",
 		res.Timeline, res.Sequence, stamp(res.Time), res.Dir)
@@ -111,6 +116,49 @@ func runRestore(c *cli.Context) error {
 			len(res.HandOffFiles), res.Sequence)
 	}
 	return nil
+}
+
+// skipped says that restore did nothing, and why (its --if-* flags).
+func skipped(c *cli.Context, reason string) error {
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, struct {
+			Restored bool   `json:"restored"`
+			Reason   string `json:"reason"`
+		}{false, reason})
+	}
+	_, err := fmt.Fprintln(c.App.Writer, reason)
+	return err
+}
+
+// restoreJSON is what restore --json prints of a restore.
+type restoreJSON struct {
+	Restored bool          `json:"restored"`
+	Dir      string        `json:"dir"`
+	Timeline uint32        `json:"timeline"`
+	Sequence uint64        `json:"sequence"`
+	Time     time.Time     `json:"time"`
+	Base     manifest.Base `json:"base"`
+	Segments int           `json:"segments"`
+	Batches  int64         `json:"batches"`
+	// BatchBytes are the bytes replayed; BaseBytes and SegmentBytes
+	// those downloaded.
+	BatchBytes      int64   `json:"batch_bytes"`
+	BaseBytes       int64   `json:"base_bytes"`
+	SegmentBytes    int64   `json:"segment_bytes"`
+	HandOff         bool    `json:"hand_off"`
+	HandOffWALFiles int     `json:"hand_off_wal_files,omitempty"`
+	DownloadSeconds float64 `json:"download_seconds"`
+	ReplaySeconds   float64 `json:"replay_seconds"`
+	FinishSeconds   float64 `json:"finish_seconds"`
+}
+
+func restoreResult(res restore.Result, handOff bool) restoreJSON {
+	return restoreJSON{
+		Restored: true, Dir: res.Dir, Timeline: res.Timeline, Sequence: res.Sequence, Time: res.Time, Base: res.Base,
+		Segments: res.Segments, Batches: res.Batches, BatchBytes: res.BatchBytes, BaseBytes: res.BaseBytes, SegmentBytes: res.SegmentBytes,
+		HandOff: handOff, HandOffWALFiles: len(res.HandOffFiles),
+		DownloadSeconds: res.Download.Seconds(), ReplaySeconds: res.Replay.Seconds(), FinishSeconds: res.Finish.Seconds(),
+	}
 }
 
 func restoreOptions(c *cli.Context) (restore.Options, error) {

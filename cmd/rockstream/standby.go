@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/rocks"
 	"github.com/rockstream/rockstream/standby"
+	"github.com/rockstream/rockstream/stream"
 )
 
 func standbyCommand() *cli.Command {
@@ -49,17 +51,23 @@ func standbyCommand() *cli.Command {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"ROCKSTREAM_TOKEN"},
 				Usage: "require 'Authorization: Bearer `TOKEN`' on the admin endpoint (a token on the command line shows in ps: prefer --token-file)"},
 			tokenFileFlag(),
-			&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
-				Usage: "look for the next segment every `D` (up to 2s while the archive is idle; every D/10 around the moment the next segment is due)"},
+			durationFlag(&cli.DurationFlag{Name: "poll", Value: 100 * time.Millisecond, EnvVars: []string{"ROCKSTREAM_POLL"},
+				Usage: "look for the next segment every `D` (up to 2s while the archive is idle; every D/10 around the moment the next segment is due)"}),
 			&cli.StringFlag{Name: "writer-id", EnvVars: []string{"ROCKSTREAM_WRITER_ID"},
 				Usage: "after a promotion, the archiver's `ID` in the manifest (default HOSTNAME:DIR, as 'archive' takes)"},
 			&cli.StringFlag{Name: "work-dir", EnvVars: []string{"ROCKSTREAM_WORK_DIR"},
 				Usage: "after a promotion, the archiver's work `DIR` (default: .DBNAME.rockstream beside DIR)"},
-			&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
-				Usage: "after a promotion, seal a segment this long after its first batch"},
-			&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
-				Usage: "after a promotion, how often to check the manifest for a new writer"},
+			durationFlag(&cli.DurationFlag{Name: "segment-age", Value: time.Second, EnvVars: []string{"ROCKSTREAM_SEGMENT_AGE"},
+				Usage: "after a promotion, seal a segment this long after its first batch"}),
+			durationFlag(&cli.DurationFlag{Name: "fence-check", Value: 10 * time.Second, EnvVars: []string{"ROCKSTREAM_FENCE_CHECK"},
+				Usage: "after a promotion, how often to check the manifest for a new writer"}),
 			readyLagFlag("the standby follows the archive within"),
+			&cli.StringFlag{Name: "primary", EnvVars: []string{"ROCKSTREAM_PRIMARY"},
+				Usage: "also apply the live stream of the primary's archiver (started with --stream) at `URL`: http://HOST:PORT (its --listen), or http://HOST:PORT/stream/NAME for a database of its config file; the bucket is read whenever the stream is down"},
+			&cli.StringFlag{Name: "primary-token-file", EnvVars: []string{"ROCKSTREAM_PRIMARY_TOKEN_FILE"},
+				Usage: "send the token in `FILE` (its first line; mode 0600 or 0400) to the --primary stream: the archiver's --token"},
+			durationFlag(&cli.DurationFlag{Name: "stream-drain", Value: 5 * time.Second, EnvVars: []string{"ROCKSTREAM_STREAM_DRAIN"},
+				Usage: "how long a promotion waits for the --primary stream to hand over what the old primary's archiver read"}),
 			summaryFlag(), configFlag(),
 		},
 		Action: runStandby,
@@ -127,7 +135,12 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if c.Duration("ready-max-lag") <= 0 {
 		return nil, usageError{fmt.Errorf("--ready-max-lag %v: must be above zero", c.Duration("ready-max-lag"))}
 	}
+	client, err := streamClient(c)
+	if err != nil {
+		return nil, err
+	}
 	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag"),
+		Stream: client, StreamDrain: c.Duration("stream-drain"),
 		Collectors: []prometheus.Collector{buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}}
 	if name == "" {
 		opts.Progress = newProgress(c, "bootstrap")
@@ -183,7 +196,7 @@ func archivePromoted(ctx context.Context, j *standbyJob, res promote.Result) err
 	defer src.Close()
 	// The promotion's writer ID, which the manifest names: after a restart
 	// it may differ from this run's default (HOSTNAME:DIR).
-	a, err := archive.New(src, j.store, archive.Options{WriterID: res.WriterID, WorkDir: work, Logger: j.log,
+	a, err := archive.New(src, j.store, archive.Options{WriterID: res.WriterID, ClaimEpoch: j.sb.ClaimEpoch(), WorkDir: work, Logger: j.log,
 		SegmentAge: j.c.Duration("segment-age"), FenceCheck: j.c.Duration("fence-check"), SummaryEvery: summaryEvery(j.c)})
 	if err != nil {
 		return err
@@ -201,6 +214,31 @@ func standbyError(err error) error {
 		return usageError{err}
 	}
 	return err
+}
+
+// streamClient is the client of --primary, if given.
+func streamClient(c *cli.Context) (*stream.Client, error) {
+	raw := c.String("primary")
+	if raw == "" {
+		if c.String("primary-token-file") != "" {
+			return nil, usageError{errors.New("--primary-token-file without --primary")}
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return nil, usageError{errors.New("--primary: want http://HOST:PORT or http://HOST:PORT/stream/NAME (the archiver's --listen), without credentials or query")}
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/stream"
+	}
+	token := ""
+	if path := c.String("primary-token-file"); path != "" {
+		if token, err = readTokenFile("--primary-token-file", path); err != nil {
+			return nil, err
+		}
+	}
+	return &stream.Client{URL: u.String(), Token: token}, nil
 }
 
 // checkListen refuses a non-loopback address without a token.

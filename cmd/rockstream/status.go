@@ -33,7 +33,7 @@ func statusCommand() *cli.Command {
 		Flags: []cli.Flag{
 			fromFlag(), keyFileFlag(),
 			&cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: "print JSON for programs instead of a table"},
-			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"}, Usage: "give up after this long"},
+			durationFlag(&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, EnvVars: []string{"ROCKSTREAM_TIMEOUT"}, Usage: "give up after this long"}),
 		},
 		Action: runStatus,
 	}
@@ -97,7 +97,7 @@ func printStatus(w io.Writer, st *catalog.Status) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BASE\tTIMELINE\tSEQUENCE\tTAKEN\tSIZE\tFILES\tSHARED")
 	for _, b := range st.Bases {
-		fmt.Fprintf(tw, "\t%d\t%d\t%s\t%s\t%d\t%d\n", b.Timeline, b.Sequence, stamp(b.Time), bytesText(b.Size), b.FileCount, b.SharedFiles)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\n", strings.TrimSuffix(manifest.BasePrefix(b.Timeline, b.Sequence), "/"), b.Timeline, b.Sequence, stamp(b.Time), bytesText(b.Size), b.FileCount, b.SharedFiles)
 	}
 	tw.Flush()
 	for _, b := range st.Bases {

@@ -10,9 +10,9 @@ import (
 	"github.com/rockstream/rockstream/standby"
 )
 
-func summaryFlag() *cli.DurationFlag {
-	return &cli.DurationFlag{Name: "summary-interval", Value: time.Minute, EnvVars: []string{"ROCKSTREAM_SUMMARY_INTERVAL"},
-		Usage: "log a summary line at info this often: what was done since the last one, the position and the lag (0: none while it runs)"}
+func summaryFlag() cli.Flag {
+	return durationFlag(&cli.DurationFlag{Name: "summary-interval", Value: time.Minute, EnvVars: []string{"ROCKSTREAM_SUMMARY_INTERVAL"},
+		Usage: "log a summary line at info this often: what was done since the last one, the position and the lag (0: none while it runs)"})
 }
 
 // summaryEvery is the archiver's summary interval: negative for "only

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os/signal"
@@ -32,6 +33,9 @@ func verifyCommand() *cli.Command {
 			&cli.BoolFlag{Name: "drill", EnvVars: []string{"ROCKSTREAM_DRILL"}, Usage: "also restore into a scratch folder and compare digests"},
 			&cli.StringFlag{Name: "scratch-dir", EnvVars: []string{"ROCKSTREAM_SCRATCH_DIR"}, Usage: "`DIR` for the drill's restores (default: the system's temporary folder)"},
 			concurrencyFlag(),
+			jsonFlag("print the report as one JSON document instead of text: location, ok, the counts read (bases, files, " +
+				"file_bytes, segments, segment_bytes, batches), coverage [{timeline, ranges [{from, to}], holes}], drill, " +
+				"problems [{key, what}] and missing_keys; printed also when verify finds problems (ok false, the same exit code)"),
 		},
 		Action: runVerify,
 	}
@@ -61,7 +65,13 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return noArchive(err, store, from)
 	}
-	printReport(c.App.Writer, rep)
+	if c.Bool("json") {
+		if err := printJSON(c.App.Writer, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(c.App.Writer, rep)
+	}
 	if len(rep.MissingKeys) > 0 {
 		// The key file is what is incomplete: run verify again with the
 		// keys, which then reads those objects too.
@@ -72,6 +82,27 @@ func runVerify(c *cli.Context) error {
 		return fmt.Errorf("%w: %d problems in %s", restore.ErrCorrupt, len(rep.Problems), store)
 	}
 	return nil
+}
+
+// jsonFlag is the --json flag of a command; usage says what it prints.
+// With it, standard output holds exactly one JSON document (logs and
+// progress bars go to standard error) and the exit code is the same.
+func jsonFlag(usage string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: "json", EnvVars: []string{"ROCKSTREAM_JSON"}, Usage: usage}
+}
+
+// printJSON writes v to w as one indented JSON document, as status --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// baseJSON is what base --json prints: the base as the manifest (and
+// status --json) gives it, and the archive's location.
+type baseJSON struct {
+	Location string `json:"location"`
+	manifest.Base
 }
 
 func printReport(w io.Writer, rep *restore.Report) {

@@ -39,8 +39,8 @@ not json
 
 func TestParseReplay(t *testing.T) {
 	for log, want := range map[string]time.Duration{
-		`{"msg":"restored","replay":1500000000}`: 1500 * time.Millisecond,
-		`{"msg":"restored","replay":"2.5s"}`:     2500 * time.Millisecond,
+		`{"msg":"restored","replay":1.5}`:    1500 * time.Millisecond,
+		`{"msg":"restored","replay":"2.5s"}`: 2500 * time.Millisecond,
 	} {
 		if got, err := parseReplay("garbage\n" + log); err != nil || got != want {
 			t.Errorf("parseReplay(%s) = %v, %v; want %v", log, got, err, want)

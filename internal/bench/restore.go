@@ -208,7 +208,8 @@ func (b *bench) restore(ctx context.Context, url, dir, profile string, args ...s
 }
 
 // parseReplay reads the replay time from the "restored" line of the JSON
-// log (slog writes a duration as nanoseconds).
+// log: seconds, as rockstream writes durations in JSON (the harness runs
+// the binary it builds), or Go's text form.
 func parseReplay(log string) (time.Duration, error) {
 	sc := bufio.NewScanner(strings.NewReader(log))
 	for sc.Scan() {
@@ -219,9 +220,9 @@ func parseReplay(log string) (time.Duration, error) {
 		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "restored" {
 			continue
 		}
-		var ns int64
-		if json.Unmarshal(l.Replay, &ns) == nil {
-			return time.Duration(ns), nil
+		var sec float64
+		if json.Unmarshal(l.Replay, &sec) == nil {
+			return time.Duration(sec * float64(time.Second)), nil
 		}
 		var s string
 		if json.Unmarshal(l.Replay, &s) == nil {

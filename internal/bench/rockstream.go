@@ -79,9 +79,9 @@ func (s *service) requestsByPrefix() s3count.Counts {
 // archiverStatus is what the harness reads of the archiver's /status.
 type archiverStatus struct {
 	Stats struct {
-		LastSequence     uint64
-		ArchivedSequence uint64
-		LagSeconds       float64
+		LastSequence     uint64  `json:"last_sequence"`
+		ArchivedSequence uint64  `json:"archived_sequence"`
+		LagSeconds       float64 `json:"lag_seconds"`
 	} `json:"stats"`
 }
 

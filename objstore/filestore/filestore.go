@@ -97,7 +97,8 @@ func (s *Store) Root() string { return s.root }
 
 // String is the store's URL.
 func (s *Store) String() string {
-	return (&url.URL{Scheme: "file", Path: s.root}).String()
+	// An @ in the path is written %40, as location.Parse takes it.
+	return strings.ReplaceAll((&url.URL{Scheme: "file", Path: s.root}).String(), "@", "%40")
 }
 
 func (s *Store) fail(op, key string, err error) error {

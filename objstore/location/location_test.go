@@ -3,7 +3,9 @@ package location_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -153,6 +155,16 @@ func TestOpenFile(t *testing.T) {
 	if _, err := os.Stat(dir + "/k"); err != nil {
 		t.Fatalf("the object is not a file in the folder: %v", err)
 	}
+	// What the store prints is a URL that opens the same folder.
+	odd := filepath.Join(dir, "a b@c%d")
+	s, err = location.Open(context.Background(), strings.ReplaceAll((&url.URL{Scheme: "file", Path: odd}).String(), "@", "%40"), location.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := location.Parse(s.String())
+	if err != nil || loc.Path != odd {
+		t.Fatalf("the store prints %q, which names %q (%v), not %q", s.String(), loc.Path, err, odd)
+	}
 }
 
 func TestOpenS3(t *testing.T) {
@@ -168,6 +180,20 @@ func TestOpenS3(t *testing.T) {
 	}
 	if _, err := srv.Client(miniotest.AccessKey, miniotest.SecretKey).HeadObject(context.Background(), headInput(bucket, "pre/k")); err != nil {
 		t.Fatalf("the object is not at the prefix: %v", err)
+	}
+	// What the store prints is a URL that opens the same store again.
+	for _, raw := range []string{"s3://" + bucket + "/pre?endpoint=" + srv.Endpoint, "s3://" + bucket + "/a/b?endpoint=" + srv.Endpoint + "&region=eu-west-3"} {
+		first, err := location.Open(context.Background(), raw, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := location.Open(context.Background(), first.String(), opts)
+		if err != nil || again.String() != first.String() {
+			t.Fatalf("%s printed %q, which opens %v (%v)", raw, first.String(), again, err)
+		}
+		if want, _ := location.Parse(raw); first.String() != want.String() {
+			t.Fatalf("%s printed %q; the location is %q", raw, first.String(), want.String())
+		}
 	}
 	// The endpoint from the environment, as the AWS tools take it.
 	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)

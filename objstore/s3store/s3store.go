@@ -224,13 +224,18 @@ func newRetryer(opts Options) aws.Retryer {
 	})
 }
 
-// String names the bucket, prefix and endpoint; never a secret.
+// String is the store's URL, as --to and --from take it (the bucket, the
+// prefix, and the endpoint, region and profile given); never a secret.
 func (s *Store) String() string {
-	u := "s3://" + s.opts.Bucket + "/" + s.opts.Prefix
-	if s.opts.Endpoint != "" {
-		u += " at " + s.opts.Endpoint
+	u := url.URL{Scheme: "s3", Host: s.opts.Bucket, Path: "/" + s.opts.Prefix}
+	q := url.Values{}
+	for k, v := range map[string]string{"endpoint": s.opts.Endpoint, "region": s.opts.Region, "profile": s.opts.Profile} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	return u
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func (s *Store) fail(op, key string, err error) error {
