@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -129,5 +131,230 @@ func TestStreamPlannedFailover(t *testing.T) {
 	wantD, _ := testdb.Digest(t, app.dir)
 	if d := got.Diff(wantD); gotSeq != want || d != "" {
 		t.Fatalf("restored timeline 2 at %d; the writer acknowledged %d; %s", gotSeq, want, d)
+	}
+}
+
+// TestStreamTwoStandbys: two standbys stream from one archiver, which then
+// dies (-9) with the bucket lacking what they applied. Both are promoted at
+// once: one wins (exit 0), the other is fenced (exit 4); the batches that
+// only the standbys held are uploaded once to timeline 1 (the loser's
+// create-only upload finds the winner's segment), and timeline 2 restores
+// to every batch the writer acknowledged. The loser's stream of timeline 1
+// never applies past the branch.
+func TestStreamTwoStandbys(t *testing.T) {
+	app := newAppDB(t, "app")
+	url := "file://" + app.bucket
+	store, err := filestore.New(app.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archAddr := freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h", "--writer-id", "old")
+	waitManifest(t, store)
+	type sb struct {
+		addr, dir string
+		p         *proc
+	}
+	var sbs []sb
+	for i := range 2 {
+		s := sb{addr: freeAddr(t), dir: filepath.Join(t.TempDir(), fmt.Sprint("standby", i))}
+		s.p = startCLI(t, nil, "standby", "--from", url, "--listen", s.addr, "--primary", "http://"+archAddr, "--poll", "20ms",
+			"--writer-id", fmt.Sprint("new", i), s.dir)
+		sbs = append(sbs, s)
+	}
+	putN(t, app.db, "x", 800)
+	want := app.db.GetLatestSequenceNumber()
+	for _, s := range sbs {
+		waitUntilT(t, "the standbys to apply the stream", func() bool { s.p.failIfExited(t); return sbStatus(t, s.addr).Applied == want })
+	}
+	if got := archivedTo(t, store, 1); got >= want {
+		t.Fatalf("the bucket holds timeline 1 up to %d already (the test needs it behind the stream, at %d)", got, want)
+	}
+	arch.cmd.Process.Signal(syscall.SIGKILL)
+	arch.wait(t, 30*time.Second)
+
+	var proms []*proc
+	for _, s := range sbs {
+		proms = append(proms, startCLI(t, nil, "promote", "--standby", "http://"+s.addr))
+	}
+	won := -1
+	for i, p := range proms {
+		switch code := p.wait(t, time.Minute); code {
+		case exitOK:
+			if won >= 0 {
+				t.Fatalf("both promotions succeeded:\n%s\n%s", proms[0].out, proms[1].out)
+			}
+			won = i
+		case exitFenced:
+		default:
+			t.Fatalf("promote standby %d: exit %d, want 0 or %d\n%s", i, code, exitFenced, p.out)
+		}
+	}
+	if won < 0 {
+		t.Fatalf("no promotion succeeded:\n%s\n%s", proms[0].out, proms[1].out)
+	}
+	if got := archivedTo(t, store, 1); got != want {
+		t.Fatalf("timeline 1 in the bucket ends at %d, the standbys applied %d", got, want)
+	}
+	for i, s := range sbs {
+		if i == won {
+			s.p.stop(t)
+			continue
+		}
+		if st := sbStatus(t, s.addr); st.Applied != want {
+			t.Fatalf("the standby that lost applied %d, the branch is at %d", st.Applied, want)
+		}
+		s.p.stop(t)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if code, out, errOut := runCLI(t, "restore", "--from", url, "--timeline", "2", restored); code != exitOK {
+		t.Fatalf("restore --timeline 2: exit %d\n%s%s", code, out, errOut)
+	}
+	got, gotSeq := testdb.Digest(t, restored)
+	wantD, _ := testdb.Digest(t, app.dir)
+	if d := got.Diff(wantD); gotSeq != want || d != "" {
+		t.Fatalf("restored timeline 2 at %d; the writer acknowledged %d; %s", gotSeq, want, d)
+	}
+	if code, out, errOut := runCLI(t, "verify", "--from", url); code != exitOK {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestStreamFencedPrimary: after a promotion, the old primary goes on
+// writing and its archiver (not fenced yet: it uploads nothing, and checks
+// the manifest rarely) goes on streaming timeline 1. A second standby that
+// follows the new timeline never applies those batches: it asks for
+// timeline 2, which that archiver does not write (409), and its database
+// stays at the branch.
+func TestStreamFencedPrimary(t *testing.T) {
+	app := newAppDB(t, "app")
+	url := "file://" + app.bucket
+	store, err := filestore.New(app.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archAddr := freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h",
+		"--writer-id", "old", "--fence-check", "1h")
+	waitManifest(t, store)
+	a := struct{ addr, dir string }{freeAddr(t), filepath.Join(t.TempDir(), "a")}
+	b := struct{ addr, dir string }{freeAddr(t), filepath.Join(t.TempDir(), "b")}
+	pa := startCLI(t, nil, "standby", "--from", url, "--listen", a.addr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "a", a.dir)
+	pb := startCLI(t, nil, "standby", "--from", url, "--listen", b.addr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "b", b.dir)
+	putN(t, app.db, "before-", 300)
+	branch := app.db.GetLatestSequenceNumber()
+	for _, addr := range []string{a.addr, b.addr} {
+		waitUntilT(t, "the standbys to apply the stream", func() bool { return sbStatus(t, addr).Applied == branch })
+	}
+	if code, out, errOut := runCLI(t, "promote", "--standby", "http://"+a.addr); code != exitOK {
+		t.Fatalf("promote: exit %d\n%s%s", code, out, errOut)
+	}
+	waitUntilT(t, "standby b to follow timeline 2", func() bool { pb.failIfExited(t); return sbStatus(t, b.addr).Timeline == 2 })
+	// Split brain: the old primary writes on; its archiver reads it.
+	putN(t, app.db, "after-", 300)
+	old := app.db.GetLatestSequenceNumber()
+	waitUntilT(t, "the old archiver to read the new writes", func() bool {
+		var st struct {
+			Stats struct {
+				LastSequence uint64 `json:"last_sequence"`
+			} `json:"stats"`
+		}
+		json.Unmarshal([]byte(httpGet("http://"+archAddr+"/status", "")), &st)
+		return st.Stats.LastSequence == old
+	})
+	waitUntilT(t, "standby b's stream to be refused", func() bool {
+		st := sbStatus(t, b.addr)
+		return st.Stream != nil && strings.Contains(st.Stream.Error, "409")
+	})
+	if st := sbStatus(t, b.addr); st.Applied != branch || st.State != standby.Following {
+		t.Fatalf("standby b: %s at %d, want following at the branch %d (the old primary wrote up to %d)", st.State, st.Applied, branch, old)
+	}
+	pb.stop(t)
+	pa.stop(t)
+	arch.stop(t)
+}
+
+// TestStreamKillUnderLoad: db_bench writes, the archiver streams to a
+// standby, and the primary is stopped at a random point: a planned
+// failover (db_bench finishes, the archiver runs on) must lose nothing, the
+// promoted database equal to the writer's; an unplanned one (the writer
+// and the archiver killed with -9) may lose what the stream had not
+// brought, but never what the standby had applied when the primary died,
+// and the archive's timeline 2 is the promoted database. 3 rounds of each
+// (10 with ROCKSTREAM_LONG=1); the losses are logged.
+func TestStreamKillUnderLoad(t *testing.T) {
+	rounds := 3
+	if os.Getenv("ROCKSTREAM_LONG") == "1" {
+		rounds = 10
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))
+	for round := range rounds {
+		for _, planned := range []bool{true, false} {
+			name := fmt.Sprintf("round%d/planned=%v", round, planned)
+			t.Run(name, func(t *testing.T) { streamKillRound(t, planned, rng.IntN(4000)+500) })
+		}
+	}
+}
+
+func streamKillRound(t *testing.T, planned bool, writes int) {
+	root := t.TempDir()
+	dir, bucket := filepath.Join(root, "db"), filepath.Join(root, "bucket")
+	url := "file://" + bucket
+	waitCmd(t, dbBench(t, dir, "--benchmarks=fillrandom", "--num=2000"))
+	store, err := filestore.New(bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archAddr, sbAddr := freeAddr(t), freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "200ms", "--writer-id", "old", "--fence-check", "200ms")
+	waitManifest(t, store)
+	sbDir := filepath.Join(root, "standby")
+	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new", sbDir)
+	waitUntilT(t, "the standby to stream", func() bool {
+		st := sbStatus(t, sbAddr)
+		return st.Stream != nil && st.Stream.Connected
+	})
+	// About 1,700 writes a second: the kill lands while it writes.
+	w := dbBench(t, dir, "--benchmarks=overwrite", "--use_existing_db=1", fmt.Sprintf("--num=%d", writes), "--benchmark_write_rate_limit=200000")
+	var appliedAtKill uint64
+	if planned {
+		waitCmd(t, w) // the application stops; its archiver runs on
+	} else {
+		// Die somewhere in the middle of the writes.
+		time.Sleep(time.Duration(rand.IntN(writes/2)+50) * time.Millisecond)
+		appliedAtKill = sbStatus(t, sbAddr).Applied
+		w.Process.Signal(syscall.SIGKILL)
+		arch.cmd.Process.Signal(syscall.SIGKILL)
+		w.Wait()
+		arch.wait(t, 30*time.Second)
+	}
+	wantD, writerSeq := testdb.Digest(t, dir)
+	code, out, errOut := runCLI(t, "promote", "--standby", "http://"+sbAddr)
+	if code != exitOK {
+		t.Fatalf("promote: exit %d\n%s%s\nstandby:\n%s", code, out, errOut, sb.out)
+	}
+	if code := sb.stop(t); code != exitOK {
+		t.Fatalf("standby: exit %d\n%s", code, sb.out)
+	}
+	if planned {
+		if code := arch.wait(t, time.Minute); code != exitFenced {
+			t.Fatalf("the old archiver: exit %d, want %d\n%s", code, exitFenced, arch.out)
+		}
+	}
+	got, branch := testdb.Digest(t, sbDir)
+	t.Logf("writer at %d, promoted at %d (lost %d sequences); standby had applied %d when the primary died; %s",
+		writerSeq, branch, writerSeq-branch, appliedAtKill, strings.TrimSpace(out))
+	switch {
+	case planned && (branch != writerSeq || got.Diff(wantD) != ""):
+		t.Fatalf("planned failover: promoted at %d, the writer acknowledged up to %d: %s", branch, writerSeq, got.Diff(wantD))
+	case !planned && (branch < appliedAtKill || branch > writerSeq):
+		t.Fatalf("unplanned failover: promoted at %d, outside [%d applied at the kill, %d written]", branch, appliedAtKill, writerSeq)
+	}
+	restored := filepath.Join(root, "restored")
+	if code, out, errOut := runCLI(t, "restore", "--from", url, "--timeline", "2", restored); code != exitOK {
+		t.Fatalf("restore --timeline 2: exit %d\n%s%s", code, out, errOut)
+	}
+	if r, seq := testdb.Digest(t, restored); seq != branch || r.Diff(got) != "" {
+		t.Fatalf("timeline 2 restores to %d, the promoted database is at %d: %s", seq, branch, r.Diff(got))
 	}
 }
