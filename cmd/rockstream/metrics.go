@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,18 @@ func listenArchive(ctx context.Context, c *cli.Context, jobs []*archiveJob) erro
 			return err
 		}
 	}
-	err = serveArchiveMetrics(ctx, addr, jobs, token)
+	var cert *tls.Certificate
+	if certFile, keyFile := c.String("tls-cert"), c.String("tls-key"); certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return usageError{errors.New("--tls-cert and --tls-key go together: give both")}
+		}
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return usageError{fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)}
+		}
+		cert = &pair
+	}
+	err = serveArchiveMetrics(ctx, addr, jobs, token, cert)
 	if err != nil && !c.IsSet("listen") && errors.Is(err, syscall.EADDRINUSE) {
 		slog.Warn("the default --listen address is taken (another archiver on this machine?): archiving without /metrics, /status and the probes; give each archiver its own --listen ADDR, or --listen \"\"",
 			"addr", addr, "error", err)
@@ -59,7 +71,7 @@ func listenArchive(ctx context.Context, c *cli.Context, jobs []*archiveJob) erro
 // serveArchiveMetrics serves /metrics and /status for running archivers
 // until ctx ends. The metrics of a database of a config file carry the
 // label database.
-func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob, token string) error {
+func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob, token string, cert *tls.Certificate) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, j := range jobs {
@@ -103,6 +115,10 @@ func serveArchiveMetrics(ctx context.Context, addr string, jobs []*archiveJob, t
 		return usageError{fmt.Errorf("--listen %s: %w", addr, err)}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+		l = tls.NewListener(l, srv.TLSConfig)
+	}
 	go srv.Serve(l)
 	go func() {
 		<-ctx.Done()

@@ -54,7 +54,7 @@ func runArchiveConfig(c *cli.Context) error {
 // databases that lack a db or a location, and two that share a database, a
 // work folder or an archive location (or one inside the other).
 func archiveDatabases(c *cli.Context) (*cli.Context, []*dbContext, error) {
-	top, dbs, err := loadDatabases(c, commandKeys(c.Command, []string{"nice", "listen", "token", "token-file"}, nil))
+	top, dbs, err := loadDatabases(c, commandKeys(c.Command, []string{"nice", "listen", "token", "token-file", "tls-cert", "tls-key"}, nil))
 	if err != nil {
 		return nil, nil, err
 	}

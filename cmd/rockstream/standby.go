@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -64,6 +67,8 @@ func standbyCommand() *cli.Command {
 			readyLagFlag("the standby follows the archive within"),
 			&cli.StringFlag{Name: "primary", EnvVars: []string{"ROCKSTREAM_PRIMARY"},
 				Usage: "also apply the live stream of the primary's archiver (started with --stream) at `URL`: http://HOST:PORT (its --listen), or http://HOST:PORT/stream/NAME for a database of its config file; the bucket is read whenever the stream is down"},
+			&cli.StringFlag{Name: "primary-ca", EnvVars: []string{"ROCKSTREAM_PRIMARY_CA"},
+				Usage: "trust the certificate authority (or self-signed certificate) in PEM `FILE` for an https --primary, besides the system's"},
 			&cli.StringFlag{Name: "primary-token-file", EnvVars: []string{"ROCKSTREAM_PRIMARY_TOKEN_FILE"},
 				Usage: "send the token in `FILE` (its first line; mode 0600 or 0400) to the --primary stream: the archiver's --token"},
 			durationFlag(&cli.DurationFlag{Name: "stream-drain", Value: 5 * time.Second, EnvVars: []string{"ROCKSTREAM_STREAM_DRAIN"},
@@ -238,7 +243,27 @@ func streamClient(c *cli.Context) (*stream.Client, error) {
 			return nil, err
 		}
 	}
-	return &stream.Client{URL: u.String(), Token: token}, nil
+	client := &stream.Client{URL: u.String(), Token: token}
+	if ca := c.String("primary-ca"); ca != "" {
+		if u.Scheme != "https" {
+			return nil, usageError{errors.New("--primary-ca needs an https --primary")}
+		}
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--primary-ca: %w", err)}
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Errorf("--primary-ca %s: no PEM certificate in it", ca)}
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		client.HTTP = &http.Client{Transport: tr}
+	}
+	return client, nil
 }
 
 // checkListen refuses a non-loopback address without a token.

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,5 +364,104 @@ func streamKillRound(t *testing.T, planned bool, writes int) {
 	}
 	if r, seq := testdb.Digest(t, restored); seq != branch || r.Diff(got) != "" {
 		t.Fatalf("timeline 2 restores to %d, the promoted database is at %d: %s", seq, branch, r.Diff(got))
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rockstream test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+// TestStreamTLSAndToken: the stream over HTTPS with a token: a standby that
+// trusts the certificate and sends the token streams; one that does not
+// trust it, or sends no token, reads the bucket and says why in /status.
+// The flags' mistakes are exit 2.
+func TestStreamTLSAndToken(t *testing.T) {
+	app := newAppDB(t, "app")
+	url := "file://" + app.bucket
+	store, err := filestore.New(app.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := selfSigned(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("stream-secret\n"), 0o600)
+	archAddr := freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h",
+		"--tls-cert", cert, "--tls-key", key, "--token-file", tokenFile)
+	waitManifest(t, store)
+	primary := "https://" + archAddr
+	good, noCA, noToken := freeAddr(t), freeAddr(t), freeAddr(t)
+	for _, s := range []struct {
+		addr string
+		args []string
+	}{
+		{good, []string{"--primary-ca", cert, "--primary-token-file", tokenFile}},
+		{noCA, []string{"--primary-token-file", tokenFile}},
+		{noToken, []string{"--primary-ca", cert}},
+	} {
+		args := append([]string{"standby", "--from", url, "--listen", s.addr, "--primary", primary, "--poll", "20ms"}, s.args...)
+		startCLI(t, nil, append(args, filepath.Join(t.TempDir(), "sb"))...)
+	}
+	putN(t, app.db, "tls-", 300)
+	want := app.db.GetLatestSequenceNumber()
+	waitUntilT(t, "the standby that trusts the certificate to stream", func() bool {
+		st := sbStatus(t, good)
+		return st.Applied == want && st.Stream != nil && st.Stream.Batches > 0
+	})
+	waitUntilT(t, "the others to say why they do not stream", func() bool {
+		a, b := sbStatus(t, noCA), sbStatus(t, noToken)
+		return a.Stream != nil && strings.Contains(a.Stream.Error, "certificate") &&
+			b.Stream != nil && strings.Contains(b.Stream.Error, "401")
+	})
+	if st := sbStatus(t, noCA); st.Applied >= want || st.State != standby.Following {
+		t.Fatalf("a standby without the stream applied %d (%s): the bucket does not hold it yet", st.Applied, st.State)
+	}
+	if out := httpGet("https://"+archAddr+"/metrics", ""); out != "" {
+		t.Fatalf("plain client read https /metrics without trusting the certificate: %.100s", out)
+	}
+	arch.stop(t)
+
+	db := newDB(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"archive", "--db", db, "--to", "file://" + t.TempDir(), "--stream", "--listen", ""}, "--stream needs --listen"},
+		{[]string{"archive", "--db", db, "--to", "file://" + t.TempDir(), "--stream", "--listen", "0.0.0.0:0"}, "not a loopback address"},
+		{[]string{"archive", "--db", db, "--to", "file://" + t.TempDir(), "--listen", freeAddr(t), "--tls-cert", cert}, "--tls-cert and --tls-key go together"},
+		{[]string{"archive", "--db", db, "--to", "file://" + t.TempDir(), "--listen", freeAddr(t), "--tls-cert", key, "--tls-key", key}, "--tls-cert"},
+		{[]string{"archive", "--db", db, "--to", "file://" + t.TempDir(), "--stream", "--stream-buffer", "lots"}, "stream-buffer"},
+		{[]string{"standby", "--from", url, "--primary", "ftp://x", t.TempDir()}, "--primary: want http://HOST:PORT"},
+		{[]string{"standby", "--from", url, "--primary", "http://u:p@host:1", t.TempDir()}, "without credentials"},
+		{[]string{"standby", "--from", url, "--primary-token-file", tokenFile, t.TempDir()}, "without --primary"},
+		{[]string{"standby", "--from", url, "--primary", "http://127.0.0.1:1", "--primary-ca", cert, t.TempDir()}, "needs an https --primary"},
+		{[]string{"standby", "--from", url, "--primary", "https://127.0.0.1:1", "--primary-ca", tokenFile, t.TempDir()}, "no PEM certificate"},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) || strings.Contains(out+errOut, "stream-secret") {
+			t.Errorf("%q: exit %d, want %d saying %q\n%s%s", tc.args, code, exitUsage, tc.want, out, errOut)
+		}
 	}
 }
