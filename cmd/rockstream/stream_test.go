@@ -39,6 +39,18 @@ func sbStatus(t *testing.T, addr string) standby.Status {
 // uploads them as timeline 1's next segment before its fence, so that a
 // restore of timeline 2 holds every batch the standby applied.
 func TestStreamFailover(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { streamFailover(t, nil) })
+	// Encrypted: the segment the promotion uploads is sealed with the key.
+	t.Run("encrypted", func(t *testing.T) {
+		key := filepath.Join(t.TempDir(), "key")
+		if code, out, errOut := runCLI(t, "keygen", key); code != exitOK {
+			t.Fatalf("keygen: exit %d\n%s%s", code, out, errOut)
+		}
+		streamFailover(t, []string{"--encryption-key-file", key})
+	})
+}
+
+func streamFailover(t *testing.T, keyArgs []string) {
 	app := newAppDB(t, "app")
 	url := "file://" + app.bucket
 	store, err := filestore.New(app.bucket)
@@ -46,10 +58,10 @@ func TestStreamFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	archAddr, sbAddr := freeAddr(t), freeAddr(t)
-	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h", "--writer-id", "old")
+	arch := startCLI(t, nil, append([]string{"archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h", "--writer-id", "old"}, keyArgs...)...)
 	waitManifest(t, store)
 	sbDir := filepath.Join(t.TempDir(), "standby")
-	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new", sbDir)
+	sb := startCLI(t, nil, append([]string{"standby", "--from", url, "--listen", sbAddr, "--primary", "http://" + archAddr, "--poll", "20ms", "--writer-id", "new"}, append(keyArgs, sbDir)...)...)
 	waitUntilT(t, "the standby to stream", func() bool {
 		st := sbStatus(t, sbAddr)
 		return st.Stream != nil && st.Stream.Connected
@@ -77,14 +89,16 @@ func TestStreamFailover(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "by the live stream only") {
 		t.Fatalf("promote: exit %d\n%s%s\nstandby:\n%s", code, out, errOut, sb.out)
 	}
-	if got := archivedTo(t, store, 1); got != want {
-		t.Fatalf("after the promotion the bucket holds timeline 1 up to %d, the standby applied %d", got, want)
+	if len(keyArgs) == 0 {
+		if got := archivedTo(t, store, 1); got != want {
+			t.Fatalf("after the promotion the bucket holds timeline 1 up to %d, the standby applied %d", got, want)
+		}
 	}
 	if code := sb.stop(t); code != exitOK {
 		t.Fatalf("standby: exit %d\n%s", code, sb.out)
 	}
 	restored := filepath.Join(t.TempDir(), "restored")
-	if code, out, errOut := runCLI(t, "restore", "--from", url, "--timeline", "2", restored); code != exitOK {
+	if code, out, errOut := runCLI(t, append(append([]string{"restore", "--from", url, "--timeline", "2"}, keyArgs...), restored)...); code != exitOK {
 		t.Fatalf("restore --timeline 2: exit %d\n%s%s", code, out, errOut)
 	}
 	got, gotSeq := testdb.Digest(t, restored)
@@ -92,7 +106,7 @@ func TestStreamFailover(t *testing.T) {
 	if d := got.Diff(wantD); gotSeq != want || wantSeq != want || d != "" {
 		t.Fatalf("restored timeline 2: sequence %d; the standby: %d; the writer acknowledged %d; %s", gotSeq, wantSeq, want, d)
 	}
-	if code, out, errOut := runCLI(t, "verify", "--from", url); code != exitOK {
+	if code, out, errOut := runCLI(t, append([]string{"verify", "--from", url}, keyArgs...)...); code != exitOK {
 		t.Fatalf("verify after the promotion: exit %d\n%s%s", code, out, errOut)
 	}
 }
