@@ -46,6 +46,9 @@ func TestMetricsPromtool(t *testing.T) {
 		return strings.Contains(httpGet("http://"+sbAddr+"/metrics", ""), want)
 	})
 	// The base's age, the upload and apply latencies, the standby's state.
+	// Writes after the standby's bootstrap reach it as segments (what was
+	// archived before it started, its bootstrap may have restored).
+	putN(t, app.db, "after-bootstrap", 100)
 	waitUntilT(t, "a segment upload and apply observed", func() bool {
 		a, b := httpGet("http://"+archAddr+"/metrics", ""), httpGet("http://"+sbAddr+"/metrics", "")
 		return metricValue(a, "rockstream_archive_upload_duration_seconds_count") >= 1 &&
