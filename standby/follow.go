@@ -136,7 +136,9 @@ func (s *Standby) notFound(ctx context.Context, f *follower, applied uint64) (st
 		return "", nil, s.checkMissing(ctx, f, applied)
 	}
 	key, data, sure, err := s.findContaining(ctx, f.tl, applied+1)
-	f.resume = !sure
+	// Ahead of the bucket (batches applied from the live stream), the next
+	// batch is inside a segment not uploaded yet: list until it is.
+	f.resume = !sure || data == nil && s.aheadOfBucket(applied)
 	if sure && data == nil && err == nil {
 		// The listing looked for later data: the first miss is looked into.
 		f.missing = missing{seq: applied + 1, next: time.Now().Add(s.opts.MissingCheck), every: s.opts.MissingCheck, looked: true}
@@ -260,7 +262,11 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 			return cmp.Or(g.apply(ctx), fmt.Errorf("segment %s: %w", key, err))
 		}
 		if b.Seq <= applied {
-			continue // applied already
+			// Applied already; if from the stream, the same bytes.
+			if err := s.strm.check(b.Seq, b.Count, b.Data, 0); err != nil {
+				return cmp.Or(g.apply(ctx), fmt.Errorf("segment %s: %w", key, err))
+			}
+			continue
 		}
 		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return g.apply(ctx) // the rest is past the branch point
@@ -285,7 +291,8 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		return nil
 	}
 	s.update(func(st *Status) { st.Segments++ })
-	s.trimKept(tr.NextSeq - 1)
+	s.trimKept(tr.NextSeq-1, 0)
+	s.bucketHolds(tr.NextSeq - 1)
 	if !h.Created.IsZero() {
 		s.applyDelay.Observe(max(0, time.Since(h.Created).Seconds()))
 	}

@@ -140,8 +140,8 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 		return err
 	}
 	if s.strm.c != nil {
-		s.strm.drop() // nothing more from the old primary
-		s.pauseStream(time.Hour)
+		s.pauseStream(time.Hour) // nothing more from the old primary
+		s.strm.drop()
 	}
 	drained := time.Since(start)
 	applied := s.db.LatestSequence()
@@ -151,7 +151,7 @@ func (s *Standby) handlePromote(ctx context.Context, f *follower, req *promoteRe
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), promoteTimeout)
 	defer cancel()
 	res, err := promote.Promote(pctx, s.store, promote.Options{
-		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID, Streamed: s.strm.kept,
+		Timeline: f.tl, Applied: applied, WriterID: s.opts.WriterID, Streamed: s.strm.batches(),
 		Drain: func(ctx context.Context) (uint64, error) {
 			err := s.drainAll(ctx, f)
 			return s.db.LatestSequence(), err

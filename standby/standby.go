@@ -197,6 +197,8 @@ type Standby struct {
 	strm          streamState
 	streamBatches int64
 	streamKept    int
+	streamFrom    uint64 // the first kept batch's sequence, 0 when none
+	bucketEnd     uint64 // the bucket holds the batches up to it, at least
 	streamPaused  time.Time
 
 	promoteReq chan *promoteRequest
@@ -278,7 +280,7 @@ func (s *Standby) Run(ctx context.Context) (err error) {
 		return s.closePromoted(res)
 	}
 	fctx, stopStream := context.WithCancel(ctx)
-	s.startStream(fctx)
+	s.startStream(fctx, tl)
 	err = s.follow(ctx, tl)
 	stopStream()
 	promoted := errors.Is(err, errPromoted)

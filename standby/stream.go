@@ -1,12 +1,16 @@
 package standby
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"sort"
 	"time"
 
+	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/segments"
 	"github.com/rockstream/rockstream/stream"
 )
@@ -50,26 +54,67 @@ type StreamStatus struct {
 
 // streamState is the follow loop's side of the stream.
 type streamState struct {
-	c         *stream.Client
-	stale     int64         // frames of connections up to this one are dropped
-	held      *stream.Frame // a frame taken while sleeping
-	kept      []segments.Batch
-	keptBytes int
+	c     *stream.Client
+	stale int64         // frames of connections up to this one are dropped
+	held  *stream.Frame // a frame taken while sleeping
+	// kept are the batches applied from the stream that the bucket may
+	// lack, in order, each with the epoch of the writer that last sent it.
+	kept      []keptBatch
 	connected bool // the last look found it connected and fresh
 }
 
+// keptBatch is a batch applied from the stream, and the epoch of the
+// writer whose stream last held it.
+type keptBatch struct {
+	segments.Batch
+	epoch uint64
+}
+
 // startStream starts the client of Options.Stream, if any, until ctx ends.
-func (s *Standby) startStream(ctx context.Context) {
+// A standby whose database is ahead of the bucket (it applied batches from
+// the stream before a restart, which it no longer holds) streams again only
+// once the bucket holds its start: the transactions prepared before the run
+// are read from the bucket (txns.go), and a prepare that only the stream
+// brought would be missing.
+func (s *Standby) startStream(ctx context.Context, tl uint32) {
 	c := s.opts.Stream
 	if c == nil {
 		return
 	}
 	s.strm.c = c
+	var end uint64 // not known (a store error): after the next segment applied
+	if last, _, err := catalog.LastSegment(ctx, s.store, s.m, tl, s.from); err == nil {
+		if t, ok := s.m.Timeline(tl); ok {
+			end = t.Branch
+		}
+		for _, b := range s.m.Bases {
+			if b.Timeline == tl && b.Sequence <= s.from {
+				end = max(end, b.Sequence)
+			}
+		}
+		if last != nil && !last.End {
+			end = max(end, last.Next-1)
+		} else if last != nil {
+			end = max(end, last.First-1)
+		}
+	}
+	s.bucketHolds(end)
+	if end < s.from {
+		s.log.Info("the database is ahead of the bucket (batches applied from the stream before a restart): streaming again once the bucket holds them",
+			"applied", s.from, "bucket", end)
+	}
+	c.Identity = s.m.Identity
 	c.From = func() (uint32, uint64, bool) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		ok := (s.st.State == Following || s.st.State == Promoting) && time.Now().After(s.streamPaused)
-		return s.st.Timeline, s.st.Applied + 1, ok
+		ok := (s.st.State == Following || s.st.State == Promoting) && time.Now().After(s.streamPaused) && s.bucketEnd >= s.from
+		from := s.st.Applied + 1
+		if s.streamFrom != 0 {
+			// From the first batch the bucket may lack: the standby
+			// checks that the primary still holds what it applied.
+			from = s.streamFrom
+		}
+		return s.st.Timeline, from, ok
 	}
 	if c.Logger == nil {
 		c.Logger = s.log
@@ -137,7 +182,7 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 		if !ok {
 			break
 		}
-		if fr.Conn <= st.stale {
+		if fr.Conn <= st.stale || s.streamIsPaused() {
 			if fr.Batch != nil {
 				st.c.Release(len(fr.Batch.Data))
 			}
@@ -149,6 +194,9 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 		}
 		b := fr.Batch
 		use, err := s.streamUsable(ctx, f, b, applied, limit)
+		if err == nil && !use && b.Seq <= applied {
+			err = st.check(b.Seq, b.Count, b.Data, b.Epoch)
+		}
 		if !use {
 			st.c.Release(len(b.Data))
 			refused := errors.Is(err, errStreamRefused)
@@ -178,8 +226,7 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 		if err := g.add(ctx, sb); err != nil {
 			return n, err
 		}
-		st.kept = append(st.kept, sb)
-		st.keptBytes += len(sb.Data)
+		st.kept = append(st.kept, keptBatch{sb, b.Epoch})
 		if b.Count > 0 {
 			applied = b.Next() - 1
 		}
@@ -190,9 +237,54 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 	err := g.apply(ctx)
 	s.mu.Lock()
 	s.streamBatches += int64(n)
-	s.streamKept = len(st.kept)
 	s.mu.Unlock()
+	s.keptChanged()
 	return n, err
+}
+
+// check compares a batch at or below the latest sequence, from the stream
+// (of the writer epoch) or a segment (epoch 0), with the batch kept at its
+// sequence, if any: a primary that lost writes this standby applied from
+// the stream (a crash before they were synced) and wrote others at the
+// same sequences has diverged from it. A match records the epoch that
+// holds it.
+func (st *streamState) check(seq uint64, count uint32, data []byte, epoch uint64) error {
+	i := sort.Search(len(st.kept), func(i int) bool { return st.kept[i].Seq >= seq })
+	for ; i < len(st.kept) && st.kept[i].Seq == seq; i++ {
+		k := &st.kept[i]
+		if k.Count != count || !bytes.Equal(k.Data, data) {
+			continue
+		}
+		if epoch != 0 {
+			k.epoch = epoch
+		}
+		return nil
+	}
+	if i := sort.Search(len(st.kept), func(i int) bool { return st.kept[i].Seq >= seq }); i < len(st.kept) && st.kept[i].Seq == seq {
+		return fmt.Errorf("%w: the primary no longer holds the batch at sequence %d that this standby applied from its live stream "+
+			"(it lost writes that were not on its disk yet, and wrote others at the same sequences): this standby is ahead of it on "+
+			"another history; rebuild it from an empty folder", ErrRebuild, seq)
+	}
+	return nil
+}
+
+// keptChanged publishes where the next stream starts: the first kept
+// batch (0: after the latest sequence).
+func (s *Standby) keptChanged() {
+	var from uint64
+	if len(s.strm.kept) > 0 {
+		from = s.strm.kept[0].Seq
+	}
+	s.mu.Lock()
+	s.streamKept, s.streamFrom = len(s.strm.kept), from
+	s.mu.Unlock()
+}
+
+// streamIsPaused reports a stream kept off (pauseStream).
+func (s *Standby) streamIsPaused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Before(s.streamPaused)
 }
 
 // streamPause is how long the stream stays off after a frame was refused.
@@ -247,30 +339,35 @@ func (s *Standby) heartbeat(f *follower, hb *stream.Heartbeat) {
 	if hb.Timeline != f.tl {
 		return
 	}
-	s.trimKept(hb.Archived)
+	s.trimKept(hb.Archived, hb.Epoch)
+	if w := s.m.Writer; w != nil && w.Timeline == f.tl && w.Epoch == hb.Epoch {
+		s.bucketHolds(hb.Archived)
+	}
 	if hb.Next > 0 {
 		s.update(func(ss *Status) { ss.Head = max(ss.Head, hb.Next-1) })
 	}
 }
 
 // trimKept forgets the batches kept up to sequence archived, which the
-// bucket holds, and returns their bytes to the stream's budget.
-func (s *Standby) trimKept(archived uint64) {
+// bucket holds, and returns their bytes to the stream's budget: those of
+// the writer epoch only (a heartbeat's), or any (epoch 0: a segment's,
+// whose batches were compared with them as they were skipped).
+func (s *Standby) trimKept(archived, epoch uint64) {
 	st := &s.strm
 	if st.c == nil {
 		return
 	}
 	i := 0
-	for i < len(st.kept) && st.kept[i].Seq <= archived && (st.kept[i].Count == 0 || st.kept[i].Seq+uint64(st.kept[i].Count)-1 <= archived) {
-		st.c.Release(len(st.kept[i].Data))
-		st.keptBytes -= len(st.kept[i].Data)
-		i++
+	for ; i < len(st.kept); i++ {
+		k := st.kept[i]
+		if k.Seq > archived || k.Count > 0 && k.Seq+uint64(k.Count)-1 > archived || epoch != 0 && k.epoch != epoch {
+			break
+		}
+		st.c.Release(len(k.Data))
 	}
 	if i > 0 {
 		st.kept = append(st.kept[:0], st.kept[i:]...)
-		s.mu.Lock()
-		s.streamKept = len(st.kept)
-		s.mu.Unlock()
+		s.keptChanged()
 	}
 }
 
@@ -282,7 +379,7 @@ func (st *streamState) forgetKept() {
 	for _, b := range st.kept {
 		st.c.Release(len(b.Data))
 	}
-	st.kept, st.keptBytes = nil, 0
+	st.kept = nil
 }
 
 // streamWait is the wait of sleep: until a frame comes, when streaming.
@@ -315,23 +412,26 @@ func limitOf(s *Standby, f *follower) uint64 {
 
 // drainStream waits, up to d, until the stream's archiver has nothing the
 // standby lacks: a heartbeat sent after the wait began says that what it
-// read next is past the standby's latest sequence. A stream that is down
-// ends the wait at once: there is nothing to drain (an unplanned failover).
+// read next is past the standby's latest sequence. It ends sooner when a
+// connection tried after the wait began failed: the primary is down, and
+// there is nothing to drain (an unplanned failover).
 func (s *Standby) drainStream(ctx context.Context, f *follower, d time.Duration) error {
 	c := s.strm.c
 	if c == nil {
 		return nil
 	}
 	start := time.Now()
+	c.Hurry()
 	for ctx.Err() == nil && time.Since(start) < d {
 		if _, err := s.applyStream(ctx, f, limitOf(s, f)); err != nil {
 			return err
 		}
 		cs := c.Status()
-		if !cs.Connected {
+		if !cs.Connected && cs.FailedAt.After(start) {
+			s.log.Info("the live stream is down: promoting with what was applied", "error", cs.Error)
 			return nil
 		}
-		if cs.LastAt.After(start) && cs.Last.Next <= s.db.LatestSequence()+1 && s.strm.held == nil && len(c.Frames()) == 0 {
+		if cs.Connected && cs.LastAt.After(start) && cs.Last.Next <= s.db.LatestSequence()+1 && s.strm.held == nil && len(c.Frames()) == 0 {
 			return nil
 		}
 		sleepCtx(ctx, 5*time.Millisecond)
@@ -347,4 +447,27 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// aheadOfBucket reports a database past what the bucket is known to hold.
+func (s *Standby) aheadOfBucket(applied uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.strm.c != nil && s.bucketEnd < applied
+}
+
+// bucketHolds records that the bucket holds the batches up to seq.
+func (s *Standby) bucketHolds(seq uint64) {
+	s.mu.Lock()
+	s.bucketEnd = max(s.bucketEnd, seq)
+	s.mu.Unlock()
+}
+
+// batches are the kept batches, for the promotion.
+func (st *streamState) batches() []segments.Batch {
+	bs := make([]segments.Batch, len(st.kept))
+	for i, k := range st.kept {
+		bs[i] = k.Batch
+	}
+	return bs
 }

@@ -23,6 +23,9 @@ type Client struct {
 	URL string
 	// Token, when set, is sent as a bearer token.
 	Token string
+	// Identity, when set, is the archive's database identity: an archiver
+	// of another database refuses the stream (409).
+	Identity string
 	// From gives the timeline to ask for and the first sequence wanted:
 	// the standby's latest sequence plus one. ok false: not now (the
 	// client waits and asks again).
@@ -36,10 +39,12 @@ type Client struct {
 	Logger   *slog.Logger
 
 	frames chan Frame
+	hurry  chan struct{}
 	mu     sync.Mutex
 	cond   *sync.Cond
 	held   int
 	cancel context.CancelFunc // the connection's
+	asked  bool               // Reconnect cancelled it
 	st     ClientStatus
 }
 
@@ -54,6 +59,8 @@ type ClientStatus struct {
 	// Last is the newest heartbeat, and when it came.
 	Last   Heartbeat `json:"-"`
 	LastAt time.Time `json:"last_heartbeat"`
+	// FailedAt is when a stream last failed to open or ended on an error.
+	FailedAt time.Time `json:"failed_at"`
 }
 
 // Frames is where the frames come, in order. A Batch's Data is the
@@ -68,6 +75,7 @@ func (c *Client) init() {
 	defer c.mu.Unlock()
 	if c.frames == nil {
 		c.frames = make(chan Frame, 1024)
+		c.hurry = make(chan struct{}, 1)
 		c.cond = sync.NewCond(&c.mu)
 		if c.MaxBytes <= 0 {
 			c.MaxBytes = 64 << 20
@@ -81,10 +89,10 @@ func (c *Client) init() {
 	}
 }
 
-// Release returns n bytes of batches handed on.
+// Release returns a batch of n bytes handed on (its BatchOverhead too).
 func (c *Client) Release(n int) {
 	c.mu.Lock()
-	c.held -= n
+	c.held -= n + BatchOverhead
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }
@@ -96,9 +104,28 @@ func (c *Client) Release(n int) {
 func (c *Client) Reconnect() {
 	c.mu.Lock()
 	if c.cancel != nil {
+		c.asked = true
 		c.cancel()
 	}
 	c.mu.Unlock()
+}
+
+// reconnecting reports (and forgets) a Reconnect of the current stream.
+func (c *Client) reconnecting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	asked := c.asked
+	c.asked = false
+	return asked
+}
+
+// Hurry makes a client that waits to connect again try now.
+func (c *Client) Hurry() {
+	c.init()
+	select {
+	case c.hurry <- struct{}{}:
+	default:
+	}
 }
 
 // Conns is the number of the newest connection.
@@ -129,7 +156,7 @@ func (c *Client) Run(ctx context.Context) {
 		c.mu.Lock()
 		c.st.Connected = false
 		if err != nil && ctx.Err() == nil {
-			c.st.Error = err.Error()
+			c.st.Error, c.st.FailedAt = err.Error(), time.Now()
 		}
 		c.mu.Unlock()
 		if ctx.Err() != nil {
@@ -143,9 +170,20 @@ func (c *Client) Run(ctx context.Context) {
 		if err != nil {
 			c.Logger.Debug("stream: will connect again", "in", wait, "error", err)
 		}
-		sleep(ctx, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-c.hurry:
+		}
+		t.Stop()
 	}
 }
+
+// idleTimeout ends a stream that brought no frame for this long (the Hub
+// sends a heartbeat every heartbeatEvery while idle): a connection that a
+// partition or a dead host left half open.
+const idleTimeout = 4 * heartbeatEvery
 
 // once reads one stream; got says whether it delivered anything.
 func (c *Client) once(ctx context.Context, tl uint32, from uint64) (bool, error) {
@@ -158,7 +196,11 @@ func (c *Client) once(ctx context.Context, tl uint32, from uint64) (bool, error)
 	if p, err := url.Parse(u); err == nil && (p.Path == "" || p.Path == "/") {
 		u = strings.TrimSuffix(u, "/") + "/stream"
 	}
-	u += "?" + url.Values{"timeline": {fmt.Sprint(tl)}, "from": {fmt.Sprint(from)}}.Encode()
+	q := url.Values{"timeline": {fmt.Sprint(tl)}, "from": {fmt.Sprint(from)}}
+	if c.Identity != "" {
+		q.Set("identity", c.Identity)
+	}
+	u += "?" + q.Encode()
 	req, err := http.NewRequestWithContext(cctx, http.MethodGet, u, nil)
 	if err != nil {
 		return false, err
@@ -185,9 +227,15 @@ func (c *Client) once(ctx context.Context, tl uint32, from uint64) (bool, error)
 	conn := c.st.Connects
 	c.mu.Unlock()
 	got := false
+	idle := time.AfterFunc(idleTimeout, cancel)
+	defer idle.Stop()
 	for {
 		f, err := r.Next()
+		idle.Reset(idleTimeout)
 		if err != nil {
+			if ctx.Err() == nil && cctx.Err() != nil && !c.reconnecting() {
+				return got, fmt.Errorf("no frame for %s: the connection is gone", idleTimeout)
+			}
 			if errors.Is(err, io.EOF) || cctx.Err() != nil {
 				return got, nil
 			}
@@ -239,6 +287,7 @@ func (c *Client) hold(ctx context.Context, n int) bool {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n += BatchOverhead
 	for c.held > 0 && c.held+n > c.MaxBytes && ctx.Err() == nil {
 		c.cond.Wait()
 	}

@@ -42,7 +42,16 @@ type Hub struct {
 
 	archived, head uint64
 	stats          HubStats
+	// lostZero is the Seq of a batch that uses no sequence which the ring
+	// dropped last (evicted, or cut off by a reset), 0 when the last one
+	// dropped used sequences: a client from there would miss it.
+	lostZero uint64
+	identity string
 }
+
+// BatchOverhead is what a batch costs in memory besides its bytes, counted
+// in the ring's and a client's budgets.
+const BatchOverhead = 96
 
 // HubStats are a Hub's counters.
 type HubStats struct {
@@ -71,6 +80,7 @@ func (h *Hub) Start(tl uint32, epoch, next uint64) {
 	defer h.mu.Unlock()
 	if !h.started || tl != h.tl || epoch != h.epoch || next != h.next {
 		h.reset()
+		h.lostZero = 0
 	}
 	h.tl, h.epoch, h.next, h.started, h.closed = tl, epoch, next, true, false
 	h.signal()
@@ -95,21 +105,38 @@ func (h *Hub) Publish(seq uint64, count uint32, t time.Time, data []byte) {
 	}
 	if seq != h.next || len(data) > MaxBatchData {
 		h.reset()
-		h.next = seq + uint64(count)
+		h.next, h.lostZero = seq+uint64(count), 0
+		if count == 0 {
+			h.lostZero = seq
+		}
 		h.signal()
 		return
 	}
 	b := Batch{Timeline: h.tl, Epoch: h.epoch, Seq: seq, Count: count, Time: t, Data: append([]byte(nil), data...)}
 	h.ring = append(h.ring, b)
-	h.bytes += len(data)
+	h.bytes += len(data) + BatchOverhead
 	h.next = b.Next()
 	for len(h.ring) > 1 && h.bytes > h.max {
-		h.bytes -= len(h.ring[0].Data)
+		e := h.ring[0]
+		h.bytes -= len(e.Data) + BatchOverhead
+		h.lostZero = 0
+		if e.Count == 0 {
+			h.lostZero = e.Seq
+		}
 		h.ring[0] = Batch{}
 		h.ring = h.ring[1:]
 		h.first++
 	}
 	h.signal()
+}
+
+// SetIdentity sets the identity of the archive's database: a client that
+// names another is refused (409), so that a standby pointed at the stream
+// of another database applies nothing of it.
+func (h *Hub) SetIdentity(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.identity = id
 }
 
 // SetPosition records what the bucket holds and the database's head, for
@@ -145,16 +172,30 @@ func (h *Hub) signal() {
 var errGone = errors.New("gone")
 
 // position finds the absolute index of the first batch a client from
-// sequence from needs, under h.mu.
+// sequence from needs, under h.mu. A batch that uses no sequence (a
+// two-phase-commit prepare) shares its Seq with the batch after it: a
+// client from that Seq needs it too, so one that the ring lost makes that
+// position gone.
 func (h *Hub) position(from uint64) (uint64, error) {
+	end := h.first + uint64(len(h.ring))
 	switch {
-	case len(h.ring) > 0 && from < h.ring[0].Seq, len(h.ring) == 0 && from < h.next:
+	case from > h.next:
+		return end, nil // later batches; those before from are skipped
+	case from == h.lostZero:
 		return 0, errGone
-	case from >= h.next:
-		return h.first + uint64(len(h.ring)), nil // later batches; those before from are skipped
+	case len(h.ring) == 0:
+		if from < h.next {
+			return 0, errGone
+		}
+		return end, nil
+	case from < h.ring[0].Seq:
+		return 0, errGone
 	}
 	i := sort.Search(len(h.ring), func(i int) bool { return h.ring[i].Seq >= from })
-	if i < len(h.ring) && h.ring[i].Seq != from && i > 0 && h.ring[i-1].Next() != from {
+	switch {
+	case i == len(h.ring) && from == h.next:
+		return end, nil
+	case i == len(h.ring), h.ring[i].Seq != from && (i == 0 || h.ring[i-1].Next() != from):
 		return 0, errGone // from is inside a batch: not a batch boundary
 	}
 	return h.first + uint64(i), nil
@@ -177,6 +218,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.started || h.closed {
 		h.mu.Unlock()
 		http.Error(w, "the archiver is not archiving", http.StatusServiceUnavailable)
+		return
+	}
+	if id := r.URL.Query().Get("identity"); id != "" && h.identity != "" && id != h.identity {
+		mine := h.identity
+		h.mu.Unlock()
+		http.Error(w, fmt.Sprintf("this archiver writes the archive of database %s, not %s", mine, id), http.StatusConflict)
 		return
 	}
 	if uint32(tl) != h.tl {
@@ -219,27 +266,32 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, pos, from, gen uint6
 	}
 	rc := http.NewResponseController(w)
 	send := func() error {
-		// A client that reads nothing for writeWait loses its stream.
-		rc.SetWriteDeadline(time.Now().Add(writeWait))
 		if err := sw.Flush(); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
+	rc.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := send(); err != nil {
 		return
 	}
 	beat := time.NewTimer(heartbeatEvery)
 	defer beat.Stop()
+	// However the stream ends (found behind below, a write that timed
+	// out, the client gone), it ended behind if the ring no longer holds
+	// what it would send next.
+	end := pos // pos once out is sent
+	defer func() {
+		h.mu.Lock()
+		if h.gen == gen && end < h.first {
+			h.stats.Behind++
+		}
+		h.mu.Unlock()
+	}()
 	var out []Batch
 	for {
 		h.mu.Lock()
-		if h.gen != gen {
-			h.mu.Unlock()
-			return
-		}
-		if pos < h.first {
-			h.stats.Behind++
+		if h.gen != gen || pos < h.first {
 			h.mu.Unlock()
 			return
 		}
@@ -249,10 +301,13 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, pos, from, gen uint6
 			out = append(out, h.ring[i])
 			n += len(h.ring[i].Data)
 		}
+		end = pos + uint64(len(out))
 		hb := Heartbeat{Timeline: h.tl, Epoch: h.epoch, Next: h.next, Archived: h.archived, Head: h.head}
 		closed, changed := h.closed, h.changed
 		h.mu.Unlock()
 		if len(out) > 0 {
+			// A client that reads less than 1 MiB a second loses its stream.
+			rc.SetWriteDeadline(time.Now().Add(writeWait + time.Duration(n>>20)*time.Second))
 			sent, bytes := int64(0), int64(0)
 			for _, b := range out {
 				pos++
@@ -275,6 +330,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, pos, from, gen uint6
 		}
 		if closed {
 			hb.Time = time.Now()
+			rc.SetWriteDeadline(time.Now().Add(writeWait))
 			sw.WriteHeartbeat(hb)
 			send()
 			return
@@ -285,6 +341,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, pos, from, gen uint6
 		case <-changed:
 		case <-beat.C:
 			hb.Time = time.Now()
+			rc.SetWriteDeadline(time.Now().Add(writeWait))
 			if sw.WriteHeartbeat(hb) != nil || send() != nil {
 				return
 			}

@@ -479,3 +479,62 @@ func TestStreamTLSAndToken(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamRestartAhead: a standby restarted after it applied batches from
+// the stream that the bucket lacks does not stream again until the bucket
+// holds its start (a transaction prepared by stream only could not be read
+// back), follows the bucket meanwhile, and ends equal to the writer.
+func TestStreamRestartAhead(t *testing.T) {
+	app := newAppDB(t, "app")
+	url := "file://" + app.bucket
+	store, err := filestore.New(app.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archAddr, sbAddr := freeAddr(t), freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h")
+	waitManifest(t, store)
+	sbDir := filepath.Join(t.TempDir(), "standby")
+	args := []string{"standby", "--from", url, "--listen", sbAddr, "--primary", "http://" + archAddr, "--poll", "20ms", sbDir}
+	sb := startCLI(t, nil, args...)
+	putN(t, app.db, "a-", 300)
+	want := app.db.GetLatestSequenceNumber()
+	waitUntilT(t, "the standby to apply the stream", func() bool { return sbStatus(t, sbAddr).Applied == want })
+	if code := sb.stop(t); code != exitOK {
+		t.Fatalf("standby: exit %d\n%s", code, sb.out)
+	}
+	sb = startCLI(t, nil, args...)
+	waitUntilT(t, "the restarted standby to say it waits for the bucket", func() bool {
+		return strings.Contains(sb.out.String(), "ahead of the bucket")
+	})
+	putN(t, app.db, "b-", 100)
+	want = app.db.GetLatestSequenceNumber()
+	if st := sbStatus(t, sbAddr); st.Stream == nil || st.Stream.Connects != 0 {
+		t.Fatalf("the restarted standby streamed before the bucket held its start: %+v", st.Stream)
+	}
+	waitUntilT(t, "the archiver to read the new writes", func() bool {
+		var st struct {
+			Stats struct {
+				LastSequence uint64 `json:"last_sequence"`
+			} `json:"stats"`
+		}
+		json.Unmarshal([]byte(httpGet("http://"+archAddr+"/status", "")), &st)
+		return st.Stats.LastSequence == want
+	})
+	if code := arch.stop(t); code != exitOK { // uploads what it read
+		t.Fatalf("archive: exit %d\n%s", code, arch.out)
+	}
+	for deadline := time.Now().Add(20 * time.Second); sbStatus(t, sbAddr).Applied != want; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby did not apply the bucket: %s\n%s\narchiver:\n%s", httpGet("http://"+sbAddr+"/status", ""), sb.out, arch.out)
+		}
+	}
+	if code := sb.stop(t); code != exitOK {
+		t.Fatalf("standby: exit %d\n%s", code, sb.out)
+	}
+	got, _ := testdb.Digest(t, sbDir)
+	wantD, _ := testdb.Digest(t, app.dir)
+	if d := got.Diff(wantD); d != "" {
+		t.Fatalf("the standby differs from the writer: %s", d)
+	}
+}
