@@ -29,7 +29,7 @@ func run(args []string) int {
 		Description: "rockstream-bench runs the archiver, the standby, base and restore through the\n" +
 			"rockstream binary (--binary), each against a baseline measured in the same run:\n" +
 			"zstd alone and a raw PutObject (archive throughput), db_bench without the archiver\n" +
-			"(writer slowdown), Litestream (lag), RocksDB's BackupEngine (base, restore), a plain\n" +
+			"(writer slowdown), Litestream and the bucket-only standby (lag, live stream), RocksDB's BackupEngine (base, restore), a plain\n" +
 			"parallel GET (restore), the writer's own rate (restore replay, standby apply). It starts its own MinIO on loopback, works in one temporary\n" +
 			"folder and removes it at the end (also on Ctrl-C). It needs db_bench and ldb\n" +
 			"(scripts/setup.sh), MinIO (scripts/setup.sh --test) and the Go module proxy (to\n" +

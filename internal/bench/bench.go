@@ -49,6 +49,7 @@ type Config struct {
 	LagWindow    time.Duration   // each run of a lag figure
 	LagWarmup    time.Duration   // before the runs of a rate
 	IdleWindow   time.Duration   // the idle request count
+	NoLitestream bool            // leave out the Litestream baselines (the tests: building it takes minutes)
 }
 
 // Short is the quick version: minutes on two cores.
@@ -68,7 +69,7 @@ func Full() Config {
 }
 
 // Groups are the parts of a run, in the order they run; --only picks some.
-var Groups = []string{"throughput", "walsize", "slowdown", "base", "restore", "encryption", "standby", "lag"}
+var Groups = []string{"throughput", "walsize", "slowdown", "base", "restore", "encryption", "standby", "lag", "stream"}
 
 // bench is a run in progress.
 type bench struct {
@@ -80,7 +81,14 @@ type bench struct {
 	db       dbInfo // the database of the base and restore figures, once built
 	lsPath   string // the Litestream binary, once built
 	lsErr    error
-	load     float64 // the 1-minute load average at start, -1 if unknown
+	// The lag figures of today's bucket-only standby and of Litestream,
+	// by segment age and rate: the lag part's, which the stream part
+	// takes as its baselines (measuring those it lacks).
+	lagRock, lagLS map[lagConf]lagResult
+	// childNice runs the rockstream processes started while it is set
+	// under nice -n childNice (0: as they are).
+	childNice int
+	load      float64 // the 1-minute load average at start, -1 if unknown
 }
 
 // Run runs the benchmark and returns its report. A group that fails is
@@ -91,10 +99,13 @@ func Run(ctx context.Context, cfg Config) (*report.Doc, error) {
 		return nil, err
 	}
 	defer e.close()
-	b := &bench{env: e, profiles: map[string][]profileRef{}, load: load1()}
+	b := &bench{env: e, profiles: map[string][]profileRef{}, load: load1(), lagRock: map[lagConf]lagResult{}, lagLS: map[lagConf]lagResult{}}
 	start := time.Now()
 	facts := [][2]string{{"Command", "`" + cfg.Command + "`"}, {"Date", start.UTC().Format(time.RFC3339)}, {"Mode", mode(cfg)}}
-	if b.wants("lag") {
+	switch {
+	case cfg.NoLitestream:
+		b.lsErr = errors.New("left out of this run (Config.NoLitestream)")
+	case b.wants("lag") || b.wants("stream"):
 		b.lsPath, b.lsErr = b.installLitestream(ctx)
 	}
 	facts = append(facts, b.machineFacts(ctx, b.lsPath)...)
@@ -154,6 +165,8 @@ func (b *bench) group(ctx context.Context, g string) error {
 		return b.standbys(ctx)
 	case "lag":
 		return b.lags(ctx)
+	case "stream":
+		return b.streams(ctx)
 	}
 	return fmt.Errorf("unknown group %q (want one of %s)", g, strings.Join(Groups, ", "))
 }
@@ -199,7 +212,7 @@ func (b *bench) loadNote() string {
 
 // methodSection says how the figures are taken.
 func (b *bench) methodSection() report.Section {
-	return report.Section{Title: "How the figures are taken", Body: fmt.Sprintf(`- **Processes.** rockstream runs as users run it: the binary %s (`+"`archive`, `standby`, `base`, `restore`"+`) in child processes. The harness itself plays the application (a RocksDB database written with grocksdb; WAL on, no sync per write, WAL_ttl_seconds 3600) and the reader of the standby.
+	sec := report.Section{Title: "How the figures are taken", Body: fmt.Sprintf(`- **Processes.** rockstream runs as users run it: the binary %s (`+"`archive`, `standby`, `base`, `restore`"+`) in child processes. The harness itself plays the application (a RocksDB database written with grocksdb; WAL on, no sync per write, WAL_ttl_seconds 3600) and the reader of the standby.
 - **Stores.** file:// folders in the work folder, and a private MinIO (%s) on loopback, on the same cores. Every program that talks to MinIO goes through a counting reverse proxy of its own (internal/bench/s3count), which is how requests are counted; the raw-put and plain-GET baselines go through one too.
 - **Lag.** The writer commits a batch every %v: the key lag/<n> holding the commit's time, and payload puts of %d-byte values making up the rate. The reader opens the standby's folder as a RocksDB secondary instance (as the README tells users to read a standby), catches up every 2 ms and notes when each lag/<n> becomes readable: "visible" means readable by another process, not only applied. The archiver runs with --segment-age as the row says and its default 10 ms --poll; the standby with --poll %v. Each rate has a %v warm-up, then %d runs of %v (about %d commits each); p50 and p99 are taken per run.
 - **Litestream.** %s@%s, built by the harness with go install (cached under ~/.cache/rockstream), replicating a SQLite database (WAL mode, synchronous NORMAL) to its own MinIO bucket with sync-interval = the segment age and monitor-interval 100 ms (at the archiver's 10 ms poll Litestream writes an LTX file every 10 ms and its follower, which fetches them one by one, fell 2 to 3 s behind on MinIO in trials; at 100 ms and 250 ms it kept up equally well), and followed by `+"`litestream restore -f -follow-interval %v`"+` (its follow mode, since v0.5.9). The SQLite writer (internal/bench/sqliteload, a module of its own with modernc.org/sqlite) commits every %v a row of the commit's number and time plus 1000-byte payload rows of the same data at the same byte rate, and reads the follower's file, opened afresh every 2 ms (Litestream writes its pages directly into it, so a connection's cache cannot be trusted).
@@ -208,6 +221,14 @@ func (b *bench) methodSection() report.Section {
 - **Runs.** %d per figure; ratios are taken run by run against the baseline of the same run. MB is 10^6 bytes, MiB 2^20.`,
 		"`"+b.cfg.Binary+"`", "`"+mustBinary()+"`", commitPeriod, valueSize, b.cfg.LagPoll, b.cfg.LagWarmup, b.cfg.Runs, b.cfg.LagWindow, int(b.cfg.LagWindow/commitPeriod),
 		litestreamModule, litestreamVersion, b.cfg.LagPoll, commitPeriod, b.cfg.Runs)}
+	if b.wants("stream") {
+		sec.Body += "\n- **Live stream.** The streaming standby's rows take the lag figure as above, with `rockstream archive --stream` (the stream " +
+			"served on its --listen) and `rockstream standby --primary http://ARCHIVER`, on MinIO, at the lag rows' segment ages and rates; their " +
+			"baselines are the lag rows' bucket-only standby and Litestream of the same run (measured by the stream part itself for an age the lag " +
+			"part did not run). The writer slowdown with three streaming standbys is db_bench as in the slowdown row, on three like databases: " +
+			"one followed by the archiver with --stream serving three standbys, one by the archiver alone, one by nothing."
+	}
+	return sec
 }
 
 // WriteFile writes the report to path ("-" for standard output), whole or

@@ -90,6 +90,36 @@ func TestRunLag(t *testing.T) {
 	}
 }
 
+// TestRunStream runs the stream part with tiny windows, without
+// Litestream (its rows say it was not measured): the streaming standby's
+// lag against the bucket-only one, and the writer's slowdown with three
+// streaming standbys.
+func TestRunStream(t *testing.T) {
+	cfg := tiny(t, "stream")
+	cfg.NoLitestream = true
+	doc, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	age := 250 * time.Millisecond
+	p99 := streamLagFigure(age, "p99", 1)
+	checkRows(t, doc, []string{streamLagFigure(age, "p50", 1), p99, p99 + ", against Litestream",
+		"Writer slowdown with three streaming standbys (db_bench ops/s)", "Writer slowdown with three streaming standbys, against the archiver alone"})
+	for _, r := range doc.Rows {
+		switch {
+		case r.Figure == p99 && (r.Verdict == report.NotMeasured || r.Base.N == 0):
+			t.Errorf("%s: %s, baseline of %d runs: %s", r.Figure, r.Verdict, r.Base.N, r.Note)
+		case strings.HasSuffix(r.Figure, "against Litestream") && !strings.Contains(r.Note, "Litestream not measured"):
+			t.Errorf("%s: Litestream was left out, but the note says %q", r.Figure, r.Note)
+		case strings.HasPrefix(r.Figure, "Writer slowdown") && r.Base.N != cfg.Runs:
+			t.Errorf("%s: %d baseline runs, want %d", r.Figure, r.Base.N, cfg.Runs)
+		}
+	}
+	if left, _ := os.ReadDir(cfg.WorkDir); len(left) != 0 {
+		t.Fatalf("the work folder holds %d entries after the run", len(left))
+	}
+}
+
 // TestRunCanceled checks that a run canceled in the middle of a group
 // (while the archiver runs) fails, stops its processes and removes its
 // folder. It cancels when the run reports that it is archiving, not after

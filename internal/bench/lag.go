@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/linxGnu/grocksdb"
@@ -45,30 +46,55 @@ type rockSession struct {
 }
 
 func (b *bench) startRock(ctx context.Context, age time.Duration, profile bool) (*rockSession, error) {
+	return b.startSession(ctx, sessionKind{name: "lag", figure: lagFigure(age, "p99", 0)}, age, profile)
+}
+
+// sessionKind is what a session measures: today's bucket-only path (the
+// lag part), or the live stream (the stream part: the archiver with
+// --stream, the standby with --primary on it).
+type sessionKind struct {
+	name   string // names its folders and processes
+	figure string // the figure its profiles belong to
+	stream bool
+}
+
+func (b *bench) startSession(ctx context.Context, k sessionKind, age time.Duration, profile bool) (*rockSession, error) {
 	loc, err := b.minioLocation(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s := &rockSession{next: 1}
-	if s.app, err = openApp(b.path(fmt.Sprintf("lag-db-%v", age)), 1<<20, 51); err != nil {
+	if s.app, err = openApp(b.path(fmt.Sprintf("%s-db-%v", k.name, age)), 1<<20, 51); err != nil {
 		return nil, err
 	}
 	if _, err := s.app.fill(1<<20, s.app.random(), false, nil); err != nil {
 		return s, err
 	}
-	fig, aprof, sprof := lagFigure(age, "p99", 0), "", ""
+	var sbArgs []string
+	archArgs := []string{"--segment-age", age.String()}
+	if k.stream {
+		archArgs = append(archArgs, "--stream")
+	}
+	sbText := fmt.Sprintf("--poll %v", b.cfg.LagPoll)
+	if k.stream {
+		sbText += " --primary URL"
+	}
+	aprof, sprof := "", ""
 	if profile {
-		aprof = b.profile(fig, fmt.Sprintf("`rockstream archive --segment-age %v` during the lag runs", age))
-		sprof = b.profile(fig, fmt.Sprintf("`rockstream standby --poll %v` during the lag runs", b.cfg.LagPoll))
+		aprof = b.profile(k.figure, fmt.Sprintf("`rockstream archive %s` during the runs", strings.Join(archArgs, " ")))
+		sprof = b.profile(k.figure, fmt.Sprintf("`rockstream standby %s` during the runs", sbText))
 	}
-	if s.arch, err = b.startArchiver(ctx, "archiver-lag", s.app.dir, loc, aprof, "--segment-age", age.String()); err != nil {
+	if s.arch, err = b.startArchiver(ctx, "archiver-"+k.name, s.app.dir, loc, aprof, archArgs...); err != nil {
 		return s, err
 	}
-	dir := b.path(fmt.Sprintf("standby-%v", age))
-	if s.standby, err = b.startStandby(ctx, "standby-lag", dir, loc, b.cfg.LagPoll, s.app.seq(), sprof); err != nil {
+	if k.stream {
+		sbArgs = []string{"--primary", "http://" + s.arch.addr}
+	}
+	dir := b.path(fmt.Sprintf("%s-standby-%v", k.name, age))
+	if s.standby, err = b.startStandby(ctx, "standby-"+k.name, dir, loc, b.cfg.LagPoll, s.app.seq(), sprof, sbArgs...); err != nil {
 		return s, err
 	}
-	s.reader, err = openReader(dir, b.path(fmt.Sprintf("standby-reader-%v", age)))
+	s.reader, err = openReader(dir, b.path(fmt.Sprintf("%s-standby-reader-%v", k.name, age)))
 	return s, err
 }
 

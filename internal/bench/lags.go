@@ -23,8 +23,7 @@ type lagConf struct {
 // requests of the archiver and the standby while the database is idle,
 // and the standby's peak RSS.
 func (b *bench) lags(ctx context.Context) error {
-	rock := map[lagConf]lagResult{}
-	ls := map[lagConf]lagResult{}
+	rock, ls := b.lagRock, b.lagLS
 	var standbyRSS, archRSS []float64
 	var idle *idleCounts
 	for i, age := range b.cfg.LagAges {

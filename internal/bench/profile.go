@@ -101,6 +101,6 @@ func (b *bench) generatorSection() (report.Section, error) {
 		"24-byte signature in base64, author, room, time, and text drawn from a vocabulary of about 300 words with a random "+
 		"number every 12 words). **zstd at the segments' level (SpeedFastest, 1 MiB blocks) shrinks them %.2f times** "+
 		"(measured on 8 MiB of them in this run). Write batches hold %d puts. db_bench is used only for the writer-slowdown "+
-		"figure, where it is the writer being slowed.", valueSize, ratio, opsPerBatch)
+		"figures, where it is the writer being slowed.", valueSize, ratio, opsPerBatch)
 	return report.Section{Title: "Data", Body: body}, nil
 }

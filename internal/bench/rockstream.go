@@ -53,7 +53,11 @@ func (b *bench) startService(label string, loc *location, args func(url string) 
 		full = append(full, "--cpu-profile", profile)
 	}
 	full = append(full, pos...)
-	if s.proc, err = b.start(label, b.cfg.Binary, full); err != nil {
+	name := b.cfg.Binary
+	if b.childNice > 0 {
+		name, full = "nice", append([]string{"-n", fmt.Sprint(b.childNice), b.cfg.Binary}, full...)
+	}
+	if s.proc, err = b.start(label, name, full); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -82,7 +86,15 @@ type archiverStatus struct {
 		LastSequence     uint64  `json:"last_sequence"`
 		ArchivedSequence uint64  `json:"archived_sequence"`
 		LagSeconds       float64 `json:"lag_seconds"`
+		Batches          int64   `json:"batches"`
 	} `json:"stats"`
+	// Stream is the live stream's counters (--stream only).
+	Stream *struct {
+		Clients int   `json:"clients"`
+		Served  int64 `json:"streams_served"`
+		Batches int64 `json:"batches_sent"`
+		Behind  int64 `json:"streams_behind"`
+	} `json:"stream"`
 }
 
 // startArchiver runs `rockstream archive` on db into loc and waits until
@@ -129,13 +141,25 @@ func (s *service) waitArchived(ctx context.Context, seq uint64, limit time.Durat
 type standbyStatus struct {
 	State   string `json:"state"`
 	Applied uint64 `json:"applied_sequence"`
+	Stream  *struct {
+		Connected bool  `json:"connected"`
+		Batches   int64 `json:"batches_applied"`
+		Connects  int64 `json:"connects"`
+	} `json:"stream"`
+}
+
+func (s *service) standby() (standbyStatus, error) {
+	var st standbyStatus
+	err := getJSON("http://"+s.addr+"/status", &st)
+	return st, err
 }
 
 // startStandby runs `rockstream standby` of loc into dir, polling every
-// poll, and waits until it follows and has applied seq.
-func (b *bench) startStandby(ctx context.Context, label, dir string, loc *location, poll time.Duration, seq uint64, profile string) (*service, error) {
+// poll, with the flags extra, and waits until it follows and has applied
+// seq.
+func (b *bench) startStandby(ctx context.Context, label, dir string, loc *location, poll time.Duration, seq uint64, profile string, extra ...string) (*service, error) {
 	s, err := b.startService(label, loc, func(url string) ([]string, []string) {
-		return []string{"standby", "--from", url, "--poll", poll.String()}, []string{dir}
+		return append([]string{"standby", "--from", url, "--poll", poll.String()}, extra...), []string{dir}
 	}, profile)
 	if err != nil {
 		return nil, err
