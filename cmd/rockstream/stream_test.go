@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linxGnu/grocksdb"
+
 	"github.com/rockstream/rockstream/internal/testdb"
 	"github.com/rockstream/rockstream/objstore/filestore"
 	"github.com/rockstream/rockstream/standby"
@@ -536,5 +538,60 @@ func TestStreamRestartAhead(t *testing.T) {
 	wantD, _ := testdb.Digest(t, app.dir)
 	if d := got.Diff(wantD); d != "" {
 		t.Fatalf("the standby differs from the writer: %s", d)
+	}
+}
+
+// TestStreamColumnFamilies: a column family created while a standby
+// streams, written at once, and a merge-free transaction-free workload
+// around it: the standby applies the family's creation (recorded in the
+// manifest before its first batch is served) and its keys, from the
+// stream, and ends equal to the writer, family by family.
+func TestStreamColumnFamilies(t *testing.T) {
+	app := newAppDB(t, "app")
+	url := "file://" + app.bucket
+	store, err := filestore.New(app.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archAddr, sbAddr := freeAddr(t), freeAddr(t)
+	arch := startCLI(t, nil, "archive", "--db", app.dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "1h")
+	waitManifest(t, store)
+	sbDir := filepath.Join(t.TempDir(), "standby")
+	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", sbDir)
+	waitUntilT(t, "the standby to stream", func() bool {
+		st := sbStatus(t, sbAddr)
+		return st.Stream != nil && st.Stream.Connected
+	})
+	opts := grocksdb.NewDefaultOptions()
+	defer opts.Destroy()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	for i := range 3 {
+		cf, err := app.db.CreateColumnFamily(opts, fmt.Sprintf("family%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range 50 {
+			if err := app.db.PutCF(wo, cf, fmt.Appendf(nil, "k%03d", k), fmt.Appendf(nil, "v%d-%d", i, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		putN(t, app.db, fmt.Sprintf("default%d-", i), 20)
+		cf.Destroy()
+	}
+	want := app.db.GetLatestSequenceNumber()
+	waitUntilT(t, "the standby to apply the families", func() bool { sb.failIfExited(t); return sbStatus(t, sbAddr).Applied == want })
+	st := sbStatus(t, sbAddr)
+	if st.Stream.Batches == 0 || archivedTo(t, store, 1) >= want {
+		t.Fatalf("the families did not come by the stream: %+v, the bucket holds up to %d", st.Stream, archivedTo(t, store, 1))
+	}
+	if code := sb.stop(t); code != exitOK {
+		t.Fatalf("standby: exit %d\n%s", code, sb.out)
+	}
+	arch.stop(t)
+	got, _ := testdb.Digest(t, sbDir)
+	wantD, _ := testdb.Digest(t, app.dir)
+	if d := got.Diff(wantD); d != "" || len(got) != 4 {
+		t.Fatalf("the standby has %d families, differs from the writer: %s", len(got), d)
 	}
 }
