@@ -44,10 +44,11 @@ import (
 // file); it moves to the next known file without listing while two or
 // more newer ones are known (catching up, a listing per many files,
 // whatever their size). Only when what it knows does not tell, at the
-// live end of the newest file, does it list, at most once per
-// walFinishedEvery while it waits: a WAL switch is seen up to that much
-// later there, and a waiting WALTail costs one listing per
-// walFinishedEvery, nothing more. Damage before the tail of a finished
+// live end of the newest file, does it list: when a stat of the folder
+// shows that it changed since the last listing (a file was created, such
+// as the writer's next WAL file: the switch is seen at the next poll), and
+// at most once per walFinishedEvery otherwise; a waiting WALTail costs a
+// stat per poll and one listing per walFinishedEvery, nothing more. Damage before the tail of a finished
 // file is ErrCorrupt, naming the file and the offset.
 //
 // The file being read is kept open: on Linux an open file survives its
@@ -77,6 +78,7 @@ type WALTail struct {
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
 	listed  time.Time        // when finished last listed the folder
+	dirMod  time.Time        // the folder's mtime at that listing
 	txns    walTxns          // two-phase-commit transactions (waltxn.go)
 	lastNum uint64           // the number of the WAL file of the last batch returned; 0: none since Seek
 	known   []walLog         // the WAL files of the last listing of dir and archive/, by number
@@ -379,11 +381,19 @@ func (t *WALTail) finishedNow() (bool, error) {
 }
 
 // listDue says whether finished may list the folder now, and if so takes
-// the time as that of the listing.
+// the time as that of the listing: when the folder changed since the last
+// listing (its mtime: a file was created, moved or deleted, such as the
+// writer's next WAL file; one stat, so a WAL switch is seen at the next
+// poll), and at least every walFinishedEvery whatever the mtime says.
 func (t *WALTail) listDue() bool {
 	now := t.now()
-	if !t.listed.IsZero() && now.Sub(t.listed) < walFinishedEvery && !now.Before(t.listed) {
+	fi, err := os.Stat(t.dir)
+	changed := err != nil || !fi.ModTime().Equal(t.dirMod)
+	if !changed && !t.listed.IsZero() && now.Sub(t.listed) < walFinishedEvery && !now.Before(t.listed) {
 		return false
+	}
+	if err == nil {
+		t.dirMod = fi.ModTime()
 	}
 	t.listed = now
 	return true

@@ -811,3 +811,49 @@ func TestWALTailFlushedTwiceWhileWaiting(t *testing.T) {
 		t.Fatalf("the reader reached sequence %d, the writer wrote up to %d (its files moved to archive/ while it waited)", got, want)
 	}
 }
+
+// TestWALTailSeesSwitchAtOnce: waiting at the live end of the newest WAL
+// file with a clock that does not move (no listing is due by time), the
+// tail sees the writer's next WAL file at its next look: the folder's
+// mtime changed, so it lists at once. The batch written into the new file
+// comes without waiting walFinishedEvery.
+func TestWALTailSeesSwitchAtOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	opts := grocksdb.NewDefaultOptions()
+	defer opts.Destroy()
+	opts.SetCreateIfMissing(true)
+	opts.SetWALTtlSeconds(3600)
+	db, err := grocksdb.OpenDb(opts, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	if err := db.Put(wo, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	tail := newTail(t, dir, 1)
+	frozen := time.Unix(1e9, 0)
+	tail.now = func() time.Time { return frozen }
+	got := drainTail(t, tail, nil) // the batch, then the live end (one listing)
+	if len(got) != 1 {
+		t.Fatalf("read %d batches, want 1", len(got))
+	}
+	listings := tail.listings
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	if err := db.Flush(fo); err != nil { // the writer moves to a new WAL file
+		t.Fatal(err)
+	}
+	if err := db.Put(wo, []byte("b"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	got = drainTail(t, tail, got)
+	if len(got) != 2 || filepath.Base(got[1].path) == filepath.Base(got[0].path) {
+		t.Fatalf("after the switch the tail read %d batches (want 2, the second from the new WAL file), with a clock that does not move", len(got))
+	}
+	if tail.listings == listings {
+		t.Fatalf("the tail saw the new WAL file without listing the folder?")
+	}
+}
