@@ -46,6 +46,9 @@ type DB struct {
 	err   error                  // sticky: a write failed half-way
 	txns  Txns                   // prepared sections not yet committed (txn.go)
 	group batchGroup             // ApplyBatches' group, kept for its buffer
+	// manualFlush: the database's own options set manual_wal_flush, so
+	// ApplyBatches writes the WAL's buffer out itself (writeOutWAL).
+	manualFlush bool
 	// foreign: opened read-only with placeholders for merge operators
 	// that rockstream lacks (an *OptionsError): Digest fails with it.
 	foreign error
@@ -85,6 +88,7 @@ func openOwnWritable(dir string, ops *Operators) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	manual := o.db.IsManualWALFlush() // o is the handle's from here
 	h, err := openOwn(dir, o, func(o *grocksdb.Options, n []string, co []*grocksdb.Options) (
 		*grocksdb.DB, []*grocksdb.ColumnFamilyHandle, error) {
 		return grocksdb.OpenDbColumnFamilies(o, dir, n, co)
@@ -92,7 +96,7 @@ func openOwnWritable(dir string, ops *Operators) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{h: h, wo: grocksdb.NewDefaultWriteOptions()}, nil
+	return &DB{h: h, wo: grocksdb.NewDefaultWriteOptions(), manualFlush: manual}, nil
 }
 
 // writableColumnFamilies lists the column families that dir has, plus the
@@ -226,7 +230,25 @@ func (d *DB) ApplyBatches(batches [][]byte) (n int, err error) {
 			n++ // applied alone, or nothing to write; flush counts a group's
 		}
 	}
-	return n, flush()
+	if err := flush(); err != nil {
+		return n, err
+	}
+	return n, d.writeOutWAL()
+}
+
+// writeOutWAL hands the WAL's buffered records to the file system when the
+// database's own options set manual_wal_flush: what was applied is then
+// in its WAL file for other processes (a secondary instance reading the
+// standby, a read-only open) and survives a crash of this process, as
+// without that option. No fsync: SyncWAL does that.
+func (d *DB) writeOutWAL() error {
+	if !d.manualFlush {
+		return nil
+	}
+	if err := d.h.db.FlushWAL(false); err != nil {
+		return fmt.Errorf("rocks: write out the WAL of %s: %w", d.h.dir, err)
+	}
+	return nil
 }
 
 // applyOne takes one batch of ApplyBatches: a plain batch joins the group

@@ -3,6 +3,7 @@ package foreign_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/rockstream/rockstream/standby"
 	"io"
 	"os"
 	"os/exec"
@@ -50,16 +51,61 @@ func (r *run) archive(t *testing.T) {
 	// wait for the final mark is then left out (the archiver is stuck or
 	// gone).
 	stuck := !r.waitArchived(t, a, initial, "initial")
+	var sb *proc
+	var sbAddr string
+	if r.c.stream && !stuck {
+		sb, sbAddr = r.startStreamingStandby(t)
+	}
 	fmt.Fprintln(goLine, "go")
 	goLine.Close() // exec copies stdin: Wait returns only once it ends
 	final := r.waitLine(t, w, "done")
 	if !stuck {
 		r.waitArchived(t, a, final, "final")
 	}
+	if sb != nil {
+		r.checkStreamingStandby(t, sb, sbAddr, final)
+	}
 	if err := w.stop(t); err != nil {
 		t.Errorf("the writer exits with %v on SIGTERM:\n%s", err, tail(w.output()))
 	}
 	stopArchiver(t, a)
+}
+
+// startStreamingStandby starts a standby that follows the archiver's live
+// stream while the writer writes.
+func (r *run) startStreamingStandby(t *testing.T) (*proc, string) {
+	addr := freeAddr(t)
+	p := start(t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",
+		"--primary", "http://"+r.streamAddr, "--work-dir", filepath.Join(r.root, "stream-standby-work"),
+		filepath.Join(r.root, "stream-standby"))
+	return p, addr
+}
+
+// checkStreamingStandby waits until the streaming standby applied the
+// final sequence, checks that batches came by the stream, compares it with
+// the writer's final state, and stops it.
+func (r *run) checkStreamingStandby(t *testing.T, p *proc, addr string, final uint64) {
+	t.Helper()
+	defer func() {
+		if err := p.stop(t); err != nil {
+			t.Errorf("the streaming standby exits with %v on SIGTERM:\n%s", err, tail(p.output()))
+		}
+	}()
+	var last standby.Status
+	err := waitFor(p, waitLimit, func() bool {
+		st, err := standbyStatus(addr)
+		last = st
+		return err == nil && st.Applied >= final
+	})
+	if err != nil {
+		t.Errorf("the streaming standby never applied the writer's final sequence %d: %v\nits status: %+v\n%s", final, err, last, tail(p.output()))
+		return
+	}
+	if last.Stream == nil || last.Stream.Batches == 0 {
+		t.Errorf("the streaming standby applied nothing from the stream: %+v", last.Stream)
+	}
+	t.Logf("the streaming standby applied %d batches from the stream", last.Stream.Batches)
+	r.compareLive(t, filepath.Join(r.root, "stream-standby"), foreign.Mark{Name: "final", Seq: final})
 }
 
 // stopArchiver stops a running archiver, which must exit 0; one that
@@ -75,8 +121,14 @@ func stopArchiver(t *testing.T, a *proc) {
 }
 
 func (r *run) startArchiver(t *testing.T) *proc {
-	return start(t, r.env, nil, r.rockstream, "archive", "--db", r.db, "--to", r.url,
-		"--work-dir", filepath.Join(r.root, "work"), "--segment-age", "100ms", "--nice", "0", "--summary-interval", "0")
+	args := []string{"archive", "--db", r.db, "--to", r.url,
+		"--work-dir", filepath.Join(r.root, "work"), "--segment-age", "100ms", "--nice", "0", "--summary-interval", "0"}
+	r.streamAddr = freeAddr(t)
+	args = append(args, "--listen", r.streamAddr)
+	if r.c.stream {
+		args = append(args, "--stream")
+	}
+	return start(t, r.env, nil, r.rockstream, args...)
 }
 
 // waitLine waits for the writer's line "prefix SEQ" and returns SEQ.

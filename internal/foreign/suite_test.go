@@ -39,14 +39,21 @@ type foreignCase struct {
 	// encrypted runs every command with a key file (client-side
 	// encryption): the archive, restores, the standby and the promotion.
 	encrypted bool
-	threads   int // writer threads (0: one)
-	want      outcome
+	// stream runs a second standby during the archive step, following the
+	// archiver's live stream (archive --stream, standby --primary), and
+	// compares it with the final mark.
+	stream  bool
+	threads int // writer threads (0: one)
+	want    outcome
 }
 
 func (c foreignCase) name() string {
 	n := c.shape
 	if c.encrypted {
 		n += "+encrypted"
+	}
+	if c.stream {
+		n += "+stream"
 	}
 	if c.minio {
 		n += "@minio"
@@ -62,6 +69,9 @@ var foreignCases = []foreignCase{
 	{shape: "plain", minio: true, want: works},
 	{shape: "homeserver", threads: 2, want: works}, // pipelined writes, contended
 	{shape: "homeserver", encrypted: true, want: works},
+	{shape: "homeserver", stream: true, want: works},
+	{shape: "txn", stream: true, want: works},
+	{shape: "cfchurn", stream: true, want: works},
 	{shape: "merge", want: works},
 	{shape: "txn", want: works},
 	{shape: "cfchurn", want: works},
@@ -162,6 +172,7 @@ type run struct {
 	results    []stepResult
 	standbyP   *proc  // the running standby, between the standby and promote steps
 	standbyA   string // its --listen address
+	streamAddr string // the archiver's --listen address
 	parent     *testing.T
 	archived   uint64 // the last sequence the archive held when the archive step ended
 }
