@@ -32,9 +32,9 @@ type Client struct {
 	From func() (tl uint32, from uint64, ok bool)
 	// HTTP defaults to a client without a timeout (a stream lasts).
 	HTTP *http.Client
-	// MaxBytes bounds the batch bytes handed on and not yet Released
-	// (default 64 MiB): past it the client stops reading, and the
-	// archiver ends the stream once the client falls behind its ring.
+	// MaxBytes bounds the batch bytes handed on and not yet Released, each
+	// batch counting BatchOverhead more (default 64 MiB): past it the
+	// client stops reading, and ends the stream after holdWait.
 	MaxBytes int
 	Logger   *slog.Logger
 
