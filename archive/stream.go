@@ -7,6 +7,9 @@ package archive
 // streamStart tells the Hub where reading starts (after each Seek).
 func (a *Archiver) streamStart() {
 	if h := a.opts.Stream; h != nil {
+		if a.m != nil {
+			h.SetIdentity(a.m.Identity) // a standby of another database is refused
+		}
 		h.Start(a.writer.Timeline, a.writer.Epoch, a.next)
 	}
 }
