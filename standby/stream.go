@@ -250,22 +250,20 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 // holds it.
 func (st *streamState) check(seq uint64, count uint32, data []byte, epoch uint64) error {
 	i := sort.Search(len(st.kept), func(i int) bool { return st.kept[i].Seq >= seq })
-	for ; i < len(st.kept) && st.kept[i].Seq == seq; i++ {
-		k := &st.kept[i]
-		if k.Count != count || !bytes.Equal(k.Data, data) {
-			continue
-		}
-		if epoch != 0 {
-			k.epoch = epoch
-		}
-		return nil
+	if i == len(st.kept) || st.kept[i].Seq != seq {
+		return nil // not applied from the stream, or already in the bucket
 	}
-	if i := sort.Search(len(st.kept), func(i int) bool { return st.kept[i].Seq >= seq }); i < len(st.kept) && st.kept[i].Seq == seq {
-		return fmt.Errorf("%w: the primary no longer holds the batch at sequence %d that this standby applied from its live stream "+
-			"(it lost writes that were not on its disk yet, and wrote others at the same sequences): this standby is ahead of it on "+
-			"another history; rebuild it from an empty folder", ErrRebuild, seq)
+	for ; i < len(st.kept) && st.kept[i].Seq == seq; i++ { // a prepare and its batch share a Seq
+		if k := &st.kept[i]; k.Count == count && bytes.Equal(k.Data, data) {
+			if epoch != 0 {
+				k.epoch = epoch
+			}
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("%w: the primary no longer holds the batch at sequence %d that this standby applied from its live stream "+
+		"(it lost writes that were not on its disk yet, and wrote others at the same sequences): this standby is ahead of it on "+
+		"another history; rebuild it from an empty folder", ErrRebuild, seq)
 }
 
 // keptChanged publishes where the next stream starts: the first kept

@@ -129,7 +129,8 @@ func TestStreamPlannedFailover(t *testing.T) {
 		"--writer-id", "old", "--fence-check", "200ms")
 	waitManifest(t, store)
 	sbDir := filepath.Join(t.TempDir(), "standby")
-	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new", sbDir)
+	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new",
+		"--stream-drain", "1m", sbDir) // the drain ends once caught up: the bound only guards a slow machine
 	waitUntilT(t, "the standby to stream", func() bool {
 		st := sbStatus(t, sbAddr)
 		return st.Stream != nil && st.Stream.Connected
@@ -333,7 +334,8 @@ func streamKillRound(t *testing.T, planned bool, writes int) {
 	arch := startCLI(t, nil, "archive", "--db", dir, "--to", url, "--listen", archAddr, "--stream", "--segment-age", "200ms", "--writer-id", "old", "--fence-check", "200ms")
 	waitManifest(t, store)
 	sbDir := filepath.Join(root, "standby")
-	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new", sbDir)
+	sb := startCLI(t, nil, "standby", "--from", url, "--listen", sbAddr, "--primary", "http://"+archAddr, "--poll", "20ms", "--writer-id", "new",
+		"--stream-drain", "1m", sbDir)
 	waitUntilT(t, "the standby to stream", func() bool {
 		st := sbStatus(t, sbAddr)
 		return st.Stream != nil && st.Stream.Connected
@@ -593,5 +595,46 @@ func TestStreamColumnFamilies(t *testing.T) {
 	wantD, _ := testdb.Digest(t, app.dir)
 	if d := got.Diff(wantD); d != "" || len(got) != 4 {
 		t.Fatalf("the standby has %d families, differs from the writer: %s", len(got), d)
+	}
+}
+
+// TestStreamConfigFile: an archiver of two databases from a config file
+// serves /stream/NAME for each; a standby of a streams from its path, and
+// one of a pointed at b's path is refused (409: another database's
+// archive) and reads its bucket instead, applying nothing of b.
+func TestStreamConfigFile(t *testing.T) {
+	a, b := newAppDB(t, "a"), newAppDB(t, "b")
+	archAddr := freeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf("listen: %s\nstream: true\nsegment-age: 1h\ndatabases:\n"+
+		"  - name: a\n    db: %s\n    to: file://%s\n  - name: b\n    db: %s\n    to: file://%s\n", archAddr, a.dir, a.bucket, b.dir, b.bucket))
+	arch := startCLI(t, nil, "archive", "--config", cfg)
+	for _, d := range []*appDB{a, b} {
+		store, err := filestore.New(d.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitManifest(t, store)
+	}
+	good, wrong := freeAddr(t), freeAddr(t)
+	startCLI(t, nil, "standby", "--from", "file://"+a.bucket, "--listen", good, "--primary", "http://"+archAddr+"/stream/a", "--poll", "20ms",
+		filepath.Join(t.TempDir(), "good"))
+	startCLI(t, nil, "standby", "--from", "file://"+a.bucket, "--listen", wrong, "--primary", "http://"+archAddr+"/stream/b", "--poll", "20ms",
+		filepath.Join(t.TempDir(), "wrong"))
+	putN(t, a.db, "a-", 200)
+	putN(t, b.db, "b-", 400)
+	want := a.db.GetLatestSequenceNumber()
+	waitUntilT(t, "the standby of a to stream a", func() bool {
+		st := sbStatus(t, good)
+		return st.Applied == want && st.Stream != nil && st.Stream.Batches > 0
+	})
+	waitUntilT(t, "the standby pointed at b's stream to be refused", func() bool {
+		st := sbStatus(t, wrong)
+		return st.Stream != nil && strings.Contains(st.Stream.Error, "409") && strings.Contains(st.Stream.Error, "database")
+	})
+	if st := sbStatus(t, wrong); st.Stream.Batches != 0 || st.Applied >= want {
+		t.Fatalf("the standby of a pointed at b's stream applied %d batches from it, and is at %d (a's bucket holds less than %d)", st.Stream.Batches, st.Applied, want)
+	}
+	if code := arch.stop(t); code != exitOK {
+		t.Fatalf("archive --config: exit %d\n%s", code, arch.out)
 	}
 }
