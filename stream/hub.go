@@ -201,10 +201,11 @@ func (h *Hub) position(from uint64) (uint64, error) {
 	return h.first + uint64(i), nil
 }
 
-// ServeHTTP serves GET /stream?timeline=T&from=S: the batches from
-// sequence S (a batch boundary: the client's latest sequence plus one) of
-// timeline T, then the new ones as they come, with heartbeats while idle.
-// 409: the archiver writes another timeline; 410: the ring no longer
+// ServeHTTP serves GET /stream?timeline=T&from=S[&identity=ID]: the batches from
+// sequence S (a batch boundary: the first the client lacks or wants to
+// compare) of timeline T, then the new ones as they come, with heartbeats
+// while idle. 409: the archiver writes another timeline, or the archive of
+// another database than ID (SetIdentity); 410: the ring no longer
 // holds S (read the bucket, ask again later); 503: not started or stopped.
 // Authentication is the caller's (the archiver's admin rules).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
