@@ -268,6 +268,10 @@ type Archiver struct {
 	lists map[string]*manifest.FileList
 	// bg is the base being archived in the background (basebg.go), if any.
 	bg *bgBase
+	// holeFrom is the first sequence of the hole that this archiver
+	// recorded (or found open at its start) and that no committed base
+	// ends yet; 0 when none. Every base taken meanwhile ends it (hole.go).
+	holeFrom uint64
 	// retention runs the scheduled prunes while Run runs.
 	retention *retention
 	// lag tracks the database's head and what waits for upload (under mu).

@@ -340,7 +340,7 @@ func TestGap(t *testing.T) {
 	src.trim(src.lastSeq() - 50) // the archiver was down too long
 	src.write(rng, 20)
 	r = start(t, src, s, opts)
-	waitFor(t, "the archive after the gap", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	waitFor(t, "the archive after the gap", func() bool { return r.a.Stats().LastSequence == src.lastSeq() && holesEnded(t, s) })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +519,7 @@ func TestGapHoleFirst(t *testing.T) {
 	fs.Reset()
 	src.write(rng, 20)
 	r = start(t, src, fs, opts)
-	waitFor(t, "the archive after the hole", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	waitFor(t, "the archive after the hole", func() bool { return r.a.Stats().LastSequence == src.lastSeq() && holesEnded(t, fs) })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}

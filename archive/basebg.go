@@ -21,8 +21,9 @@ import (
 // the base's commit wrote (it may have written a newer one meanwhile): it
 // reads the manifest again, conditionally, when it takes in the result.
 //
-// A WAL gap waits for the background base first (its upload is cancelled,
-// a commit under way is finished): the hole's base follows it. A stop
+// A WAL gap waits for the background base first (a periodic base's upload
+// is cancelled, a commit under way is finished; a hole's base is let
+// finish, hole.go): the new hole's base follows it. A stop
 // cancels the upload at once and waits for a commit under way until the
 // stop's deadline; Run returns only after the goroutine ended.
 
@@ -33,6 +34,7 @@ type bgBase struct {
 	stopUpload context.CancelFunc // a stop, a gap: abandon the upload
 	stopAll    context.CancelFunc // the stop's deadline: abandon the commit too
 	done       chan baseResult
+	hole       uint64 // the first sequence of the hole that it ends; 0: none
 }
 
 // maybeBase starts a base when one is due: BaseInterval after the last,
@@ -54,11 +56,16 @@ func (a *Archiver) maybeBase(ctx context.Context) error {
 	}
 	a.log.Info("taking a base", "since_last", now.Sub(a.lastBase).Round(1e9).String(), "wal_bytes_since_last", a.walBytes)
 	a.lastBase, a.walBytes = now, 0
-	j, err := a.checkpoint(nil)
+	var extra func(*manifest.Manifest, manifest.Base)
+	if a.holeFrom != 0 { // hole.go: the base that ends it failed before
+		extra = a.holeCloser(a.holeFrom)
+	}
+	j, err := a.checkpoint(extra)
 	if err != nil {
 		return a.baseFailed(ctx, now, err)
 	}
 	a.startBase(ctx, j, now)
+	a.bg.hole = a.holeFrom
 	return nil
 }
 
@@ -86,6 +93,9 @@ func (a *Archiver) baseEnded(ctx context.Context, r baseResult) error {
 	}
 	a.lastBase = r.committed
 	a.log.Info("the base in the background is in", "sequence", r.b.Sequence, "took", r.committed.Sub(bg.started).Round(time.Millisecond))
+	if bg.hole != 0 {
+		a.holeEnded(bg.hole, r.b.Sequence) // hole.go
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -107,20 +117,30 @@ func (a *Archiver) baseFailed(ctx context.Context, started time.Time, err error)
 	// Try again after RetryMax, not a whole interval later: a store
 	// outage during a base must not postpone the next one by a day.
 	retry := min(a.opts.RetryMax, a.opts.BaseInterval)
+	if a.holeFrom != 0 && errors.Is(err, ErrBaseNotYet) {
+		retry = min(retry, notYetRetry) // the hole waits for it (hole.go)
+	}
 	a.lastBase = started.Add(retry - a.opts.BaseInterval)
 	a.log.Error("the base failed; trying again", "in", retry, "error", err)
 	return nil
 }
 
 // waitBase waits for the background base, if any, before the loop takes a
-// base of its own (a WAL gap's): its upload is abandoned, a commit under
-// way is finished. A stop meanwhile waits for it until the stop's deadline.
+// base of its own (a WAL gap's): a periodic base's upload is abandoned (a
+// commit under way is finished), a hole's base is let finish. A stop
+// meanwhile waits for it until the stop's deadline.
 func (a *Archiver) waitBase(ctx context.Context) error {
 	if a.bg == nil {
 		return nil
 	}
-	a.log.Info("abandoning the base in the background for the one a hole needs", "sequence", a.bg.seq)
-	a.bg.stopUpload()
+	if a.bg.hole == 0 {
+		a.log.Info("abandoning the base in the background for the one a hole needs", "sequence", a.bg.seq)
+		a.bg.stopUpload()
+	} else {
+		// A hole's base is let finish: it ends that hole, and the segments
+		// read after its checkpoint are restorable once it is in.
+		a.log.Info("waiting for the base that ends the hole before the next hole", "sequence", a.bg.seq, "hole_from", a.bg.hole)
+	}
 	select {
 	case r := <-a.bg.done:
 		return a.baseEnded(ctx, r)
@@ -156,6 +176,9 @@ func (a *Archiver) endBase(stopping bool) {
 	a.lists = r.lists
 	if r.err == nil {
 		a.lastBase = r.committed
+		if bg.hole != 0 {
+			a.holeEnded(bg.hole, r.b.Sequence)
+		}
 		return
 	}
 	a.log.Warn("the base in the background was abandoned; it is taken again after the next start", "sequence", bg.seq, "error", r.err)

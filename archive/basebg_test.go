@@ -313,3 +313,20 @@ func TestStopDuringBackgroundCommit(t *testing.T) {
 		})
 	}
 }
+
+// holesEnded says whether every hole that the manifest in s records is
+// ended by a base: a hole's base is uploaded in the background, so a test
+// that stops the archiver once it caught up waits for it too.
+func holesEnded(t *testing.T, s objstore.Store) bool {
+	t.Helper()
+	m, _, err := manifest.Load(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range m.Holes {
+		if h.To == manifest.MaxSequence {
+			return false
+		}
+	}
+	return true
+}

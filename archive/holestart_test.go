@@ -42,7 +42,9 @@ func TestRestartBeforeOpenHole(t *testing.T) {
 	src.writeTrimmed(rng, 80, 30) // and the WAL after the archive's end is gone
 	r = start(t, src, s, opts)
 	src.write(rng, 20)
-	waitFor(t, "the restart to end the hole and catch up", func() bool { return r.a.Stats().ArchivedSequence == src.lastSeq() })
+	waitFor(t, "the restart to end the hole and catch up", func() bool {
+		return r.a.Stats().ArchivedSequence == src.lastSeq() && holesEnded(t, s)
+	})
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}

@@ -161,6 +161,43 @@ func TestSplitBrainCollision(t *testing.T) {
 	}
 }
 
+// TestLongerSegmentCollision: a stale archiver of the same database
+// sealed the segment at our next key later than we did, so it holds our
+// batches and more. That is a collision with the same history, decided by
+// the manifest (we are the writer: we go on from what the bucket holds),
+// never an unreadable segment retried forever (we read only as many of
+// its bytes as ours had, and a prefix of a segment is not one).
+func TestLongerSegmentCollision(t *testing.T) {
+	s := newStore(t)
+	src := newMemSource("db-1")
+	rng := rand.New(rand.NewSource(15))
+	src.write(rng, 30)
+	opts := testOptions(t, "w")
+	r := start(t, src, s, opts)
+	waitFor(t, "the archive", func() bool { return r.a.Stats().ArchivedSequence == src.lastSeq() })
+	r.stop(t)
+	next := src.lastSeq() + 1
+	opts.SegmentAge = 2 * time.Second
+	opts.SegmentSize = 1 << 20
+	r = start(t, src, s, opts)
+	src.write(rng, 20)
+	waitFor(t, "the batches to be read", func() bool { return r.a.Stats().LastSequence == src.lastSeq() })
+	// The other archiver read 300 batches more before it sealed: the same
+	// history, which the database then holds too.
+	future := newMemSource("db-1")
+	future.batches = src.since(0)
+	future.write(rng, 300)
+	putForeignSegment(t, s, 1, future.since(next-1))
+	// Ours, sealed by age with the 20 batches, meets theirs.
+	waitFor(t, "the archiver past the other's segment", func() bool { return r.a.Stats().ArchivedSequence == future.lastSeq() })
+	src.mu.Lock()
+	src.batches = future.batches
+	src.mu.Unlock()
+	if err := r.stop(t); err != nil {
+		t.Fatalf("after a longer segment of the same history at our key: %v, want a clean stop", err)
+	}
+}
+
 func putForeignSegment(t *testing.T, s objstore.Store, tl uint32, bs []segments.Batch) {
 	t.Helper()
 	var buf bytes.Buffer

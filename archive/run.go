@@ -22,19 +22,24 @@ func (a *Archiver) Run(ctx context.Context) error {
 	} else if err == nil {
 		err = a.resumeFamilies(ctx) // families.go
 	}
+	defer func() { a.endBase(ctx.Err() != nil) }() // a hole's base, below (the loop ends its own)
 	if err == nil {
-		if h, open := a.openHoleAt(a.next); open {
+		// Any open hole of the timeline: one that starts before where the
+		// archive ends had segments uploaded after its base's checkpoint
+		// while that base was cut short (hole.go).
+		if h, open := a.openHoleAt(0); open {
 			a.log.Warn("the archive holds a hole that no base ends yet: taking that base", "hole_from", h.From)
+			from := h.From
 			if h.From > a.next {
 				// The segments before it were not all uploaded: the hole
 				// starts where the archive ends (the WAL may have lost them
 				// too, and a hole that starts later could not be ended).
 				a.log.Warn("the archive ends before the hole starts: the hole now starts where the archive ends",
 					"archive_ends", a.next-1, "hole_from", h.From)
-				err = a.openHole(ctx, a.next, h.Reason)
+				err, from = a.openHole(ctx, a.next, h.Reason), a.next
 			}
 			if err == nil {
-				err = a.endHole(ctx, a.next)
+				err = a.endHole(ctx, from)
 			}
 		}
 	}

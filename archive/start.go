@@ -219,10 +219,12 @@ func (a *Archiver) holeAt(tl uint32, seq uint64) (manifest.Hole, bool) {
 }
 
 // openHoleAt returns the open hole (no base ends it yet) of the writer's
-// timeline that starts at seq or after it. After it: the archiver stopped
-// while the base that ends it was being taken, with segments sealed before
-// it not uploaded (they are read from the WAL again, if it still holds
-// them); openHole then makes the hole start at seq.
+// timeline that starts at seq or after it (at 0: any). After where the
+// archive ends: the archiver stopped with segments sealed before the hole
+// not uploaded (they are read from the WAL again, if it still holds them);
+// openHole then makes the hole start there. Before it: the archiver
+// stopped while the base that ends it was uploaded in the background,
+// after segments that followed its checkpoint were uploaded.
 func (a *Archiver) openHoleAt(seq uint64) (manifest.Hole, bool) {
 	for _, h := range a.m.Holes {
 		if h.Timeline == a.writer.Timeline && h.To == manifest.MaxSequence && h.From >= seq {

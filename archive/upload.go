@@ -140,12 +140,14 @@ func (u *uploader) upload(s *sealed) error {
 // ours decides a create-only put that found the key taken: our own earlier
 // attempt whose answer was lost (same bytes), or another writer (fenced).
 func (u *uploader) ours(s *sealed) error {
-	rc, _, err := u.a.store.Get(u.ctx, s.key, objstore.GetOptions{})
+	rc, info, err := u.a.store.Get(u.ctx, s.key, objstore.GetOptions{})
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	got, err := io.ReadAll(io.LimitReader(rc, int64(len(s.data))+1))
+	// Read theirs whole: another archiver may have sealed it later, with
+	// more batches than ours (a prefix of it is not a segment).
+	got, err := io.ReadAll(io.LimitReader(rc, max(info.Size, int64(len(s.data)))+1))
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,24 @@ func EndBefore(first, next uint64, holes []manifest.Hole) uint64 {
 	return next
 }
 
+// InHole says whether a segment that starts at first starts inside one of
+// the ended holes of holes (after its first missing sequence, and not
+// after the base that ends it): no restore reaches it, since nothing in a
+// hole is restorable and the chain after the hole starts at its base. The
+// archiver uploads the segments after the checkpoint of a hole's base
+// while that base is uploaded (docs/FORMAT.md, rule 3); when that base
+// never commits (a failure, a stop), a later one ends the hole, and those
+// segments stay behind inside it. Inside an open hole it is false: the
+// segments there are restorable once the base that ends it is in.
+func InHole(first uint64, holes []manifest.Hole) bool {
+	for _, h := range holes {
+		if h.To != manifest.MaxSequence && h.From <= first && first <= h.To {
+			return true
+		}
+	}
+	return false
+}
+
 // Manifest segments of the catalog, as manifest.Restorable takes them.
 func (c *Catalog) Ranges() map[uint32][]manifest.Segment {
 	out := map[uint32][]manifest.Segment{}

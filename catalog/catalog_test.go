@@ -165,3 +165,15 @@ func TestEndMarkerRangeTime(t *testing.T) {
 		t.Fatalf("ranges %+v, want one ending at 29 at %v", rs, time.Unix(29, 0))
 	}
 }
+
+// TestInHole: a segment starts inside an ended hole from the hole's first
+// sequence to the base that ends it; before it, after that base, and
+// anywhere in an open hole, it does not.
+func TestInHole(t *testing.T) {
+	holes := []manifest.Hole{{Timeline: 1, From: 100, To: 200}, {Timeline: 1, From: 500, To: manifest.MaxSequence}}
+	for first, want := range map[uint64]bool{99: false, 100: true, 150: true, 200: true, 201: false, 500: false, 900: false} {
+		if got := catalog.InHole(first, holes); got != want {
+			t.Errorf("InHole(%d) = %v, want %v", first, got, want)
+		}
+	}
+}

@@ -57,6 +57,10 @@ type Report struct {
 	Segments     int
 	SegmentBytes int64
 	Batches      int64
+	// InHoles counts the segments that start inside an ended hole, which
+	// no restore reaches (catalog.InHole): left by a hole's base that never
+	// committed; a prune deletes them with the segments around them.
+	InHoles int
 	// Coverage is what can be restored, per timeline, as the objects
 	// themselves give it (status derives it from key names).
 	Coverage []manifest.Coverage
@@ -98,6 +102,7 @@ type reportJSON struct {
 	Segments     int                 `json:"segments"`
 	SegmentBytes int64               `json:"segment_bytes"`
 	Batches      int64               `json:"batches"`
+	InHoles      int                 `json:"segments_in_holes"`
 	Coverage     []manifest.Coverage `json:"coverage"`
 	Drill        *DrillReport        `json:"drill,omitempty"`
 	Problems     []Problem           `json:"problems"`
@@ -111,7 +116,7 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 	return json.Marshal(reportJSON{
 		Location: r.Location, OK: len(r.Problems) == 0,
 		Bases: r.Bases, Files: r.Files, FileBytes: r.FileBytes,
-		Segments: r.Segments, SegmentBytes: r.SegmentBytes, Batches: r.Batches,
+		Segments: r.Segments, SegmentBytes: r.SegmentBytes, Batches: r.Batches, InHoles: r.InHoles,
 		Coverage: orEmpty(r.Coverage), Drill: r.Drill,
 		Problems: orEmpty(r.Problems), MissingKeys: orEmpty(r.MissingKeys),
 	})

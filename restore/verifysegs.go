@@ -181,8 +181,20 @@ func (v *verifier) objectProblem(ctx context.Context, key string, err error) err
 // each ends (its trailer's next sequence) where the next begins, or where a
 // hole recorded in between begins (docs/FORMAT.md, rules 2 and 3 of the
 // writer), and only the last one ends the timeline.
-func (v *verifier) checkChain(t manifest.Timeline, segs []*segCheck) {
+//
+// A segment that starts inside an ended hole is no part of the chain: no
+// restore reaches it (catalog.InHole). It is counted (Report.InHoles), not
+// a problem; the chain goes on from the next one after the hole.
+func (v *verifier) checkChain(t manifest.Timeline, all []*segCheck) {
 	holes := catalog.HolesOf(v.m, t.ID)
+	var segs []*segCheck
+	for _, sg := range all {
+		if catalog.InHole(sg.first, holes) {
+			v.rep.count(func(r *Report) { r.InHoles++ })
+			continue
+		}
+		segs = append(segs, sg)
+	}
 	for i, sg := range segs {
 		if !sg.ok {
 			continue

@@ -271,6 +271,9 @@ func (s *Standby) applySegment(ctx context.Context, f *follower, key string, dat
 		if b.Seq > limit || b.Count > 0 && b.Seq+uint64(b.Count)-1 > limit {
 			return g.apply(ctx) // the rest is past the branch point
 		}
+		if g.redelivered(b) { // redeliver.go
+			continue
+		}
 		if !s.familiesQuiet(f.tl, b) {
 			// The changes due before b need the batches before it applied.
 			if err := g.apply(ctx); err != nil {
@@ -332,6 +335,7 @@ func (p *pending) add(ctx context.Context, b segments.Batch) error {
 			return err
 		}
 	}
+	p.noteAdded(b) // redeliver.go
 	if len(p.bs) == 0 && len(b.Data) >= pendingBytes {
 		p.bs = append(p.bs, b) // alone, before the Reader moves on: no copy
 		return p.apply(ctx)

@@ -176,6 +176,9 @@ type Standby struct {
 	txnsRead bool   // the transactions prepared before from were read (txns.go)
 	// pend is kept from segment to segment for its buffers (follow.go).
 	pend pending
+	// zero are the batches without a sequence applied at the Seq where
+	// the database is (redeliver.go).
+	zero zeroSpan
 	// famDueCache is famDue's last answer (families.go).
 	famDueCache famDueCache
 	m           *manifest.Manifest

@@ -213,6 +213,10 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 			continue // applied already
 		}
 		sb := segments.Batch{Seq: b.Seq, Count: b.Count, Time: b.Time, Data: b.Data}
+		if g.redelivered(sb) { // redeliver.go: a prepare applied already
+			st.c.Release(len(b.Data))
+			continue
+		}
 		if !s.familiesQuiet(f.tl, sb) {
 			if err := g.apply(ctx); err != nil {
 				return n, err

@@ -409,15 +409,19 @@ func TestHubPrepares(t *testing.T) {
 	status(t, srv, q(2), http.StatusGone)
 	openStream(t, srv, 1, 4).expect(t, b4)
 
-	// A prepare that does not continue the ring resets it: its Seq is gone,
-	// also once a batch continues there.
-	p.seq = 20
-	p.add(0, 10)
+	// Each client has what was published (a reset drops what a client
+	// was not sent yet: it must not race with the sending).
 	for _, c := range []*streamConn{s, s2} {
 		c.expect(t, b5)
 	}
 	for _, c := range []*streamConn{s, s2, s3} {
 		c.expect(t, b6)
+	}
+	// A prepare that does not continue the ring resets it: the clients'
+	// streams end, and its Seq is gone, also once a batch continues there.
+	p.seq = 20
+	p.add(0, 10)
+	for _, c := range []*streamConn{s, s2, s3} {
 		c.end(t)
 	}
 	status(t, srv, q(20), http.StatusGone)

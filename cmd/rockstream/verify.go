@@ -34,7 +34,7 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "scratch-dir", EnvVars: []string{"ROCKSTREAM_SCRATCH_DIR"}, Usage: "`DIR` for the drill's restores (default: the system's temporary folder)"},
 			concurrencyFlag(),
 			jsonFlag("print the report as one JSON document instead of text: location, ok, the counts read (bases, files, " +
-				"file_bytes, segments, segment_bytes, batches), coverage [{timeline, ranges [{from, to}], holes}], drill, " +
+				"file_bytes, segments, segment_bytes, batches, segments_in_holes), coverage [{timeline, ranges [{from, to}], holes}], drill, " +
 				"problems [{key, what}] and missing_keys; printed also when verify finds problems (ok false, the same exit code)"),
 		},
 		Action: runVerify,
@@ -109,6 +109,9 @@ func printReport(w io.Writer, rep *restore.Report) {
 	fmt.Fprintf(w, "Archive   %s\n", rep.Location)
 	fmt.Fprintf(w, "Read      %d bases: %d files, %s; %d segments, %s, %d batches\n",
 		rep.Bases, rep.Files, bytesText(rep.FileBytes), rep.Segments, bytesText(rep.SegmentBytes), rep.Batches)
+	if rep.InHoles > 0 {
+		fmt.Fprintf(w, "Unused    %d segments inside recorded holes: no restore reaches them (left by a hole's base that never committed); a prune deletes them with the segments around them\n", rep.InHoles)
+	}
 	for _, cv := range rep.Coverage {
 		fmt.Fprintf(w, "Timeline %d restorable:", cv.Timeline)
 		if len(cv.Ranges) == 0 {

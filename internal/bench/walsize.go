@@ -64,7 +64,11 @@ func (b *bench) walSize(ctx context.Context) error {
 	for run := range b.cfg.Runs {
 		for i, d := range dbs {
 			b.logf("catch-up at %s: run %d/%d", walSizes[i].name, run+1, b.cfg.Runs)
-			r, err := b.wsCatchUp(ctx, d)
+			prof := ""
+			if run == 0 {
+				prof = b.profile(wsFigure(walSizes[i].name), "the archiver catching up")
+			}
+			r, err := b.wsCatchUp(ctx, d, prof)
 			if err != nil {
 				return err
 			}
@@ -133,8 +137,9 @@ func (b *bench) wsBenchArgs(d *walSizeDB, benchmark string, num int) []string {
 }
 
 // wsCatchUp writes a backlog with db_bench while no archiver runs, then
-// times the archiver catching up on it.
-func (b *bench) wsCatchUp(ctx context.Context, d *walSizeDB) (wsRun, error) {
+// times the archiver catching up on it (with a CPU profile into profile,
+// unless empty).
+func (b *bench) wsCatchUp(ctx context.Context, d *walSizeDB, profile string) (wsRun, error) {
 	before, err := walBytes(d.dir)
 	if err != nil {
 		return wsRun{}, err
@@ -158,7 +163,7 @@ func (b *bench) wsCatchUp(ctx context.Context, d *walSizeDB) (wsRun, error) {
 	if err != nil {
 		return wsRun{}, err
 	}
-	c, err := b.catchUp(ctx, d.dir, d.loc, target, "")
+	c, err := b.catchUp(ctx, d.dir, d.loc, target, profile)
 	if err != nil {
 		return wsRun{}, err
 	}

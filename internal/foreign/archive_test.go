@@ -55,6 +55,16 @@ func (r *run) archive(t *testing.T) {
 	var sbAddr string
 	if r.c.stream && !stuck {
 		sb, sbAddr = r.startStreamingStandby(t)
+		// The writer goes on once the standby follows the stream: a
+		// bootstrap slower than the writer would see every batch come
+		// from the bucket, and prove nothing of the stream.
+		err := waitFor(sb, waitLimit, func() bool {
+			st, err := standbyStatus(sbAddr)
+			return err == nil && st.State == standby.Following && st.Stream != nil && st.Stream.Connected
+		})
+		if err != nil {
+			t.Errorf("the streaming standby never followed the stream: %v\n%s", err, tail(sb.output()))
+		}
 	}
 	fmt.Fprintln(goLine, "go")
 	goLine.Close() // exec copies stdin: Wait returns only once it ends
