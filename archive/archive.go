@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rockstream/rockstream/manifest"
@@ -137,8 +138,10 @@ type Options struct {
 	// archiver is behind: from its start, and after a segment during which
 	// it never caught up (see SegmentAge). Blocks in flight let it catch up
 	// on a backlog with more than one core; following a writer, it
-	// compresses on the reading goroutine, which costs less CPU. Negative:
-	// always on the reading goroutine. The segments are the same either
+	// compresses on the reading goroutine, which costs less CPU, unless it
+	// serves a live stream (Stream): then a block's compression must not
+	// hold up the batches read after it. Negative: always on the reading
+	// goroutine. The segments are the same either
 	// way. Each block in flight holds 1 MiB of records, its compressed form
 	// and a zstd encoder (about 8 MiB) in memory.
 	Compressors int
@@ -252,9 +255,15 @@ type Archiver struct {
 	stats    Stats
 	summed   Stats // the stats at the last summary line
 	lastBase time.Time
-	walBytes int64     // batch bytes since the last base
-	lastSize int       // bytes of the last segment sealed: the next one's likely size
-	stopBy   time.Time // when a stop must be over (set when Run sees the stop)
+	walBytes int64        // batch bytes since the last base
+	lastSize atomic.Int64 // bytes of the last segment sealed: the next one's likely size
+	// sealing is closed when the last segment sealed in the background
+	// is queued for upload (nil: none); sealErr its failure (sealbg.go).
+	sealing chan struct{}
+	sealMu  sync.Mutex
+	sealErr error
+	stopBy  time.Time  // when a stop must be over (set when Run sees the stop)
+	stopMu  sync.Mutex // guards stopBy
 	// replayNeeds is the Source's last answer to ReplayNeeds (replayneeds.go).
 	replayNeeds   []string
 	replayChecked bool

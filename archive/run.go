@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +64,11 @@ func (a *Archiver) Run(ctx context.Context) error {
 	defer func() { stopPrunes(); <-a.retention.done }()
 	for {
 		up := a.startUploader(ctx)
+		a.sealErr = nil // (no seal runs: the last loop waited for them)
 		err = a.loop(ctx, up)
+		if werr := a.waitSeals(); err == nil { // sealbg.go
+			err = werr
+		}
 		a.endBase(ctx.Err() != nil)
 		if ctx.Err() != nil && err == nil {
 			return a.drain(up)
@@ -132,7 +137,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 			defer cancel()
 			return a.seal(dctx, cur, up, true)
 		}
-		if err := up.failed(); err != nil {
+		if err := cmp.Or(up.failed(), a.sealFailed()); err != nil {
 			return err
 		}
 		if err := a.retention.failed(); err != nil {
@@ -190,7 +195,7 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 				cur.caughtUp = true // following a steady writer: less than a segment behind
 			}
 			if full || cur.caughtUp && now.Sub(cur.opened) >= a.opts.SegmentAge {
-				if err := a.seal(ctx, cur, up, false); err != nil {
+				if err := a.sealSoon(ctx, cur, up); err != nil {
 					return err
 				}
 				cur = nil
@@ -217,7 +222,7 @@ func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*buil
 	if cur != nil && cur.caughtUp {
 		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
 		if due <= 0 {
-			if err := a.seal(ctx, cur, up, false); err != nil {
+			if err := a.sealSoon(ctx, cur, up); err != nil {
 				return cur, err
 			}
 			return nil, nil
@@ -263,7 +268,8 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		// Sized as the last segment: a buffer that starts small grows
 		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
 		// copying and zeroing as it goes.
-		size := a.lastSize + a.lastSize/8
+		last := int(a.lastSize.Load())
+		size := last + last/8
 		if len(b.Data) >= a.opts.SegmentSize {
 			// A segment of its own: its blocks, stored, take at most a
 			// 64th more than the batch (segments.maxStoredLen and headers).
@@ -271,7 +277,9 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		}
 		cur.buf = bytes.NewBuffer(make([]byte, 0, size))
 		var opts segments.WriterOptions
-		if a.behind {
+		if a.behind || a.opts.Stream != nil {
+			// With a live stream, a block's compression must not hold up
+			// the batches read after it either.
 			opts.Concurrency = a.opts.Compressors
 		}
 		w, err := segments.NewWriter(cur.buf, h, opts)
@@ -281,13 +289,18 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		cur.w = w
 	}
 	b.Time = a.opts.Now()
+	if h := a.opts.Stream; h != nil {
+		// Streamed first: the segment's block may be compressed in the
+		// Append. The batch continues the stream (checked above); one that
+		// the segment then refuses stops the archiver, and a standby that
+		// applied it holds a batch the bucket lacks, as after any stop
+		// before an upload.
+		h.Publish(b.Seq, b.Count, b.Time, b.Data)
+	}
 	if err := cur.w.Append(b); err != nil {
 		return cur, fmt.Errorf("add the batch at sequence %d to segment %s: %w", b.Seq, manifest.SegmentKey(a.writer.Timeline, cur.w.Header().FirstSeq), err)
 	}
 	a.next = cur.w.NextSeq()
-	if h := a.opts.Stream; h != nil {
-		h.Publish(b.Seq, b.Count, b.Time, b.Data)
-	}
 	cur.batches++
 	cur.raw += int64(len(b.Data))
 	a.walBytes += int64(len(b.Data))
@@ -304,6 +317,9 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 // batches use no sequence number stays open (its key would be the next
 // segment's), unless final.
 func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final bool) error {
+	if err := a.waitSeals(); err != nil { // sealbg.go: the segments before go first
+		return err
+	}
 	if cur == nil || cur.batches == 0 {
 		return nil
 	}
@@ -316,11 +332,21 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 		return nil
 	}
 	a.behind = !cur.caughtUp
+	s, err := a.closeSegment(cur, final)
+	if err != nil {
+		return err
+	}
+	return up.queue(ctx, s)
+}
+
+// closeSegment closes the segment being filled (its last blocks are
+// compressed) and returns it to upload, counting it.
+func (a *Archiver) closeSegment(cur *building, final bool) (*sealed, error) {
 	if err := cur.w.Close(); err != nil {
-		return fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
+		return nil, fmt.Errorf("seal segment at %d: %w", cur.w.Header().FirstSeq, err)
 	}
 	first := cur.w.Header().FirstSeq
-	a.lastSize = min(cur.buf.Len(), a.opts.SegmentSize) // not that of a segment of one large batch
+	a.lastSize.Store(int64(min(cur.buf.Len(), a.opts.SegmentSize))) // not that of a segment of one large batch
 	s := &sealed{
 		key: manifest.SegmentKey(a.writer.Timeline, first), data: cur.buf.Bytes(),
 		first: first, next: cur.w.NextSeq(), batches: cur.batches, raw: cur.raw, sealed: a.opts.Now(),
@@ -333,7 +359,7 @@ func (a *Archiver) seal(ctx context.Context, cur *building, up *uploader, final 
 			s.SealedByAgeBytes += cur.raw
 		}
 	})
-	return up.queue(ctx, s)
+	return s, nil
 }
 
 // summary logs at info what was archived since the last summary, where

@@ -233,6 +233,8 @@ func transient(err error) bool {
 // stop (room in the queue, the uploads) ends by it, so a stop with a full
 // queue takes DrainTimeout, not one DrainTimeout per wait.
 func (a *Archiver) stopDeadline() time.Time {
+	a.stopMu.Lock() // a seal in the background waits by it too (sealbg.go)
+	defer a.stopMu.Unlock()
 	if a.stopBy.IsZero() {
 		a.stopBy = time.Now().Add(a.opts.DrainTimeout)
 	}
