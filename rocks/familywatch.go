@@ -1,7 +1,6 @@
 package rocks
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -343,44 +342,28 @@ func (w *familyWatch) take() []manifest.ColumnFamilyChange {
 	return c
 }
 
-// walHead is the last sequence of the newest WAL file of dir that holds a
-// complete batch; 0 when none does. It reads the files now: a drop is
-// placed at this head, which must be at or after every batch written
-// before the drop. WALTail.Head is not enough here: between its listings
-// it gives the head it found last, which can be older (tried: restores
-// then lost the last writes to dropped families).
-func walHead(dir string) (uint64, error) {
-	var h walHeads
-	return h.head(dir)
-}
-
-// walHeads reads WAL files for their last sequence (walHead) from where an
+// walHeads reads WAL files for their last sequence from where an
 // earlier look at each left off: a WAL file only grows, so each look reads
 // only the records added since. Reading the newest files whole at every
 // MANIFEST change (every flush) took up to 160 ms of the archiver's reading
 // loop with 64 MiB WAL files, and often with small memtables in many
 // column families.
 type walHeads struct {
-	seen map[string]walHeadScan
-}
-
-// walHeadScan is how far a WAL file was read: the end of its last complete
-// record, the last sequence up to there, and whether its records are
-// compressed.
-type walHeadScan struct {
-	end     int64
-	lastSeq uint64
-	zstd    bool
+	seen map[string]walScan // how far each file was read
 }
 
 // head returns the last sequence of the newest WAL file of dir that holds
-// a batch.
+// a complete batch; 0 when none does. It reads the files now: a drop is
+// placed at this head, which must be at or after every batch written
+// before the drop. WALTail.Head is not enough here: between its listings
+// it gives the head it found last, which can be older (tried: restores
+// then lost the last writes to dropped families).
 func (h *walHeads) head(dir string) (uint64, error) {
 	paths, err := walFiles(dir)
 	if err != nil {
 		return 0, err
 	}
-	seen := make(map[string]walHeadScan, len(paths))
+	seen := make(map[string]walScan, len(paths))
 	defer func() { h.seen = seen }() // files gone are forgotten
 	var head uint64
 	for i := len(paths) - 1; i >= 0; i-- {
@@ -407,48 +390,20 @@ func (h *walHeads) head(dir string) (uint64, error) {
 
 // scan reads path on from where the last look left off (from its start
 // when it is new, or shorter than that: replaced).
-func (h *walHeads) scan(path string) (walHeadScan, error) {
-	f, err := os.Open(path)
+func (h *walHeads) scan(path string) (walScan, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return walHeadScan{}, err
+		return walScan{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return walHeadScan{}, err
-	}
-	num, _ := walNumber(filepath.Base(path))
 	st := h.seen[path]
-	if st.end > fi.Size() {
-		st = walHeadScan{}
-	}
-	if st.end == fi.Size() && st.end > 0 {
+	switch {
+	case st.end > fi.Size():
+		st = walScan{}
+	case st.end == fi.Size() && st.end > 0:
 		return st, nil // nothing added
 	}
-	lr := newLogReader(f, path, num, walMaxRecord)
-	if st.end > 0 {
-		lr.seek(st.end)
-		lr.zstd = st.zstd
-	}
-	for {
-		rec, ok, err := lr.next()
-		if err != nil {
-			return walHeadScan{}, fmt.Errorf("read wal %w", err)
-		}
-		if !ok {
-			st.end, st.zstd = lr.End(), lr.zstd
-			return st, nil
-		}
-		if len(rec) < headerSize {
-			return walHeadScan{}, fmt.Errorf("read wal %s at offset %d: %w: a record of %d bytes, shorter than a write batch header",
-				path, lr.recOff, ErrCorrupt, len(rec))
-		}
-		seq := binary.LittleEndian.Uint64(rec)
-		b, walked := walBatch(rec)
-		if n := batchSequences(rec, b, walked); n > 0 {
-			st.lastSeq = max(st.lastSeq, seq+n-1)
-		}
-	}
+	num, _ := walNumber(filepath.Base(path))
+	return scanWALFrom(path, num, st)
 }
 
 func newFamilyWatch(dir, walDir string) familyWatch {

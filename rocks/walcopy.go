@@ -20,6 +20,7 @@ type walScan struct {
 	// gap the first sequence missing between two of its batches (0: none).
 	// Meaningless with twoPC.
 	first, next, gap uint64
+	zstd             bool // its records are zstd frames (a SetCompressionType record said so)
 }
 
 // copyWALs copies the WAL files that recovery of m needs or checks into
@@ -140,20 +141,29 @@ func (c *copier) copyWAL(l walLog) (walCopy, error) {
 // scanWAL reads the WAL file at path, whose number is num, to the end of
 // its last complete record.
 func scanWAL(path string, num uint64) (walScan, error) {
+	return scanWALFrom(path, num, walScan{})
+}
+
+// scanWALFrom goes on with s, an earlier scan of the same file (a WAL file
+// only grows), reading only the records after s.end.
+func scanWALFrom(path string, num uint64, s walScan) (walScan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return walScan{}, err
 	}
 	defer f.Close()
 	lr := newLogReader(f, path, num, walMaxRecord)
-	var s walScan
+	if s.end > 0 {
+		lr.seek(s.end)
+		lr.zstd = s.zstd
+	}
 	for {
 		rec, ok, err := lr.next()
 		if err != nil {
 			return walScan{}, fmt.Errorf("read wal %w", err)
 		}
 		if !ok {
-			s.end = lr.End()
+			s.end, s.zstd = lr.End(), lr.zstd
 			return s, nil
 		}
 		if len(rec) < headerSize {

@@ -33,7 +33,8 @@ func TestWALHeadsIncremental(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			whole, err := walHead(dir) // a fresh look: every file read whole
+			var fresh walHeads
+			whole, err := fresh.head(dir) // a fresh look: every file read whole
 			if err != nil {
 				t.Fatal(err)
 			}
