@@ -500,19 +500,8 @@ func TestGapHoleFirst(t *testing.T) {
 	if open.From != end+1 || open.To != manifest.MaxSequence {
 		t.Fatalf("the hole while its base fails: %+v, want from %d, open", open, end+1)
 	}
-	c, err := catalog.Load(context.Background(), fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rg := range cov[0].Ranges {
-		if rg.To > end {
-			t.Fatalf("restorable %d..%d while the hole from %d is open", rg.From, rg.To, end+1)
-		}
-	}
+	_, rs := restorable(t, fs) // holebg_test.go
+	nothingAfter(t, rs, end)
 	if err := r.stop(t); err != nil {
 		t.Fatalf("a stop while the hole's base fails: %v, want a clean stop", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
+	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/restore"
 )
 
@@ -96,15 +97,7 @@ func TestHoleBaseBeside(t *testing.T) {
 	if rep, err = restore.Verify(ctx, g2, restore.VerifyOptions{}); err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
-	c, err := catalog.Load(ctx, g2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := cov[0].Ranges
+	_, rs := restorable(t, g2)
 	if len(rs) < 2 || rs[len(rs)-2].From != m.Holes[1].To || rs[len(rs)-2].To+1 != m.Holes[2].From || rs[len(rs)-1].To != src.lastSeq() {
 		t.Fatalf("restorable %+v, holes %+v: want the second hole's base restorable up to the third gap, and the end", rs, m.Holes)
 	}
@@ -114,18 +107,33 @@ func TestHoleBaseBeside(t *testing.T) {
 // open, and that nothing after end is restorable.
 func checkOpenHole(t *testing.T, g *gateStore, end uint64) {
 	t.Helper()
-	c, err := catalog.Load(context.Background(), g)
+	m, rs := restorable(t, g)
+	if h := m.Holes; len(h) != 1 || h[0].From != end+1 || h[0].To != manifest.MaxSequence {
+		t.Fatalf("holes %+v, want one, from %d, open", h, end+1)
+	}
+	nothingAfter(t, rs, end)
+}
+
+// restorable is the manifest of the archive in s and what status calls
+// restorable on timeline 1.
+func restorable(t *testing.T, s objstore.Store) (*manifest.Manifest, []manifest.Range) {
+	t.Helper()
+	c, err := catalog.Load(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if h := c.Manifest.Holes; len(h) != 1 || h[0].From != end+1 || h[0].To != manifest.MaxSequence {
-		t.Fatalf("holes %+v, want one, from %d, open", h, end+1)
 	}
 	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rg := range cov[0].Ranges {
+	return c.Manifest, cov[0].Ranges
+}
+
+// nothingAfter fails when a range of rs reaches past end, where an open
+// hole starts.
+func nothingAfter(t *testing.T, rs []manifest.Range, end uint64) {
+	t.Helper()
+	for _, rg := range rs {
 		if rg.To > end {
 			t.Fatalf("restorable %d..%d while the hole from %d is open", rg.From, rg.To, end+1)
 		}
