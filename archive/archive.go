@@ -257,6 +257,7 @@ type Archiver struct {
 	lastBase time.Time
 	walBytes int64        // batch bytes since the last base
 	lastSize atomic.Int64 // bytes of the last segment sealed: the next one's likely size
+	segBufs  segBufs      // the buffers of uploaded segments, for the next ones (segbuf.go)
 	// sealing is closed when the last segment sealed in the background
 	// is queued for upload (nil: none); sealErr its failure (sealbg.go).
 	sealing chan struct{}
@@ -345,7 +346,8 @@ func New(src Source, store objstore.Store, opts Options) (*Archiver, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	return &Archiver{src: src, store: store, opts: opts, log: opts.Logger, lists: map[string]*manifest.FileList{}}, nil
+	return &Archiver{src: src, store: store, opts: opts, log: opts.Logger, lists: map[string]*manifest.FileList{},
+		segBufs: newSegBufs(opts.SegmentSize)}, nil
 }
 
 // Stats returns the counters so far; safe to call while Run runs.

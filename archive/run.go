@@ -269,13 +269,21 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		// to a segment's size (7 MiB for 16 MiB of WAL) by doubling,
 		// copying and zeroing as it goes.
 		last := int(a.lastSize.Load())
+		if last == 0 {
+			// None sealed yet (or the first still sealing): WAL
+			// compresses about 2× (zstd fastest). Pages untouched cost
+			// nothing; a buffer grown by doubling is copied and zeroed
+			// at each step, which took a sixth of the archiver's CPU in
+			// a catch-up of 136 MB.
+			last = a.opts.SegmentSize / 2
+		}
 		size := last + last/8
 		if len(b.Data) >= a.opts.SegmentSize {
 			// A segment of its own: its blocks, stored, take at most a
 			// 64th more than the batch (segments.maxStoredLen and headers).
 			size = len(b.Data) + len(b.Data)/64 + 1<<20
 		}
-		cur.buf = bytes.NewBuffer(make([]byte, 0, size))
+		cur.buf = bytes.NewBuffer(a.segBufs.get(size))
 		var opts segments.WriterOptions
 		if a.behind || a.opts.Stream != nil {
 			// With a live stream, a block's compression must not hold up

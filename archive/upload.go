@@ -121,6 +121,8 @@ func (u *uploader) upload(s *sealed) error {
 				a.opts.OnUpload(time.Since(start))
 			}
 			u.done1(s)
+			a.segBufs.put(s.data) // uploaded: nothing reads it any more
+			s.data = nil
 			return nil
 		}
 		if !transient(err) || u.ctx.Err() != nil {

@@ -149,7 +149,7 @@ func (s *FollowerSource) Seek(seq uint64) error {
 // for the column families it names.
 func (s *FollowerSource) Next() (segments.Batch, bool, error) {
 	s.fam.poll()
-	b, ok, err := s.tail.Next()
+	b, ok, err := s.tail.NextShared() // archive.Source: valid until the next call
 	if err == nil && ok {
 		err = s.fam.batch(b)
 	}

@@ -74,6 +74,7 @@ type WALTail struct {
 	sought  bool   // Seek was called
 	cur     *walFile
 	buf     []byte // read buffer, shared by the files read in turn
+	shared  bool   // the last batch's Data is the read buffer's (NextShared)
 	err     error  // sticky until Seek
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
@@ -144,6 +145,18 @@ func (t *WALTail) Seek(seq uint64) error {
 // Next returns the next batch, with a Data of its own; ok is false when no
 // complete batch is there yet. An error is final until the next Seek.
 func (t *WALTail) Next() (b Batch, ok bool, err error) {
+	b, ok, err = t.NextShared()
+	if ok && t.shared {
+		b.Data = slices.Clone(b.Data)
+	}
+	return b, ok, err
+}
+
+// NextShared is Next with a Data that may be the reader's own buffer,
+// valid until the next call: the archiver copies each batch into its
+// segment (and its stream) before it reads the next, and a copy per batch
+// took a tenth of its CPU while it caught up.
+func (t *WALTail) NextShared() (b Batch, ok bool, err error) {
 	switch {
 	case t.closed:
 		return Batch{}, false, fmt.Errorf("rocks: read wal of %s: %w", t.dir, ErrClosed)
@@ -209,9 +222,7 @@ func (t *WALTail) read() (Batch, bool, error) {
 				}
 				continue
 			}
-			if !owned {
-				b.Data = slices.Clone(payload)
-			}
+			t.shared = !owned
 			t.lastPath, t.lastOff, t.lastNum = t.cur.path, t.cur.recOff, t.cur.num
 			return b, true, nil
 		}

@@ -663,7 +663,8 @@ func TestFollowerSource(t *testing.T) {
 			if !ok {
 				return out
 			}
-			out = append(out, segmentBatch{b.Seq, b.Count, b.Data})
+			// archive.Source: Data is valid until the next call.
+			out = append(out, segmentBatch{b.Seq, b.Count, bytes.Clone(b.Data)})
 		}
 	}
 	if err := src.Seek(1); err != nil {

@@ -264,6 +264,41 @@ func TestWALTailHandMade(t *testing.T) {
 	}
 }
 
+// TestWALTailNextShared reads with NextShared, as the archiver does,
+// copying each batch before the next call: the batches are those written,
+// most of them straight from the read buffer (no copy), and Next still
+// gives batches of their own (drainTail keeps them all, then compares).
+func TestWALTailNextShared(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	dir := t.TempDir()
+	batches := testBatches(rng, 1, 60)
+	writeFile(t, filepath.Join(dir, "000010.log"), encodeWAL(10, false, batches).data)
+	tail := newTail(t, dir, 1)
+	var got []tailBatch
+	shared := 0
+	for {
+		b, ok, err := tail.NextShared()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if tail.shared {
+			shared++
+		}
+		b.Data = bytes.Clone(b.Data) // before the next call, as the contract says
+		got = append(got, tailBatch{Batch: b})
+	}
+	sameData(t, got, batches)
+	if shared == 0 {
+		t.Fatal("every batch was copied: NextShared saves nothing")
+	}
+	// Next on the same file: each batch keeps its own bytes.
+	again := drainTail(t, newTail(t, dir, 1), nil)
+	sameData(t, again, batches)
+}
+
 // TestWALTailPartialRecord grows a WAL file piece by piece, cut anywhere
 // (in a header, in a payload, between fragments, in padding): an
 // incomplete record is ok=false, and comes out whole once it is complete.
