@@ -317,6 +317,13 @@ type Stats struct {
 	// batch of its newest WAL file as last seen (a Source that is a
 	// HeadReader), else LastSequence.
 	HeadSequence uint64 `json:"head_sequence"`
+	// HeadKnown is true once the archiver has seen where the database's
+	// WAL ends (it looks right after it finds where to read from). Until
+	// then, and always with a Source that cannot tell (not a HeadReader),
+	// HeadSequence is LastSequence and the lag counts only what was read
+	// and not uploaded: a lag of 0 then does not say that the archive
+	// holds everything.
+	HeadKnown bool `json:"head_known"`
 	// LagSequences is HeadSequence minus ArchivedSequence: how far the
 	// archive is behind the database.
 	LagSequences uint64 `json:"lag_sequences"`

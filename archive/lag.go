@@ -36,6 +36,7 @@ type lag struct {
 	pending   []time.Time // when the first batch of each segment not uploaded yet was read, oldest first
 	rawWait   int64       // batch bytes read and not uploaded yet
 	headError bool        // Head failed: logged once
+	seen      bool        // Head has told where the WAL ends at least once
 }
 
 // observeHead asks the source where the WAL ends, at most every headEvery
@@ -61,6 +62,7 @@ func (a *Archiver) observeHead(force bool) {
 	read := a.next - 1
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.lag.seen = a.lag.seen || h.Known
 	switch {
 	case !h.Known:
 		a.lag.head = Head{}
@@ -143,6 +145,7 @@ func (a *Archiver) resetPending() {
 // lagStats fills the lag fields of s, with a.mu held.
 func (a *Archiver) lagStats(s *Stats) {
 	l := &a.lag
+	s.HeadKnown = l.seen
 	s.HeadSequence = max(s.LastSequence, l.head.Sequence)
 	s.LagSequences = s.HeadSequence - min(s.HeadSequence, s.ArchivedSequence)
 	s.LagBytes = max(l.rawWait, 0)

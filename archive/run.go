@@ -54,6 +54,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.observeHead(true) // the lag against the database from the start (Stats.HeadKnown)
 	a.streamStart()
 	if a.opts.Stream != nil {
 		defer a.opts.Stream.Close()
@@ -106,6 +107,7 @@ func (a *Archiver) afterCollision(ctx context.Context, err error) error {
 	if err := a.src.Seek(a.next); err != nil {
 		return fmt.Errorf("read the WAL from sequence %d: %w", a.next, err)
 	}
+	a.observeHead(true) // the lag against the database from the start (Stats.HeadKnown)
 	a.streamStart()
 	return nil
 }

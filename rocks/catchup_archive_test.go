@@ -144,3 +144,101 @@ func TestArchiveBacklog(t *testing.T) {
 		t.Fatalf("%d batches archived, want %d", s.Batches, num/perBatch)
 	}
 }
+
+// firstReadSource checks, at the archiver's first read, what /status says
+// at that moment: the reads of a restarted archiver begin only once it has
+// looked at the database's head, so that it never reports a lag of 0
+// while it starts on a backlog.
+type firstReadSource struct {
+	*FollowerSource
+	a     atomic.Pointer[archive.Archiver]
+	first atomic.Pointer[archive.Stats] // the Stats at the first Next
+}
+
+func (f *firstReadSource) Next() (segments.Batch, bool, error) {
+	if a := f.a.Load(); a != nil && f.first.Load() == nil {
+		s := a.Stats()
+		f.first.Store(&s)
+	}
+	return f.FollowerSource.Next()
+}
+
+// TestArchiveLagKnownAtStart: an archiver that starts behind a backlog
+// knows the database's head before it reads a batch (Stats.HeadKnown, the
+// head at the database's last sequence, the lag the whole backlog); before
+// its first look, HeadKnown is false.
+func TestArchiveLagKnownAtStart(t *testing.T) {
+	bench := requireTool(t, "db_bench")
+	dir := filepath.Join(t.TempDir(), "db")
+	common := []string{"--db=" + dir, "--wal_ttl_seconds=3600", "--value_size=100", "--compression_type=none",
+		"--seed=7", "--threads=1", "--key_size=16"}
+	if out, err := exec.Command(bench, append(common, "--benchmarks=fillrandom", "--num=2000")...).CombinedOutput(); err != nil {
+		t.Fatalf("db_bench fillrandom: %v: %s", err, out)
+	}
+	store, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir() // the same writer both times
+	run := func(src archive.Source, until func(*archive.Archiver) bool) *archive.Archiver {
+		a, err := archive.New(src, store, archive.Options{WorkDir: work, SegmentAge: time.Millisecond, Poll: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := a.Stats(); s.HeadKnown {
+			t.Fatalf("head known before the start: %+v", s)
+		}
+		if f, ok := src.(*firstReadSource); ok {
+			f.a.Store(a)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		err = nil
+		waitFor(t, "the archiver", func() bool {
+			select {
+			case err = <-done:
+				return true
+			default:
+				return until(a)
+			}
+		})
+		cancel()
+		if err == nil {
+			err = <-done
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	fs, err := NewFollowerSource(dir, filepath.Join(t.TempDir(), "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(fs, func(a *archive.Archiver) bool { return a.Stats().ArchivedSequence == 2000 })
+	fs.Close()
+
+	if out, err := exec.Command(bench, append(common, "--benchmarks=overwrite", "--use_existing_db=1", "--num=5000")...).CombinedOutput(); err != nil {
+		t.Fatalf("db_bench overwrite: %v: %s", err, out)
+	}
+	const latest = 2000 + 5000
+	fs, err = NewFollowerSource(dir, filepath.Join(t.TempDir(), "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	src := &firstReadSource{FollowerSource: fs}
+	a := run(src, func(a *archive.Archiver) bool { return a.Stats().ArchivedSequence == latest })
+	s := src.first.Load()
+	if s == nil {
+		t.Fatal("the archiver never read")
+	}
+	if !s.HeadKnown || s.HeadSequence != latest || s.LagSequences != latest-2000 || s.LastSequence != 2000 {
+		t.Fatalf("at the first read after the start: head known %v, head %d, lag %d, read up to %d; want true, %d, %d, 2000",
+			s.HeadKnown, s.HeadSequence, s.LagSequences, s.LastSequence, latest, latest-2000)
+	}
+	if end := a.Stats(); !end.HeadKnown || end.LagSequences != 0 {
+		t.Fatalf("at the end: %+v", end)
+	}
+}

@@ -83,8 +83,8 @@ func (t *WALTail) headAt() WALHead {
 // of dir has gained since the last look.
 func (t *WALTail) scanHead() error {
 	n := len(t.dirLogs)
-	if n == 0 || t.cur == nil || t.dirLogs[n-1].num <= t.cur.num {
-		t.closeHead() // the reader is in the newest file
+	if n == 0 || t.cur == nil || t.dirLogs[n-1].num < t.cur.num || t.dirLogs[n-1].num == t.cur.num && t.waiting {
+		t.closeHead() // the reader is at the end of the newest file
 		return nil
 	}
 	newest := t.dirLogs[n-1]

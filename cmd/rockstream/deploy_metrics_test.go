@@ -380,7 +380,7 @@ func TestDeployMetricNames(t *testing.T) {
 		"prunes", "prune_errors", "pruned_objects", "pruned_bytes"} {
 		archive["rockstream_archive_"+c+"_total"] = "counter"
 	}
-	for _, g := range []string{"replay_needs", "last_sequence", "archived_sequence", "head_sequence", "lag_sequences", "lag_bytes",
+	for _, g := range []string{"replay_needs", "last_sequence", "archived_sequence", "head_sequence", "head_known", "lag_sequences", "lag_bytes",
 		"lag_seconds", "last_upload_timestamp_seconds", "last_base_timestamp_seconds"} {
 		archive["rockstream_archive_"+g] = "gauge"
 	}

@@ -178,6 +178,8 @@ func registerArchiver(reg *prometheus.Registry, j *archiveJob) {
 		func(s archive.Stats) float64 { return float64(s.ArchivedSequence) })
 	gauge("head_sequence", "The database's last sequence: the last complete batch of its newest WAL file, as last seen.",
 		func(s archive.Stats) float64 { return float64(s.HeadSequence) })
+	gauge("head_known", "1 once the archiver has seen where the database's WAL ends (right after its start); 0 before: the lag then counts only what it has read.",
+		func(s archive.Stats) float64 { return boolGauge(s.HeadKnown) })
 	gauge("lag_sequences", "Sequences the database holds and the archive does not (head_sequence minus archived_sequence).",
 		func(s archive.Stats) float64 { return float64(s.LagSequences) })
 	gauge("lag_bytes", "WAL bytes the archive lacks: batches read and not uploaded, and WAL not read yet up to the head.",
@@ -262,4 +264,12 @@ func archiverReady(j *archiveJob) (bool, string) {
 			st.LagSeconds, j.readyLag)
 	}
 	return true, "archiving"
+}
+
+// boolGauge is 1 for true, 0 for false.
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
