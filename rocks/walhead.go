@@ -80,14 +80,21 @@ func (t *WALTail) headAt() WALHead {
 }
 
 // scanHead reads the records that the newest WAL file of the last listing
-// of dir has gained since the last look.
+// of dir has gained since the last look. In the file that the reader is
+// in, it reads from where the reader is (never the file again from its
+// start), and not at all while the reader waits at its end: the reader's
+// position is the head then.
 func (t *WALTail) scanHead() error {
 	n := len(t.dirLogs)
-	if n == 0 || t.cur == nil || t.dirLogs[n-1].num < t.cur.num || t.dirLogs[n-1].num == t.cur.num && t.waiting {
-		t.closeHead() // the reader is at the end of the newest file
+	if n == 0 || t.cur == nil || t.dirLogs[n-1].num < t.cur.num {
+		t.closeHead() // the reader is in the newest file that it knows of
 		return nil
 	}
 	newest := t.dirLogs[n-1]
+	same := newest.num == t.cur.num
+	if same && t.waiting {
+		return nil // at the end of the newest file: the reader is the head
+	}
 	if t.head == nil || t.head.w.num != newest.num {
 		t.closeHead()
 		f, path, err := t.openLog(newest)
@@ -95,6 +102,15 @@ func (t *WALTail) scanHead() error {
 			return err
 		}
 		t.head = &headScan{w: &walFile{num: newest.num, path: path, f: f, buf: make([]byte, 0, walReadChunk)}}
+	}
+	if w := t.head.w; same && !w.inFrag {
+		// Skip what the reader has read already: from the record that it
+		// reads next (or the first fragment of the one it is in), with
+		// what it knows of the file's record types.
+		if from := t.cur.resumeAt(); from > w.off {
+			w.off, w.recOff = from, from
+			w.recycled, w.typed, w.zstd = t.cur.recycled, t.cur.typed, t.cur.zstd
+		}
 	}
 	for {
 		payload, _, res, err := t.head.w.read()
@@ -106,6 +122,16 @@ func (t *WALTail) scanHead() error {
 			t.head.seq = max(t.head.seq, b.Next()-1)
 		}
 	}
+}
+
+// resumeAt is an offset of w at which a record starts, at or before where
+// the next read begins: the next physical record, or the first fragment
+// of the record being put together.
+func (w *walFile) resumeAt() int64 {
+	if w.inFrag {
+		return w.recOff
+	}
+	return w.off
 }
 
 func (t *WALTail) closeHead() {
