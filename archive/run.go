@@ -272,12 +272,10 @@ func (a *Archiver) add(cur *building, b segments.Batch) (*building, error) {
 		// copying and zeroing as it goes.
 		last := int(a.lastSize.Load())
 		if last == 0 {
-			// None sealed yet (or the first still sealing): WAL
-			// compresses about 2× (zstd fastest). Pages untouched cost
-			// nothing; a buffer grown by doubling is copied and zeroed
-			// at each step, which took a sixth of the archiver's CPU in
-			// a catch-up of 136 MB.
-			last = a.opts.SegmentSize / 2
+			// None sealed yet (or the first still sealing): a buffer
+			// grown by doubling is copied and zeroed at each step, which
+			// took a sixth of the archiver's CPU in a catch-up of 136 MB.
+			last = a.firstSegmentGuess()
 		}
 		size := last + last/8
 		if len(b.Data) >= a.opts.SegmentSize {

@@ -5,7 +5,8 @@ import "testing"
 // TestSegBufs: an uploaded segment's buffer serves the next segment when
 // it is large enough; a smaller one is dropped for a new one; at most
 // segBufsKept are kept, none above twice the segment size; the zero
-// value (an Archiver not made by New) allocates every time.
+// value (an Archiver not made by New) allocates every time. A buffer far
+// larger than asked for goes too (a follower after a catch-up).
 func TestSegBufs(t *testing.T) {
 	p := newSegBufs(1 << 20)
 	a := p.get(100 << 10)
@@ -35,6 +36,12 @@ func TestSegBufs(t *testing.T) {
 	q.put(make([]byte, 0, 3<<20)) // a segment of one large batch
 	if len(q.free) != 0 {
 		t.Fatal("a buffer above twice the segment size was kept")
+	}
+	big := make([]byte, 0, 8<<20) // a catch-up's buffer, then a follower's small segments
+	r := newSegBufs(16 << 20)
+	r.put(big)
+	if f := r.get(100 << 10); cap(f) > 2*(100<<10)+segBufSlack {
+		t.Fatalf("a kept buffer of %d bytes served a segment of %d", cap(f), 100<<10)
 	}
 	var zero segBufs
 	zero.put(make([]byte, 0, 10))
