@@ -669,19 +669,20 @@ func parsePhysical(b []byte, left int, num uint64) (p physical, st physStatus, w
 
 // walFile is a WAL file being read.
 type walFile struct {
-	num      uint64
-	path     string // where it was opened; it may have moved since
-	f        *os.File
-	off      int64  // offset of the next physical record to read
-	recOff   int64  // offset of the logical record being read
-	frag     []byte // the fragments read so far of a fragmented record
-	inFrag   bool
-	buf      []byte // the file's bytes from bufOff on, whole blocks but at its end
-	bufOff   int64
-	finished bool // the writer has moved on: what the file holds is all it will hold
-	recycled bool // the file's records are of the recyclable types
-	typed    bool // recycled is known: a record other than SetCompressionType was read
-	zstd     bool // the records after the first are compressed (wal_compression=zstd)
+	num       uint64
+	path      string // where it was opened; it may have moved since
+	f         *os.File
+	off       int64  // offset of the next physical record to read
+	recOff    int64  // offset of the logical record being read
+	frag      []byte // the fragments read so far of a fragmented record
+	inFrag    bool
+	buf       []byte // the file's bytes from bufOff on, whole blocks but at its end
+	bufOff    int64
+	finished  bool  // the writer has moved on: what the file holds is all it will hold
+	recycled  bool  // the file's records are of the recyclable types
+	typed     bool  // recycled is known: a record other than SetCompressionType was read
+	zstd      bool  // the records after the first are compressed (wal_compression=zstd)
+	readBytes int64 // bytes read from the file so far (tests)
 }
 
 // readResult is what walFile.read found.
@@ -851,6 +852,7 @@ func (w *walFile) blockAt(off int64, left int) ([]byte, error) {
 	}
 	start := off - off%walBlockSize
 	n, err := w.f.ReadAt(w.buf[:cap(w.buf)], start)
+	w.readBytes += int64(n)
 	if err != nil && err != io.EOF {
 		w.buf, w.bufOff = w.buf[:0], 0
 		return nil, fmt.Errorf("rocks: read wal %s at offset %d: %w", w.path, start, err)

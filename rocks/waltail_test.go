@@ -755,3 +755,62 @@ func FuzzWALTail(f *testing.F) {
 		check(err)
 	})
 }
+
+// TestWALHeadInReadersFile: the head in the file that the reader is in is
+// found by reading from where the reader is, not the file again from its
+// start, and the scan is not begun again while the reader waits at the
+// file's end (following a writer, the reader waits and reads by turns).
+func TestWALHeadInReadersFile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "000010.log")
+	var batches [][]byte
+	for seq := uint64(1); len(batches) < 400; seq += 2 {
+		batches = append(batches, testBatch(rng, seq, 2, 8000)) // 3.2 MB: many read chunks
+	}
+	w := encodeWAL(10, false, batches)
+	writeFile(t, path, w.data[:w.ends[389]])
+	lastSeq := func(i int) uint64 { return nextSeq(batches[:i+1]) - 1 }
+	tail := newTail(t, dir, 1)
+	for range 380 {
+		if _, ok, err := tail.NextShared(); !ok || err != nil {
+			t.Fatalf("read: %v %v", ok, err)
+		}
+	}
+	h, _, err := tail.Head()
+	if err != nil || h.Sequence != lastSeq(389) {
+		t.Fatalf("head %d, %v; want %d", h.Sequence, err, lastSeq(389))
+	}
+	left := int64(w.ends[389]) - tail.cur.off
+	if got := tail.head.w.readBytes; got > left+walReadChunk {
+		t.Fatalf("the head scan read %d bytes for the %d bytes ahead of the reader", got, left)
+	}
+	// Follow: the reader reaches the end and waits, the writer appends,
+	// the reader reads, by turns; each look goes on from where the last
+	// one stopped.
+	drainTail(t, tail, nil)
+	for i := 390; i < 400; i++ {
+		if _, _, err := tail.Head(); err != nil { // waiting at the end
+			t.Fatal(err)
+		}
+		appendFile(t, path, w.data[w.ends[i-1]:w.ends[i]])
+		if i%2 == 0 {
+			if _, ok, err := tail.NextShared(); !ok || err != nil {
+				t.Fatalf("read: %v %v", ok, err)
+			}
+		}
+		var before int64
+		if tail.head != nil {
+			before = tail.head.w.readBytes
+		}
+		h, _, err := tail.Head()
+		if err != nil || h.Sequence < lastSeq(i-1) {
+			t.Fatalf("head %d, %v; want at least %d", h.Sequence, err, lastSeq(i-1))
+		}
+		if tail.head != nil {
+			if got := tail.head.w.readBytes - before; got > 2*walReadChunk {
+				t.Fatalf("a look at the head read %d bytes of a file of %d", got, w.ends[i])
+			}
+		}
+	}
+}
