@@ -239,6 +239,16 @@ func (s *Standby) applyStream(ctx context.Context, f *follower, limit uint64) (i
 		n++
 	}
 	err := g.apply(ctx)
+	if n > 0 {
+		// The database may now end inside a segment: the next read of the
+		// bucket finds the segment that holds applied+1 (findContaining)
+		// rather than taking a missing key as one pruned. streaming sets
+		// this too when it sees the stream go down, but only if it saw it
+		// up: a stream whose frames never stopped until it ended (a
+		// standby that fell behind it) was never seen up, and the standby
+		// stopped with ErrRebuild (exit 5) under a writer at full speed.
+		f.resume = true
+	}
 	s.mu.Lock()
 	s.streamBatches += int64(n)
 	s.mu.Unlock()
