@@ -62,7 +62,8 @@
 // with one GET every Options.Poll; a 404 means nothing new. While the archive
 // is idle the interval grows to at most Options.MaxPoll, and falls back to
 // Poll as soon as a segment arrives. At start, when S+1 is inside a segment
-// (after a restart, or a base taken inside a segment), the timeline is
+// (after a restart, or a base taken inside a segment), and after batches
+// applied from the live stream (which end anywhere), the timeline is
 // listed once from the newest base below S+1 (catalog.Containing) to find
 // the segment that holds it; the same listing tells whether later data
 // exists when none does.
