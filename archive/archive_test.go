@@ -352,14 +352,7 @@ func TestGap(t *testing.T) {
 	if m.Holes[0].To != newBase.Sequence {
 		t.Fatalf("the hole ends at %d, the new base is at %d", m.Holes[0].To, newBase.Sequence)
 	}
-	c, err := catalog.Load(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cov := coverage(t, s) // holebg_test.go
 	if len(cov) != 1 || len(cov[0].Ranges) != 2 || len(cov[0].Holes) == 0 {
 		t.Fatalf("coverage %+v: want two ranges around the hole", cov)
 	}

@@ -118,6 +118,14 @@ func checkOpenHole(t *testing.T, g *gateStore, end uint64) {
 // restorable on timeline 1.
 func restorable(t *testing.T, s objstore.Store) (*manifest.Manifest, []manifest.Range) {
 	t.Helper()
+	m, cov := coverage(t, s)
+	return m, cov[0].Ranges
+}
+
+// coverage is the manifest of the archive in s and what status calls
+// restorable, per timeline.
+func coverage(t *testing.T, s objstore.Store) (*manifest.Manifest, []manifest.Coverage) {
+	t.Helper()
 	c, err := catalog.Load(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +134,7 @@ func restorable(t *testing.T, s objstore.Store) (*manifest.Manifest, []manifest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Manifest, cov[0].Ranges
+	return c.Manifest, cov
 }
 
 // nothingAfter fails when a range of rs reaches past end, where an open

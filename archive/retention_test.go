@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/rockstream/rockstream/archive"
-	"github.com/rockstream/rockstream/catalog"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/objstore"
 	"github.com/rockstream/rockstream/objstore/faultstore"
@@ -74,14 +73,7 @@ func checkBasesWhole(t *testing.T, s objstore.Store) *manifest.Manifest {
 // exactly the source's batches.
 func checkRestorable(t *testing.T, s objstore.Store, src *memSource) {
 	t.Helper()
-	c, err := catalog.Load(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cov, err := manifest.Restorable(c.Manifest, c.Ranges())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cov := coverage(t, s) // holebg_test.go
 	oldest := firstBase(t, s, 1)
 	if want := []manifest.Range{{From: oldest.Sequence, To: src.lastSeq()}}; fmt.Sprint(cov[0].Ranges) != fmt.Sprint(want) {
 		t.Fatalf("restorable %v, want %v", cov[0].Ranges, want)
