@@ -74,7 +74,6 @@ type WALTail struct {
 	sought  bool   // Seek was called
 	cur     *walFile
 	buf     []byte // read buffer, shared by the files read in turn
-	shared  bool   // the last batch's Data is the read buffer's (NextShared)
 	err     error  // sticky until Seek
 	closed  bool
 	now     func() time.Time // the clock of the rate limit of finished; tests set it
@@ -145,11 +144,7 @@ func (t *WALTail) Seek(seq uint64) error {
 // Next returns the next batch, with a Data of its own; ok is false when no
 // complete batch is there yet. An error is final until the next Seek.
 func (t *WALTail) Next() (b Batch, ok bool, err error) {
-	b, ok, err = t.NextShared()
-	if ok && t.shared {
-		b.Data = slices.Clone(b.Data)
-	}
-	return b, ok, err
+	return t.nextBatch(true)
 }
 
 // NextShared is Next with a Data that may be the reader's own buffer,
@@ -157,6 +152,11 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 // segment (and its stream) before it reads the next, and a copy per batch
 // took a tenth of its CPU while it caught up.
 func (t *WALTail) NextShared() (b Batch, ok bool, err error) {
+	return t.nextBatch(false)
+}
+
+// nextBatch is Next (own: a Data of the batch's own) and NextShared.
+func (t *WALTail) nextBatch(own bool) (b Batch, ok bool, err error) {
 	switch {
 	case t.closed:
 		return Batch{}, false, fmt.Errorf("rocks: read wal of %s: %w", t.dir, ErrClosed)
@@ -165,7 +165,7 @@ func (t *WALTail) NextShared() (b Batch, ok bool, err error) {
 	case t.err != nil:
 		return Batch{}, false, t.err
 	}
-	b, ok, err = t.read()
+	b, ok, err = t.read(own)
 	t.waiting = err == nil && !ok
 	if err != nil {
 		t.err = err
@@ -190,8 +190,8 @@ func (t *WALTail) closeFile() {
 	}
 }
 
-// read is Next without the bookkeeping of errors.
-func (t *WALTail) read() (Batch, bool, error) {
+// read is nextBatch without the bookkeeping of errors.
+func (t *WALTail) read(own bool) (Batch, bool, error) {
 	for {
 		if t.cur == nil {
 			if ok, err := t.locate(); err != nil || !ok {
@@ -222,7 +222,9 @@ func (t *WALTail) read() (Batch, bool, error) {
 				}
 				continue
 			}
-			t.shared = !owned
+			if own && !owned {
+				b.Data = slices.Clone(payload)
+			}
 			t.lastPath, t.lastOff, t.lastNum = t.cur.path, t.cur.recOff, t.cur.num
 			return b, true, nil
 		}
