@@ -24,6 +24,14 @@ type memSource struct {
 	seekTo   uint64
 	sought   bool
 	ckpts    int
+	nexts    int // calls of Next
+}
+
+// nextCalls is how many times Next was called.
+func (m *memSource) nextCalls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nexts
 }
 
 func newMemSource(identity string) *memSource {
@@ -91,6 +99,7 @@ func (m *memSource) Seek(seq uint64) error {
 func (m *memSource) Next() (segments.Batch, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.nexts++
 	if m.sought {
 		m.sought = false
 		if m.seekTo < m.trimmed && m.seekTo <= m.lastSeqLocked() {

@@ -197,10 +197,9 @@ func (a *Archiver) loop(ctx context.Context, up *uploader) error {
 				cur.caughtUp = true // following a steady writer: less than a segment behind
 			}
 			if full || cur.caughtUp && now.Sub(cur.opened) >= a.opts.SegmentAge {
-				if err := a.sealSoon(ctx, cur, up); err != nil {
+				if cur, err = a.sealSoon(ctx, cur, up); err != nil {
 					return err
 				}
-				cur = nil
 			}
 		default:
 			if cur, err = a.idle(ctx, cur, up); err != nil {
@@ -223,13 +222,13 @@ func (a *Archiver) idle(ctx context.Context, cur *building, up *uploader) (*buil
 	}
 	if cur != nil && cur.caughtUp {
 		due := cur.opened.Add(a.opts.SegmentAge).Sub(a.opts.Now())
-		if due <= 0 {
-			if err := a.sealSoon(ctx, cur, up); err != nil {
-				return cur, err
-			}
-			return nil, nil
+		if due > 0 {
+			wait = min(wait, due)
+		} else if left, err := a.sealSoon(ctx, cur, up); err != nil || left == nil {
+			return left, err
 		}
-		wait = min(wait, due)
+		// Else only batches without a sequence: the segment waits for
+		// the next batch, a poll away.
 	}
 	select {
 	case <-ctx.Done():

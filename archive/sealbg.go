@@ -12,14 +12,20 @@ import "context"
 // first waits for these (seal), and Run waits for them before it drains or
 // ends the uploader.
 
-// sealSoon seals cur in the background. A failure of an earlier one is
-// returned.
-func (a *Archiver) sealSoon(ctx context.Context, cur *building, up *uploader) error {
+// sealSoon seals cur in the background, and returns the segment that is
+// open after it: nil, or cur itself when its batches use no sequence
+// number (a transaction's prepare, log data): its key would be the next
+// segment's, so it stays open until a batch that uses one joins it. A
+// failure of an earlier seal is returned.
+func (a *Archiver) sealSoon(ctx context.Context, cur *building, up *uploader) (*building, error) {
 	if err := a.sealFailed(); err != nil {
-		return err
+		return cur, err
 	}
-	if cur == nil || cur.batches == 0 || cur.w.NextSeq() == cur.w.Header().FirstSeq {
-		return a.seal(ctx, cur, up, false) // nothing to close: what seal does with it
+	if cur == nil || cur.batches == 0 {
+		return nil, nil
+	}
+	if cur.w.NextSeq() == cur.w.Header().FirstSeq {
+		return cur, nil
 	}
 	a.behind = !cur.caughtUp
 	prev, done := a.sealing, make(chan struct{})
@@ -41,7 +47,7 @@ func (a *Archiver) sealSoon(ctx context.Context, cur *building, up *uploader) er
 			a.sealMu.Unlock()
 		}
 	}()
-	return nil
+	return nil, nil
 }
 
 // sealFailed is the failure of a seal in the background, if any.
