@@ -772,14 +772,28 @@ func FuzzWALTail(f *testing.F) {
 // start, and the scan is not begun again while the reader waits at the
 // file's end (following a writer, the reader waits and reads by turns).
 func TestWALHeadInReadersFile(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 5))
+	for _, enc := range []string{"legacy", "recyclable", "zstd"} {
+		t.Run(enc, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 5))
+			var batches [][]byte
+			for seq := uint64(1); len(batches) < 400; seq += 2 {
+				batches = append(batches, testBatch(rng, seq, 2, 8000)) // 3.2 MB: many read chunks
+			}
+			var w *testWAL
+			switch enc {
+			case "zstd":
+				w = encodeZstdWAL(t, 10, batches) // the scan goes on with the reader's zstd flag
+			default:
+				w = encodeWAL(10, enc == "recyclable", batches)
+			}
+			testWALHeadInReadersFile(t, batches, w)
+		})
+	}
+}
+
+func testWALHeadInReadersFile(t *testing.T, batches [][]byte, w *testWAL) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "000010.log")
-	var batches [][]byte
-	for seq := uint64(1); len(batches) < 400; seq += 2 {
-		batches = append(batches, testBatch(rng, seq, 2, 8000)) // 3.2 MB: many read chunks
-	}
-	w := encodeWAL(10, false, batches)
 	writeFile(t, path, w.data[:w.ends[389]])
 	lastSeq := func(i int) uint64 { return nextSeq(batches[:i+1]) - 1 }
 	tail := newTail(t, dir, 1)
