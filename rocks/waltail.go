@@ -150,7 +150,8 @@ func (t *WALTail) Next() (b Batch, ok bool, err error) {
 // NextShared is Next with a Data that may be the reader's own buffer,
 // valid until the next call: the archiver copies each batch into its
 // segment (and its stream) before it reads the next, and a copy per batch
-// took a tenth of its CPU while it caught up.
+// took about 8 % of its CPU while it caught up (the walsize part's profiles
+// of make bench).
 func (t *WALTail) NextShared() (b Batch, ok bool, err error) {
 	return t.nextBatch(false)
 }
