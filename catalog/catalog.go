@@ -264,6 +264,52 @@ func Containing(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl 
 	return prev, nextKey, nil
 }
 
+// After returns the segments of timeline tl that hold sequences after
+// seq, in order, with their ends: the one that holds seq+1, when one does,
+// and every segment after it (whether they follow on is for the caller to
+// check). Like Containing it lists after the keys of m's bases of tl at or
+// below seq, newest first, until a listing reaches a segment that starts at
+// or before seq+1, and the whole timeline only when none does.
+func After(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, seq uint64) ([]Segment, error) {
+	var segs []Segment
+	for _, from := range bounds(m, tl, seq+1, false) {
+		segs, found := segs[:0], false
+		err := listSegments(ctx, s, tl, startKey(tl, from), func(sg Segment) bool {
+			if sg.First <= seq+1 {
+				segs, found = segs[:0], true // only the last that starts at or before seq+1
+			}
+			segs = append(segs, sg)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		if found || from == 0 {
+			return ends(ctx, s, m, tl, segs, seq)
+		}
+	}
+	return nil, nil
+}
+
+// ends fills in the ends of segs, a run of timeline tl's segments up to its
+// last, and drops those that end at or before seq.
+func ends(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, segs []Segment, seq uint64) ([]Segment, error) {
+	if len(segs) == 0 {
+		return nil, nil
+	}
+	holes := HolesOf(m, tl)
+	for i := range segs[:len(segs)-1] {
+		segs[i].Next = EndBefore(segs[i].First, segs[i+1].First, holes)
+	}
+	if err := readEnd(ctx, s, &segs[len(segs)-1]); err != nil {
+		return nil, err
+	}
+	for len(segs) > 0 && segs[0].Next <= seq+1 {
+		segs = segs[1:]
+	}
+	return segs, nil
+}
+
 // FirstAfter returns the first segment key of timeline tl after key, or ""
 // when there is none, with one LIST.
 func FirstAfter(ctx context.Context, s objstore.Store, tl uint32, key string) (string, error) {

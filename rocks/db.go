@@ -96,6 +96,12 @@ func openOwnWritable(dir string, ops *Operators) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Opened with the database's own options: RocksDB wrote them as its
+	// newest OPTIONS file, and a copy kept by a replay cut short is done.
+	if err := dropKeptOptions(dir); err != nil {
+		h.close()
+		return nil, err
+	}
 	return &DB{h: h, wo: grocksdb.NewDefaultWriteOptions(), manualFlush: manual}, nil
 }
 

@@ -76,7 +76,11 @@ func ReadWALRetention(dbDir string) (ttlSeconds, sizeLimitMB uint64, optionsFile
 
 // newestOptionsFile returns the OPTIONS-<number> file with the highest
 // number; RocksDB writes OPTIONS-<number>.dbtmp first, which is skipped.
+// A kept copy of the database's own options (KeptOptionsName) comes first.
 func newestOptionsFile(dir string) (string, error) {
+	if kept := filepath.Join(dir, KeptOptionsName); fileExists(kept) {
+		return kept, nil
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("rocks: read options: %w", err)

@@ -32,6 +32,10 @@ var (
 	ErrNoPrepare = errors.New("rocks: transaction prepare not read")
 	// ErrClosed: the Follower, DB or Updates was closed.
 	ErrClosed = errors.New("rocks: closed")
+	// ErrTxnMarkers: a Replayer told to stop at transaction markers
+	// (ReplayOptions.StopAtTxn) was given a batch that holds some; it took
+	// nothing of it.
+	ErrTxnMarkers = errors.New("rocks: the batch holds two-phase-commit markers")
 )
 
 // GapError says which sequence number was expected and which was found.

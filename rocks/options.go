@@ -72,7 +72,7 @@ func loadOptions(dir string, ops *Operators, mode loadMode) (*ownOptions, error)
 	o := &ownOptions{cache: grocksdb.NewLRUCache(replayCacheBytes), fams: fams, file: file}
 	// Unknown options are ignored only in a file that a newer RocksDB
 	// wrote (options/options_parser.cc RocksDBOptionsParser::Parse).
-	o.latest, err = grocksdb.LoadLatestOptions(dir, grocksdb.NewDefaultEnv(), true, o.cache)
+	o.latest, err = loadOptionsFile(dir, file, o.cache)
 	if err != nil {
 		o.destroy()
 		return nil, fmt.Errorf("rocks: load the options of %s (%s): %w", dir, file, err)
@@ -222,8 +222,15 @@ func (u unavailableMerge) FullMerge(key, existing []byte, ops [][]byte) ([]byte,
 // (inplace_update_support) and merges combined at write time
 // (max_successive_merges). What the database holds is the same either
 // way; the memtable is only the order in which the records wait for their
-// flush.
-func (o *ownOptions) bulkLoad() error {
+// flush. With atomic, the families flush together (ReplayOptions.InPlace),
+// also at the close (avoid_flush_during_shutdown off; pipelined writes,
+// which RocksDB refuses with atomic_flush, off: nothing goes to the WAL).
+func (o *ownOptions) bulkLoad(atomic bool) error {
+	if atomic {
+		if err := o.setDB("atomic_flush=true;avoid_flush_during_shutdown=false;enable_pipelined_write=false"); err != nil {
+			return err
+		}
+	}
 	any := false
 	for _, cf := range o.cfs {
 		if cf.InplaceUpdateSupport() || cf.GetMaxSuccessiveMerges() > 0 {

@@ -32,6 +32,21 @@ type ReplayOptions struct {
 	// chunks), also those that the Replayer would write directly; for
 	// tests of that path, and for a user who wants recovery's exact path.
 	Recovery bool
+	// StopAtTxn refuses, with ErrTxnMarkers, a batch with two-phase-commit
+	// markers (and every batch when the database's own WAL files hold
+	// some), so that the replay stays on the direct path: a standby's
+	// catch-up, which leaves transactions to the standby's own apply.
+	StopAtTxn bool
+	// InPlace replays into a database that lives on after a crash (a
+	// standby's catch-up), not into a folder to throw away: the column
+	// families flush together while the direct path writes (RocksDB's
+	// atomic_flush: a memtable that fills flushes every family's, and the
+	// close flushes them all as one), so that a crash half-way leaves every
+	// family at one sequence, the last atomic flush's, to go on from; and the
+	// database's own OPTIONS file is kept aside (keepOwnOptions) while the
+	// bulk-load options are the newest, so that every open after such a
+	// crash takes the application's options, not the bulk load's.
+	InPlace bool
 }
 
 // defaultChunkBytes is ReplayOptions.ChunkBytes' default.
@@ -246,6 +261,9 @@ func (r *Replayer) Add(data []byte) error {
 	if s.seq != r.next {
 		return &GapError{Dir: r.dir, Expected: r.next, Got: s.seq, Latest: r.seq}
 	}
+	if r.opts.StopAtTxn && (s.twoPC || r.twoPC) {
+		return fmt.Errorf("rocks: replay into %s the batch at sequence %d: %w", r.dir, s.seq, ErrTxnMarkers)
+	}
 	next, ch, err := r.after(s, data) // refused before it is written
 	if err != nil {
 		return err
@@ -304,7 +322,7 @@ func (r *Replayer) openDirect() (bool, error) {
 	}
 	bulk, err := r.load()
 	if err == nil {
-		err = bulk.bulkLoad()
+		err = bulk.bulkLoad(r.opts.InPlace)
 		if err != nil {
 			bulk.destroy()
 		}
@@ -312,6 +330,13 @@ func (r *Replayer) openDirect() (bool, error) {
 	if err != nil {
 		own.destroy()
 		return false, fmt.Errorf("rocks: replay into %s: %w", r.dir, err)
+	}
+	if r.opts.InPlace {
+		if err := keepOwnOptions(r.dir); err != nil {
+			own.destroy()
+			bulk.destroy()
+			return false, err
+		}
 	}
 	h, err := r.openWith(bulk)
 	if err != nil {
@@ -340,6 +365,9 @@ func (r *Replayer) restoreOptions() error {
 		return fmt.Errorf("rocks: replay into %s: reopen with its own options: %w", r.dir, err)
 	}
 	h.close()
+	if r.opts.InPlace {
+		return dropKeptOptions(r.dir)
+	}
 	return nil
 }
 
@@ -380,12 +408,16 @@ func (r *Replayer) writeGroup() error {
 
 // closeDirect ends the direct path: it flushes every column family (the
 // batches written are in memtables only), waits, and closes the database.
+// InPlace, the close flushes them, all as one (RocksDB's flush at
+// the close of a database with atomic_flush, which FlushCF per family is
+// not); RocksDB does not report how that flush went, so the caller checks
+// the sequence that the database opens at next.
 func (r *Replayer) closeDirect() error {
 	if r.direct == nil {
 		return nil
 	}
 	err := r.writeGroup()
-	if err == nil {
+	if err == nil && !r.opts.InPlace {
 		if err = r.direct.flush(); err != nil {
 			err = fmt.Errorf("rocks: replay: %w", err)
 		}

@@ -139,7 +139,7 @@ func (s *Standby) registry() *prometheus.Registry {
 	counter("batches_applied_total", "Write batches applied.", func(st Status) float64 { return float64(st.Batches) })
 	counter("segments_applied_total", "Segments applied.", func(st Status) float64 { return float64(st.Segments) })
 	counter("errors_total", "Errors met, retried or not.", func(st Status) float64 { return float64(st.Errors) })
-	for _, state := range []State{Bootstrapping, Following, Ended, Promoting, Promoted, Stopped, Failed} {
+	for _, state := range []State{Bootstrapping, CatchingUp, Following, Ended, Promoting, Promoted, Stopped, Failed} {
 		labeled.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rockstream_standby_state",
 			Help:        "1 for the standby's state now (the label state), 0 for the others.",
 			ConstLabels: prometheus.Labels{"state": string(state)}},

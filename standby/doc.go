@@ -25,6 +25,27 @@
 // on to the child at each branch point. Otherwise Run refuses it
 // (ErrRebuild), since which history it holds cannot be told.
 //
+// # Catch-up
+//
+// A standby behind by at least Options.CatchUpBytes (32 MiB; the command's
+// --catch-up) of segments on its timeline replays them as a restore does
+// (restore.CatchUp, rocks.Replayer's direct path: written without the WAL
+// into memtables that are sorted when they flush, segments read ahead),
+// several times faster than the follow path below; its state is then
+// "catching_up". It looks (one listing) when the first segment of a run was
+// waiting at its first GET (a restart behind a backlog), or two in a row
+// were (it falls behind a writer), at most every 30 s. The database is
+// closed meanwhile; the column families flush together (atomic_flush, also
+// at the close), and the database's own OPTIONS file is kept aside while
+// the bulk load's are the newest (rocks.KeptOptionsName), so a crash
+// half-way leaves the database at one sequence with its own options, and
+// the next start goes on from there. It stops before the first batch with
+// two-phase-commit markers, at a gap, at a branch point, and makes column
+// family changes at their place; the follow path goes on from where it
+// ends, as after a restart (prepares held in memory are read again when one
+// commits). Never with a live stream. A promotion asked meanwhile waits for
+// its end.
+//
 // # Follow
 //
 // The database stays open with its WAL on, so every applied batch is durable

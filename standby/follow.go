@@ -33,6 +33,12 @@ type follower struct {
 	missing  missing   // how long the next key has stayed missing
 	endedAt  time.Time // when the end marker was read
 	endedLog time.Time // when waitChild last logged
+	// hits counts the segments in a row found at their first GET (a
+	// backlog waits), applied the segments this run applied, and
+	// catchUpAt is when the last catch-up listing was (catchup.go).
+	hits      int
+	applied   int
+	catchUpAt time.Time
 }
 
 // follow applies the archive's segments until ctx ends or an error stops
@@ -111,7 +117,9 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 	key := manifest.SegmentKey(f.tl, applied+1)
 	asked := time.Now()
 	data, err := s.get(ctx, key)
+	f.hits++
 	if data == nil && err == nil {
+		f.hits = 0
 		f.cad.miss(asked)
 		key, data, err = s.notFound(ctx, f, applied)
 	}
@@ -119,11 +127,21 @@ func (s *Standby) step(ctx context.Context, f *follower) (bool, error) {
 		return false, err
 	}
 	f.resume = false
-	f.gotAt = time.Now()
-	if err := s.applySegment(ctx, f, key, data, limit); !errors.Is(err, errFamiliesUnknown) {
-		return true, err
+	if f.applied == 0 { // catchup.go
+		if done, err := s.maybeCatchUp(ctx, f, limit); done || err != nil {
+			return done, err
+		}
 	}
-	return false, nil
+	f.gotAt = time.Now()
+	err = s.applySegment(ctx, f, key, data, limit)
+	if errors.Is(err, errFamiliesUnknown) {
+		return false, nil
+	}
+	if err == nil {
+		f.applied++
+		_, err = s.maybeCatchUp(ctx, f, limit)
+	}
+	return true, err
 }
 
 // notFound handles a GET that found no segment at applied+1. After a

@@ -194,6 +194,8 @@ func (e *badEnv) standbyRows() []badRow {
 		badRow{"standby", "no archive", from("file://" + e.empty), nil, exitFailure, []string{"holds no rockstream archive"}},
 		badRow{"standby", "zero poll", []string{"standby", "--from", e.fileURL, "--poll", "0s", dir}, nil, exitUsage, []string{"--poll"}},
 		badRow{"standby", "poll text", []string{"standby", "--from", e.fileURL, "--poll", "fast", dir}, nil, exitUsage, []string{"fast"}},
+		badRow{"standby", "catch-up text", []string{"standby", "--from", e.fileURL, "--catch-up", "lots", dir}, nil, exitUsage, []string{`--catch-up "lots"`, "or off"}},
+		badRow{"standby", "zero catch-up", []string{"standby", "--from", e.fileURL, "--catch-up", "0", dir}, nil, exitUsage, []string{`--catch-up "0"`}},
 		badRow{"standby", "public listen without token", []string{"standby", "--from", e.fileURL, "--listen", "0.0.0.0:0", dir}, nil, exitUsage, []string{"0.0.0.0:0", "--token"}},
 	)
 }

@@ -39,7 +39,7 @@ func standbyCommand() *cli.Command {
 			"segment key every --poll. Other processes read DIR as a RocksDB secondary instance.\n" +
 			"--listen serves GET /status (JSON) and GET /metrics (Prometheus); a non-loopback\n" +
 			"address needs --token, which every request must then send as 'Authorization: Bearer'.\n" +
-			"SIGTERM or SIGINT finish the batch at hand, close the database and exit 0.\n\n" +
+			"SIGTERM or SIGINT finish the batch at hand, flush and close the database (every batch in its SST files, none left in its WAL) and exit 0.\n\n" +
 			"POST /promote (or 'rockstream promote --standby http://ADDR') promotes it: it applies\n" +
 			"what the archive holds, fences the old primary, starts a new timeline and closes DIR\n" +
 			"for the application to open read-write; the process then goes on as the archiver\n" +
@@ -73,6 +73,8 @@ func standbyCommand() *cli.Command {
 				Usage: "send the token in `FILE` (its first line; mode 0600 or 0400) to the --primary stream: the archiver's --token"},
 			durationFlag(&cli.DurationFlag{Name: "stream-drain", Value: 5 * time.Second, EnvVars: []string{"ROCKSTREAM_STREAM_DRAIN"},
 				Usage: "how long a promotion waits for the --primary stream to hand over what the old primary's archiver read"}),
+			&cli.StringFlag{Name: "catch-up", Value: "32MiB", EnvVars: []string{"ROCKSTREAM_CATCH_UP"},
+				Usage: "a standby at least `SIZE` of segments behind (16MiB, 1GiB...), when it starts or falls behind, replays them as a restore does, several times faster, then follows; off: never"},
 			summaryFlag(), configFlag(),
 		},
 		Action: runStandby,
@@ -144,7 +146,13 @@ func prepareStandby(c *cli.Context, dir, name string, log *slog.Logger) (*standb
 	if err != nil {
 		return nil, err
 	}
-	opts := standby.Options{Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag"),
+	catchUp := int64(-1)
+	if v := c.String("catch-up"); v != "off" {
+		if catchUp, err = parseBytes("catch-up", v); err != nil {
+			return nil, usageError{fmt.Errorf("%w, or off", err)}
+		}
+	}
+	opts := standby.Options{CatchUpBytes: catchUp, Dir: j.dir, Poll: c.Duration("poll"), WriterID: j.writer, Logger: log, ReadyLag: c.Duration("ready-max-lag"),
 		Stream: client, StreamDrain: c.Duration("stream-drain"),
 		Collectors: []prometheus.Collector{buildInfoCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}}
 	if name == "" {

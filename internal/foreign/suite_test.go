@@ -13,6 +13,7 @@ import (
 	"github.com/rockstream/rockstream/internal/foreign"
 	"github.com/rockstream/rockstream/internal/miniotest"
 	"github.com/rockstream/rockstream/internal/testenv"
+	"github.com/rockstream/rockstream/rocks"
 )
 
 // outcome is what rockstream must do with a configuration: archive,
@@ -230,6 +231,9 @@ func (r *run) steps(t *testing.T) {
 			r.compare(t, dir, m)
 		})
 	}
+	if pts := restorePoints(r.marks); len(pts) > 0 && !r.c.want.holes {
+		r.step(t, "standby-catch-up", func(t *testing.T) { r.standbyCatchUp(t, pts[0], final) })
+	}
 	r.step(t, "standby", func(t *testing.T) { r.standby(t, final) })
 	r.step(t, "promote", func(t *testing.T) { r.promote(t, final) })
 	r.step(t, "app-open", func(t *testing.T) {
@@ -373,6 +377,69 @@ func (r *run) standby(t *testing.T, final foreign.Mark) {
 	r.compareLive(t, dir, final)
 }
 
+// standbyCatchUp starts a standby on a folder restored at mark from (the
+// initial mark), far behind the archive, with --catch-up 1B: it replays the
+// backlog as a restore does (the families flushed together, stopping before
+// the first transaction marker) and follows from there (the output must say
+// "catching up"). Stopped once it has
+// applied the final mark, its folder must equal the final state. A first
+// run is killed (SIGKILL) 50 ms into its catch-up: the families flush
+// together, so the folder holds one sequence's state, from which the second
+// run goes on.
+func (r *run) standbyCatchUp(t *testing.T, from, final foreign.Mark) {
+	if r.archived < final.Seq {
+		t.Fatalf("the archive holds up to sequence %d, not the final mark's %d (see the archive step)", r.archived, final.Seq)
+	}
+	dir := filepath.Join(r.root, "standby-catch-up")
+	r.restore(t, dir, from.Seq)
+	k := startOwned(t, t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", "", "--catch-up", "1B", dir)
+	if err := waitFor(k, waitLimit, func() bool { return strings.Contains(k.output(), "catching up") }); err != nil {
+		t.Fatalf("the standby restored at sequence %d did not start to catch up: %v", from.Seq, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	k.cmd.Process.Kill()
+	<-k.done
+	t.Logf("killed during the catch-up (it had finished: %v)", strings.Contains(k.output(), "caught up"))
+	addr := freeAddr(t)
+	p := startOwned(t, t, r.env, nil, r.rockstream, "standby", "--from", r.url, "--listen", addr, "--poll", "20ms",
+		"--catch-up", "1B", dir)
+	var last string
+	err := waitFor(p, waitLimit, func() bool {
+		st, err := standbyStatus(addr)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%+v", st)
+		return st.State == "following" && st.Applied >= final.Seq
+	})
+	if err != nil {
+		p.stop(t)
+		t.Fatalf("the standby restored at sequence %d never applied the final sequence %d: %v\nits last status: %s", from.Seq, final.Seq, err, last)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("the standby: %v\n%s", err, tail(p.output()))
+	}
+	// The catch-up opens the folder with bulk-load options (vector
+	// memtables, atomic flush) and keeps the application's aside meanwhile:
+	// after the kill and the second run the application's are the newest
+	// again and the copy is gone.
+	if _, err := os.Stat(filepath.Join(dir, rocks.KeptOptionsName)); !os.IsNotExist(err) {
+		t.Fatalf("%s is still in the standby's folder after a clean stop: %v", rocks.KeptOptionsName, err)
+	}
+	if opts := newestOptionsText(t, dir); strings.Contains(opts, "VectorRepFactory") {
+		t.Fatalf("the standby's folder kept the catch-up's bulk-load options as its own:\n%s", opts)
+	}
+	// The killed run may have caught up all the way before the kill: the
+	// second then has nothing to catch up with.
+	for _, l := range strings.Split(p.output(), "\n") {
+		if strings.Contains(l, "caught up") {
+			t.Log(l)
+		}
+	}
+	r.compare(t, dir, final)
+}
+
 // compareLive is compare on the folder of a running standby: a read-only
 // open there races the standby's own compactions (a file that the open's
 // MANIFEST names can be deleted before the open reads it). Such an open
@@ -419,4 +486,29 @@ func (r *run) promote(t *testing.T, final foreign.Mark) {
 	if err != nil {
 		t.Fatalf("the application (%s options) cannot open the promoted folder read-write and find its final state: %v\n%s", r.c.shape, err, out)
 	}
+}
+
+// newestOptionsText returns the text of the newest OPTIONS-<n> file of the
+// database in dir.
+func newestOptionsText(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, bestN := "", -1
+	for _, e := range ents {
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "OPTIONS-"))
+		if strings.HasPrefix(e.Name(), "OPTIONS-") && err == nil && n > bestN {
+			best, bestN = e.Name(), n
+		}
+	}
+	if best == "" {
+		t.Fatalf("no OPTIONS file in %s", dir)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, best))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
