@@ -72,14 +72,20 @@ func Timeline(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl ui
 	if len(segs) == 0 {
 		return nil, nil
 	}
+	if err := fillEnds(ctx, s, m, tl, segs); err != nil {
+		return nil, err
+	}
+	return segs, nil
+}
+
+// fillEnds fills in the ends of segs, a run of timeline tl's segments up to
+// its last, which must not be empty.
+func fillEnds(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, segs []Segment) error {
 	holes := HolesOf(m, tl)
 	for i := range segs[:len(segs)-1] {
 		segs[i].Next = EndBefore(segs[i].First, segs[i+1].First, holes)
 	}
-	if err := readEnd(ctx, s, &segs[len(segs)-1]); err != nil {
-		return nil, err
-	}
-	return segs, nil
+	return readEnd(ctx, s, &segs[len(segs)-1])
 }
 
 // readEnd reads the trailer of a timeline's last segment sg, checks its
@@ -297,11 +303,7 @@ func ends(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32
 	if len(segs) == 0 {
 		return nil, nil
 	}
-	holes := HolesOf(m, tl)
-	for i := range segs[:len(segs)-1] {
-		segs[i].Next = EndBefore(segs[i].First, segs[i+1].First, holes)
-	}
-	if err := readEnd(ctx, s, &segs[len(segs)-1]); err != nil {
+	if err := fillEnds(ctx, s, m, tl, segs); err != nil {
 		return nil, err
 	}
 	for len(segs) > 0 && segs[0].Next <= seq+1 {

@@ -24,8 +24,9 @@ type CatchUpPlan struct {
 
 // PlanCatchUp plans the replay of timeline tl's archived batches after
 // sequence from into a database that holds tl's history up to from (a
-// standby's), up to the last segment that follows on without a gap, and
-// never past limit (a branch point; 0: none). The plan has no steps when
+// standby's), up to the last segment that follows on without a gap, not
+// the segment that ends the timeline (its end marker is the follow path's
+// to read), and never past limit (a branch point; 0: none). The plan has no steps when
 // nothing follows on from from.
 func PlanCatchUp(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl uint32, from, limit uint64) (*CatchUpPlan, error) {
 	segs, err := catalog.After(ctx, s, m, tl, from)
@@ -36,8 +37,8 @@ func PlanCatchUp(ctx context.Context, s objstore.Store, m *manifest.Manifest, tl
 	cp := &CatchUpPlan{Plan: plan}
 	next := from + 1
 	for _, sg := range segs {
-		if sg.First > next || limit > 0 && next > limit {
-			break // a gap or a hole: the standby's own path reads it
+		if sg.First > next || limit > 0 && next > limit || sg.End {
+			break // a gap, a hole, a timeline's end marker: the standby's own path reads it
 		}
 		stop := sg.Next - 1
 		if limit > 0 && stop > limit {

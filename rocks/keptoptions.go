@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/linxGnu/grocksdb"
+
+	"github.com/rockstream/rockstream/internal/durable"
 )
 
 // KeptOptionsName is the copy of a database's own OPTIONS file that an
@@ -38,7 +40,7 @@ func keepOwnOptions(dir string) error {
 	if err != nil {
 		return fmt.Errorf("rocks: keep the options of %s: %w", dir, err)
 	}
-	if err := writeFileSync(kept, data); err != nil {
+	if err := durable.WriteFile(kept, data); err != nil {
 		return fmt.Errorf("rocks: keep the options of %s: %w", dir, err)
 	}
 	return nil
@@ -52,7 +54,7 @@ func dropKeptOptions(dir string) error {
 		return nil
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = durable.SyncDir(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("rocks: drop the kept options of %s: %w", dir, err)
@@ -81,45 +83,6 @@ func loadOptionsFile(dir, path string, cache *grocksdb.Cache) (*grocksdb.LatestO
 		return nil, err
 	}
 	return grocksdb.LoadLatestOptions(tmp, grocksdb.NewDefaultEnv(), true, cache)
-}
-
-// writeFileSync writes data to path through a synced temporary file and a
-// rename, and syncs the folder.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir syncs the folder dir, so that a file created, renamed or removed
-// in it stays so after a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func fileExists(path string) bool {

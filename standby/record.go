@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rockstream/rockstream/internal/durable"
 	"github.com/rockstream/rockstream/manifest"
 	"github.com/rockstream/rockstream/promote"
 	"github.com/rockstream/rockstream/rocks"
@@ -64,42 +65,10 @@ func RecordPromotion(dir string, res promote.Result) error {
 // folder.
 func writeRecord(dir string, doc timelineDoc) error {
 	data, _ := json.Marshal(doc)
-	tmp := filepath.Join(dir, timelineFile+".tmp")
-	err := writeSync(tmp, data)
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, timelineFile))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, timelineFile), data); err != nil {
 		return fmt.Errorf("record the standby's timeline in %s: %w", dir, err)
 	}
 	return nil
-}
-
-func writeSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // readRecord reads the record in dir; found is false when there is none.
