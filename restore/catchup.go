@@ -58,8 +58,6 @@ type CatchUpOptions struct {
 	Concurrency int
 	// Operators are the application's own merge operators (library mode).
 	Operators *rocks.Operators
-	// Progress, if set, is told of the segment bytes as they are read.
-	Progress func(int64)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -101,7 +99,7 @@ func CatchUp(ctx context.Context, s objstore.Store, dir string, cp *CatchUpPlan,
 		return res, fmt.Errorf("catch up %s: the database opens at sequence %d, not at %d", dir, got, plan.Base.Sequence)
 	}
 	fam := &familyChanges{pending: plan.CFChanges}
-	err = applyStepsWith(ctx, rep, s, plan.Steps, plan.Target, o.Concurrency, &res, o.Progress, fam, true)
+	err = applySteps(ctx, rep, s, plan.Steps, plan.Target, o.Concurrency, &res, nil, fam)
 	reached := rep.Next() - 1
 	if err == nil {
 		err = fam.upTo(rep, reached)

@@ -54,6 +54,16 @@
 // manifest.ErrInvalid), a target outside the archive
 // manifest.ErrNotRestorable with the restorable ranges in its text.
 //
+// # Catch-up
+//
+// CatchUp replays, with the same replayer, the segments after the sequence
+// of a database that lives on (a standby's: PlanCatchUp lists them), into
+// that database in place: the families flush together and its own OPTIONS
+// file is kept aside while the bulk-load options are the newest
+// (rocks.ReplayOptions.InPlace), so a crash half-way leaves it at one
+// sequence with its own options; it stops before the first batch with
+// two-phase-commit markers (rocks.ReplayOptions.StopAtTxn).
+//
 // # Targets
 //
 // A sequence target N gives the database holding exactly the batches of

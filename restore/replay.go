@@ -55,21 +55,17 @@ func replay(ctx context.Context, s objstore.Store, plan *manifest.Plan, dir stri
 
 // applySteps adds the batches of the segments of steps to rep, up to
 // target, reading up to conc segments ahead.
+// A replayer told to stop at transaction markers (rocks.ReplayOptions.StopAtTxn:
+// a standby's catch-up) ends without an error at the first batch it refuses
+// for them.
 func applySteps(ctx context.Context, rep *rocks.Replayer, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges) error {
-	return applyStepsWith(ctx, rep, s, steps, target, conc, res, progress, fam, false)
-}
-
-// applyStepsWith is applySteps; with stopAtTxn it ends without an error
-// at the first batch that rep refuses for its transaction markers
-// (rocks.ErrTxnMarkers: rocks.ReplayOptions.StopAtTxn).
-func applyStepsWith(ctx context.Context, rep *rocks.Replayer, s objstore.Store, steps []manifest.Step, target uint64, conc int, res *Result, progress func(int64), fam *familyChanges, stopAtTxn bool) error {
 	keys := make([]string, len(steps))
 	for i, st := range steps {
 		keys[i] = st.Key
 	}
 	p := startPrefetch(ctx, s, keys, conc)
 	defer p.close()
-	r := &replayer{rep: rep, p: p, res: res, progress: progress, target: target, fam: fam, stopAtTxn: stopAtTxn}
+	r := &replayer{rep: rep, p: p, res: res, progress: progress, target: target, fam: fam}
 	for _, st := range steps {
 		if err := r.step(ctx, st); err != nil || r.stopped {
 			return err
@@ -86,8 +82,9 @@ type replayer struct {
 	progress func(int64)
 	target   uint64
 	fam      *familyChanges // created and dropped before the batches after them; nil: none
-	// stopAtTxn: a batch with transaction markers ends the replay (stopped).
-	stopAtTxn, stopped bool
+	// stopped: rep refused a batch for its transaction markers
+	// (rocks.ErrTxnMarkers), which ends the replay.
+	stopped bool
 }
 
 // step applies the batches of one segment that end after st.After and at
@@ -143,7 +140,7 @@ func (r *replayer) batches(ctx context.Context, sr *segments.Reader, st manifest
 			return false, err
 		}
 		if err := r.rep.Add(b.Data); err != nil {
-			if r.stopAtTxn && errors.Is(err, rocks.ErrTxnMarkers) {
+			if errors.Is(err, rocks.ErrTxnMarkers) {
 				r.stopped = true
 				return false, nil
 			}

@@ -29,7 +29,7 @@ const KeptOptionsName = "ROCKSTREAM-OWN-OPTIONS"
 // one is the database's own).
 func keepOwnOptions(dir string) error {
 	kept := filepath.Join(dir, KeptOptionsName)
-	if _, err := os.Stat(kept); err == nil {
+	if fileExists(kept) {
 		return nil
 	}
 	src, err := newestOptionsFile(dir)
@@ -85,6 +85,7 @@ func loadOptionsFile(dir, path string, cache *grocksdb.Cache) (*grocksdb.LatestO
 	return grocksdb.LoadLatestOptions(tmp, grocksdb.NewDefaultEnv(), true, cache)
 }
 
+// fileExists says whether path names an existing file.
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rockstream/rockstream/restore"
 	"github.com/rockstream/rockstream/rocks"
+	"github.com/rockstream/rockstream/segments"
 )
 
 // defaultCatchUpBytes is Options.CatchUpBytes' default: below it the
@@ -90,12 +91,12 @@ func (s *Standby) catchUp(ctx context.Context, tl uint32, limit uint64) (done bo
 	// its column families.
 	s.from, s.txnsRead, s.zero, s.famOpen = s.db.LatestSequence(), false, zeroSpan{}, nil
 	s.update(func(st *Status) {
-		st.State, st.Applied, st.Batches = Following, s.from, st.Batches+res.Batches
+		st.State, st.Batches = Following, st.Batches+res.Batches
 		st.Segments += int64(res.Segments)
-		if !res.Time.IsZero() {
-			st.AppliedTime = res.Time
-		}
 	})
+	if res.Batches > 0 {
+		s.applied(segments.Batch{Time: res.Time}) // the applied sequence, its time, the lag clock
+	}
 	s.log.Info("caught up", "applied", s.from, "batches", res.Batches, "segments", res.Segments,
 		"batch_bytes", res.BatchBytes, "took", res.Replay.Round(time.Millisecond),
 		"mb_per_s", fmt.Sprintf("%.1f", float64(res.BatchBytes)/1e6/max(res.Replay.Seconds(), 1e-3)))

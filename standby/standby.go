@@ -77,10 +77,10 @@ type Options struct {
 	// StreamDrain bounds how long a promotion waits for the stream to
 	// hand over what the old primary's archiver read (default 5s).
 	StreamDrain time.Duration
-	// CatchUpBytes: a standby that starts with at least this many bytes of
-	// segments to apply replays them as a restore does, several times
-	// faster, before it follows (catchup.go). Default 32 MiB; negative:
-	// never.
+	// CatchUpBytes: a standby behind by at least this many bytes of
+	// segments, when it starts or falls behind, replays them as a restore
+	// does, several times faster, then follows (catchup.go). Default
+	// 32 MiB; negative: never.
 	CatchUpBytes int64
 }
 
